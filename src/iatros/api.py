@@ -1,0 +1,486 @@
+"""The public Python API: the same words as the CLI (tasks, train, evaluate, audit, report, runs).
+
+    import iatros.api as ia
+    run = ia.train("breast-cancer-wdbc", epochs=30)
+    ia.evaluate(run, split="val")
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from iatros import __version__
+from iatros.data.splits import SPLIT_NAMES, Split
+from iatros.errors import ConfigError, RunError
+from iatros.evaluate import metrics as M
+from iatros.evaluate.calibration import calibrator_from_dict, fit_calibrator, reliability_curve
+from iatros.evaluate.fairness import audit as audit_attributes
+from iatros.evaluate.fairness import subgroup_audit
+from iatros.kinds import TargetKind
+from iatros.models.registry import ModelSpec, get_model_spec
+from iatros.registry import ModelVersion, Registry, RunEntry
+from iatros.report import write_report
+from iatros.run_folder import (
+    CALIBRATION,
+    CONFIG,
+    METRICS,
+    PREDICTIONS,
+    TRAIN_LOG,
+    RunFolder,
+    now_iso,
+    read_json,
+    slug,
+    write_csv,
+    write_json,
+)
+from iatros.settings import Settings, get_settings
+from iatros.tasks import Task, TaskData, get_task, list_tasks
+from iatros.train.losses import to_probabilities
+from iatros.train.predictors import Predictor, fit_sklearn, fit_torch, load_predictor
+from iatros.train.trainer import Callback, TrainConfig
+
+log = logging.getLogger("iatros")
+
+__all__ = ["audit", "demo", "evaluate", "promote", "report", "runs", "tasks", "train"]
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How a run is scored: bootstrap size, threshold, seed of the resampling."""
+
+    n_boot: int = 1000
+    threshold: float = 0.5
+    seed: int = 0
+
+
+def tasks() -> list[dict[str, Any]]:
+    """Every registered task, as a table row."""
+    return [t.summary() for t in list_tasks()]
+
+
+# --------------------------------------------------------------------------------------------
+# train
+# --------------------------------------------------------------------------------------------
+def _resolve_run_dir(settings: Settings, task: Task, model: str, out: str | Path | None,
+                     resume: bool) -> RunFolder:
+    if out is not None:
+        run = RunFolder(out)
+        if resume:
+            if not run.exists:
+                raise RunError(f"--resume given but {run.path} holds no run to resume")
+            run.config()
+            return run
+        if run.path.exists() and any(run.path.iterdir()):
+            raise RunError(f"{run.path} already exists and is not empty; choose another --out "
+                           f"or add --resume to continue the run in it")
+        return run
+    if resume:
+        candidates = sorted(settings.runs_dir.glob(f"{slug(task.name)}-*"), reverse=True)
+        for path in candidates:
+            folder = RunFolder(path)
+            if folder.exists and not folder.is_complete:
+                return folder
+        raise RunError(f"no unfinished run of {task.name} under {settings.runs_dir} to resume; "
+                       f"pass --out RUN_FOLDER")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = settings.runs_dir / f"{slug(task.name)}-{slug(model)}-{stamp}"
+    path, i = base, 1
+    while path.exists():
+        path, i = base.with_name(f"{base.name}-{i}"), i + 1
+    return RunFolder(path)
+
+
+def _split_summary(task: Task, data: TaskData, split: Split) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in SPLIT_NAMES:
+        rows = split.part(name)
+        entry = {"rows": int(len(rows)), "patients": int(len(np.unique(data.patient_ids[rows])))}
+        if task.target is TargetKind.BINARY:
+            entry["positives"] = int(np.sum(data.targets[rows] == 1))
+        elif task.target in (TargetKind.MULTICLASS, TargetKind.ORDINAL):
+            entry["class_counts"] = np.bincount(data.targets[rows].astype(int),
+                                                minlength=len(task.classes)).tolist()
+        out[name] = entry
+    return out
+
+
+def _check_model(task: Task, model: str) -> ModelSpec:
+    spec = get_model_spec(model)
+    if task.modality not in spec.modalities:
+        raise ConfigError(f"model {model!r} does not read {task.modality.value} data; "
+                          f"task {task.name} supports: {', '.join(task.models)}")
+    return spec
+
+
+def _train_config(spec: ModelSpec, epochs: int | None, seed: int, progress: bool,
+                  overrides: dict[str, Any] | None) -> TrainConfig:
+    known = {f.name for f in fields(TrainConfig)} - {"seed", "progress"}
+    values = {k: v for k, v in {**spec.train_defaults, **(overrides or {})}.items() if k in known}
+    if epochs is not None:
+        values["epochs"] = epochs
+    return TrainConfig(**values, seed=seed, progress=progress)
+
+
+def _new_config(task: Task, spec: ModelSpec, settings: Settings, seed: int,
+                train_config: TrainConfig | None, params: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "task": task.name, "description": task.description, "modality": task.modality.value,
+        "target_kind": task.target.value, "classes": list(task.classes),
+        "model": spec.name, "model_family": spec.family,
+        "model_description": spec.description, "model_params": {**spec.params, **(params or {})},
+        "train": asdict(train_config) if train_config else None,
+        "seed": seed, "epochs": train_config.epochs if train_config else None,
+        "data_root": str(settings.data_root), "device": settings.device,
+        "created": now_iso(), "iatros_version": __version__,
+        "intended_use": task.intended_use, "limitations": list(task.limitations),
+        "source": task.source, "sensitive_attributes": list(task.sensitive_attributes),
+        "primary_metric": task.primary_metric, "split_by": task.split_by,
+    }
+
+
+def _monitor(task: Task) -> Any:
+    def score(outputs: np.ndarray, targets: np.ndarray) -> float:
+        return M.score(task.primary_metric, targets, to_probabilities(outputs, task.target),
+                       task.target)
+    mode = "max" if M.METRICS[task.primary_metric].higher_is_better else "min"
+    return score, mode
+
+
+def train(
+    task: str | Task,
+    *,
+    data_root: str | Path | None = None,
+    out: str | Path | None = None,
+    epochs: int | None = None,
+    seed: int = 0,
+    model: str | None = None,
+    resume: bool = False,
+    device: str | None = None,
+    params: dict[str, Any] | None = None,
+    train_overrides: dict[str, Any] | None = None,
+    eval_options: EvalOptions = EvalOptions(),
+    progress: bool = False,
+    register: bool = True,
+    callbacks: Sequence[Callback] = (),
+    settings: Settings | None = None,
+) -> Path:
+    """Train a model on a task, evaluate it, write its report, register it; return the run folder.
+
+    With `resume`, continue an interrupted run in `out` (or the task's newest unfinished run)
+    from its last checkpoint, using the configuration saved when it started.
+    """
+    settings = (settings or get_settings(device=device)).with_data_root(data_root)
+    task = get_task(task) if isinstance(task, str) else task
+    run = _resolve_run_dir(settings, task, model or task.default_model, out, resume)
+    if resume:
+        saved = run.config()
+        if saved.get("task") != task.name:
+            raise RunError(f"run folder {run.path} belongs to task {saved.get('task')!r}, "
+                           f"not {task.name!r}")
+        if run.is_complete:
+            raise RunError(f"run {run.path} already finished; start a new run instead")
+        if model and model != saved["model"]:
+            raise RunError(f"run {run.path} trains {saved['model']!r}, not {model!r}")
+        model, seed, params = saved["model"], saved["seed"], saved["model_params"]
+        train_overrides = {**(saved.get("train") or {}), **(train_overrides or {})}
+        log.info("resuming %s in %s", task.name, run.path)
+    spec = _check_model(task, model or task.default_model)
+    train_config = (_train_config(spec, epochs, seed, progress, train_overrides)
+                    if spec.family == "torch" else None)
+    data = task.load(settings.data_root)
+    split = task.split(data, seed)
+    run.path.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        config = _new_config(task, spec, settings, seed, train_config, params)
+        config["data"] = {"n_rows": len(data), "n_patients": int(len(np.unique(data.patient_ids))),
+                          "n_features": len(data.feature_names or []),
+                          "features": data.feature_names, "loader": data.source,
+                          "splits": _split_summary(task, data, split)}
+        write_json(run.file(CONFIG), config)
+    run.set_status("running", started=now_iso())
+    try:
+        t0 = time.perf_counter()
+        predictor = _fit(task, spec, data, split, run, settings, seed, train_config, resume,
+                         params, tuple(callbacks))
+        train_seconds = time.perf_counter() - t0
+        _finish(run, task, predictor, data, split, eval_options)
+        run.set_status("complete", finished=now_iso(), train_seconds=round(train_seconds, 2))
+    except (Exception, KeyboardInterrupt) as e:
+        if not isinstance(e, KeyboardInterrupt):
+            run.set_status("failed", error=str(e))
+        raise
+    if register:
+        _register(settings, run)
+    return run.path
+
+
+def _fit(task: Task, spec: ModelSpec, data: TaskData, split: Split, run: RunFolder,
+         settings: Settings, seed: int, train_config: TrainConfig | None, resume: bool,
+         params: dict[str, Any] | None, callbacks: tuple[Callback, ...]) -> Predictor:
+    train_rows, val_rows = split.train, split.val
+    xy_train = (data.inputs[train_rows], data.targets[train_rows])
+    if spec.family == "sklearn":
+        return fit_sklearn(spec, task.target, xy_train, seed=seed, run_dir=run.path, params=params)
+    assert train_config is not None
+    monitor, mode = _monitor(task)
+    predictor, result = fit_torch(
+        spec, task.target, len(task.classes), xy_train,
+        (data.inputs[val_rows], data.targets[val_rows]), train_config, device=settings.device,
+        run_dir=run.path, resume=resume, monitor=monitor, callbacks=callbacks, params=params)
+    if mode == "min":
+        log.warning("primary metric %s is minimised; early stopping follows it", task.primary_metric)
+    history = pd.DataFrame([asdict(r) for r in result.history])
+    write_csv(run.file(TRAIN_LOG), history)
+    log.info("trained %d epochs (best epoch %d, val %s %.4f%s)", result.epochs_run,
+             result.best_epoch, task.primary_metric, result.best_score,
+             f", resumed after epoch {result.resumed_from}" if result.resumed_from else "")
+    return predictor
+
+
+# --------------------------------------------------------------------------------------------
+# scoring
+# --------------------------------------------------------------------------------------------
+def _score_columns(kind: TargetKind, scores: np.ndarray, prefix: str) -> dict[str, np.ndarray]:
+    if kind is TargetKind.BINARY:
+        return {prefix: scores}
+    if kind is TargetKind.REGRESSION:
+        return {"prediction": scores}
+    return {f"{prefix}_{j}": scores[:, j] for j in range(scores.shape[1])}
+
+
+def _prediction_frame(split_name: str, rows: np.ndarray, data: TaskData, kind: TargetKind,
+                      raw: np.ndarray, calibrated: np.ndarray) -> pd.DataFrame:
+    frame = pd.DataFrame({"split": split_name, "row": rows, "patient_id": data.patient_ids[rows]})
+    targets = data.targets[rows]
+    if targets.ndim == 1:
+        frame["target"] = targets
+    else:
+        for j in range(targets.shape[1]):
+            frame[f"target_{j}"] = targets[:, j]
+    if kind is TargetKind.REGRESSION:
+        frame["prediction"] = calibrated
+    else:
+        for name, values in {**_score_columns(kind, calibrated, "prob"),
+                             **_score_columns(kind, raw, "prob_raw")}.items():
+            frame[name] = values
+    for column in data.attributes.columns:
+        frame[f"attr_{column}"] = data.attributes[column].to_numpy()[rows]
+    return frame
+
+
+def _metrics_for(task: Task) -> tuple[str, ...]:
+    return task.metrics or M.default_metrics(task.target)
+
+
+def _score_part(task: Task, targets: np.ndarray, scores: np.ndarray, patients: np.ndarray,
+                options: EvalOptions) -> dict[str, Any]:
+    return M.evaluate(targets, scores, task.target, metrics=_metrics_for(task),
+                      threshold=options.threshold, n_boot=options.n_boot, seed=options.seed,
+                      clusters=patients)
+
+
+def _calibration_section(task: Task, calibrator: Any, targets: np.ndarray, raw: np.ndarray,
+                         calibrated: np.ndarray, patients: np.ndarray,
+                         options: EvalOptions) -> dict[str, Any]:
+    if task.target is TargetKind.REGRESSION:
+        return {}
+    keys = [k for k in ("ece", "brier") if k in M.default_metrics(task.target)]
+    before = M.evaluate(targets, raw, task.target, metrics=keys, threshold=options.threshold,
+                        n_boot=options.n_boot, seed=options.seed, clusters=patients)
+    after = M.evaluate(targets, calibrated, task.target, metrics=keys,
+                       threshold=options.threshold, n_boot=options.n_boot, seed=options.seed,
+                       clusters=patients)
+    info = calibrator.to_dict()
+    return {"method": info.get("method", "none"), "note": info.get("note", ""),
+            "fitted_on": "val", "test_before": before, "test_after": after,
+            "reliability": {"test_before": reliability_curve(targets, raw, task.target),
+                            "test_after": reliability_curve(targets, calibrated, task.target)}}
+
+
+def _audits(task: Task, data: TaskData, rows: np.ndarray, scores: np.ndarray,
+            options: EvalOptions) -> dict[str, Any]:
+    if not task.sensitive_attributes:
+        return {}
+    attrs = data.attributes.iloc[rows][list(task.sensitive_attributes)].reset_index(drop=True)
+    return audit_attributes(data.targets[rows], scores, attrs, task.target,
+                            metrics=_metrics_for(task), threshold=options.threshold,
+                            n_boot=options.n_boot, seed=options.seed,
+                            clusters=data.patient_ids[rows])
+
+
+def _finish(run: RunFolder, task: Task, predictor: Predictor, data: TaskData, split: Split,
+            options: EvalOptions) -> None:
+    """Predict val and test, calibrate on val, write predictions, metrics and the report."""
+    raw = {name: predictor.predict_scores(data.inputs[split.part(name)]) for name in ("val", "test")}
+    val_y = data.targets[split.val]
+    calibrator = fit_calibrator(task.target, raw["val"], val_y)
+    write_json(run.file(CALIBRATION), calibrator.to_dict())
+    calibrated = {name: calibrator.transform(scores) for name, scores in raw.items()}
+    frames = [_prediction_frame(name, split.part(name), data, task.target, raw[name],
+                                calibrated[name]) for name in ("val", "test")]
+    write_csv(run.file(PREDICTIONS), pd.concat(frames, ignore_index=True))
+    test = split.test
+    metrics = {
+        "task": task.name, "model": predictor.info.get("name"), "target_kind": task.target.value,
+        "primary_metric": task.primary_metric, "threshold": options.threshold,
+        "splits": {name: _score_part(task, data.targets[split.part(name)], calibrated[name],
+                                     data.patient_ids[split.part(name)], options)
+                   for name in ("test", "val")},
+        "calibration": _calibration_section(task, calibrator, data.targets[test], raw["test"],
+                                            calibrated["test"], data.patient_ids[test], options),
+        "subgroups": _audits(task, data, test, calibrated["test"], options),
+        "bootstrap": {"n_boot": options.n_boot, "seed": options.seed, "unit": "patient",
+                      "ci": 0.95},
+    }
+    write_json(run.file(METRICS), metrics)
+    write_report(run.path)
+
+
+def _register(settings: Settings, run: RunFolder) -> RunEntry:
+    config = run.config()
+    metrics = read_json(run.file(METRICS))
+    primary = config.get("primary_metric") or metrics.get("primary_metric")
+    return Registry(settings.database_url).register_run(
+        run.path, config["task"], config["model"], config["seed"], primary,
+        metrics["splits"]["test"].get(primary))
+
+
+# --------------------------------------------------------------------------------------------
+# evaluate / audit / report / registry
+# --------------------------------------------------------------------------------------------
+def _open_run(run: str | Path, task: str | None = None) -> tuple[RunFolder, dict[str, Any], Task]:
+    folder = RunFolder(run)
+    config = folder.require_complete(task)
+    return folder, config, get_task(config["task"])
+
+
+def evaluate(run: str | Path, *, data_root: str | Path | None = None, split: str | None = None,
+             task: str | None = None, eval_options: EvalOptions = EvalOptions(),
+             device: str | None = None, settings: Settings | None = None) -> dict[str, Any]:
+    """Score a finished run on a split of its data or on another copy of the same dataset.
+
+    `split` is train, val, test or all; the default is test on the training data root and all
+    rows on another root. Results go to RUN/evaluations/NAME/ and are returned.
+    """
+    folder, config, task_obj = _open_run(run, task)
+    settings = (settings or get_settings(device=device)).with_data_root(
+        data_root or config["data_root"])
+    external = Path(settings.data_root) != Path(config["data_root"])
+    split = split or ("all" if external else "test")
+    if split not in (*SPLIT_NAMES, "all"):
+        raise ConfigError(f"--split must be one of train, val, test, all; got {split!r}")
+    data = task_obj.load(settings.data_root)
+    rows = (np.arange(len(data)) if split == "all"
+            else task_obj.split(data, config["seed"]).part(split))
+    predictor = load_predictor(folder.path, settings.device)
+    calibrator = calibrator_from_dict(read_json(folder.file(CALIBRATION)))
+    raw = predictor.predict_scores(data.inputs[rows])
+    calibrated = calibrator.transform(raw)
+    threshold = read_json(folder.file(METRICS)).get("threshold", eval_options.threshold)
+    options = EvalOptions(eval_options.n_boot, threshold, eval_options.seed)
+    name = f"{split}-{slug(Path(settings.data_root).name)}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out_dir = folder.path / "evaluations" / name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = {
+        "task": task_obj.name, "model": config["model"], "target_kind": task_obj.target.value,
+        "primary_metric": task_obj.primary_metric, "threshold": threshold,
+        "data_root": str(settings.data_root), "split": split, "external": external,
+        "splits": {split: _score_part(task_obj, data.targets[rows], calibrated,
+                                      data.patient_ids[rows], options)},
+        "subgroups": _audits(task_obj, data, rows, calibrated, options),
+        "bootstrap": {"n_boot": options.n_boot, "seed": options.seed, "unit": "patient",
+                      "ci": 0.95},
+        "created": now_iso(),
+    }
+    write_csv(out_dir / PREDICTIONS, _prediction_frame(split, rows, data, task_obj.target, raw,
+                                                       calibrated))
+    write_json(out_dir / METRICS, result)
+    write_report(folder.path)
+    result["path"] = str(out_dir)
+    return result
+
+
+def audit(run: str | Path, *, by: str, split: str = "test",
+          eval_options: EvalOptions = EvalOptions()) -> dict[str, Any]:
+    """Subgroup audit of a finished run's predictions by one attribute."""
+    folder, config, task_obj = _open_run(run)
+    frame = pd.read_csv(folder.file(PREDICTIONS), dtype={"patient_id": str})
+    column = f"attr_{by}"
+    available = [c.removeprefix("attr_") for c in frame.columns if c.startswith("attr_")]
+    if column not in frame.columns:
+        raise ConfigError(f"run {folder.path} has no attribute {by!r}; available: "
+                          f"{', '.join(available) or 'none (this task has no sensitive attributes)'}")
+    part = frame[frame["split"] == split]
+    if part.empty:
+        raise ConfigError(f"run {folder.path} has no predictions for split {split!r} (val, test)")
+    kind = task_obj.target
+    scores = _scores_from_frame(part, kind)
+    threshold = read_json(folder.file(METRICS)).get("threshold", eval_options.threshold)
+    return subgroup_audit(part["target"].to_numpy(), scores, part[column].to_numpy(), kind,
+                          attribute=by, metrics=_metrics_for(task_obj), threshold=threshold,
+                          n_boot=eval_options.n_boot, seed=eval_options.seed,
+                          clusters=part["patient_id"].to_numpy())
+
+
+def _scores_from_frame(frame: pd.DataFrame, kind: TargetKind) -> np.ndarray:
+    if kind is TargetKind.BINARY:
+        return frame["prob"].to_numpy(float)
+    if kind is TargetKind.REGRESSION:
+        return frame["prediction"].to_numpy(float)
+    cols = sorted((c for c in frame.columns if c.startswith("prob_") and c[5:].isdigit()),
+                  key=lambda c: int(c[5:]))
+    return frame[cols].to_numpy(float)
+
+
+def report(run: str | Path) -> Path:
+    """Re-draw the figures and rewrite report.html of a finished run."""
+    folder, _, _ = _open_run(run)
+    return write_report(folder.path)
+
+
+def runs(task: str | None = None, limit: int | None = None,
+         settings: Settings | None = None) -> list[RunEntry]:
+    """Registered runs, newest first."""
+    return Registry((settings or get_settings()).database_url).runs(task, limit)
+
+
+def promote(run: str | Path, name: str, stage: str = "candidate",
+            settings: Settings | None = None) -> ModelVersion:
+    """Register a finished run as the next version of a named model."""
+    settings = settings or get_settings()
+    registry = Registry(settings.database_url)
+    if not str(run).isdigit():
+        RunFolder(run).require_complete()
+    return registry.promote(run, name, stage)
+
+
+DEMO_TASKS = ("breast-cancer-wdbc", "whas500-mortality-1y")
+DEMO_MODELS = ("mlp", "logreg", "gbm")
+
+
+def demo(out: str | Path | None = None, *, seed: int = 0, progress: bool = False,
+         settings: Settings | None = None) -> list[dict[str, Any]]:
+    """Train and evaluate every demo task with each model, offline; one summary row per run."""
+    settings = settings or get_settings()
+    base = Path(out) if out else settings.runs_dir / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    rows = []
+    for task_name in DEMO_TASKS:
+        for model in DEMO_MODELS:
+            t0 = time.perf_counter()
+            path = train(task_name, model=model, seed=seed, out=base / f"{task_name}-{model}",
+                         progress=progress, settings=settings)
+            metrics = read_json(path / METRICS)
+            primary = metrics["primary_metric"]
+            rows.append({"task": task_name, "model": model, "metric": primary,
+                         **metrics["splits"]["test"][primary],
+                         "seconds": round(time.perf_counter() - t0, 1),
+                         "report": str(path / "report.html")})
+    return rows

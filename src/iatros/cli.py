@@ -1,0 +1,246 @@
+"""The `iatros` command line: a thin Typer layer over iatros.api."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from iatros.errors import IatrosError
+
+app = typer.Typer(
+    name="iatros",
+    help="Deep learning in medicine: train, evaluate, audit and document clinical models.\n\n"
+         "A TASK says what to predict from which data; `iatros train TASK` writes a RUN folder "
+         "(checkpoint, predictions, metrics with 95% CIs, subgroup audit, report.html) and "
+         "registers it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+DataRoot = Annotated[Path | None, typer.Option(
+    "--data-root", help="Folder with input datasets (read-only). Default: $IATROS_DATA, "
+                        "else ~/.cache/iatros/data.")]
+Boot = Annotated[int, typer.Option("--n-boot", min=0,
+                                   help="Bootstrap resamples for 95% confidence intervals.")]
+Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _fmt(entry: dict[str, Any] | None) -> str:
+    if not entry or entry.get("value") is None:
+        return "n/a"
+    lo, hi = entry.get("ci95") or [None, None]
+    ci = f" ({lo:.3f}-{hi:.3f})" if lo is not None and hi is not None else ""
+    return f"{entry['value']:.3f}{ci}"
+
+
+def _progress(flag: bool | None) -> bool:
+    return sys.stderr.isatty() if flag is None else flag
+
+
+@app.command("tasks")
+def tasks_cmd(as_json: Json = False) -> None:
+    """List the registered tasks."""
+    from iatros import api
+    from iatros.tasks import list_families
+
+    rows = api.tasks()
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title="iatros tasks")
+    for col in ("task", "modality", "target", "models", "audit by", "description"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["name"], r["modality"], r["target"], ", ".join(r["models"]),
+                      ", ".join(r["sensitive_attributes"]) or "-", r["description"])
+    out.print(table)
+    families = list_families()
+    if families:
+        out.print("Task families: " + ", ".join(f"{f}:ARG" for f in families))
+
+
+@app.command("train")
+def train_cmd(
+    task: Annotated[str, typer.Argument(help="Task name (see `iatros tasks`).")],
+    data_root: DataRoot = None,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Run folder to create (default: $IATROS_HOME/runs/TASK-MODEL-TIME).")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Maximum epochs (torch models).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the split, initialisation and batches.")] = 0,
+    model: Annotated[str | None, typer.Option(help="Model name (default: the task's).")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue an interrupted run (--out, or the task's newest unfinished "
+                         "run) from its last checkpoint.")] = False,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, or auto.")] = None,
+    n_boot: Boot = 1000,
+    threshold: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="Decision threshold on the calibrated probability.")] = 0.5,
+    progress: Annotated[bool | None, typer.Option(
+        "--progress/--no-progress", help="Progress bars (default: when stderr is a terminal).")
+    ] = None,
+) -> None:
+    """Train TASK, evaluate it with CIs, audit subgroups, write report.html; print the run path."""
+    from iatros import api
+
+    path = api.train(task, data_root=data_root, out=out_dir, epochs=epochs, seed=seed,
+                     model=model, resume=resume, device=device, progress=_progress(progress),
+                     eval_options=api.EvalOptions(n_boot=n_boot, threshold=threshold, seed=seed))
+    metrics = json.loads((path / "metrics.json").read_text())
+    primary = metrics["primary_metric"]
+    test = metrics["splits"]["test"][primary]
+    err.print(f"test {primary} {_fmt(test)}, n={test.get('n')}; report: {path / 'report.html'}")
+    print(path)
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    run: Annotated[Path, typer.Argument(help="Run folder.")],
+    data_root: DataRoot = None,
+    split: Annotated[str | None, typer.Option(
+        help="train, val, test or all (default: test; all on another data root).")] = None,
+    n_boot: Boot = 1000,
+    as_json: Json = False,
+) -> None:
+    """Score a finished run on a split, or on another copy of its dataset (--data-root)."""
+    from iatros import api
+
+    result = api.evaluate(run, data_root=data_root, split=split,
+                          eval_options=api.EvalOptions(n_boot=n_boot))
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    (part,) = result["splits"].values()
+    table = Table(title=f"{result['task']} ({result['model']}) on {result['split']} of "
+                        f"{result['data_root']}")
+    for col in ("metric", "value (95% CI)", "n"):
+        table.add_column(col)
+    for name, entry in part.items():
+        table.add_row(name, _fmt(entry), str(entry.get("n")))
+    out.print(table)
+    print(result["path"])
+
+
+@app.command("audit")
+def audit_cmd(
+    run: Annotated[Path, typer.Argument(help="Run folder.")],
+    by: Annotated[str, typer.Option("--by", help="Sensitive attribute, e.g. sex or age_group.")],
+    split: Annotated[str, typer.Option(help="val or test.")] = "test",
+    n_boot: Boot = 1000,
+    as_json: Json = False,
+) -> None:
+    """Subgroup (fairness) audit: each metric per group, the largest gaps, EOD and DPD."""
+    from iatros import api
+
+    result = api.audit(run, by=by, split=split, eval_options=api.EvalOptions(n_boot=n_boot))
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    groups = result["groups"]
+    metric_names = list(next(iter(groups.values()))["metrics"]) if groups else []
+    table = Table(title=f"audit by {by} ({split} split)")
+    table.add_column("group")
+    table.add_column("n")
+    for m in metric_names:
+        table.add_column(m)
+    for label, g in groups.items():
+        table.add_row(label, str(g["n"]), *(_fmt(g["metrics"].get(m)) for m in metric_names))
+    table.add_row("largest gap", "", *(_fmt(result["gaps"].get(m)) for m in metric_names))
+    out.print(table)
+    for key in ("equalized_odds_difference", "demographic_parity_difference"):
+        if key in result:
+            out.print(f"{key.replace('_', ' ')}: {_fmt(result[key])}")
+    if result.get("small_groups"):
+        out.print(f"groups too small to compare: {', '.join(result['small_groups'])}")
+
+
+@app.command("report")
+def report_cmd(run: Annotated[Path, typer.Argument(help="Run folder.")]) -> None:
+    """Redraw the figures and rewrite RUN/report.html."""
+    from iatros import api
+
+    print(api.report(run))
+
+
+@app.command("runs")
+def runs_cmd(
+    task: Annotated[str | None, typer.Option(help="Only runs of this task.")] = None,
+    limit: Annotated[int, typer.Option(help="Show at most this many.")] = 50,
+    as_json: Json = False,
+) -> None:
+    """List registered runs with task, date and headline test metric."""
+    from iatros import api
+
+    entries = api.runs(task, limit)
+    if as_json:
+        print(json.dumps([e.__dict__ for e in entries], indent=2, default=str))
+        return
+    table = Table(title="registered runs (newest first)")
+    for col in ("id", "task", "model", "created", "test metric (95% CI)", "n", "path"):
+        table.add_column(col, overflow="fold")
+    for e in entries:
+        entry = {"value": e.value, "ci95": [e.ci_low, e.ci_high]}
+        table.add_row(str(e.id), e.task, e.model, e.created.strftime("%Y-%m-%d %H:%M"),
+                      f"{e.metric} {_fmt(entry)}", str(e.n), e.path)
+    out.print(table)
+
+
+@app.command("promote")
+def promote_cmd(
+    run: Annotated[str, typer.Argument(help="Run folder or registry id.")],
+    name: Annotated[str, typer.Option("--name", help="Model name to version.")],
+    stage: Annotated[str, typer.Option(help="candidate, staging or production.")] = "candidate",
+) -> None:
+    """Promote a run to the next version of a named model."""
+    from iatros import api
+
+    mv = api.promote(run, name, stage)
+    print(f"{mv.name} v{mv.version} ({mv.stage}) <- run {mv.run.id} {mv.run.path}")
+
+
+@app.command("demo")
+def demo_cmd(
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for the demo runs.")] = None,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress")] = None,
+) -> None:
+    """Train and evaluate the demo tasks offline, write and register their reports."""
+    from iatros import api
+
+    rows = api.demo(out_dir, progress=_progress(progress))
+    table = Table(title="iatros demo: test-set results (95% bootstrap CI)")
+    for col in ("task", "model", "metric (95% CI)", "n", "seconds", "report"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["task"], r["model"], f"{r['metric']} {_fmt(r)}", str(r["n"]),
+                      str(r["seconds"]), r["report"])
+    out.print(table)
+    print(f"reports: {Path(rows[0]['report']).parent.parent}")
+
+
+def main() -> None:
+    """Entry point: user errors print one line and exit 2, without a traceback."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("iatros")
+    logger.addHandler(handler)
+    logger.setLevel(os.environ.get("IATROS_LOG", "INFO"))
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    try:
+        app()
+    except IatrosError as e:
+        err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

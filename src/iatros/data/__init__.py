@@ -1,0 +1,1 @@
+"""Data: the data home (read-only root, downloads with checksums), sources and splits."""

@@ -1,0 +1,1 @@
+"""One module per dataset: each reads its records and checks them, returning plain tables."""

@@ -1,0 +1,61 @@
+"""The model registry: what each model name builds, for which modalities, with which defaults."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from iatros.errors import ConfigError
+from iatros.kinds import Modality
+
+Family = Literal["torch", "sklearn"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A named model.
+
+    torch models: `build(n_inputs, n_outputs, **params) -> nn.Module`, trained by the one Trainer.
+    sklearn models: `build(kind, seed, **params) -> estimator` with fit / predict(_proba).
+    `train_defaults` are Trainer settings that suit this model (lr, batch size, epochs, ...).
+    """
+
+    name: str
+    family: Family
+    modalities: tuple[Modality, ...]
+    build: Callable[..., Any]
+    description: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    train_defaults: dict[str, Any] = field(default_factory=dict)
+
+
+_MODELS: dict[str, ModelSpec] = {}
+_BUILTIN_MODULES = ("iatros.models.tabular",)
+_loaded = False
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    _MODELS[spec.name] = spec
+    return spec
+
+
+def _load_builtin() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for module in _BUILTIN_MODULES:
+            importlib.import_module(module)
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    _load_builtin()
+    if name not in _MODELS:
+        raise ConfigError(f"no model named {name!r}; known models: {', '.join(sorted(_MODELS))}")
+    return _MODELS[name]
+
+
+def list_models() -> list[ModelSpec]:
+    _load_builtin()
+    return [_MODELS[k] for k in sorted(_MODELS)]

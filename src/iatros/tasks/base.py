@@ -1,0 +1,123 @@
+"""What a task is: the data it loads, what it predicts, how it splits, what it audits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from iatros.data.splits import Split, assert_no_leak, group_split, predefined_split
+from iatros.errors import CorruptDataError
+from iatros.kinds import Modality, TargetKind
+
+
+@dataclass
+class TaskData:
+    """Loaded records: one row per sample, with the patient each belongs to.
+
+    `inputs` is whatever the task's models consume (a float matrix for tabular tasks).
+    `attributes` holds sensitive attributes (sex, age group, ...) for subgroup audits.
+    `split` optionally holds a split shipped with the dataset ('train' / 'val' / 'test').
+    """
+
+    inputs: Any
+    targets: np.ndarray
+    patient_ids: np.ndarray
+    attributes: pd.DataFrame
+    feature_names: list[str] | None = None
+    split: np.ndarray | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        n = len(self.targets)
+        self.patient_ids = np.asarray(self.patient_ids).astype(str)
+        for name, value in (("inputs", self.inputs), ("patient_ids", self.patient_ids),
+                            ("attributes", self.attributes)):
+            if len(value) != n:
+                raise CorruptDataError(
+                    f"{self.source or 'dataset'}: {name} has {len(value)} rows but targets has {n}"
+                )
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def take(self, rows: np.ndarray) -> TaskData:
+        """The subset of rows, e.g. one split part."""
+        inputs = self.inputs[rows] if hasattr(self.inputs, "__getitem__") else self.inputs
+        return TaskData(
+            inputs=inputs,
+            targets=self.targets[rows],
+            patient_ids=self.patient_ids[rows],
+            attributes=self.attributes.iloc[rows].reset_index(drop=True),
+            feature_names=self.feature_names,
+            split=None if self.split is None else self.split[rows],
+            source=self.source,
+        )
+
+
+@dataclass(frozen=True)
+class Task:
+    """A prediction problem: name, modality, target kind, loader, split rule, audit attributes."""
+
+    name: str
+    description: str
+    modality: Modality
+    target: TargetKind
+    loader: Callable[[Path], TaskData]
+    classes: tuple[str, ...] = ()
+    sensitive_attributes: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+    primary_metric: str = "auroc"
+    default_model: str = "mlp"
+    models: tuple[str, ...] = ("mlp", "logreg", "gbm")
+    split_by: str = "patient"
+    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    source: str = ""
+    intended_use: str = ""
+    limitations: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def load(self, data_root: Path) -> TaskData:
+        """Read the task's records from the data root (or from an installed package)."""
+        data = self.loader(Path(data_root))
+        missing = [a for a in self.sensitive_attributes if a not in data.attributes.columns]
+        if missing:
+            raise CorruptDataError(f"task {self.name}: loader did not provide attributes {missing}")
+        return data
+
+    def split(self, data: TaskData, seed: int = 0) -> Split:
+        """Train/val/test rows; by patient, stratified on the target when it is categorical."""
+        if data.split is not None:
+            return predefined_split(data.split, data.patient_ids)
+        strata = data.targets if self.target in (TargetKind.BINARY, TargetKind.MULTICLASS,
+                                                 TargetKind.ORDINAL) else None
+        split = group_split(data.patient_ids, strata=strata, fractions=self.split_fractions,
+                            seed=seed)
+        assert_no_leak(split, data.patient_ids, self.split_by)
+        return split
+
+    def summary(self) -> dict[str, Any]:
+        """One line of the task table."""
+        return {
+            "name": self.name,
+            "modality": self.modality.value,
+            "target": self.target.value,
+            "classes": list(self.classes),
+            "default_model": self.default_model,
+            "models": list(self.models),
+            "sensitive_attributes": list(self.sensitive_attributes),
+            "primary_metric": self.primary_metric,
+            "description": self.description,
+        }
+
+
+def describe_counts(targets: np.ndarray, kind: TargetKind) -> int | None:
+    """Number of positives for a binary target, else None."""
+    if kind is TargetKind.BINARY:
+        return int(np.sum(np.asarray(targets) == 1))
+    return None
+

@@ -1,0 +1,137 @@
+"""Fitted models behind one interface, saved in and loaded from a run folder.
+
+A predictor maps a task's inputs to scores in the metrics module's convention (probabilities
+for classification, values for regression), whether a torch network or a scikit-learn model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import torch
+from torch.utils.data import Dataset, TensorDataset
+
+from iatros.errors import RunError
+from iatros.kinds import TargetKind
+from iatros.models.registry import ModelSpec, get_model_spec
+from iatros.train.losses import loss_for, n_outputs, to_probabilities
+from iatros.train.trainer import Callback, Monitor, TrainConfig, Trainer, TrainResult
+
+MODEL_INFO = "model.json"
+CHECKPOINTS = "checkpoints"
+
+
+def array_dataset(inputs: np.ndarray, targets: np.ndarray, kind: TargetKind) -> Dataset:
+    """A TensorDataset of float features and targets typed for the kind's loss."""
+    x = torch.as_tensor(np.asarray(inputs, dtype=np.float32))
+    dtype = torch.long if kind in (TargetKind.MULTICLASS, TargetKind.ORDINAL) else torch.float32
+    return TensorDataset(x, torch.as_tensor(np.asarray(targets), dtype=dtype))
+
+
+@dataclass
+class TorchPredictor:
+    """A torch network and the Trainer that runs its inference."""
+
+    network: torch.nn.Module
+    kind: TargetKind
+    trainer: Trainer
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def predict_scores(self, inputs: Any) -> np.ndarray:
+        dummy = np.zeros(len(inputs), dtype=np.float32)
+        outputs = self.trainer.predict(self.network, array_dataset(inputs, dummy, self.kind))
+        return to_probabilities(outputs, self.kind)
+
+
+@dataclass
+class SklearnPredictor:
+    """A fitted scikit-learn estimator or pipeline."""
+
+    estimator: Any
+    kind: TargetKind
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def predict_scores(self, inputs: Any) -> np.ndarray:
+        x = np.asarray(inputs, dtype=np.float64)
+        if self.kind is TargetKind.REGRESSION:
+            return np.asarray(self.estimator.predict(x), dtype=np.float64)
+        proba = np.asarray(self.estimator.predict_proba(x), dtype=np.float64)
+        return proba[:, 1] if self.kind is TargetKind.BINARY else proba
+
+
+Predictor = TorchPredictor | SklearnPredictor
+
+
+def _write_info(run_dir: Path, info: dict[str, Any]) -> None:
+    (run_dir / MODEL_INFO).write_text(json.dumps(info, indent=2, default=str))
+
+
+def fit_torch(spec: ModelSpec, kind: TargetKind, n_classes: int,
+              train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
+              config: TrainConfig, *, device: str, run_dir: Path, resume: bool = False,
+              monitor: Monitor | None = None, callbacks: tuple[Callback, ...] = (),
+              params: dict[str, Any] | None = None, balance: bool = False,
+              ) -> tuple[TorchPredictor, TrainResult]:
+    """Build the network, train it with the one Trainer, keep the best epoch's weights."""
+    params = {**spec.params, **(params or {})}
+    x_train, y_train = train
+    n_inputs = int(np.asarray(x_train).shape[1])
+    width = n_outputs(kind, n_classes)
+    network = spec.build(n_inputs, width, **params)
+    if hasattr(network, "fit_preprocessing"):
+        network.fit_preprocessing(x_train)
+    trainer = Trainer(config, device=device, checkpoint_dir=run_dir / CHECKPOINTS,
+                      callbacks=callbacks)
+    info = {"name": spec.name, "family": "torch", "kind": kind.value, "n_inputs": n_inputs,
+            "n_outputs": width, "params": params}
+    _write_info(run_dir, info)
+    result = trainer.fit(network, loss_for(kind, y_train, balance=balance),
+                         array_dataset(x_train, y_train, kind), array_dataset(*val, kind),
+                         monitor=monitor, resume=resume)
+    return TorchPredictor(network, kind, trainer, info), result
+
+
+def fit_sklearn(spec: ModelSpec, kind: TargetKind, train: tuple[np.ndarray, np.ndarray], *,
+                seed: int, run_dir: Path, params: dict[str, Any] | None = None,
+                ) -> SklearnPredictor:
+    """Fit a classical baseline on the training rows and save it."""
+    params = {**spec.params, **(params or {})}
+    estimator = spec.build(kind, seed, **params)
+    x_train, y_train = train
+    estimator.fit(np.asarray(x_train, dtype=np.float64), np.asarray(y_train))
+    info = {"name": spec.name, "family": "sklearn", "kind": kind.value, "params": params}
+    tmp = run_dir / "model.joblib.tmp"
+    joblib.dump(estimator, tmp)
+    tmp.replace(run_dir / "model.joblib")
+    _write_info(run_dir, info)
+    return SklearnPredictor(estimator, kind, info)
+
+
+def load_predictor(run_dir: Path, device: str = "cpu") -> Predictor:
+    """The fitted model saved in a run folder (best checkpoint for torch models)."""
+    info_path = run_dir / MODEL_INFO
+    try:
+        info = json.loads(info_path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise RunError(f"cannot read {info_path}: {e}; the run folder is incomplete") from e
+    spec = get_model_spec(info["name"])
+    kind = TargetKind(info["kind"])
+    if info["family"] == "sklearn":
+        path = run_dir / "model.joblib"
+        try:
+            return SklearnPredictor(joblib.load(path), kind, info)
+        except Exception as e:
+            raise RunError(f"cannot load {path}: {e}") from e
+    network = spec.build(info["n_inputs"], info["n_outputs"], **info["params"])
+    path = run_dir / CHECKPOINTS / "best.pt"
+    try:
+        network.load_state_dict(torch.load(path, map_location="cpu")["model"])
+    except Exception as e:
+        raise RunError(f"cannot load checkpoint {path}: {e}") from e
+    trainer = Trainer(TrainConfig(progress=False), device=device)
+    return TorchPredictor(network, kind, trainer, info)

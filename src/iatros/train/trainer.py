@@ -1,0 +1,317 @@
+"""The one training loop for every torch model in iatros.
+
+Mini-batches, AdamW/SGD, cosine or plateau schedules, early stopping on a validation score,
+best-checkpoint selection, resume after a crash, seeds, progress bars, CPU or GPU with mixed
+precision. Data arrive as torch Datasets whose items are (inputs, target); inputs may be a
+tensor or a dict of tensors, and the model is called as `model(inputs)`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from iatros.errors import ConfigError, RunError
+from iatros.train.seed import rng_state, seed_everything, set_rng_state
+
+Monitor = Callable[[np.ndarray, np.ndarray], float]
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run; stored in the checkpoint so a resume uses the same ones."""
+
+    epochs: int = 50
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    optimizer: str = "adamw"
+    scheduler: str = "cosine"
+    patience: int = 10
+    min_delta: float = 0.0
+    grad_clip: float | None = 5.0
+    seed: int = 0
+    deterministic: bool = True
+    amp: bool | None = None
+    num_workers: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ConfigError(f"epochs, batch_size and lr must be positive: {self}")
+        if self.optimizer not in ("adamw", "adam", "sgd"):
+            raise ConfigError(f"optimizer must be adamw, adam or sgd, not {self.optimizer!r}")
+        if self.scheduler not in ("cosine", "plateau", "none"):
+            raise ConfigError(f"scheduler must be cosine, plateau or none, not {self.scheduler!r}")
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_metric: float
+    lr: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_score: float
+    epochs_run: int
+    stopped_early: bool
+    resumed_from: int
+    history: list[EpochRecord] = field(default_factory=list)
+
+
+class Callback:
+    """Hooks called by the Trainer; override what you need."""
+
+    def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None:
+        """Called after the epoch's checkpoint is safely on disk."""
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move a tensor, or the tensors inside dicts/lists/tuples, to `device`."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """torch.save to a temporary file then rename, so a crash never leaves a torn checkpoint."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """Fits a model; with `checkpoint_dir`, saves last.pt every epoch and best.pt on improvement."""
+
+    def __init__(self, config: TrainConfig, device: str = "cpu",
+                 checkpoint_dir: Path | None = None,
+                 callbacks: Sequence[Callback] = ()) -> None:
+        self.config = config
+        self.device = torch.device(device)
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.callbacks = list(callbacks)
+        self._best_in_memory: dict[str, torch.Tensor] | None = None
+        amp = config.amp if config.amp is not None else self.device.type == "cuda"
+        self.amp_dtype: torch.dtype | None = None
+        if amp:
+            bf16 = self.device.type == "cpu" or torch.cuda.is_bf16_supported()
+            self.amp_dtype = torch.bfloat16 if bf16 else torch.float16
+
+    # -- public -------------------------------------------------------------------------------
+    def fit(self, model: nn.Module, loss_fn: nn.Module, train_set: Dataset, val_set: Dataset,
+            monitor: Monitor | None = None, mode: str = "max", resume: bool = False,
+            ) -> TrainResult:
+        """Train until `epochs` or early stopping; leaves the best weights loaded in `model`.
+
+        `monitor(val_outputs, val_targets)` scores an epoch (higher is better when mode="max");
+        without one, validation loss is used. A NaN score counts as no improvement.
+        """
+        cfg = self.config
+        if mode not in ("max", "min"):
+            raise ConfigError(f"mode must be 'max' or 'min', not {mode!r}")
+        if monitor is None:
+            mode = "min"
+        seed_everything(cfg.seed, cfg.deterministic)
+        model.to(self.device)
+        loss_fn.to(self.device)
+        optimizer = self._optimizer(model)
+        scheduler = self._scheduler(optimizer)
+        scaler = torch.amp.GradScaler(enabled=self.amp_dtype is torch.float16)
+        state = {"epoch": 0, "best_score": -math.inf if mode == "max" else math.inf,
+                 "best_epoch": 0, "bad_epochs": 0, "history": []}
+        if resume:
+            state = self._restore(model, optimizer, scheduler, scaler)
+        start = state["epoch"]
+        history = [EpochRecord(**r) for r in state["history"]]
+        stopped = False
+        bar = tqdm(range(start, cfg.epochs), desc="train", unit="epoch", initial=start,
+                   total=cfg.epochs, disable=not cfg.progress, leave=False)
+        for epoch in bar:
+            t0 = time.perf_counter()
+            train_loss = self._train_epoch(model, loss_fn, train_set, optimizer, scaler, epoch)
+            outputs, targets, val_loss = self._evaluate(model, loss_fn, val_set)
+            score = monitor(outputs, targets) if monitor is not None else val_loss
+            if scheduler is not None:
+                if cfg.scheduler == "plateau":
+                    scheduler.step(score if math.isfinite(score) else 0.0)
+                else:
+                    scheduler.step()
+            record = EpochRecord(epoch + 1, train_loss, val_loss, float(score),
+                                 optimizer.param_groups[0]["lr"], time.perf_counter() - t0)
+            history.append(record)
+            improved = self._improved(score, state["best_score"], mode)
+            if improved:
+                state.update(best_score=float(score), best_epoch=epoch + 1, bad_epochs=0)
+                self._save_best(model, epoch + 1, float(score))
+            else:
+                state["bad_epochs"] += 1
+            state["epoch"] = epoch + 1
+            state["history"] = [asdict(r) for r in history]
+            self._save_last(model, optimizer, scheduler, scaler, state)
+            bar.set_postfix(loss=f"{train_loss:.4f}", val=f"{score:.4f}")
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, record)
+            if cfg.patience and state["bad_epochs"] >= cfg.patience:
+                stopped = True
+                break
+        bar.close()
+        self._load_best(model)
+        return TrainResult(best_epoch=state["best_epoch"], best_score=state["best_score"],
+                           epochs_run=state["epoch"], stopped_early=stopped, resumed_from=start,
+                           history=history)
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, dataset: Dataset) -> np.ndarray:
+        """Raw model outputs (logits) for every item, in order."""
+        outputs, _, _ = self._evaluate(model, None, dataset)
+        return outputs
+
+    # -- internals ----------------------------------------------------------------------------
+    def _loader(self, dataset: Dataset, shuffle: bool, epoch: int = 0) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch)
+        return DataLoader(dataset, batch_size=self.config.batch_size, shuffle=shuffle,
+                          generator=generator, num_workers=self.config.num_workers,
+                          pin_memory=self.device.type == "cuda",
+                          drop_last=shuffle and len(dataset) > self.config.batch_size)
+
+    def _autocast(self) -> Any:
+        return torch.autocast(self.device.type, dtype=self.amp_dtype,
+                              enabled=self.amp_dtype is not None)
+
+    def _train_epoch(self, model: nn.Module, loss_fn: nn.Module, dataset: Dataset,
+                     optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                     epoch: int) -> float:
+        model.train()
+        total, count = 0.0, 0
+        loader = self._loader(dataset, shuffle=True, epoch=epoch)
+        for inputs, target in tqdm(loader, desc=f"epoch {epoch + 1}", leave=False,
+                                   disable=not self.config.progress):
+            inputs, target = to_device(inputs, self.device), to_device(target, self.device)
+            optimizer.zero_grad(set_to_none=True)
+            with self._autocast():
+                loss = loss_fn(model(inputs), target)
+            if not torch.isfinite(loss):
+                raise RunError(f"training diverged at epoch {epoch + 1} (loss {loss.item()}); "
+                               f"lower the learning rate or check the inputs for extreme values")
+            scaler.scale(loss).backward()
+            if self.config.grad_clip:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), self.config.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            n = len(target)
+            total += loss.item() * n
+            count += n
+        return total / max(count, 1)
+
+    @torch.no_grad()
+    def _evaluate(self, model: nn.Module, loss_fn: nn.Module | None,
+                  dataset: Dataset) -> tuple[np.ndarray, np.ndarray, float]:
+        model.to(self.device)
+        model.eval()
+        outputs, targets, total, count = [], [], 0.0, 0
+        for inputs, target in self._loader(dataset, shuffle=False):
+            inputs, target = to_device(inputs, self.device), to_device(target, self.device)
+            with self._autocast():
+                out = model(inputs)
+            if loss_fn is not None:
+                total += loss_fn(out.float(), target).item() * len(target)
+                count += len(target)
+            outputs.append(out.float().cpu().numpy())
+            targets.append(target.cpu().numpy())
+        if not outputs:
+            raise ConfigError("cannot evaluate on an empty dataset")
+        return (np.concatenate(outputs), np.concatenate(targets),
+                total / count if count else float("nan"))
+
+    def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        cfg = self.config
+        if cfg.optimizer == "sgd":
+            return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9,
+                                   weight_decay=cfg.weight_decay, nesterov=True)
+        cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def _scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
+        if self.config.scheduler == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.config.epochs)
+        if self.config.scheduler == "plateau":
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", patience=3)
+        return None
+
+    def _improved(self, score: float, best: float, mode: str) -> bool:
+        if not math.isfinite(score):
+            return False
+        delta = self.config.min_delta
+        return score > best + delta if mode == "max" else score < best - delta
+
+    def _path(self, name: str) -> Path | None:
+        if self.checkpoint_dir is None:
+            return None
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        return self.checkpoint_dir / name
+
+    def _save_best(self, model: nn.Module, epoch: int, score: float) -> None:
+        path = self._path("best.pt")
+        if path is None:
+            self._best_in_memory = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            return
+        atomic_save({"model": model.state_dict(), "epoch": epoch, "score": score}, path)
+
+    def _load_best(self, model: nn.Module) -> None:
+        path = self._path("best.pt")
+        if path is not None and path.exists():
+            model.load_state_dict(torch.load(path, map_location=self.device)["model"])
+        elif self._best_in_memory is not None:
+            model.load_state_dict(self._best_in_memory)
+
+    def _save_last(self, model: nn.Module, optimizer: Any, scheduler: Any, scaler: Any,
+                   state: dict[str, Any]) -> None:
+        path = self._path("last.pt")
+        if path is None:
+            return
+        atomic_save({
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "scaler": scaler.state_dict(), "state": state, "rng": rng_state(),
+            "config": asdict(self.config),
+        }, path)
+
+    def _restore(self, model: nn.Module, optimizer: Any, scheduler: Any,
+                 scaler: Any) -> dict[str, Any]:
+        path = self._path("last.pt")
+        if path is None or not path.exists():
+            raise RunError(f"nothing to resume: no checkpoint at "
+                           f"{path or 'an in-memory trainer'}; start the run without --resume")
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:  # a truncated or foreign file
+            raise RunError(f"cannot read checkpoint {path}: {e}") from e
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if scheduler is not None and ckpt.get("scheduler") is not None:
+            scheduler.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        set_rng_state(ckpt["rng"])
+        return ckpt["state"]

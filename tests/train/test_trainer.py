@@ -1,0 +1,127 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from iatros.errors import ConfigError, RunError
+from iatros.train.trainer import Callback, TrainConfig, Trainer
+
+
+def _data(n=256, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 5)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] + 0.3 * rng.normal(size=n) > 0).astype(np.float32)
+    return TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 1))
+
+    def forward(self, x):
+        return self.lin(x).squeeze(-1)
+
+
+def _accuracy(outputs, targets):
+    return float(((outputs.reshape(-1) > 0) == (targets > 0.5)).mean())
+
+
+def _fit(tmp_path, epochs=8, callbacks=(), resume=False, model=None, **kw):
+    torch.manual_seed(0)
+    model = model or Net()
+    config = TrainConfig(epochs=epochs, batch_size=32, lr=1e-2, progress=False, patience=0, **kw)
+    trainer = Trainer(config, checkpoint_dir=tmp_path / "ckpt", callbacks=callbacks)
+    result = trainer.fit(model, nn.BCEWithLogitsLoss(), _data(), _data(128, seed=1),
+                         monitor=_accuracy, resume=resume)
+    return model, result
+
+
+def test_training_learns_a_separable_signal(tmp_path):
+    _, result = _fit(tmp_path)
+    assert result.best_score > 0.85
+    assert (tmp_path / "ckpt" / "best.pt").exists() and (tmp_path / "ckpt" / "last.pt").exists()
+
+
+def test_best_epoch_weights_are_loaded_after_training(tmp_path):
+    model, result = _fit(tmp_path)
+    best = torch.load(tmp_path / "ckpt" / "best.pt")
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, best["model"][key])
+    assert best["epoch"] == result.best_epoch
+
+
+def test_early_stopping_stops_after_patience(tmp_path):
+    torch.manual_seed(0)
+    config = TrainConfig(epochs=50, batch_size=32, lr=1e-2, progress=False, patience=3)
+    constant = Trainer(config, checkpoint_dir=tmp_path / "c")
+    result = constant.fit(Net(), nn.BCEWithLogitsLoss(), _data(), _data(64, 1),
+                          monitor=lambda o, t: 0.5)
+    assert result.stopped_early and result.epochs_run == 4 and result.best_epoch == 1
+
+
+class Crash(Callback):
+    def __init__(self, after):
+        self.after = after
+
+    def on_epoch_end(self, trainer, record):
+        if record.epoch == self.after:
+            raise KeyboardInterrupt
+
+
+def test_resume_after_crash_matches_uninterrupted_run(tmp_path):
+    full_model, full = _fit(tmp_path / "full")
+    with pytest.raises(KeyboardInterrupt):
+        _fit(tmp_path / "crashed", callbacks=[Crash(after=3)])
+    resumed_model, resumed = _fit(tmp_path / "crashed", resume=True)
+    assert resumed.resumed_from == 3
+    assert [r.epoch for r in resumed.history] == list(range(1, 9))
+    assert [round(r.train_loss, 6) for r in resumed.history] == \
+        [round(r.train_loss, 6) for r in full.history]
+    for key, value in full_model.state_dict().items():
+        assert torch.allclose(value, resumed_model.state_dict()[key])
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(RunError, match="nothing to resume"):
+        _fit(tmp_path / "empty", resume=True)
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path):
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "last.pt").write_bytes(b"\x80\x02 truncated")
+    with pytest.raises(RunError, match="cannot read checkpoint"):
+        _fit(tmp_path, resume=True)
+
+
+def test_divergence_is_reported(tmp_path):
+    class Exploding(Net):
+        def forward(self, x):
+            return super().forward(x) * float("inf")
+
+    with pytest.raises(RunError, match="diverged"):
+        _fit(tmp_path, model=Exploding())
+
+
+def test_predict_returns_outputs_in_order(tmp_path):
+    model, _ = _fit(tmp_path, epochs=2)
+    data = _data(50, seed=3)
+    trainer = Trainer(TrainConfig(progress=False, batch_size=7))
+    out = trainer.predict(model, data)
+    model.eval()
+    with torch.no_grad():
+        direct = model(data.tensors[0]).numpy()
+    assert np.allclose(out, direct, atol=1e-5)
+
+
+def test_bf16_autocast_on_cpu_trains(tmp_path):
+    _, result = _fit(tmp_path, epochs=3, amp=True)
+    assert np.isfinite(result.history[-1].train_loss)
+
+
+def test_invalid_config_is_rejected():
+    with pytest.raises(ConfigError):
+        TrainConfig(epochs=0)
+    with pytest.raises(ConfigError):
+        TrainConfig(optimizer="lbfgs")
