@@ -24,6 +24,7 @@ from iatros.evaluate import metrics as M
 from iatros.evaluate.calibration import calibrator_from_dict, fit_calibrator, reliability_curve
 from iatros.evaluate.fairness import audit as audit_attributes
 from iatros.evaluate.fairness import subgroup_audit
+from iatros.evaluate.thresholds import choose_threshold
 from iatros.kinds import TargetKind
 from iatros.models.registry import ModelSpec, get_model_spec
 from iatros.registry import ModelVersion, Registry, RunEntry
@@ -57,7 +58,7 @@ class EvalOptions:
     """How a run is scored: bootstrap size, threshold, seed of the resampling."""
 
     n_boot: int = 1000
-    threshold: float = 0.5
+    threshold: str | float = "youden"
     seed: int = 0
 
 
@@ -299,7 +300,7 @@ def _calibration_section(task: Task, calibrator: Any, targets: np.ndarray, raw: 
                        threshold=options.threshold, n_boot=options.n_boot, seed=options.seed,
                        clusters=patients)
     info = calibrator.to_dict()
-    return {"method": info.get("method", "none"), "note": info.get("note", ""),
+    return {"method": info.get("type", "none"), "note": info.get("note") or "",
             "fitted_on": "val", "test_before": before, "test_after": after,
             "reliability": {"test_before": reliability_curve(targets, raw, task.target),
                             "test_after": reliability_curve(targets, calibrated, task.target)}}
@@ -324,13 +325,18 @@ def _finish(run: RunFolder, task: Task, predictor: Predictor, data: TaskData, sp
     calibrator = fit_calibrator(task.target, raw["val"], val_y)
     write_json(run.file(CALIBRATION), calibrator.to_dict())
     calibrated = {name: calibrator.transform(scores) for name, scores in raw.items()}
+    threshold, threshold_rule = 0.5, ""
+    if task.target is TargetKind.BINARY:
+        threshold, threshold_rule = choose_threshold(options.threshold, val_y, calibrated["val"])
+    options = EvalOptions(options.n_boot, threshold, options.seed)
     frames = [_prediction_frame(name, split.part(name), data, task.target, raw[name],
                                 calibrated[name]) for name in ("val", "test")]
     write_csv(run.file(PREDICTIONS), pd.concat(frames, ignore_index=True))
     test = split.test
     metrics = {
         "task": task.name, "model": predictor.info.get("name"), "target_kind": task.target.value,
-        "primary_metric": task.primary_metric, "threshold": options.threshold,
+        "primary_metric": task.primary_metric, "threshold": threshold,
+        "threshold_rule": threshold_rule,
         "splits": {name: _score_part(task, data.targets[split.part(name)], calibrated[name],
                                      data.patient_ids[split.part(name)], options)
                    for name in ("test", "val")},

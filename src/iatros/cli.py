@@ -44,6 +44,13 @@ def _fmt(entry: dict[str, Any] | None) -> str:
     return f"{entry['value']:.3f}{ci}"
 
 
+def _threshold(value: str) -> str | float:
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
 def _progress(flag: bool | None) -> bool:
     return sys.stderr.isatty() if flag is None else flag
 
@@ -84,8 +91,10 @@ def train_cmd(
                          "run) from its last checkpoint.")] = False,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, or auto.")] = None,
     n_boot: Boot = 1000,
-    threshold: Annotated[float, typer.Option(
-        min=0.0, max=1.0, help="Decision threshold on the calibrated probability.")] = 0.5,
+    threshold: Annotated[str, typer.Option(
+        help="Decision threshold on the calibrated probability (binary tasks): a number in "
+             "[0, 1], or a rule applied to the validation set: youden (max sensitivity + "
+             "specificity), sens90 (90% sensitivity).")] = "youden",
     progress: Annotated[bool | None, typer.Option(
         "--progress/--no-progress", help="Progress bars (default: when stderr is a terminal).")
     ] = None,
@@ -95,11 +104,13 @@ def train_cmd(
 
     path = api.train(task, data_root=data_root, out=out_dir, epochs=epochs, seed=seed,
                      model=model, resume=resume, device=device, progress=_progress(progress),
-                     eval_options=api.EvalOptions(n_boot=n_boot, threshold=threshold, seed=seed))
+                     eval_options=api.EvalOptions(n_boot=n_boot, threshold=_threshold(threshold),
+                                                  seed=seed))
     metrics = json.loads((path / "metrics.json").read_text())
     primary = metrics["primary_metric"]
     test = metrics["splits"]["test"][primary]
-    err.print(f"test {primary} {_fmt(test)}, n={test.get('n')}; report: {path / 'report.html'}")
+    err.print(f"test {primary} {_fmt(test)}, n={test.get('n')}; report: {path / 'report.html'}",
+              soft_wrap=True)
     print(path)
 
 
@@ -227,13 +238,30 @@ def demo_cmd(
     print(f"reports: {Path(rows[0]['report']).parent.parent}")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is now (so redirection and test capture see it)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def _setup_logging() -> None:
+    logger = logging.getLogger("iatros")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(os.environ.get("IATROS_LOG", "INFO"))
+
+
 def main() -> None:
     """Entry point: user errors print one line and exit 2, without a traceback."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger = logging.getLogger("iatros")
-    logger.addHandler(handler)
-    logger.setLevel(os.environ.get("IATROS_LOG", "INFO"))
+    _setup_logging()
     os.environ.setdefault("MPLBACKEND", "Agg")
     try:
         app()

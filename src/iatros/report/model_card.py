@@ -1,0 +1,480 @@
+"""The model card: a self-contained ``report.html`` a clinician can read, built from a run folder.
+
+Every section is assembled as plain strings here (numbers already formatted, "n/a" for
+undefined values) so the Jinja2 template only lays them out; autoescape keeps text from the
+config, such as a task description, from being read as HTML.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from iatros.kinds import TargetKind
+from iatros.report.figures import (
+    METRIC_INFO,
+    RunFiles,
+    as_float,
+    ci_bounds,
+    figures_for_run,
+    fmt,
+    fmt_ci,
+    fmt_count,
+    load_run,
+    metric_info,
+    metric_text,
+)
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+TEMPLATE_NAME = "model_card.html"
+REPORT_NAME = "report.html"
+
+GAP_WARNING = 0.05  # a subgroup gap above this, with a CI excluding 0, gets a visible warning
+SMALL_TEST_SET = 100  # fewer test patients than this: estimates are too uncertain to rely on
+WIDE_CI = 0.2  # a 95% CI wider than this on a 0-1 metric is too uncertain to rely on
+POOR_ECE = 0.05  # an ECE above this after calibration: predicted risks are visibly off
+
+FAIRNESS_INFO: dict[str, tuple[str, str]] = {
+    "equalized_odds_difference": (
+        "Equalized-odds difference",
+        "Largest difference between groups in sensitivity or false-positive rate at the "
+        "threshold; 0 means the model errs equally often in every group."),
+    "demographic_parity_difference": (
+        "Demographic-parity difference",
+        "Largest difference between groups in the share of patients the model flags; 0 means "
+        "every group is flagged at the same rate."),
+}
+
+FIGURE_CAPTIONS: dict[str, str] = {
+    "roc": "ROC curve on the test set: how sensitivity trades against false alarms as the "
+           "threshold moves.",
+    "pr": "Precision-recall curve on the test set, with the prevalence as the no-skill "
+          "baseline.",
+    "confusion": "Confusion matrix on the test set at the reported threshold.",
+    "predicted_vs_observed": "Predicted against observed values on the test set; points on "
+                             "the dashed line are perfect predictions.",
+    "calibration": "Reliability diagram: predicted risk against observed frequency, before and "
+                   "after calibration, with the spread of predicted probabilities below.",
+    "subgroups": "Primary metric per subgroup with 95% confidence intervals.",
+    "learning_curve": "Training and validation loss per epoch.",
+}
+FIGURE_ORDER = ["roc", "pr", "predicted_vs_observed", "confusion", "calibration", "subgroups",
+                "learning_curve"]
+# Figures already shown inside their own section; the Figures section shows the rest.
+INLINE_FIGURES = {"calibration", "subgroups"}
+
+
+# --------------------------------------------------------------------------------------------
+# Small formatting helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _cell(entry: Mapping[str, Any] | None) -> dict[str, str]:
+    """A metric entry as display strings: value, CI and n."""
+    entry = entry or {}
+    return {"value": fmt(entry.get("value")), "ci": fmt_ci(entry.get("ci95")),
+            "n": fmt_count(entry.get("n"))}
+
+
+def _ci_width(entry: Mapping[str, Any] | None) -> float | None:
+    lower, upper = ci_bounds((entry or {}).get("ci95"))
+    return None if lower is None or upper is None else upper - lower
+
+
+def _ci_excludes_zero(entry: Mapping[str, Any]) -> bool:
+    lower, upper = ci_bounds(entry.get("ci95"))
+    return lower is not None and upper is not None and (lower > 0 or upper < 0)
+
+
+def _is_large_gap(entry: Mapping[str, Any] | None) -> bool:
+    """A gap worth a warning: above GAP_WARNING and its CI excludes 0 (unlikely to be chance)."""
+    entry = entry or {}
+    value = as_float(entry.get("value"))
+    return value is not None and abs(value) > GAP_WARNING and _ci_excludes_zero(entry)
+
+
+def _format_date(created: Any) -> str:
+    """An ISO timestamp as "2026-11-28 12:00 UTC"; anything else as given."""
+    if not created:
+        return "n/a"
+    try:
+        moment = datetime.fromisoformat(str(created))
+    except ValueError:
+        return str(created)
+    zone = moment.tzname() or ""
+    return f"{moment:%Y-%m-%d %H:%M} {zone}".strip()
+
+
+def _ordered_metric_keys(*tables: Mapping[str, Any]) -> list[str]:
+    """Metric keys present in any table: known metrics in a fixed order, then the rest."""
+    present = {key for table in tables for key in (table or {})}
+    known = [key for key in METRIC_INFO if key in present]
+    return known + sorted(present - set(known))
+
+
+def _splits(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    return metrics.get("splits") or {}
+
+
+def _test_patients(run: RunFiles) -> int | None:
+    splits = ((run.config.get("data") or {}).get("splits") or {})
+    count = as_float((splits.get("test") or {}).get("patients"))
+    return None if count is None else int(count)
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------------
+
+
+def header_section(run: RunFiles) -> dict[str, Any]:
+    """Task, model, date, version and run folder."""
+    config = run.config
+    return {
+        "task": run.task,
+        "description": str(config.get("description") or ""),
+        "model": str(config.get("model") or run.metrics.get("model") or "n/a"),
+        "modality": str(config.get("modality") or "n/a"),
+        "target_kind": run.kind.value,
+        "classes": [str(c) for c in config.get("classes") or []],
+        "created": _format_date(config.get("created")),
+        "version": str(config.get("iatros_version") or "n/a"),
+        "run_dir": str(run.run_dir.resolve()),
+    }
+
+
+def headline(run: RunFiles) -> str:
+    """One sentence: the primary metric on the test set with its 95% CI and n."""
+    key = str(run.metrics.get("primary_metric") or "")
+    entry = _splits(run.metrics).get("test", {}).get(key) or {}
+    label = metric_info(key).label if key else "primary metric"
+    patients = _test_patients(run)
+    n = as_float(entry.get("n"))
+    if patients is not None:
+        who = f"{patients} held-out patients"
+        if n is not None and int(n) != patients:
+            who += f" ({int(n)} records)"
+    elif n is not None:
+        who = f"{int(n)} held-out patients"
+    else:
+        who = "the held-out test patients"
+    if as_float(entry.get("value")) is None:
+        return (f"On {who} the model's {label} could not be computed (n/a; 95% CI "
+                f"{fmt_ci(entry.get('ci95'))}).")
+    return f"On {who} the model's {label} was {metric_text(entry)}."
+
+
+def _operating_point(run: RunFiles) -> str | None:
+    """Binary tasks: sensitivity and specificity at the threshold, in words."""
+    if run.kind is not TargetKind.BINARY:
+        return None
+    test = _splits(run.metrics).get("test") or {}
+    sens = as_float((test.get("sensitivity") or {}).get("value"))
+    spec = as_float((test.get("specificity") or {}).get("value"))
+    if sens is None or spec is None:
+        return None
+    classes = run.classes if len(run.classes) >= 2 else ["negative", "positive"]
+    negative, positive = classes[0], classes[1]
+    return (f"At the threshold of {fmt(run.metrics.get('threshold'))}, the model flagged "
+            f"{sens:.1%} of patients labelled {positive} (sensitivity) and correctly left "
+            f"{spec:.1%} of patients labelled {negative} unflagged (specificity).")
+
+
+def summary_section(run: RunFiles, subgroups: list[dict[str, Any]],
+                    limitations: list[str]) -> dict[str, Any]:
+    """Plain-language summary: the headline, what it means, and what to watch out for."""
+    key = str(run.metrics.get("primary_metric") or "")
+    points = [p for p in [_operating_point(run)] if p]
+    warnings = sum(len(s["warnings"]) for s in subgroups)
+    if warnings:
+        points.append(f"{warnings} subgroup difference(s) are larger than {GAP_WARNING} and "
+                      "unlikely to be chance: see Subgroup results.")
+    if limitations:
+        points.append(f"{len(limitations)} limitation(s) are listed below; read them before "
+                      "relying on the model.")
+    return {"headline": headline(run), "meaning": metric_info(key).explanation if key else "",
+            "points": points}
+
+
+def data_section(run: RunFiles) -> dict[str, Any]:
+    """Data source and the rows, patients and positives of each split."""
+    data = run.config.get("data") or {}
+    splits = data.get("splits") or {}
+    rows = []
+    for name in ["train", "val", "test", *sorted(set(splits) - {"train", "val", "test"})]:
+        if name not in splits:
+            continue
+        split = splits[name] or {}
+        n_rows, positives = as_float(split.get("rows")), as_float(split.get("positives"))
+        prevalence = positives / n_rows if positives is not None and n_rows else None
+        rows.append({"name": name, "rows": fmt_count(split.get("rows")),
+                     "patients": fmt_count(split.get("patients")),
+                     "positives": fmt_count(positives), "prevalence": fmt(prevalence)})
+    has_positives = any(s.get("positives") is not None for s in splits.values() if s)
+    return {"source": str(run.config.get("source") or "n/a"),
+            "n_rows": fmt_count(data.get("n_rows")),
+            "n_patients": fmt_count(data.get("n_patients")),
+            "n_features": fmt_count(data.get("n_features")), "splits": rows,
+            "has_positives": has_positives}
+
+
+def performance_rows(metrics: Mapping[str, Any], primary: str = "") -> list[dict[str, Any]]:
+    """One row per metric: label, test and validation cells, and a plain explanation."""
+    splits = metrics.get("splits") or {}
+    test, val = splits.get("test") or {}, splits.get("val") or {}
+    return [{"key": key, "label": metric_info(key).label,
+             "explanation": metric_info(key).explanation, "primary": key == primary,
+             "test": _cell(test.get(key)), "val": _cell(val.get(key))}
+            for key in _ordered_metric_keys(test, val)]
+
+
+def calibration_section(metrics: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Calibration method, note, and ECE/Brier before vs after; None when not recorded."""
+    calibration = metrics.get("calibration")
+    if not calibration:
+        return None
+    before, after = calibration.get("test_before") or {}, calibration.get("test_after") or {}
+    rows = [{"label": metric_info(key).label, "explanation": metric_info(key).explanation,
+             "before": _cell(before.get(key)), "after": _cell(after.get(key))}
+            for key in _ordered_metric_keys(before, after)]
+    return {"method": str(calibration.get("method") or "none"),
+            "note": str(calibration.get("note") or ""), "rows": rows}
+
+
+def _small_group_names(entry: Mapping[str, Any]) -> list[str]:
+    """The ``small_groups`` list as "name (n=4)" strings (entries may be names or dicts)."""
+    groups = entry.get("groups") or {}
+    names = []
+    for item in entry.get("small_groups") or []:
+        if isinstance(item, Mapping):
+            name, n = item.get("group") or item.get("name") or "?", item.get("n")
+        else:
+            name, n = item, (groups.get(item) or {}).get("n") if isinstance(item, str) else None
+        names.append(f"{name} (n={fmt_count(n)})" if n is not None else str(name))
+    return names
+
+
+def _gap_row(key: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    return {"label": metric_info(key).label, **_cell(entry),
+            "best": str(entry.get("best_group") or "n/a"),
+            "worst": str(entry.get("worst_group") or "n/a"), "flag": _is_large_gap(entry)}
+
+
+def _gap_warning(row: Mapping[str, Any]) -> str:
+    return (f"{row['label']} differs between groups (best: {row['best']}, worst: "
+            f"{row['worst']}), gap {row['value']} (95% CI {row['ci']}). The gap is larger "
+            f"than {GAP_WARNING} and unlikely to be chance; check the model in the "
+            f"{row['worst']} group before use.")
+
+
+def subgroup_attribute(attribute: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """Tables, gaps, fairness differences, warnings and small groups for one attribute."""
+    groups = entry.get("groups") or {}
+    keys = _ordered_metric_keys(*[(g or {}).get("metrics") or {} for g in groups.values()])
+    group_rows = [{"name": str(name), "n": fmt_count((g or {}).get("n")),
+                   "prevalence": fmt((g or {}).get("prevalence")),
+                   "cells": [_cell(((g or {}).get("metrics") or {}).get(k)) for k in keys]}
+                  for name, g in groups.items()]
+    gaps = [_gap_row(key, gap or {}) for key, gap in (entry.get("gaps") or {}).items()]
+    fairness = []
+    for key, (label, explanation) in FAIRNESS_INFO.items():
+        if key in entry:
+            fairness.append({"label": label, "explanation": explanation, **_cell(entry[key]),
+                             "flag": _is_large_gap(entry[key])})
+    warnings = [_gap_warning(row) for row in gaps if row["flag"]]
+    warnings += [f"{row['label']} is {row['value']} (95% CI {row['ci']}): the model treats the "
+                 f"{attribute} groups differently at the threshold." for row in fairness
+                 if row["flag"]]
+    return {"attribute": str(entry.get("attribute") or attribute),
+            "threshold": fmt(entry.get("threshold")),
+            "columns": [metric_info(k).label for k in keys], "groups": group_rows,
+            "has_prevalence": any(as_float((g or {}).get("prevalence")) is not None
+                                  for g in groups.values()),
+            "gaps": gaps, "fairness": fairness, "warnings": warnings,
+            "small_groups": _small_group_names(entry)}
+
+
+def subgroup_section(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One block per audited sensitive attribute."""
+    subgroups = metrics.get("subgroups") or {}
+    return [subgroup_attribute(name, entry or {}) for name, entry in subgroups.items()]
+
+
+def _read_evaluation(path: Path) -> dict[str, Any]:
+    """One ``evaluations/<name>/metrics.json``, or an entry carrying why it could not be read."""
+    name = path.parent.name
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(metrics, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return {"name": name, "error": f"{path.name} cannot be read ({type(exc).__name__})"}
+    primary = str(metrics.get("primary_metric") or "")
+    splits = [{"split": split, "rows": performance_rows({"splits": {"test": table}}, primary)}
+              for split, table in (metrics.get("splits") or {}).items()]
+    return {"name": name, "error": "", "data_root": str(metrics.get("data_root") or "n/a"),
+            "split": str(metrics.get("split") or "n/a"), "splits": splits}
+
+
+def evaluations_section(run_dir: Path) -> list[dict[str, Any]]:
+    """Additional evaluations of this model on other data copies or splits."""
+    folder = run_dir / "evaluations"
+    if not folder.is_dir():
+        return []
+    return [_read_evaluation(path) for path in sorted(folder.glob("*/metrics.json"))]
+
+
+def _calibration_limitations(metrics: Mapping[str, Any], kind: TargetKind) -> list[str]:
+    """Caveats about how far the predicted probabilities can be taken at face value."""
+    if not kind.is_classification:
+        return []
+    calibration = metrics.get("calibration") or {}
+    method = str(calibration.get("method") or "none")
+    if not calibration or method.lower() == "none":
+        return ["The predicted probabilities were not recalibrated; treat them as scores, not "
+                "as risks."]
+    notes = [f"Calibration ({method}) was fitted on the validation split; predicted risks may "
+             "drift at another hospital, in another population or after practice changes, and "
+             "should be rechecked there."]
+    ece = as_float(((calibration.get("test_after") or {}).get("ece") or {}).get("value"))
+    if ece is not None and ece > POOR_ECE:
+        notes.append(f"Even after calibration the expected calibration error on the test set is "
+                     f"{ece:.3f}: predicted risks can be off by about that much on average.")
+    if calibration.get("note"):
+        notes.append(f"Calibration note: {calibration['note']}")
+    return notes
+
+
+def automatic_limitations(run: RunFiles, subgroups: list[dict[str, Any]],
+                          evaluations: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Limitations read off the numbers: small test set, wide CIs, small groups, calibration."""
+    test = _splits(run.metrics).get("test") or {}
+    notes = []
+    patients = _test_patients(run)
+    primary_n = as_float((test.get(str(run.metrics.get("primary_metric"))) or {}).get("n"))
+    n_test = patients if patients is not None else primary_n
+    if n_test is not None and n_test < SMALL_TEST_SET:
+        notes.append(f"The test set is small ({int(n_test)} patients, fewer than "
+                     f"{SMALL_TEST_SET}); all estimates are uncertain.")
+    for key in _ordered_metric_keys(test):
+        width = _ci_width(test[key])
+        if metric_info(key).bounded and width is not None and width > WIDE_CI:
+            notes.append(f"The 95% CI of the test {metric_info(key).label} is wide "
+                         f"({fmt_ci(test[key].get('ci95'))}, width {width:.3f}); the true value "
+                         "could be much better or worse.")
+    undefined = [metric_info(k).label for k in _ordered_metric_keys(test)
+                 if as_float((test[k] or {}).get("value")) is None]
+    if undefined:
+        notes.append(f"Some test metrics could not be computed (shown as n/a): "
+                     f"{', '.join(undefined)}.")
+    if not subgroups:
+        notes.append("No subgroup audit was possible: the data records no sensitive attributes, "
+                     "so performance in specific patient groups is unknown.")
+    for block in subgroups:
+        if block["small_groups"]:
+            notes.append(f"Groups of {block['attribute']} too small to audit reliably: "
+                         f"{', '.join(block['small_groups'])}.")
+    notes += _calibration_limitations(run.metrics, run.kind)
+    if not evaluations:
+        notes.append("The model was evaluated only on held-out patients from the same data "
+                     "source; it has not been validated externally.")
+    return notes
+
+
+def figure_list(figures: Mapping[str, str]) -> list[dict[str, str]]:
+    """Figures in display order with captions and relative paths."""
+    names = [n for n in FIGURE_ORDER if n in figures] + sorted(set(figures) - set(FIGURE_ORDER))
+    return [{"name": name, "path": figures[name], "caption": FIGURE_CAPTIONS.get(name, name),
+             "inline": name in INLINE_FIGURES} for name in names]
+
+
+def reproducibility_section(run: RunFiles) -> dict[str, Any]:
+    """Seed, training settings, bootstrap settings and the full config."""
+    config, bootstrap = run.config, run.metrics.get("bootstrap") or {}
+    return {
+        "seed": str(config.get("seed", "n/a")),
+        "epochs": str(config.get("epochs", "n/a")),
+        "model": str(config.get("model") or "n/a"),
+        "model_params": json.dumps(config.get("model_params") or {}, indent=2, sort_keys=True,
+                                   default=str),
+        "data_root": str(config.get("data_root") or "n/a"),
+        "n_boot": fmt_count(bootstrap.get("n_boot")),
+        "boot_seed": str(bootstrap.get("seed", "n/a")),
+        "boot_unit": str(bootstrap.get("unit") or "n/a"),
+        "boot_ci": fmt(bootstrap.get("ci"), 2),
+        "config_json": json.dumps(config, indent=2, sort_keys=True, default=str),
+    }
+
+
+def build_context(run: RunFiles, figures: Mapping[str, str]) -> dict[str, Any]:
+    """Everything the template shows, as display-ready values."""
+    subgroups = subgroup_section(run.metrics)
+    evaluations = evaluations_section(run.run_dir)
+    config_limits = [str(item) for item in run.config.get("limitations") or []]
+    auto_limits = automatic_limitations(run, subgroups, evaluations)
+    primary = str(run.metrics.get("primary_metric") or "")
+    return {
+        "header": header_section(run),
+        "summary": summary_section(run, subgroups, config_limits + auto_limits),
+        "intended_use": str(run.config.get("intended_use") or ""),
+        "data": data_section(run),
+        "threshold": fmt(run.metrics.get("threshold")),
+        "is_binary": run.kind is TargetKind.BINARY,
+        "performance": performance_rows(run.metrics, primary),
+        "calibration": calibration_section(run.metrics),
+        "subgroups": subgroups,
+        "evaluations": evaluations,
+        "limitations": config_limits,
+        "auto_limitations": auto_limits,
+        "figures": figure_list(figures),
+        "repro": reproducibility_section(run),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------------------------
+
+
+def render(context: Mapping[str, Any]) -> str:
+    """Render the model-card template with autoescaping on."""
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)), autoescape=True,
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return environment.get_template(TEMPLATE_NAME).render(**context)
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    """Write text to path via a temporary file and os.replace, so readers never see half."""
+    descriptor, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                             suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp_name, 0o644)
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_report(run_dir: Path) -> Path:
+    """Draw the figures and write ``run_dir/report.html``; returns the report's path.
+
+    Raises RunError naming the file when config.json, metrics.json or predictions.csv is
+    missing or unreadable.
+    """
+    run = load_run(Path(run_dir))
+    figures = figures_for_run(run)
+    html = render(build_context(run, figures))
+    return write_atomic(run.run_dir / REPORT_NAME, html)
