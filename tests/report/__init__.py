@@ -162,7 +162,7 @@ def make_binary_run(run_dir: Path, description: str | None = None) -> Path:
     write_run(run_dir, cfg, binary_metrics(task),
               binary_predictions(np.random.default_rng(0)), train_log())
     extra = binary_metrics(task)
-    extra.update({"data_root": "/data/site-b", "split": "test",
+    extra.update({"data_root": "/data/site-b", "split": "test", "external": True,
                   "splits": {"test": {"auroc": entry(0.81, 0.7, 0.9, 120, n_positive=40)}}})
     external = run_dir / "evaluations" / "external-site-b"
     external.mkdir(parents=True)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 
 from iatros.errors import RunError
@@ -94,3 +96,16 @@ def test_formatting_of_undefined_values() -> None:
     assert fmt_ci([0.9, None]) == "0.900–n/a"
     assert metric_text({"value": 0.99, "ci95": [0.97, 1.0]}) == "0.990 (95% CI 0.970–1.000)"
     assert metric_text(None) == "n/a (95% CI n/a)"
+
+
+def test_kinds_without_curves_draw_nothing_and_do_not_crash(tmp_path: Path) -> None:
+    run_dir = make_null_run(tmp_path / "run")
+    config = json.loads((run_dir / "config.json").read_text())
+    config["target_kind"] = "survival"
+    (run_dir / "config.json").write_text(json.dumps(config))
+    (run_dir / "metrics.json").write_text(json.dumps({"primary_metric": "c_index",
+                                                     "splits": {"test": {}}}))
+    pd.DataFrame({"split": ["test"] * 3, "row": [0, 1, 2], "patient_id": ["a", "b", "c"],
+                  "target_0": [1.0, 2.0, 3.0], "target_1": [1, 0, 1],
+                  "risk": [0.2, 0.5, 0.9]}).to_csv(run_dir / "predictions.csv", index=False)
+    assert write_figures(run_dir) == {}

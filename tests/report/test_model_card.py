@@ -80,6 +80,8 @@ def test_report_links_figures_relatively(binary_report: tuple[Path, str]) -> Non
         assert not source.startswith(("/", "http")), source
         assert_png(report.parent / source)
     assert "external-site-b" in html and "/data/site-b" in html
+    assert "0.810" in html and "0.700–0.900" in html
+    assert "not been validated externally" not in html
 
 
 def test_report_escapes_html_from_the_config(binary_report: tuple[Path, str]) -> None:
@@ -93,6 +95,7 @@ def test_null_metrics_render_as_na(tmp_path: Path) -> None:
     assert "AUROC could not be computed" in html
     assert html.count("n/a") > 20
     assert "No subgroup audit" in html
+    assert "not been validated externally" in html
     assert "None" not in re.sub(r"<pre>.*?</pre>", "", html, flags=re.S)
     assert not re.search(r"\bnan\b", html, flags=re.I)
 

@@ -82,15 +82,12 @@ def _row_list(rows: np.ndarray) -> str:
 def _check_finite(values: np.ndarray, name: str, why: str) -> None:
     """Raise ConfigError naming the rows of `values` that hold NaN or inf."""
     bad = ~np.isfinite(values)
-    if not bad.any():
+    n_bad = int(bad.sum())
+    if not n_bad:
         return
-    if bad.ndim > 1:
-        bad = bad.reshape(len(bad), -1).any(axis=1)
-    rows = np.flatnonzero(bad)
-    what = "NaN" if np.isnan(values).sum() == (~np.isfinite(values)).sum() else "non-finite"
-    raise ConfigError(
-        f"{name} has {len(rows)} {what} values (rows {_row_list(rows)}): {why}"
-    )
+    rows = np.flatnonzero(bad.reshape(len(bad), -1).any(axis=1))
+    what = "NaN" if int(np.isnan(values).sum()) == n_bad else "non-finite"
+    raise ConfigError(f"{name} has {n_bad} {what} values (rows {_row_list(rows)}): {why}")
 
 
 def _as_float_array(values: Any, name: str) -> np.ndarray:

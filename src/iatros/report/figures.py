@@ -223,7 +223,9 @@ def read_predictions(run_dir: Path, task: str) -> pd.DataFrame:
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise RunError(f"run folder {run_dir}: predictions.csv cannot be read "
                        f"({_one_line(exc)}); {hint}") from exc
-    missing = [c for c in ("split", "target") if c not in frame.columns]
+    has_target = any(c == "target" or c.startswith("target_") for c in frame.columns)
+    missing = [c for c, ok in (("split", "split" in frame.columns), ("target", has_target))
+               if not ok]
     if missing:
         raise RunError(f"run folder {run_dir}: predictions.csv lacks column(s) "
                        f"{', '.join(missing)}; {hint}")
@@ -608,7 +610,7 @@ def _threshold(run: RunFiles) -> float:
 def _classification_figures(run: RunFiles, test: pd.DataFrame, fig_dir: Path) -> dict[str, Path]:
     """ROC, PR and confusion matrix for binary, multiclass and ordinal tasks."""
     scores = _scores(run, test)
-    if scores is None or not len(test):
+    if scores is None or not len(test) or "target" not in test.columns:
         return {}
     y_true = class_indices(test["target"], run.classes)
     valid = np.isfinite(scores) if scores.ndim == 1 else np.isfinite(scores).all(axis=1)
@@ -632,7 +634,7 @@ def _classification_figures(run: RunFiles, test: pd.DataFrame, fig_dir: Path) ->
 
 def _regression_figures(run: RunFiles, test: pd.DataFrame, fig_dir: Path) -> dict[str, Path]:
     """Predicted-vs-observed scatter for regression tasks."""
-    if "prediction" not in test.columns or not len(test):
+    if not {"prediction", "target"} <= set(test.columns) or not len(test):
         return {}
     key = "r2" if _test_metric(run, "r2") is not None else str(run.metrics.get("primary_metric"))
     return {"predicted_vs_observed": plot_predicted_vs_observed(

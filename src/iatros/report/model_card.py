@@ -85,7 +85,8 @@ def _cell(entry: Mapping[str, Any] | None) -> dict[str, str]:
 
 def _ci_width(entry: Mapping[str, Any] | None) -> float | None:
     lower, upper = ci_bounds((entry or {}).get("ci95"))
-    return None if lower is None or upper is None else upper - lower
+    # rounded so that a CI of exactly 0.2 (0.6-0.8 in floating point) does not count as wide
+    return None if lower is None or upper is None else round(upper - lower, 9)
 
 
 def _ci_excludes_zero(entry: Mapping[str, Any]) -> bool:
@@ -320,7 +321,9 @@ def _read_evaluation(path: Path) -> dict[str, Any]:
     splits = [{"split": split, "rows": performance_rows({"splits": {"test": table}}, primary)}
               for split, table in (metrics.get("splits") or {}).items()]
     return {"name": name, "error": "", "data_root": str(metrics.get("data_root") or "n/a"),
-            "split": str(metrics.get("split") or "n/a"), "splits": splits}
+            "split": str(metrics.get("split") or "n/a"), "splits": splits,
+            "external": bool(metrics.get("external")),
+            "created": _format_date(metrics.get("created"))}
 
 
 def evaluations_section(run_dir: Path) -> list[dict[str, Any]]:
@@ -340,7 +343,9 @@ def _calibration_limitations(metrics: Mapping[str, Any], kind: TargetKind) -> li
     if not calibration or method.lower() == "none":
         return ["The predicted probabilities were not recalibrated; treat them as scores, not "
                 "as risks."]
-    notes = [f"Calibration ({method}) was fitted on the validation split; predicted risks may "
+    source = str(calibration.get("fitted_on") or "val")
+    fitted_on = "validation" if source == "val" else source
+    notes = [f"Calibration ({method}) was fitted on the {fitted_on} split; predicted risks may "
              "drift at another hospital, in another population or after practice changes, and "
              "should be rechecked there."]
     ece = as_float(((calibration.get("test_after") or {}).get("ece") or {}).get("value"))
@@ -382,7 +387,7 @@ def automatic_limitations(run: RunFiles, subgroups: list[dict[str, Any]],
             notes.append(f"Groups of {block['attribute']} too small to audit reliably: "
                          f"{', '.join(block['small_groups'])}.")
     notes += _calibration_limitations(run.metrics, run.kind)
-    if not evaluations:
+    if not any(ev.get("external") for ev in evaluations):
         notes.append("The model was evaluated only on held-out patients from the same data "
                      "source; it has not been validated externally.")
     return notes
@@ -426,6 +431,7 @@ def build_context(run: RunFiles, figures: Mapping[str, str]) -> dict[str, Any]:
         "intended_use": str(run.config.get("intended_use") or ""),
         "data": data_section(run),
         "threshold": fmt(run.metrics.get("threshold")),
+        "threshold_rule": str(run.metrics.get("threshold_rule") or ""),
         "is_binary": run.kind is TargetKind.BINARY,
         "performance": performance_rows(run.metrics, primary),
         "calibration": calibration_section(run.metrics),
