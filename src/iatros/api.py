@@ -235,9 +235,8 @@ def _fit(task: Task, spec: ModelSpec, data: TaskData, split: Split, run: RunFold
     predictor, result = fit_torch(
         spec, task.target, len(task.classes), xy_train,
         (data.inputs[val_rows], data.targets[val_rows]), train_config, device=settings.device,
-        run_dir=run.path, resume=resume, monitor=monitor, callbacks=callbacks, params=params)
-    if mode == "min":
-        log.warning("primary metric %s is minimised; early stopping follows it", task.primary_metric)
+        run_dir=run.path, resume=resume, monitor=monitor, mode=mode, callbacks=callbacks,
+        params=params)
     history = pd.DataFrame([asdict(r) for r in result.history])
     write_csv(run.file(TRAIN_LOG), history)
     log.info("trained %d epochs (best epoch %d, val %s %.4f%s)", result.epochs_run,

@@ -228,35 +228,17 @@ def demo_cmd(
     from iatros import api
 
     rows = api.demo(out_dir, progress=_progress(progress))
-    table = Table(title="iatros demo: test-set results (95% bootstrap CI)")
-    for col in ("task", "model", "metric (95% CI)", "n", "seconds", "report"):
-        table.add_column(col, overflow="fold")
+    table = Table(title="iatros demo: test-set results (95% bootstrap CI, patients resampled)")
+    for col in ("task", "model", "metric (95% CI)", "n", "seconds"):
+        table.add_column(col)
     for r in rows:
         table.add_row(r["task"], r["model"], f"{r['metric']} {_fmt(r)}", str(r["n"]),
-                      str(r["seconds"]), r["report"])
+                      str(r["seconds"]))
     out.print(table)
-    print(f"reports: {Path(rows[0]['report']).parent.parent}")
-
-
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever sys.stderr is now (so redirection and test capture see it)."""
-
-    @property
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value: Any) -> None:
-        pass
-
-
-def _setup_logging() -> None:
-    logger = logging.getLogger("iatros")
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(os.environ.get("IATROS_LOG", "INFO"))
+    print("reports:")
+    for r in rows:
+        print(f"  {r['report']}")
+    print(Path(rows[0]["report"]).parent.parent)
 
 
 def main() -> None:

@@ -74,7 +74,7 @@ def _write_info(run_dir: Path, info: dict[str, Any]) -> None:
 def fit_torch(spec: ModelSpec, kind: TargetKind, n_classes: int,
               train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
               config: TrainConfig, *, device: str, run_dir: Path, resume: bool = False,
-              monitor: Monitor | None = None, callbacks: tuple[Callback, ...] = (),
+              monitor: Monitor | None = None, mode: str = "max", callbacks: tuple[Callback, ...] = (),
               params: dict[str, Any] | None = None, balance: bool = False,
               ) -> tuple[TorchPredictor, TrainResult]:
     """Build the network, train it with the one Trainer, keep the best epoch's weights."""
@@ -92,7 +92,7 @@ def fit_torch(spec: ModelSpec, kind: TargetKind, n_classes: int,
     _write_info(run_dir, info)
     result = trainer.fit(network, loss_for(kind, y_train, balance=balance),
                          array_dataset(x_train, y_train, kind), array_dataset(*val, kind),
-                         monitor=monitor, resume=resume)
+                         monitor=monitor, mode=mode, resume=resume)
     return TorchPredictor(network, kind, trainer, info), result
 
 
