@@ -241,6 +241,27 @@ def demo_cmd(
     print(Path(rows[0]["report"]).parent.parent)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is now (so redirection and test capture see it)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def _setup_logging() -> None:
+    logger = logging.getLogger("iatros")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(os.environ.get("IATROS_LOG", "INFO"))
+
+
 def main() -> None:
     """Entry point: user errors print one line and exit 2, without a traceback."""
     _setup_logging()
