@@ -111,6 +111,12 @@ def test_unknown_task_is_one_line_without_traceback(capsys):
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
+def test_missing_data_root_is_named(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "train", "breast-cancer-wdbc", "--data-root",
+                           str(tmp_path / "nowhere"), *FAST)
+    assert code == 2 and "nowhere" in err and "does not exist" in err
+
+
 def test_resuming_into_another_tasks_run_is_refused(whas_run, capsys):
     code, _, err = run_cli(capsys, "train", "breast-cancer-wdbc", "--out", str(whas_run),
                            "--resume", *FAST)

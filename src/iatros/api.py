@@ -19,7 +19,7 @@ import pandas as pd
 
 from iatros import __version__
 from iatros.data.splits import SPLIT_NAMES, Split
-from iatros.errors import ConfigError, RunError
+from iatros.errors import ConfigError, MissingDataError, RunError
 from iatros.evaluate import metrics as M
 from iatros.evaluate.calibration import calibrator_from_dict, fit_calibrator, reliability_curve
 from iatros.evaluate.fairness import audit as audit_attributes
@@ -60,6 +60,16 @@ class EvalOptions:
     n_boot: int = 1000
     threshold: str | float = "youden"
     seed: int = 0
+
+
+def _settings_for(data_root: str | Path | None, settings: Settings | None,
+                  device: str | None = None) -> Settings:
+    """Settings reading from `data_root`; an explicitly named root must exist."""
+    settings = (settings or get_settings(device=device)).with_data_root(data_root)
+    if data_root is not None and not settings.data_root.is_dir():
+        raise MissingDataError(f"data root {settings.data_root} does not exist or is not a folder; "
+                               f"pass an existing folder to --data-root or set IATROS_DATA")
+    return settings
 
 
 def tasks() -> list[dict[str, Any]]:
@@ -178,7 +188,7 @@ def train(
     With `resume`, continue an interrupted run in `out` (or the task's newest unfinished run)
     from its last checkpoint, using the configuration saved when it started.
     """
-    settings = (settings or get_settings(device=device)).with_data_root(data_root)
+    settings = _settings_for(data_root, settings, device)
     task = get_task(task) if isinstance(task, str) else task
     run = _resolve_run_dir(settings, task, model or task.default_model, out, resume)
     if resume:
@@ -376,8 +386,9 @@ def evaluate(run: str | Path, *, data_root: str | Path | None = None, split: str
     rows on another root. Results go to RUN/evaluations/NAME/ and are returned.
     """
     folder, config, task_obj = _open_run(run, task)
-    settings = (settings or get_settings(device=device)).with_data_root(
-        data_root or config["data_root"])
+    settings = _settings_for(data_root, settings, device)
+    if data_root is None:
+        settings = settings.with_data_root(config["data_root"])
     external = Path(settings.data_root) != Path(config["data_root"])
     split = split or ("all" if external else "test")
     if split not in (*SPLIT_NAMES, "all"):

@@ -182,3 +182,21 @@ def test_group_labels_must_match_the_rows() -> None:
     y, p, groups = _cohort()
     with pytest.raises(ConfigError, match="one label per row"):
         subgroup_audit(y, p, groups[:-1], "binary", n_boot=5)
+
+
+def test_gap_interval_includes_zero_when_groups_are_exchangeable() -> None:
+    """Groups drawn from one distribution: the gap's CI must not claim a difference."""
+    rng = np.random.default_rng(3)
+    n = 600
+    y = rng.integers(0, 2, size=n)
+    p = np.clip(0.3 * y + 0.7 * rng.random(n), 0, 1)
+    groups = rng.choice(["x", "y"], size=n)
+    out = subgroup_audit(y, p, groups, "binary", metrics=["auroc", "accuracy"], n_boot=N_BOOT)
+    for metric in ("auroc", "accuracy"):
+        lo, hi = out["gaps"][metric]["ci95"]
+        assert lo < 0 < hi, metric
+
+
+def test_gap_interval_excludes_zero_for_a_real_difference(binary_audit: dict) -> None:
+    lo, _ = binary_audit["gaps"]["auroc"]["ci95"]
+    assert lo > 0

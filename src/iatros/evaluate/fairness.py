@@ -246,7 +246,12 @@ def _bootstrap_gaps(
     seed: int,
     clusters: Any,
 ) -> dict[str, np.ndarray]:
-    """One bootstrap over the whole set: every metric gap and every fairness difference."""
+    """One bootstrap over the whole set: every metric gap and every fairness difference.
+
+    A metric gap is resampled as the signed difference between the two groups that are highest
+    and lowest on the full data, not as max - min of each resample: max - min is never below 0,
+    so its interval would exclude 0 even when the groups do not differ.
+    """
     needed = sorted({g for values in gap_sets.values() for g in values})
     subs = {g: pred.subset(rows[g]) for g in needed}
     names = tuple(gap_sets)
@@ -255,7 +260,8 @@ def _bootstrap_gaps(
         per_group = {g: compute_metrics(subs[g], names, w[:, rows[g]]) for g in needed}
         for m, values in gap_sets.items():
             if len(values) >= 2:
-                parts[m].append(_range(np.stack([per_group[g][m] for g in values], axis=1)))
+                high, low = max(values, key=values.get), min(values, key=values.get)
+                parts[m].append(per_group[high][m] - per_group[low][m])
         for f in fairness:
             if len(f.groups) >= 2:
                 y, hard = pred.y[f.rows], pred.pred_label[f.rows].astype(float)
