@@ -478,7 +478,7 @@ def promote(run: str | Path, name: str, stage: str = "candidate",
     return registry.promote(run, name, stage)
 
 
-DEMO_TASKS = ("breast-cancer-wdbc", "whas500-mortality-1y")
+DEMO_TASKS = ("breast-cancer-wdbc", "whas500-mortality-1y", "diabetes-progression")
 DEMO_MODELS = ("mlp", "logreg", "gbm")
 
 

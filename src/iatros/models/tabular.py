@@ -25,6 +25,8 @@ class TabularMLP(nn.Module):
         self.register_buffer("center", torch.zeros(n_inputs))
         self.register_buffer("scale", torch.ones(n_inputs))
         self.register_buffer("fill", torch.zeros(n_inputs))
+        self.register_buffer("out_center", torch.zeros(n_outputs))
+        self.register_buffer("out_scale", torch.ones(n_outputs))
         layers: list[nn.Module] = []
         width = n_inputs
         for h in hidden:
@@ -45,9 +47,18 @@ class TabularMLP(nn.Module):
             getattr(self, name).copy_(torch.as_tensor(value, dtype=torch.float32))
         return self
 
+    def fit_target_scaling(self, y: np.ndarray) -> TabularMLP:
+        """For regression: predict in standard units internally, return the target's units."""
+        y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+        scale = y.std(axis=0)
+        self.out_center.copy_(torch.as_tensor(y.mean(axis=0), dtype=torch.float32))
+        self.out_scale.copy_(torch.as_tensor(np.where(scale > 1e-12, scale, 1.0),
+                                             dtype=torch.float32))
+        return self
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.where(torch.isnan(x), self.fill, x)
-        return self.net((x - self.center) / self.scale)
+        return self.net((x - self.center) / self.scale) * self.out_scale + self.out_center
 
 
 def build_mlp(n_inputs: int, n_outputs: int, **params: Any) -> TabularMLP:

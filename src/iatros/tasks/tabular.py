@@ -7,18 +7,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from iatros.data.sources.packaged import WDBC_SOURCE, WHAS500_SOURCE, load_wdbc, load_whas500
+from iatros.data.sources.packaged import (
+    DIABETES_SOURCE,
+    WDBC_SOURCE,
+    WHAS500_SOURCE,
+    load_diabetes_progression,
+    load_wdbc,
+    load_whas500,
+)
 from iatros.kinds import Modality, TargetKind
 from iatros.tasks.base import Task, TaskData
 from iatros.tasks.registry import register_task
 
-AGE_BINS = (0, 65, 80, 200)
-AGE_LABELS = ("<65", "65-79", ">=80")
+ELDERLY_BANDS = (65, 80)
+ADULT_BANDS = (40, 60)
 
 
-def age_groups(age: pd.Series) -> pd.Series:
-    """Clinical age bands used for audits."""
-    return pd.cut(age, bins=list(AGE_BINS), labels=list(AGE_LABELS), right=False).astype(str)
+def age_groups(age: pd.Series, cuts: tuple[int, ...] = ELDERLY_BANDS) -> pd.Series:
+    """Age bands for audits, e.g. cuts (65, 80) give '<65', '65-79', '>=80'; missing -> 'unknown'."""
+    edges = [-np.inf, *cuts, np.inf]
+    labels = [f"<{cuts[0]}", *(f"{a}-{b - 1}" for a, b in zip(cuts, cuts[1:])), f">={cuts[-1]}"]
+    bands = pd.cut(age, bins=edges, labels=labels, right=False).astype(object)
+    return bands.where(bands.notna(), "unknown").astype(str)
 
 
 def _wdbc(_root: Path) -> TaskData:
@@ -50,6 +60,22 @@ def _whas500_mortality(_root: Path) -> TaskData:
         attributes=attributes,
         feature_names=list(covariates.columns),
         source="sksurv:load_whas500",
+    )
+
+
+def _diabetes(_root: Path) -> TaskData:
+    features, progression = load_diabetes_progression()
+    attributes = pd.DataFrame({
+        "sex": features["sex"].map(lambda v: f"sex={int(v)}"),
+        "age_group": age_groups(features["age"], ADULT_BANDS),
+    })
+    return TaskData(
+        inputs=features.to_numpy(np.float32),
+        targets=progression,
+        patient_ids=np.array([f"diabetes-{i:03d}" for i in range(len(features))]),
+        attributes=attributes,
+        feature_names=list(features.columns),
+        source="sklearn:load_diabetes",
     )
 
 
@@ -96,5 +122,26 @@ WHAS500_MORTALITY_1Y = register_task(Task(
         "500 patients: subgroup confidence intervals are wide.",
         "Length of stay (`los`) is known only at discharge, so the model is a discharge-time "
         "model, not an admission-time one.",
+    ),
+))
+
+DIABETES_PROGRESSION = register_task(Task(
+    name="diabetes-progression",
+    description="Quantitative diabetes progression one year after baseline (regression)",
+    modality=Modality.TABULAR,
+    target=TargetKind.REGRESSION,
+    loader=_diabetes,
+    sensitive_attributes=("sex", "age_group"),
+    primary_metric="rmse",
+    default_model="mlp",
+    source=DIABETES_SOURCE,
+    intended_use=(
+        "Research and teaching: a regression example with a subgroup audit (sex, age band). "
+        "The outcome is a study-specific progression score, not a clinical measure."
+    ),
+    limitations=(
+        "442 patients from one study; the progression score has no clinical unit.",
+        "The dataset does not document which sex code (1 or 2) is female, so groups are shown "
+        "as coded.",
     ),
 ))

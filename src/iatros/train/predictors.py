@@ -85,6 +85,8 @@ def fit_torch(spec: ModelSpec, kind: TargetKind, n_classes: int,
     network = spec.build(n_inputs, width, **params)
     if hasattr(network, "fit_preprocessing"):
         network.fit_preprocessing(x_train)
+    if kind is TargetKind.REGRESSION and hasattr(network, "fit_target_scaling"):
+        network.fit_target_scaling(y_train)
     trainer = Trainer(config, device=device, checkpoint_dir=run_dir / CHECKPOINTS,
                       callbacks=callbacks)
     info = {"name": spec.name, "family": "torch", "kind": kind.value, "n_inputs": n_inputs,

@@ -14,6 +14,11 @@ WHAS500_SOURCE = (
     "Analysis, 2nd ed.); as shipped by scikit-survival (sksurv.datasets.load_whas500)"
 )
 
+DIABETES_SOURCE = (
+    "Diabetes progression (Efron, Hastie, Johnstone & Tibshirani, Least Angle Regression, 2004): "
+    "442 patients, 10 baseline variables; as shipped by scikit-learn (load_diabetes, unscaled)"
+)
+
 
 def load_wdbc() -> tuple[pd.DataFrame, np.ndarray]:
     """WDBC features and labels with 1 = malignant (scikit-learn codes malignant as 0)."""
@@ -34,3 +39,11 @@ def load_whas500() -> pd.DataFrame:
     frame["lenfol"] = outcome["lenfol"].astype("float64")
     frame["fstat"] = outcome["fstat"].astype(bool)
     return frame
+
+
+def load_diabetes_progression() -> tuple[pd.DataFrame, np.ndarray]:
+    """Baseline age, sex, BMI, blood pressure and six serum measures; disease progression at 1 year."""
+    from sklearn.datasets import load_diabetes
+
+    bunch = load_diabetes(as_frame=True, scaled=False)
+    return bunch.data.astype("float64"), bunch.target.to_numpy(np.float64)

@@ -1,0 +1,65 @@
+"""The Python API across target kinds: regression on real data, multiclass/ordinal on a fixture."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from iatros import api
+from iatros.kinds import Modality, TargetKind
+from iatros.tasks import Task, TaskData, register_task
+
+FAST = api.EvalOptions(n_boot=50)
+
+
+def test_regression_task_reports_errors_with_cis_and_audits(tmp_path):
+    run = api.train("diabetes-progression", model="logreg", out=tmp_path / "r", eval_options=FAST)
+    metrics = json.loads((run / "metrics.json").read_text())
+    test = metrics["splits"]["test"]
+    assert set(test) == {"rmse", "mae", "r2"}
+    assert test["rmse"]["ci95"][0] <= test["rmse"]["value"] <= test["rmse"]["ci95"][1]
+    assert 30 < test["rmse"]["value"] < 80  # the outcome's SD is 77: the model explains some of it
+    assert set(metrics["subgroups"]["sex"]["groups"]) == {"sex=1", "sex=2"}
+    assert "prediction" in pd.read_csv(run / "predictions.csv").columns
+    assert (run / "figures" / "predicted_vs_observed.png").is_file()
+
+
+def test_mlp_regression_predicts_in_the_targets_units(tmp_path):
+    run = api.train("diabetes-progression", model="mlp", epochs=40, out=tmp_path / "r",
+                    eval_options=FAST)
+    predictions = pd.read_csv(run / "predictions.csv")
+    assert 100 < predictions["prediction"].mean() < 200  # target mean is 152
+    assert json.loads((run / "metrics.json").read_text())["splits"]["test"]["r2"]["value"] > 0.2
+
+
+def _three_class_loader(kind):
+    def load(_root):
+        rng = np.random.default_rng(0)
+        n = 600
+        x = rng.normal(size=(n, 4)).astype(np.float32)
+        y = np.digitize(x[:, 0] + 0.5 * rng.normal(size=n), [-0.5, 0.5])
+        return TaskData(inputs=x, targets=y, patient_ids=np.arange(n) // 2,
+                        attributes=pd.DataFrame({"site": rng.choice(["A", "B"], size=n)}))
+    return load
+
+
+@pytest.mark.parametrize("kind", [TargetKind.MULTICLASS, TargetKind.ORDINAL])
+def test_multiclass_and_ordinal_tasks_run_end_to_end(tmp_path, kind):
+    task = register_task(Task(
+        name=f"toy-{kind.value}", description="toy", modality=Modality.TABULAR, target=kind,
+        loader=_three_class_loader(kind), classes=("low", "mid", "high"),
+        sensitive_attributes=("site",)), replace=True)
+    run = api.train(task, epochs=5, out=tmp_path / "r", eval_options=FAST)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["splits"]["test"]["accuracy"]["value"] > 0.5
+    assert "kappa" in metrics["splits"]["test"]
+    assert metrics["calibration"]["method"] == "temperature"
+    frame = pd.read_csv(run / "predictions.csv", dtype={"patient_id": str})
+    assert np.allclose(frame[["prob_0", "prob_1", "prob_2"]].sum(axis=1), 1.0)
+    test_patients = set(frame.loc[frame.split == "test", "patient_id"])
+    assert not test_patients & set(frame.loc[frame.split == "val", "patient_id"])
+    assert set(metrics["subgroups"]["site"]["groups"]) == {"A", "B"}
+    assert (run / "report.html").is_file()
