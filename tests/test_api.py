@@ -63,3 +63,14 @@ def test_multiclass_and_ordinal_tasks_run_end_to_end(tmp_path, kind):
     assert not test_patients & set(frame.loc[frame.split == "val", "patient_id"])
     assert set(metrics["subgroups"]["site"]["groups"]) == {"A", "B"}
     assert (run / "report.html").is_file()
+
+
+def test_same_seed_gives_identical_predictions_in_one_process(tmp_path):
+    """Initial weights, batches and dropout all follow the run's seed."""
+    runs = [api.train("breast-cancer-wdbc", epochs=5, seed=3, out=tmp_path / f"r{i}",
+                      eval_options=FAST) for i in range(2)]
+    a, b = (pd.read_csv(r / "predictions.csv")["prob_raw"] for r in runs)
+    assert np.array_equal(a.to_numpy(), b.to_numpy())
+    c = pd.read_csv(api.train("breast-cancer-wdbc", epochs=5, seed=4, out=tmp_path / "r9",
+                              eval_options=FAST) / "predictions.csv")
+    assert len(c) != len(a) or not np.array_equal(c["prob_raw"].to_numpy(), a.to_numpy())

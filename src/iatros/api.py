@@ -177,6 +177,7 @@ def train(
     device: str | None = None,
     params: dict[str, Any] | None = None,
     train_overrides: dict[str, Any] | None = None,
+    task_options: dict[str, Any] | None = None,
     eval_options: EvalOptions = EvalOptions(),
     progress: bool = False,
     register: bool = True,
@@ -186,10 +187,15 @@ def train(
     """Train a model on a task, evaluate it, write its report, register it; return the run folder.
 
     With `resume`, continue an interrupted run in `out` (or the task's newest unfinished run)
-    from its last checkpoint, using the configuration saved when it started.
+    from its last checkpoint, using the configuration saved when it started. `task_options`
+    configure family tasks, e.g. {"target": "died"} for `csv:PATH`.
     """
     settings = _settings_for(data_root, settings, device)
-    task = get_task(task) if isinstance(task, str) else task
+    if isinstance(task, str):
+        if resume and out is not None and RunFolder(out).exists:
+            saved_options = RunFolder(out).config().get("task_options") or {}
+            task_options = {**saved_options, **(task_options or {})}
+        task = _task(task, task_options, settings)
     run = _resolve_run_dir(settings, task, model or task.default_model, out, resume)
     if resume:
         saved = run.config()
@@ -215,6 +221,7 @@ def train(
                           "n_features": len(data.feature_names or []),
                           "features": data.feature_names, "loader": data.source,
                           "splits": _split_summary(task, data, split)}
+        config["task_options"] = task.extra.get("options")
         write_json(run.file(CONFIG), config)
     run.set_status("running", started=now_iso())
     try:
@@ -371,10 +378,33 @@ def _register(settings: Settings, run: RunFolder) -> RunEntry:
 # --------------------------------------------------------------------------------------------
 # evaluate / audit / report / registry
 # --------------------------------------------------------------------------------------------
-def _open_run(run: str | Path, task: str | None = None) -> tuple[RunFolder, dict[str, Any], Task]:
+def _task(name: str, options: dict[str, Any] | None, settings: Settings) -> Task:
+    """A registered task, or a family task built with its options and the data root."""
+    if ":" not in name:
+        return get_task(name)
+    return get_task(name, {**(options or {}), "data_root": str(settings.data_root)})
+
+
+def _open_run(run: str | Path, task: str | None = None,
+              settings: Settings | None = None) -> tuple[RunFolder, dict[str, Any], Task]:
     folder = RunFolder(run)
     config = folder.require_complete(task)
-    return folder, config, get_task(config["task"])
+    settings = (settings or get_settings()).with_data_root(config["data_root"])
+    return folder, config, _task(config["task"], config.get("task_options"), settings)
+
+
+def _align_features(data: TaskData, trained: list[str] | None) -> TaskData:
+    """Reorder a tabular copy's columns to the training columns (absent ones become missing)."""
+    if not trained or data.feature_names == trained or not isinstance(data.inputs, np.ndarray):
+        return data
+    frame = pd.DataFrame(data.inputs, columns=data.feature_names).reindex(columns=trained)
+    absent = sorted(set(trained) - set(data.feature_names or []))
+    if absent:
+        log.warning("%d feature(s) of the trained model are absent here and treated as missing: "
+                    "%s", len(absent), ", ".join(absent[:10]))
+    data.inputs = frame.to_numpy(np.float32)
+    data.feature_names = list(trained)
+    return data
 
 
 def evaluate(run: str | Path, *, data_root: str | Path | None = None, split: str | None = None,
@@ -385,15 +415,16 @@ def evaluate(run: str | Path, *, data_root: str | Path | None = None, split: str
     `split` is train, val, test or all; the default is test on the training data root and all
     rows on another root. Results go to RUN/evaluations/NAME/ and are returned.
     """
-    folder, config, task_obj = _open_run(run, task)
     settings = _settings_for(data_root, settings, device)
+    folder, config, _ = _open_run(run, task)
     if data_root is None:
         settings = settings.with_data_root(config["data_root"])
+    task_obj = _task(config["task"], config.get("task_options"), settings)
     external = Path(settings.data_root) != Path(config["data_root"])
     split = split or ("all" if external else "test")
     if split not in (*SPLIT_NAMES, "all"):
         raise ConfigError(f"--split must be one of train, val, test, all; got {split!r}")
-    data = task_obj.load(settings.data_root)
+    data = _align_features(task_obj.load(settings.data_root), config.get("data", {}).get("features"))
     rows = (np.arange(len(data)) if split == "all"
             else task_obj.split(data, config["seed"]).part(split))
     predictor = load_predictor(folder.path, settings.device)

@@ -98,12 +98,37 @@ def train_cmd(
     progress: Annotated[bool | None, typer.Option(
         "--progress/--no-progress", help="Progress bars (default: when stderr is a terminal).")
     ] = None,
+    target: Annotated[str | None, typer.Option(
+        help="csv:PATH tasks: the outcome column.", rich_help_panel="Your own table")] = None,
+    kind: Annotated[str | None, typer.Option(
+        help="csv:PATH tasks: binary, multiclass, ordinal or regression (default: inferred).",
+        rich_help_panel="Your own table")] = None,
+    positive: Annotated[str | None, typer.Option(
+        help="csv:PATH tasks: the positive value of a binary outcome.",
+        rich_help_panel="Your own table")] = None,
+    patient_id: Annotated[str | None, typer.Option(
+        help="csv:PATH tasks: patient id column (splits keep a patient's rows together).",
+        rich_help_panel="Your own table")] = None,
+    attr: Annotated[list[str] | None, typer.Option(
+        help="csv:PATH tasks: a sensitive attribute column to audit (repeatable).",
+        rich_help_panel="Your own table")] = None,
+    drop: Annotated[list[str] | None, typer.Option(
+        help="csv:PATH tasks: a column to leave out of the features (repeatable).",
+        rich_help_panel="Your own table")] = None,
 ) -> None:
-    """Train TASK, evaluate it with CIs, audit subgroups, write report.html; print the run path."""
+    """Train TASK, evaluate it with CIs, audit subgroups, write report.html; print the run path.
+
+    TASK is a name from `iatros tasks`, or csv:PATH for your own table
+    (e.g. `iatros train csv:cohort.csv --target died --patient-id mrn --attr sex`).
+    """
     from iatros import api
 
+    options = {k: v for k, v in {"target": target, "kind": kind, "positive": positive,
+                                 "patient_id": patient_id, "attributes": attr or None,
+                                 "drop": drop or None}.items() if v is not None}
     path = api.train(task, data_root=data_root, out=out_dir, epochs=epochs, seed=seed,
                      model=model, resume=resume, device=device, progress=_progress(progress),
+                     task_options=options,
                      eval_options=api.EvalOptions(n_boot=n_boot, threshold=_threshold(threshold),
                                                   seed=seed))
     metrics = json.loads((path / "metrics.json").read_text())

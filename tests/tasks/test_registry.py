@@ -39,7 +39,7 @@ def test_registering_a_taken_name_is_refused():
 
 
 def test_task_families_build_tasks_from_an_argument():
-    def factory(argument):
+    def factory(argument, options):
         return Task(name=f"toyfam:{argument}", description=argument, modality=Modality.TABULAR,
                     target=TargetKind.BINARY, loader=_toy_loader)
 

@@ -12,13 +12,14 @@ import importlib
 import os
 from collections.abc import Callable
 from importlib.metadata import entry_points
+from typing import Any
 
 from iatros.errors import ConfigError, UnknownTaskError
 from iatros.tasks.base import Task
 
 _TASKS: dict[str, Task] = {}
-_FAMILIES: dict[str, Callable[[str], Task]] = {}
-_BUILTIN_MODULES = ("iatros.tasks.tabular",)
+_FAMILIES: dict[str, Callable[[str, dict[str, Any]], Task]] = {}
+_BUILTIN_MODULES = ("iatros.tasks.tabular", "iatros.tasks.csv_task")
 _loaded = False
 
 
@@ -30,8 +31,9 @@ def register_task(task: Task, *, replace: bool = False) -> Task:
     return task
 
 
-def register_family(prefix: str, factory: Callable[[str], Task]) -> None:
-    """Add a family of tasks named `prefix:ARGUMENT`, built on demand by `factory(ARGUMENT)`."""
+def register_family(prefix: str, factory: Callable[[str, dict[str, Any]], Task]) -> None:
+    """Add a family of tasks named `prefix:ARGUMENT`, built on demand by
+    `factory(ARGUMENT, options)`; options come from the command line or the API."""
     _FAMILIES[prefix] = factory
 
 
@@ -51,14 +53,16 @@ def _load_plugins() -> None:
             raise ConfigError(f"IATROS_PLUGINS names {module!r}, which cannot be imported: {e}") from e
 
 
-def get_task(name: str) -> Task:
-    """The task called `name`; an unknown name gets the closest matches as suggestions."""
+def get_task(name: str, options: dict[str, Any] | None = None) -> Task:
+    """The task called `name`; an unknown name gets the closest matches as suggestions.
+
+    `options` configure family tasks (e.g. the target column of `csv:PATH`)."""
     _load_plugins()
     if name in _TASKS:
         return _TASKS[name]
     prefix, sep, argument = name.partition(":")
     if sep and prefix in _FAMILIES:
-        return _FAMILIES[prefix](argument)
+        return _FAMILIES[prefix](argument, dict(options or {}))
     close = difflib.get_close_matches(name, list(_TASKS), n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise UnknownTaskError(f"no task named {name!r}.{hint} Run `iatros tasks` to list them.")

@@ -20,6 +20,7 @@ from iatros.errors import RunError
 from iatros.kinds import TargetKind
 from iatros.models.registry import ModelSpec, get_model_spec
 from iatros.train.losses import loss_for, n_outputs, to_probabilities
+from iatros.train.seed import seed_everything
 from iatros.train.trainer import Callback, Monitor, TrainConfig, Trainer, TrainResult
 
 MODEL_INFO = "model.json"
@@ -82,6 +83,7 @@ def fit_torch(spec: ModelSpec, kind: TargetKind, n_classes: int,
     x_train, y_train = train
     n_inputs = int(np.asarray(x_train).shape[1])
     width = n_outputs(kind, n_classes)
+    seed_everything(config.seed, config.deterministic)  # initial weights follow the run's seed
     network = spec.build(n_inputs, width, **params)
     if hasattr(network, "fit_preprocessing"):
         network.fit_preprocessing(x_train)

@@ -1,0 +1,85 @@
+"""A user's own table (CSV): read it, check the columns, encode categories, report skipped rows."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from iatros.errors import ConfigError, CorruptDataError, MissingDataError
+
+log = logging.getLogger("iatros")
+
+
+@dataclass
+class CsvTable:
+    """Features (numeric, categories one-hot encoded), raw target, ids and attribute columns."""
+
+    features: pd.DataFrame
+    target: pd.Series
+    patient_ids: np.ndarray
+    attributes: pd.DataFrame
+    path: Path
+    skipped: dict[str, int]
+
+
+def resolve_path(path: str, root: Path) -> Path:
+    """An absolute path, else relative to the working directory, else to the data root."""
+    candidate = Path(path).expanduser()
+    for option in (candidate, Path(root) / path):
+        if option.is_file():
+            return option.resolve()
+    raise MissingDataError(f"CSV file {path!r} not found (looked at {candidate.resolve()} and "
+                           f"{Path(root) / path}); check the path or --data-root")
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """The CSV as a DataFrame; an unreadable or malformed file names the file and the problem."""
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
+        raise CorruptDataError(f"{path}: cannot parse as CSV ({e})") from e
+    if frame.empty:
+        raise CorruptDataError(f"{path}: the table has no rows")
+    return frame
+
+
+def _require(frame: pd.DataFrame, columns: list[str], path: Path, what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ConfigError(f"{path}: {what} column(s) {missing} not found; columns are "
+                          f"{', '.join(map(str, frame.columns))}")
+
+
+def load_csv_table(path: Path, target: str, *, patient_id: str | None = None,
+                   attributes: tuple[str, ...] = (), drop: tuple[str, ...] = ()) -> CsvTable:
+    """Split a table into features / target / ids / attributes; rows without a target are skipped
+    and counted (a log line says how many and which)."""
+    frame = read_table(path)
+    _require(frame, [target], path, "target")
+    _require(frame, [c for c in (patient_id,) if c], path, "patient id")
+    _require(frame, list(attributes) + list(drop), path, "attribute/drop")
+    missing_target = frame[target].isna().to_numpy()
+    skipped = {}
+    if missing_target.any():
+        rows = np.flatnonzero(missing_target)
+        skipped["missing target"] = int(len(rows))
+        log.warning("%s: skipped %d row(s) with no %r value (data rows %s%s)", path, len(rows),
+                    target, ", ".join(str(r + 2) for r in rows[:5]), "..." if len(rows) > 5 else "")
+        frame = frame.loc[~missing_target].reset_index(drop=True)
+    if frame.empty:
+        raise CorruptDataError(f"{path}: no row has a value in the target column {target!r}")
+    ids = (frame[patient_id].astype(str).to_numpy() if patient_id
+           else np.array([f"row-{i}" for i in range(len(frame))]))
+    excluded = {target, *(c for c in (patient_id,) if c), *drop}
+    features = frame.drop(columns=[c for c in frame.columns if c in excluded])
+    categorical = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
+    features = pd.get_dummies(features, columns=categorical, dummy_na=False, dtype=float)
+    if features.shape[1] == 0:
+        raise ConfigError(f"{path}: no feature columns left after removing target, id and drops")
+    attrs = frame[list(attributes)].astype(object).where(frame[list(attributes)].notna(), "unknown")
+    return CsvTable(features.astype("float64"), frame[target], ids,
+                    attrs.astype(str).reset_index(drop=True), path, skipped)
