@@ -131,10 +131,11 @@ def _check_model(task: Task, model: str) -> ModelSpec:
     return spec
 
 
-def _train_config(spec: ModelSpec, epochs: int | None, seed: int, progress: bool,
+def _train_config(spec: ModelSpec, task: Task, epochs: int | None, seed: int, progress: bool,
                   overrides: dict[str, Any] | None) -> TrainConfig:
     known = {f.name for f in fields(TrainConfig)} - {"seed", "progress"}
-    values = {k: v for k, v in {**spec.train_defaults, **(overrides or {})}.items() if k in known}
+    merged = {**spec.train_defaults, **task.train_params, **(overrides or {})}
+    values = {k: v for k, v in merged.items() if k in known}
     if epochs is not None:
         values["epochs"] = epochs
     return TrainConfig(**values, seed=seed, progress=progress)
@@ -210,8 +211,10 @@ def train(
         train_overrides = {**(saved.get("train") or {}), **(train_overrides or {})}
         log.info("resuming %s in %s", task.name, run.path)
     spec = _check_model(task, model or task.default_model)
-    train_config = (_train_config(spec, epochs, seed, progress, train_overrides)
+    train_config = (_train_config(spec, task, epochs, seed, progress, train_overrides)
                     if spec.family == "torch" else None)
+    if spec.family == "torch" and not resume:
+        params = {**task.model_params, **(params or {})}
     data = task.load(settings.data_root)
     split = task.split(data, seed)
     run.path.mkdir(parents=True, exist_ok=True)
@@ -253,7 +256,7 @@ def _fit(task: Task, spec: ModelSpec, data: TaskData, split: Split, run: RunFold
         spec, task.target, len(task.classes), xy_train,
         (data.inputs[val_rows], data.targets[val_rows]), train_config, device=settings.device,
         run_dir=run.path, resume=resume, monitor=monitor, mode=mode, callbacks=callbacks,
-        params=params)
+        params=params, balance=bool(task.train_params.get("balance", False)))
     history = pd.DataFrame([asdict(r) for r in result.history])
     write_csv(run.file(TRAIN_LOG), history)
     log.info("trained %d epochs (best epoch %d, val %s %.4f%s)", result.epochs_run,

@@ -59,7 +59,7 @@ def locate(spec: RemoteFile, root: Path, *, strict_checksum: bool = False) -> Pa
         raise MissingDataError(
             f"{Path(spec.relpath).name} not found: expected it at {path}. "
             f"Get it from {spec.where_to_get()} "
-            f"(or run `iatros data download` / point --data-root or IATROS_DATA at a copy)."
+            f"(or point --data-root or IATROS_DATA at a folder that has it)."
             + (f" {spec.note}" if spec.note else "")
         )
     if checksum_matches(path, spec) is False:

@@ -7,8 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+import torch
+
 from iatros.errors import ConfigError
-from iatros.kinds import Modality
+from iatros.kinds import Modality, TargetKind
 
 Family = Literal["torch", "sklearn"]
 
@@ -17,7 +20,9 @@ Family = Literal["torch", "sklearn"]
 class ModelSpec:
     """A named model.
 
-    torch models: `build(n_inputs, n_outputs, **params) -> nn.Module`, trained by the one Trainer.
+    torch models: `build(n_inputs, n_outputs, **params) -> nn.Module`, trained by the one Trainer;
+    `dataset(inputs, targets, kind, train, params)` turns a task's inputs into a torch Dataset
+    (augmenting when `train`), and `n_inputs(inputs, params)` gives the input width / channels.
     sklearn models: `build(kind, seed, **params) -> estimator` with fit / predict(_proba).
     `train_defaults` are Trainer settings that suit this model (lr, batch size, epochs, ...).
     """
@@ -29,11 +34,19 @@ class ModelSpec:
     description: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     train_defaults: dict[str, Any] = field(default_factory=dict)
+    dataset: Callable[..., Any] | None = None
+    n_inputs: Callable[..., int] | None = None
 
 
 _MODELS: dict[str, ModelSpec] = {}
-_BUILTIN_MODULES = ("iatros.models.tabular",)
+_BUILTIN_MODULES = ("iatros.models.tabular", "iatros.models.imaging")
 _loaded = False
+
+
+def target_tensor(targets: Any, kind: TargetKind) -> torch.Tensor:
+    """Targets typed for the kind's loss: class indices as long, everything else as float."""
+    dtype = torch.long if kind in (TargetKind.MULTICLASS, TargetKind.ORDINAL) else torch.float32
+    return torch.as_tensor(np.asarray(targets), dtype=dtype)
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:

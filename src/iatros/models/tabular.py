@@ -7,9 +7,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from iatros.kinds import Modality, TargetKind
-from iatros.models.registry import ModelSpec, register_model
+from iatros.models.registry import ModelSpec, register_model, target_tensor
 
 
 class TabularMLP(nn.Module):
@@ -59,6 +60,17 @@ class TabularMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.where(torch.isnan(x), self.fill, x)
         return self.net((x - self.center) / self.scale) * self.out_scale + self.out_center
+
+
+def tabular_dataset(inputs: np.ndarray, targets: np.ndarray, kind: TargetKind, train: bool = False,
+                    params: dict[str, Any] | None = None) -> TensorDataset:
+    """Float feature rows and targets typed for the kind's loss."""
+    x = torch.as_tensor(np.asarray(inputs, dtype=np.float32))
+    return TensorDataset(x, target_tensor(targets, kind))
+
+
+def tabular_width(inputs: np.ndarray, params: dict[str, Any] | None = None) -> int:
+    return int(np.asarray(inputs).shape[1])
 
 
 def build_mlp(n_inputs: int, n_outputs: int, **params: Any) -> TabularMLP:
@@ -122,6 +134,7 @@ register_model(ModelSpec(
     params={"hidden": (32,), "dropout": 0.3},
     train_defaults={"epochs": 100, "batch_size": 64, "lr": 3e-3, "weight_decay": 1e-2,
                     "patience": 30},
+    dataset=tabular_dataset, n_inputs=tabular_width,
 ))
 register_model(ModelSpec(
     name="logreg", family="sklearn", modalities=(Modality.TABULAR,), build=build_logreg,

@@ -22,6 +22,8 @@ class TaskData:
     `inputs` is whatever the task's models consume (a float matrix for tabular tasks).
     `attributes` holds sensitive attributes (sex, age group, ...) for subgroup audits.
     `split` optionally holds a split shipped with the dataset ('train' / 'val' / 'test').
+    `model_params` / `train_params` on a Task are defaults its data needs (input channels,
+    spatial dims, class balancing) that every model of the right modality receives.
     """
 
     inputs: Any
@@ -79,6 +81,8 @@ class Task:
     source: str = ""
     intended_use: str = ""
     limitations: tuple[str, ...] = ()
+    model_params: dict[str, Any] = field(default_factory=dict)
+    train_params: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def load(self, data_root: Path) -> TaskData:

@@ -14,9 +14,9 @@ from typing import Any
 import joblib
 import numpy as np
 import torch
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import Dataset
 
-from iatros.errors import RunError
+from iatros.errors import ConfigError, RunError
 from iatros.kinds import TargetKind
 from iatros.models.registry import ModelSpec, get_model_spec
 from iatros.train.losses import loss_for, n_outputs, to_probabilities
@@ -27,11 +27,12 @@ MODEL_INFO = "model.json"
 CHECKPOINTS = "checkpoints"
 
 
-def array_dataset(inputs: np.ndarray, targets: np.ndarray, kind: TargetKind) -> Dataset:
-    """A TensorDataset of float features and targets typed for the kind's loss."""
-    x = torch.as_tensor(np.asarray(inputs, dtype=np.float32))
-    dtype = torch.long if kind in (TargetKind.MULTICLASS, TargetKind.ORDINAL) else torch.float32
-    return TensorDataset(x, torch.as_tensor(np.asarray(targets), dtype=dtype))
+def make_dataset(spec: ModelSpec, inputs: Any, targets: Any, kind: TargetKind, *, train: bool,
+                 params: dict[str, Any]) -> Dataset:
+    """The model's own Dataset for these inputs (augmented when `train`)."""
+    if spec.dataset is None:
+        raise ConfigError(f"model {spec.name!r} declares no dataset builder")
+    return spec.dataset(inputs, targets, kind, train=train, params=params)
 
 
 @dataclass
@@ -41,12 +42,18 @@ class TorchPredictor:
     network: torch.nn.Module
     kind: TargetKind
     trainer: Trainer
+    spec: ModelSpec
     info: dict[str, Any] = field(default_factory=dict)
 
-    def predict_scores(self, inputs: Any) -> np.ndarray:
+    def predict_outputs(self, inputs: Any) -> np.ndarray:
+        """Raw outputs (logits), averaged over test-time augmentation when the model asks."""
         dummy = np.zeros(len(inputs), dtype=np.float32)
-        outputs = self.trainer.predict(self.network, array_dataset(inputs, dummy, self.kind))
-        return to_probabilities(outputs, self.kind)
+        data = make_dataset(self.spec, inputs, dummy, self.kind, train=False,
+                            params=self.info["params"])
+        return self.trainer.predict(self.network, data)
+
+    def predict_scores(self, inputs: Any) -> np.ndarray:
+        return to_probabilities(self.predict_outputs(inputs), self.kind)
 
 
 @dataclass
@@ -81,7 +88,7 @@ def fit_torch(spec: ModelSpec, kind: TargetKind, n_classes: int,
     """Build the network, train it with the one Trainer, keep the best epoch's weights."""
     params = {**spec.params, **(params or {})}
     x_train, y_train = train
-    n_inputs = int(np.asarray(x_train).shape[1])
+    n_inputs = spec.n_inputs(x_train, params) if spec.n_inputs else int(np.asarray(x_train).shape[1])
     width = n_outputs(kind, n_classes)
     seed_everything(config.seed, config.deterministic)  # initial weights follow the run's seed
     network = spec.build(n_inputs, width, **params)
@@ -92,12 +99,14 @@ def fit_torch(spec: ModelSpec, kind: TargetKind, n_classes: int,
     trainer = Trainer(config, device=device, checkpoint_dir=run_dir / CHECKPOINTS,
                       callbacks=callbacks)
     info = {"name": spec.name, "family": "torch", "kind": kind.value, "n_inputs": n_inputs,
-            "n_outputs": width, "params": params}
+            "n_outputs": width, "params": params, "batch_size": config.batch_size,
+            "amp": config.amp}
     _write_info(run_dir, info)
     result = trainer.fit(network, loss_for(kind, y_train, balance=balance),
-                         array_dataset(x_train, y_train, kind), array_dataset(*val, kind),
+                         make_dataset(spec, x_train, y_train, kind, train=True, params=params),
+                         make_dataset(spec, *val, kind, train=False, params=params),
                          monitor=monitor, mode=mode, resume=resume)
-    return TorchPredictor(network, kind, trainer, info), result
+    return TorchPredictor(network, kind, trainer, spec, info), result
 
 
 def fit_sklearn(spec: ModelSpec, kind: TargetKind, train: tuple[np.ndarray, np.ndarray], *,
@@ -137,5 +146,7 @@ def load_predictor(run_dir: Path, device: str = "cpu") -> Predictor:
         network.load_state_dict(torch.load(path, map_location="cpu")["model"])
     except Exception as e:
         raise RunError(f"cannot load checkpoint {path}: {e}") from e
-    trainer = Trainer(TrainConfig(progress=False), device=device)
-    return TorchPredictor(network, kind, trainer, info)
+    batch = int(info.get("batch_size", 64))
+    trainer = Trainer(TrainConfig(progress=False, batch_size=batch,
+                                  amp=info.get("amp")), device=device)
+    return TorchPredictor(network, kind, trainer, spec, info)

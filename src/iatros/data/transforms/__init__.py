@@ -1,0 +1,1 @@
+"""Transforms and augmentation per modality."""
