@@ -29,3 +29,12 @@ def shared_data() -> Path:
     if not root.is_dir():
         pytest.skip(f"real data folder {root} is absent (set IATROS_DATA to ../shared/data)")
     return root
+
+
+@pytest.fixture(scope="module")
+def shared_data_module() -> Path:
+    """`shared_data` for module-scoped fixtures."""
+    root = Path(os.environ.get("IATROS_DATA", SHARED_DATA))
+    if not root.is_dir():
+        pytest.skip(f"real data folder {root} is absent (set IATROS_DATA to ../shared/data)")
+    return root

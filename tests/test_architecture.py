@@ -17,6 +17,7 @@ FORBIDDEN = {
     "train": {"tasks", "evaluate", "report", "registry", "api", "cli"},
     "evaluate": {"data", "models", "tasks", "train", "report", "registry", "api", "cli"},
     "report": {"data", "models", "tasks", "train", "registry", "api", "cli"},
+    "explain": {"tasks", "train", "evaluate", "report", "registry", "api", "cli"},
     "registry": {"data", "models", "tasks", "train", "evaluate", "report", "api", "cli"},
     "api": {"cli"},
 }

@@ -25,7 +25,7 @@ from iatros.evaluate.calibration import calibrator_from_dict, fit_calibrator, re
 from iatros.evaluate.fairness import audit as audit_attributes
 from iatros.evaluate.fairness import subgroup_audit
 from iatros.evaluate.thresholds import choose_threshold
-from iatros.kinds import TargetKind
+from iatros.kinds import Modality, TargetKind
 from iatros.models.registry import ModelSpec, get_model_spec
 from iatros.registry import ModelVersion, Registry, RunEntry
 from iatros.report import write_report
@@ -45,7 +45,13 @@ from iatros.run_folder import (
 from iatros.settings import Settings, get_settings
 from iatros.tasks import Task, TaskData, get_task, list_tasks
 from iatros.train.losses import to_probabilities
-from iatros.train.predictors import Predictor, fit_sklearn, fit_torch, load_predictor
+from iatros.train.predictors import (
+    Predictor,
+    fit_sklearn,
+    fit_torch,
+    load_predictor,
+    make_dataset,
+)
 from iatros.train.trainer import Callback, TrainConfig
 
 log = logging.getLogger("iatros")
@@ -366,7 +372,69 @@ def _finish(run: RunFolder, task: Task, predictor: Predictor, data: TaskData, sp
                       "ci": 0.95},
     }
     write_json(run.file(METRICS), metrics)
+    _explain_test_images(run, task, predictor, data, test, calibrated["test"], threshold)
     write_report(run.path)
+
+
+def _pick_examples(targets: np.ndarray, scores: np.ndarray, kind: TargetKind, n: int = 4) -> list[int]:
+    """Test rows worth showing: confident hits, confident errors and misses (or one per class)."""
+    if kind is TargetKind.BINARY:
+        pos, neg = np.flatnonzero(targets == 1), np.flatnonzero(targets == 0)
+        picks = [pos[np.argmax(scores[pos])] if len(pos) else None,
+                 neg[np.argmax(scores[neg])] if len(neg) else None,
+                 pos[np.argmin(scores[pos])] if len(pos) else None,
+                 neg[np.argmin(scores[neg])] if len(neg) else None]
+    else:
+        picks = [int(np.argmax(scores[:, c])) for c in range(min(scores.shape[1], n))]
+    return list(dict.fromkeys(int(p) for p in picks if p is not None))[:n]
+
+
+def _class_name(task: Task, index: int) -> str:
+    return task.classes[index] if index < len(task.classes) else str(index)
+
+
+def explain_rows(predictor: Predictor, task: Task, inputs: Any, labels: Sequence[str],
+                 scores: np.ndarray, out_dir: Path, names: Sequence[str] | None = None,
+                 ) -> list[dict[str, Any]]:
+    """Grad-CAM overlays for image inputs (arrays or paths); one entry per input."""
+    from iatros.explain.gradcam import explain_image
+
+    network = getattr(predictor, "network", None)
+    if task.modality is not Modality.IMAGE or not hasattr(network, "cam_layer"):
+        return []
+    dummy = np.zeros(len(inputs), dtype=np.float32)
+    dataset = make_dataset(predictor.spec, inputs, dummy, task.target, train=False,
+                           params=predictor.info["params"])
+    items = []
+    for k in range(len(inputs)):
+        x, _ = dataset[k]
+        if task.target is TargetKind.BINARY:
+            unit, shown = 0, f"P({_class_name(task, 1)}) = {scores[k]:.2f}"
+        else:
+            unit = int(np.argmax(scores[k]))
+            shown = f"predicted {_class_name(task, unit)} (p = {scores[k][unit]:.2f})"
+        explained = _class_name(task, 1 if task.target is TargetKind.BINARY else unit)
+        caption = f"{labels[k]}: {shown}; heat map for {explained}"
+        name = names[k] if names else f"gradcam_{k}"
+        item = explain_image(network, x, unit, out_dir / f"{name}.png", caption)
+        items.append({**item, "caption": caption})
+    return items
+
+
+def _explain_test_images(run: RunFolder, task: Task, predictor: Predictor, data: TaskData,
+                         rows: np.ndarray, scores: np.ndarray, threshold: float) -> None:
+    picks = _pick_examples(data.targets[rows], scores, task.target)
+    if not picks or task.modality is not Modality.IMAGE:
+        return
+    chosen = rows[picks]
+    labels = [f"{data.patient_ids[r]} (true: {_class_name(task, int(data.targets[r]))})"
+              for r in chosen]
+    items = explain_rows(predictor, task, data.inputs[chosen], labels, scores[picks],
+                         run.path / "figures")
+    for item in items:
+        item["path"] = str(Path(item["path"]).relative_to(run.path))
+    if items:
+        write_json(run.file("explanations.json"), items)
 
 
 def _register(settings: Settings, run: RunFolder) -> RunEntry:
@@ -488,6 +556,71 @@ def _scores_from_frame(frame: pd.DataFrame, kind: TargetKind) -> np.ndarray:
     cols = sorted((c for c in frame.columns if c.startswith("prob_") and c[5:].isdigit()),
                   key=lambda c: int(c[5:]))
     return frame[cols].to_numpy(float)
+
+
+def _read_input_table(path: Path, features: list[str]) -> np.ndarray:
+    """Feature rows of a CSV for a tabular model, in the training column order."""
+    from iatros.data.sources.csv_table import read_table
+
+    frame = read_table(path)
+    frame = pd.get_dummies(frame, columns=[c for c in frame.columns
+                                           if not pd.api.types.is_numeric_dtype(frame[c])], dtype=float)
+    missing = [f for f in features if f not in frame.columns]
+    if len(missing) == len(features):
+        raise ConfigError(f"{path} has none of the model's features ({', '.join(features[:8])}, ...)")
+    if missing:
+        log.warning("%s lacks %d feature(s), treated as missing: %s", path, len(missing),
+                    ", ".join(missing[:10]))
+    return frame.reindex(columns=features).to_numpy(np.float32)
+
+
+def predict(run: str | Path, inputs: Sequence[str | Path], *, out: str | Path | None = None,
+            explain: bool = True, device: str | None = None) -> list[dict[str, Any]]:
+    """Calibrated probabilities (and a Grad-CAM overlay for images) for new inputs.
+
+    Image runs take image files (PNG, JPEG, DICOM, NIfTI); tabular runs take CSV files with the
+    training columns, one prediction per row.
+    """
+    folder, config, task_obj = _open_run(run)
+    settings = get_settings(device=device)
+    predictor = load_predictor(folder.path, settings.device)
+    calibrator = calibrator_from_dict(read_json(folder.file(CALIBRATION)))
+    threshold = read_json(folder.file(METRICS)).get("threshold") or 0.5
+    files = [Path(p).expanduser() for p in inputs]
+    for f in files:
+        if not f.is_file():
+            raise MissingDataError(f"input file {f} not found")
+    if task_obj.modality is Modality.IMAGE:
+        batch = np.array([str(f) for f in files], dtype=object)
+        names = [str(f) for f in files]
+    else:
+        tables = [_read_input_table(f, config["data"]["features"]) for f in files]
+        batch = np.concatenate(tables)
+        names = [f"{f}:{i + 1}" for f, t in zip(files, tables, strict=True) for i in range(len(t))]
+    scores = calibrator.transform(predictor.predict_scores(batch))
+    classes = list(task_obj.classes)
+    results = []
+    for k, name in enumerate(names):
+        if task_obj.target is TargetKind.BINARY:
+            p = float(scores[k])
+            probs = {classes[0]: 1 - p, classes[1]: p}
+            label = classes[1] if p >= threshold else classes[0]
+        elif task_obj.target is TargetKind.REGRESSION:
+            results.append({"input": name, "prediction": float(scores[k])})
+            continue
+        else:
+            probs = {c: float(v) for c, v in zip(classes, scores[k], strict=True)}
+            label = classes[int(np.argmax(scores[k]))]
+        results.append({"input": name, "probabilities": probs, "prediction": label,
+                        "threshold": threshold if task_obj.target is TargetKind.BINARY else None,
+                        "calibration": calibrator.to_dict().get("type")})
+    if explain and task_obj.modality is Modality.IMAGE:
+        out_dir = Path(out) if out else folder.path / "predictions" / time.strftime("%Y%m%d-%H%M%S")
+        stems = [f"{f.name.split('.')[0]}-gradcam" for f in files]
+        items = explain_rows(predictor, task_obj, batch, names, scores, out_dir, names=stems)
+        for result, item in zip(results, items, strict=True):
+            result["heatmap"] = item["path"]
+    return results
 
 
 def report(run: str | Path) -> Path:

@@ -25,8 +25,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 DataRoot = Annotated[Path | None, typer.Option(
     "--data-root", help="Folder with input datasets (read-only). Default: $IATROS_DATA, "
@@ -198,6 +198,33 @@ def audit_cmd(
             out.print(f"{key.replace('_', ' ')}: {_fmt(result[key])}")
     if result.get("small_groups"):
         out.print(f"groups too small to compare: {', '.join(result['small_groups'])}")
+
+
+@app.command("predict")
+def predict_cmd(
+    run: Annotated[Path, typer.Argument(help="Run folder.")],
+    files: Annotated[list[Path], typer.Argument(
+        help="Image files (PNG, JPEG, DICOM, NIfTI) for image runs; CSV files for tabular runs.")],
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Folder for heat maps (default: RUN/predictions/TIME).")] = None,
+    no_explain: Annotated[bool, typer.Option("--no-explain", help="Skip Grad-CAM heat maps.")] = False,
+    as_json: Json = False,
+) -> None:
+    """Predict with a finished run: calibrated probabilities per class and a heat-map path."""
+    from iatros import api
+
+    results = api.predict(run, files, out=out_dir, explain=not no_explain)
+    if as_json:
+        print(json.dumps(results, indent=2))
+        return
+    table = Table(title=f"predictions of {run}")
+    for col in ("input", "prediction", "probabilities", "heat map"):
+        table.add_column(col, overflow="fold")
+    for r in results:
+        probs = ", ".join(f"{k}: {v:.3f}" for k, v in (r.get("probabilities") or {}).items())
+        pred = r["prediction"] if isinstance(r["prediction"], str) else f"{r['prediction']:.3f}"
+        table.add_row(r["input"], pred, probs, r.get("heatmap", "-"))
+    out.print(table)
 
 
 @app.command("report")

@@ -418,6 +418,24 @@ def reproducibility_section(run: RunFiles) -> dict[str, Any]:
     }
 
 
+def explanations_section(run_dir: Path) -> list[dict[str, str]]:
+    """Saved explanation figures (e.g. Grad-CAM overlays) listed in explanations.json."""
+    path = run_dir / "explanations.json"
+    if not path.is_file():
+        return []
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return []
+    out = []
+    for item in items if isinstance(items, list) else []:
+        rel = Path(str(item.get("path", "")))
+        rel = rel.relative_to(run_dir) if rel.is_absolute() and rel.is_relative_to(run_dir) else rel
+        if (run_dir / rel).is_file():
+            out.append({"path": rel.as_posix(), "caption": str(item.get("caption", ""))})
+    return out
+
+
 def build_context(run: RunFiles, figures: Mapping[str, str]) -> dict[str, Any]:
     """Everything the template shows, as display-ready values."""
     subgroups = subgroup_section(run.metrics)
@@ -437,6 +455,7 @@ def build_context(run: RunFiles, figures: Mapping[str, str]) -> dict[str, Any]:
         "calibration": calibration_section(run.metrics),
         "subgroups": subgroups,
         "evaluations": evaluations,
+        "explanations": explanations_section(run.run_dir),
         "limitations": config_limits,
         "auto_limitations": auto_limits,
         "figures": figure_list(figures),

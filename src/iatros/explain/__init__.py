@@ -1,0 +1,1 @@
+"""Explanations: what in the input drove a prediction (Grad-CAM for images)."""

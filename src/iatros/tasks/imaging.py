@@ -1,0 +1,125 @@
+"""Imaging tasks on MedMNIST (pneumonia, breast ultrasound, retinopathy, lung nodules, any set)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from iatros.data.sources.medmnist import MedMNISTInfo, dataset_info, load_medmnist
+from iatros.errors import ConfigError
+from iatros.kinds import Modality
+from iatros.tasks.base import Task, TaskData
+from iatros.tasks.registry import register_family, register_task
+
+IMAGE_MODELS = ("resnet18", "resnet50", "densenet121")
+MEDMNIST_LIMITATIONS = (
+    "MedMNIST images are downsampled to a few dozen pixels: fine findings visible at full "
+    "resolution are lost, so numbers do not transfer to full-size images without retraining.",
+    "MedMNIST ships no patient identifiers or demographics; its official splits were made by the "
+    "dataset authors, and no subgroup audit is possible.",
+)
+# Chest X-rays and ultrasound keep their orientation; fundus and CT crops may be mirrored.
+NO_FLIP = {"hflip": False, "vflip": False, "rotate_degrees": 10.0, "scale": 0.1, "translate": 0.08,
+           "contrast": 0.2}
+FLIPS = {"hflip": True, "vflip": True, "rotate_degrees": 15.0, "scale": 0.1, "translate": 0.08,
+         "contrast": 0.2}
+
+
+def _medmnist_loader(name: str, size: int, positive_first: bool) -> Any:
+    def load(root: Path) -> TaskData:
+        arrays = load_medmnist(name, root, size)
+        images, labels, split = arrays.stacked()
+        if positive_first:  # datasets that code the finding as class 0 (BreastMNIST: malignant)
+            labels = 1 - labels
+        ids = np.array([f"{name}-{s}-{i:05d}" for s, i in zip(split, _index_within(split),
+                                                                   strict=True)])
+        mismatch = "; ".join(f"{s}: {found} of {official} official images"
+                             for s, (found, official) in arrays.count_mismatches.items())
+        return TaskData(inputs=images, targets=labels, patient_ids=ids,
+                        attributes=pd.DataFrame(index=range(len(labels))), split=split,
+                        source=f"medmnist:{arrays.path}" + (f" ({mismatch})" if mismatch else ""))
+    return load
+
+
+def _index_within(split: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(split), dtype=np.int64)
+    for s in np.unique(split):
+        rows = np.flatnonzero(split == s)
+        out[rows] = np.arange(len(rows))
+    return out
+
+
+def medmnist_task(name: str, *, size: int = 28, task_name: str | None = None,
+                  description: str | None = None, classes: tuple[str, ...] | None = None,
+                  positive_first: bool = False, augment: dict[str, Any] | None = None,
+                  train_params: dict[str, Any] | None = None, intended_use: str = "",
+                  limitations: tuple[str, ...] = ()) -> Task:
+    """A task on one MedMNIST dataset at one published size, with the official splits."""
+    info: MedMNISTInfo = dataset_info(name)
+    if size not in info.sizes:
+        raise ConfigError(f"{info.name} is published at sizes {list(info.sizes)}, not {size}")
+    kind = info.kind
+    three_d = info.dims == 3
+    model_params = {"spatial_dims": info.dims, "in_channels": info.n_channels, "size": size,
+                    "augment": augment or (FLIPS if three_d else NO_FLIP)}
+    if three_d:  # the 3x3x3 stride-1 stem is too slow on CPUs; downsample first, half width
+        model_params.update(stem="standard", widen_factor=0.5)
+    return Task(
+        name=task_name or f"medmnist:{info.name}" + (f"@{size}" if size != 28 else ""),
+        description=description or f"{info.name} ({info.task}), {size}px: {info.source}",
+        modality=Modality.IMAGE, target=kind, loader=_medmnist_loader(info.name, size, positive_first),
+        classes=classes or info.labels,
+        primary_metric="auroc",
+        default_model="resnet18", models=IMAGE_MODELS,
+        split_by="image (official MedMNIST split)",
+        source=f"MedMNIST v2/v3 {info.name} ({info.licence}): {info.source}",
+        intended_use=intended_use or "Research and benchmarking on MedMNIST; not a diagnostic device.",
+        limitations=(*limitations, *MEDMNIST_LIMITATIONS),
+        model_params=model_params,
+        train_params={"batch_size": 64 if three_d else 128, **(train_params or {})},
+        extra={"medmnist": info.name, "size": size, "dims": info.dims},
+    )
+
+
+def _family(argument: str, options: dict[str, Any]) -> Task:
+    """`medmnist:NAME` or `medmnist:NAME@SIZE` (e.g. medmnist:dermamnist@64)."""
+    name, _, size = argument.partition("@")
+    size_value = options.get("size") or (int(size) if size.isdigit() else 28)
+    return medmnist_task(name, size=int(size_value))
+
+
+register_family("medmnist", _family)
+
+PNEUMONIA_CXR = register_task(medmnist_task(
+    "pneumoniamnist", task_name="pneumonia-cxr",
+    description="Pneumonia vs normal on paediatric chest X-rays (PneumoniaMNIST, 28px)",
+    train_params={"balance": True, "epochs": 12},
+    intended_use="Research: triage-style pneumonia detection on paediatric chest X-rays.",
+    limitations=("Paediatric patients (1-5 years) from one centre in Guangzhou; adult X-rays differ.",),
+))
+BREAST_ULTRASOUND = register_task(medmnist_task(
+    "breastmnist", task_name="breast-ultrasound",
+    description="Malignant vs benign or normal breast ultrasound (BreastMNIST, 28px)",
+    classes=("benign or normal", "malignant"), positive_first=True,
+    train_params={"epochs": 40, "patience": 15, "batch_size": 64},
+    intended_use="Research: malignancy risk from a breast ultrasound image.",
+    limitations=("780 images from one Cairo hospital (BUSI); small test set (156 images).",),
+))
+RETINOPATHY_GRADE = register_task(medmnist_task(
+    "retinamnist", task_name="retinopathy-grade",
+    description="Diabetic retinopathy grade 0-4 from a fundus photograph (RetinaMNIST, 28px)",
+    augment=FLIPS, train_params={"epochs": 30, "patience": 12, "batch_size": 64},
+    intended_use="Research: five-grade diabetic retinopathy severity (ordinal).",
+    limitations=("1600 fundus images (DeepDRiD); grades 3-4 are rare, so their per-class "
+                 "performance is uncertain.",),
+))
+NODULE_CT = register_task(medmnist_task(
+    "nodulemnist3d", task_name="nodule-ct",
+    description="Malignant vs benign lung nodule on a 28^3 chest CT crop (NoduleMNIST3D)",
+    train_params={"epochs": 20},
+    intended_use="Research: nodule malignancy from a CT crop.",
+    limitations=("LIDC-IDRI radiologists' malignancy ratings, not pathology, are the reference.",),
+))
