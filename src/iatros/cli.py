@@ -115,17 +115,28 @@ def train_cmd(
     drop: Annotated[list[str] | None, typer.Option(
         help="csv:PATH tasks: a column to leave out of the features (repeatable).",
         rich_help_panel="Your own table")] = None,
+    labels: Annotated[Path | None, typer.Option(
+        help="images:FOLDER tasks: CSV with image, label and patient_id columns "
+             "(default FOLDER/labels.csv).", rich_help_panel="Your own images")] = None,
+    size: Annotated[int | None, typer.Option(
+        help="Image tasks: side length the images are resized to (medmnist:NAME: 28, 64, 128, "
+             "224).", rich_help_panel="Your own images")] = None,
+    channels: Annotated[int | None, typer.Option(
+        help="images:FOLDER tasks: 1 (grayscale) or 3 (colour).",
+        rich_help_panel="Your own images")] = None,
 ) -> None:
     """Train TASK, evaluate it with CIs, audit subgroups, write report.html; print the run path.
 
-    TASK is a name from `iatros tasks`, or csv:PATH for your own table
-    (e.g. `iatros train csv:cohort.csv --target died --patient-id mrn --attr sex`).
+    TASK is a name from `iatros tasks`; csv:PATH for your own table
+    (e.g. `iatros train csv:cohort.csv --target died --patient-id mrn --attr sex`);
+    images:FOLDER for your own images with a labels CSV; medmnist:NAME for any MedMNIST set.
     """
     from iatros import api
 
     options = {k: v for k, v in {"target": target, "kind": kind, "positive": positive,
                                  "patient_id": patient_id, "attributes": attr or None,
-                                 "drop": drop or None}.items() if v is not None}
+                                 "drop": drop or None, "labels": str(labels) if labels else None,
+                                 "size": size, "channels": channels}.items() if v is not None}
     path = api.train(task, data_root=data_root, out=out_dir, epochs=epochs, seed=seed,
                      model=model, resume=resume, device=device, progress=_progress(progress),
                      task_options=options,

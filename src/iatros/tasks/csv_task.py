@@ -38,7 +38,7 @@ def infer_kind(values: pd.Series) -> TargetKind:
     return TargetKind.MULTICLASS if integral and n_unique <= 10 else TargetKind.REGRESSION
 
 
-def _classes(values: pd.Series, kind: TargetKind, positive: str | None) -> tuple[str, ...]:
+def class_labels(values: pd.Series, kind: TargetKind, positive: str | None) -> tuple[str, ...]:
     labels = sorted(values.dropna().astype(str).unique(), key=_natural)
     if kind is TargetKind.BINARY and positive is not None:
         if positive not in labels:
@@ -55,7 +55,7 @@ def _natural(label: str) -> tuple[int, float | str]:
         return (1, label)
 
 
-def _encode(target: pd.Series, kind: TargetKind, classes: tuple[str, ...], path: Path) -> np.ndarray:
+def encode_target(target: pd.Series, kind: TargetKind, classes: tuple[str, ...], path: Path) -> np.ndarray:
     if kind is TargetKind.REGRESSION:
         try:
             return target.astype("float64").to_numpy()
@@ -78,7 +78,7 @@ def _load(root: Path, *, argument: str, options: dict[str, Any]) -> TaskData:
     kind = TargetKind(options["kind"])
     return TaskData(
         inputs=table.features.to_numpy(np.float32),
-        targets=_encode(table.target, kind, tuple(options.get("classes", ())), path),
+        targets=encode_target(table.target, kind, tuple(options.get("classes", ())), path),
         patient_ids=table.patient_ids, attributes=table.attributes,
         feature_names=list(table.features.columns), source=f"csv:{path}",
     )
@@ -100,7 +100,7 @@ def csv_task(argument: str, options: dict[str, Any]) -> Task:
         if kind not in KINDS:
             raise ConfigError(f"csv tasks support kinds {[k.value for k in KINDS]}, not {kind.value}")
         resolved["kind"] = kind.value
-        resolved["classes"] = (list(_classes(values, kind, resolved.get("positive")))
+        resolved["classes"] = (list(class_labels(values, kind, resolved.get("positive")))
                                if kind is not TargetKind.REGRESSION else [])
     resolved.pop("data_root", None)
     kind = TargetKind(resolved["kind"])

@@ -10,8 +10,9 @@ import pandas as pd
 
 from iatros.data.sources.medmnist import MedMNISTInfo, dataset_info, load_medmnist
 from iatros.errors import ConfigError
-from iatros.kinds import Modality
+from iatros.kinds import Modality, TargetKind
 from iatros.tasks.base import Task, TaskData
+from iatros.tasks.csv_task import class_labels, encode_target, infer_kind
 from iatros.tasks.registry import register_family, register_task
 
 IMAGE_MODELS = ("resnet18", "resnet50", "densenet121")
@@ -123,3 +124,68 @@ NODULE_CT = register_task(medmnist_task(
     intended_use="Research: nodule malignancy from a CT crop.",
     limitations=("LIDC-IDRI radiologists' malignancy ratings, not pathology, are the reference.",),
 ))
+
+
+def _folder_loader(folder: Path, options: dict[str, Any]) -> Any:
+    def load(root: Path) -> TaskData:
+        data = _read_folder(folder, options, root)
+        kind = TargetKind(options["kind"])
+        targets = encode_target(data.labels, kind, tuple(options["classes"]), data.csv_path)
+        attrs = data.attributes[list(options.get("attributes", ()))].astype(str).reset_index(drop=True)
+        return TaskData(inputs=np.array([str(p) for p in data.paths], dtype=object),
+                        targets=targets, patient_ids=data.patient_ids, attributes=attrs,
+                        split=data.splits, source=f"images:{data.folder}")
+    return load
+
+
+def _read_folder(folder: Path, options: dict[str, Any], root: Path) -> Any:
+    from iatros.data.sources.image_folder import load_image_folder
+
+    base = folder if folder.is_absolute() or folder.is_dir() else Path(root) / folder
+    return load_image_folder(base, options.get("labels") or "labels.csv",
+                             image_column=options.get("image_column", "image"),
+                             label_column=options.get("target") or "label",
+                             patient_column=options.get("patient_id", "patient_id"),
+                             split_column=options.get("split_column"))
+
+
+def images_task(argument: str, options: dict[str, Any]) -> Task:
+    """`images:FOLDER`: a user's own images with a CSV of labels and patient ids.
+
+    Options: labels (CSV, default FOLDER/labels.csv), target (label column, default "label"),
+    patient_id (default "patient_id"), size (default 64), channels (1 or 3), dims (2 or 3),
+    kind and positive (as for csv:PATH), attributes (audited CSV columns).
+    """
+    resolved = dict(options)
+    root = Path(resolved.pop("data_root", "."))
+    folder = Path(argument).expanduser()
+    if "kind" not in resolved or "classes" not in resolved:
+        data = _read_folder(folder, resolved, root)
+        kind = TargetKind(resolved["kind"]) if resolved.get("kind") else infer_kind(data.labels)
+        if kind not in (TargetKind.BINARY, TargetKind.MULTICLASS, TargetKind.ORDINAL):
+            raise ConfigError(f"image folder tasks support binary, multiclass or ordinal labels; "
+                              f"{data.csv_path} looks like {kind.value}: pass --kind")
+        resolved["kind"] = kind.value
+        resolved["classes"] = list(class_labels(data.labels, kind, resolved.get("positive")))
+    dims = int(resolved.get("dims", 2))
+    size = int(resolved.get("size", 64 if dims == 2 else 28))
+    kind = TargetKind(resolved["kind"])
+    model_params = {"spatial_dims": dims, "in_channels": int(resolved.get("channels", 1)),
+                    "size": size, "augment": NO_FLIP if dims == 2 else FLIPS}
+    if dims == 3:
+        model_params.update(stem="standard", widen_factor=0.5)
+    return Task(
+        name=f"images:{argument}", description=f"{resolved.get('target') or 'label'} from the images in "
+                                               f"{folder.name}",
+        modality=Modality.IMAGE, target=kind, loader=_folder_loader(folder, resolved),
+        classes=tuple(resolved["classes"]), sensitive_attributes=tuple(resolved.get("attributes", ())),
+        primary_metric="auroc", default_model="resnet18", models=IMAGE_MODELS,
+        source=f"user image folder {argument}",
+        intended_use="Defined by the user who supplied the images.",
+        limitations=("User-supplied images: acquisition, labelling and cohort are not checked by "
+                     "iatros.",),
+        model_params=model_params, train_params={"batch_size": 64}, extra={"options": resolved},
+    )
+
+
+register_family("images", images_task)
