@@ -166,3 +166,29 @@ def test_killed_training_resumes_from_last_checkpoint(tmp_path, capsys):
     log = pd.read_csv(run / "train_log.csv")
     assert log["epoch"].tolist() == list(range(1, 9))
     assert json.loads((run / "status.json").read_text())["state"] == "complete"
+
+
+def test_data_download_fetches_with_checksum_into_the_root(tmp_path, capsys, monkeypatch):
+    import hashlib
+
+    from iatros.data.sources import medmnist
+
+    payload = b"not really an npz, but the checksum is what is checked"
+    source = tmp_path / "remote.npz"
+    source.write_bytes(payload)
+    original = medmnist.remote_file
+
+    def fake_remote(name, size=28):
+        spec = original(name, size)
+        return type(spec)(spec.relpath, url=source.as_uri(), md5=hashlib.md5(payload).hexdigest())
+
+    monkeypatch.setattr(medmnist, "remote_file", fake_remote)
+    root = tmp_path / "root"
+    code, out, err = run_cli(capsys, "data", "download", "medmnist:dermamnist", "--data-root", str(root))
+    assert code == 0, err
+    assert (root / "medmnist" / "dermamnist.npz").read_bytes() == payload
+
+
+def test_data_download_of_unknown_source_is_refused(capsys):
+    code, _, err = run_cli(capsys, "data", "download", "kaggle:chest")
+    assert code == 2 and "medmnist:NAME" in err

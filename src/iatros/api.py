@@ -623,6 +623,21 @@ def predict(run: str | Path, inputs: Sequence[str | Path], *, out: str | Path | 
     return results
 
 
+def download(dataset: str, *, size: int = 28, data_root: str | Path | None = None,
+             settings: Settings | None = None) -> Path:
+    """Download a dataset file from its official URL into the data root, checking its checksum.
+
+    `dataset` is `medmnist:NAME` (the only downloadable source so far).
+    """
+    from iatros.data.sources.medmnist import download_medmnist
+
+    settings = (settings or get_settings()).with_data_root(data_root)
+    source, _, name = dataset.partition(":")
+    if source != "medmnist" or not name:
+        raise ConfigError(f"cannot download {dataset!r}: use medmnist:NAME (e.g. medmnist:dermamnist)")
+    return download_medmnist(name, settings.data_root, size)
+
+
 def report(run: str | Path) -> Path:
     """Re-draw the figures and rewrite report.html of a finished run."""
     folder, _, _ = _open_run(run)

@@ -238,6 +238,22 @@ def predict_cmd(
     out.print(table)
 
 
+data_app = typer.Typer(help="Datasets in the data home.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("download")
+def download_cmd(
+    dataset: Annotated[str, typer.Argument(help="medmnist:NAME, e.g. medmnist:dermamnist.")],
+    size: Annotated[int, typer.Option(help="Image size: 28, 64, 128 or 224 (3D: 28, 64).")] = 28,
+    data_root: DataRoot = None,
+) -> None:
+    """Download a dataset file from its official source into the data root (checksum verified)."""
+    from iatros import api
+
+    print(api.download(dataset, size=size, data_root=data_root))
+
+
 @app.command("report")
 def report_cmd(run: Annotated[Path, typer.Argument(help="Run folder.")]) -> None:
     """Redraw the figures and rewrite RUN/report.html."""

@@ -59,7 +59,8 @@ def locate(spec: RemoteFile, root: Path, *, strict_checksum: bool = False) -> Pa
         raise MissingDataError(
             f"{Path(spec.relpath).name} not found: expected it at {path}. "
             f"Get it from {spec.where_to_get()} "
-            f"(or point --data-root or IATROS_DATA at a folder that has it)."
+            f"(`iatros data download` fetches it where a source supports it, or point --data-root "
+            f"or IATROS_DATA at a folder that has it)."
             + (f" {spec.note}" if spec.note else "")
         )
     if checksum_matches(path, spec) is False:
