@@ -32,7 +32,9 @@ def heatmap(model: nn.Module, x: torch.Tensor, class_index: int, method: str = "
         model.tta = False  # two forward passes would leave the hooks on the mirrored one
     device = next(model.parameters()).device
     try:
-        cam = (GradCAM if method == "gradcam" else GradCAMpp)(nn_module=model, target_layers=layer)
+        # MONAI's default post-processing maps (min, max) to (1, 0), flipping the map: keep raw
+        cam = (GradCAM if method == "gradcam" else GradCAMpp)(
+            nn_module=model, target_layers=layer, postprocessing=lambda t: t)
         with torch.enable_grad():
             result = cam(x.unsqueeze(0).float().to(device).requires_grad_(True),
                          class_idx=class_index)
