@@ -124,6 +124,10 @@ def train_cmd(
     channels: Annotated[int | None, typer.Option(
         help="images:FOLDER tasks: 1 (grayscale) or 3 (colour).",
         rich_help_panel="Your own images")] = None,
+    weights: Annotated[Path | None, typer.Option(
+        help="Image models: start from your own weights (a torch state dict); layers whose "
+             "name or shape differs stay randomly initialised.",
+        rich_help_panel="Your own images")] = None,
 ) -> None:
     """Train TASK, evaluate it with CIs, audit subgroups, write report.html; print the run path.
 
@@ -140,6 +144,7 @@ def train_cmd(
     path = api.train(task, data_root=data_root, out=out_dir, epochs=epochs, seed=seed,
                      model=model, resume=resume, device=device, progress=_progress(progress),
                      task_options=options,
+                     params={"weights": str(weights)} if weights else None,
                      eval_options=api.EvalOptions(n_boot=n_boot, threshold=_threshold(threshold),
                                                   seed=seed))
     metrics = json.loads((path / "metrics.json").read_text())
