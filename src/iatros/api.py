@@ -217,6 +217,8 @@ def train(
         train_overrides = {**(saved.get("train") or {}), **(train_overrides or {})}
         log.info("resuming %s in %s", task.name, run.path)
     spec = _check_model(task, model or task.default_model)
+    if (params or {}).get("weights") and task.modality is not Modality.IMAGE:
+        raise ConfigError("--weights applies to image models only")
     train_config = (_train_config(spec, task, epochs, seed, progress, train_overrides)
                     if spec.family == "torch" else None)
     if spec.family == "torch" and not resume:
@@ -346,6 +348,13 @@ def _finish(run: RunFolder, task: Task, predictor: Predictor, data: TaskData, sp
             options: EvalOptions) -> None:
     """Predict val and test, calibrate on val, write predictions, metrics and the report."""
     raw = {name: predictor.predict_scores(data.inputs[split.part(name)]) for name in ("val", "test")}
+    for name, scores in raw.items():
+        bad = ~np.isfinite(np.asarray(scores, dtype=float))
+        if bad.any():
+            rows = split.part(name)[np.flatnonzero(bad.reshape(len(bad), -1).any(axis=1))]
+            raise RunError(f"the trained model gives non-finite predictions for {len(rows)} {name} "
+                           f"row(s) (e.g. {', '.join(data.patient_ids[rows[:3]])}); training may "
+                           f"have diverged: lower the learning rate or turn off mixed precision")
     val_y = data.targets[split.val]
     calibrator = fit_calibrator(task.target, raw["val"], val_y)
     write_json(run.file(CALIBRATION), calibrator.to_dict())
@@ -395,7 +404,7 @@ def _class_name(task: Task, index: int) -> str:
 
 def explain_rows(predictor: Predictor, task: Task, inputs: Any, labels: Sequence[str],
                  scores: np.ndarray, out_dir: Path, names: Sequence[str] | None = None,
-                 ) -> list[dict[str, Any]]:
+                 method: str = "gradcam") -> list[dict[str, Any]]:
     """Grad-CAM overlays for image inputs (arrays or paths); one entry per input."""
     from iatros.explain.gradcam import explain_image
 
@@ -416,7 +425,7 @@ def explain_rows(predictor: Predictor, task: Task, inputs: Any, labels: Sequence
         explained = _class_name(task, 1 if task.target is TargetKind.BINARY else unit)
         caption = f"{labels[k]}: {shown}; heat map for {explained}"
         name = names[k] if names else f"gradcam_{k}"
-        item = explain_image(network, x, unit, out_dir / f"{name}.png", caption)
+        item = explain_image(network, x, unit, out_dir / f"{name}.png", caption, method=method)
         items.append({**item, "caption": caption})
     return items
 
@@ -575,7 +584,8 @@ def _read_input_table(path: Path, features: list[str]) -> np.ndarray:
 
 
 def predict(run: str | Path, inputs: Sequence[str | Path], *, out: str | Path | None = None,
-            explain: bool = True, device: str | None = None) -> list[dict[str, Any]]:
+            explain: bool = True, method: str = "gradcam",
+            device: str | None = None) -> list[dict[str, Any]]:
     """Calibrated probabilities (and a Grad-CAM overlay for images) for new inputs.
 
     Image runs take image files (PNG, JPEG, DICOM, NIfTI); tabular runs take CSV files with the
@@ -617,7 +627,8 @@ def predict(run: str | Path, inputs: Sequence[str | Path], *, out: str | Path | 
     if explain and task_obj.modality is Modality.IMAGE:
         out_dir = Path(out) if out else folder.path / "predictions" / time.strftime("%Y%m%d-%H%M%S")
         stems = [f"{f.name.split('.')[0]}-gradcam" for f in files]
-        items = explain_rows(predictor, task_obj, batch, names, scores, out_dir, names=stems)
+        items = explain_rows(predictor, task_obj, batch, names, scores, out_dir, names=stems,
+                             method=method)
         for result, item in zip(results, items, strict=True):
             result["heatmap"] = item["path"]
     return results

@@ -259,6 +259,20 @@ def download_cmd(
     print(api.download(dataset, size=size, data_root=data_root))
 
 
+@app.command("explain")
+def explain_cmd(
+    run: Annotated[Path, typer.Argument(help="Run folder of an image model.")],
+    files: Annotated[list[Path], typer.Argument(help="Image files (PNG, JPEG, DICOM, NIfTI).")],
+    method: Annotated[str, typer.Option(help="gradcam or gradcampp.")] = "gradcam",
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for the overlays.")] = None,
+) -> None:
+    """Heat maps of what drove the prediction, saved as PNG overlays (3D: top slices)."""
+    from iatros import api
+
+    for r in api.predict(run, files, out=out_dir, method=method):
+        print(f"{r['input']}\t{r['prediction']}\t{r.get('heatmap', '-')}")
+
+
 @app.command("report")
 def report_cmd(run: Annotated[Path, typer.Argument(help="Run folder.")]) -> None:
     """Redraw the figures and rewrite RUN/report.html."""

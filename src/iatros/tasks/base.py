@@ -118,10 +118,3 @@ class Task:
             "description": self.description,
         }
 
-
-def describe_counts(targets: np.ndarray, kind: TargetKind) -> int | None:
-    """Number of positives for a binary target, else None."""
-    if kind is TargetKind.BINARY:
-        return int(np.sum(np.asarray(targets) == 1))
-    return None
-

@@ -80,7 +80,9 @@ def medmnist_task(name: str, *, size: int = 28, task_name: str | None = None,
         intended_use=intended_use or "Research and benchmarking on MedMNIST; not a diagnostic device.",
         limitations=(*limitations, *MEDMNIST_LIMITATIONS),
         model_params=model_params,
-        train_params={"batch_size": 64 if three_d else 128, **(train_params or {})},
+        # bf16 autocast is used for 2D only: 3D convolutions in bf16 are less proven on CPUs
+        train_params={"batch_size": 64 if three_d else 128, **({"amp": False} if three_d else {}),
+                      **(train_params or {})},
         extra={"medmnist": info.name, "size": size, "dims": info.dims},
     )
 
@@ -184,7 +186,8 @@ def images_task(argument: str, options: dict[str, Any]) -> Task:
         intended_use="Defined by the user who supplied the images.",
         limitations=("User-supplied images: acquisition, labelling and cohort are not checked by "
                      "iatros.",),
-        model_params=model_params, train_params={"batch_size": 64}, extra={"options": resolved},
+        model_params=model_params, train_params={"batch_size": 64, **({"amp": False} if dims == 3 else {})},
+        extra={"options": resolved},
     )
 
 

@@ -153,7 +153,12 @@ class ImageDataset(Dataset):
         return item
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x = prepare_image(self._pixels(i), dims=self.dims, channels=self.channels, size=self.size)
+        try:
+            x = prepare_image(self._pixels(i), dims=self.dims, channels=self.channels, size=self.size)
+        except ConfigError as e:
+            item = self.images[i]
+            where = str(item) if isinstance(item, (str, bytes)) else f"image {i}"
+            raise ConfigError(f"{where}: {e}") from e
         if self.transform is not None:
             x = self.transform(x)
         x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
