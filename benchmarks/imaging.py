@@ -33,19 +33,23 @@ PUBLISHED = {  # MedMNIST v2 (Yang et al., Scientific Data 2023), test AUC / ACC
 }
 
 
-def run_one(task: str, data_root: str, model: str, seed: int, n_boot: int) -> dict:
-    """Train one task in this process and measure it."""
+def run_one(task: str, data_root: str, model: str, seed: int, n_boot: int,
+            reuse: str | None = None) -> dict:
+    """Train one task in this process (or take a run folder it already trained) and measure it."""
     from iatros import api
     from iatros.evaluate import metrics as M
     from iatros.kinds import TargetKind
     from iatros.tasks import get_task
 
     os.environ.setdefault("IATROS_HOME", tempfile.mkdtemp(prefix="iatros-bench-"))
-    out = Path(tempfile.mkdtemp()) / "run"
     t0 = time.perf_counter()
-    run = api.train(task, data_root=data_root, model=model, seed=seed, out=out, progress=False,
-                    eval_options=api.EvalOptions(n_boot=n_boot, seed=seed), register=False)
-    wall = time.perf_counter() - t0
+    if reuse:
+        run = Path(reuse)
+    else:
+        run = api.train(task, data_root=data_root, model=model, seed=seed,
+                        out=Path(tempfile.mkdtemp()) / "run", progress=False,
+                        eval_options=api.EvalOptions(n_boot=n_boot, seed=seed), register=False)
+    wall = None if reuse else time.perf_counter() - t0
     metrics = json.loads((run / "metrics.json").read_text())
     log = pd.read_csv(run / "train_log.csv")
     config = json.loads((run / "config.json").read_text())
@@ -96,16 +100,23 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--reuse", nargs="*", default=[], metavar="TASK=RUN",
+                        help="measure a run folder this benchmark already trained (e.g. after the "
+                             "process was interrupted during reporting) instead of training again")
     parser.add_argument("--json-out", help="also write the results as JSON here")
     args = parser.parse_args()
+    reuse = dict(item.split("=", 1) for item in args.reuse)
     if args.one:
-        print(json.dumps(run_one(args.one, args.data_root, args.model, args.seed, args.n_boot)))
+        print(json.dumps(run_one(args.one, args.data_root, args.model, args.seed, args.n_boot,
+                                 reuse.get(args.one))))
         return
     results = []
     for task in args.tasks:
         proc = subprocess.run([sys.executable, __file__, "--one", task, "--data-root", args.data_root,
                                "--model", args.model, "--seed", str(args.seed),
-                               "--n-boot", str(args.n_boot)], capture_output=True, text=True)
+                               "--n-boot", str(args.n_boot),
+                               *(["--reuse", f"{task}={reuse[task]}"] if task in reuse else [])],
+                              capture_output=True, text=True)
         if proc.returncode != 0:
             print(f"{task}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
             continue
