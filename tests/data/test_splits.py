@@ -53,3 +53,14 @@ def test_predefined_split_rejects_unknown_labels():
 def test_bad_fractions_are_rejected():
     with pytest.raises(ConfigError):
         group_split(np.arange(10), fractions=(0.5, 0.5, 0.5))
+
+
+def test_validation_is_carved_from_train_by_group_when_the_dataset_ships_none():
+    from iatros.data.splits import carve_validation
+
+    groups = np.repeat(np.arange(100), 2)
+    labels = np.where(np.arange(200) < 160, "train", "test")
+    split = carve_validation(predefined_split(labels, groups), groups, fraction=0.2, seed=0)
+    assert len(split.val) == 32 and len(split.train) == 128 and len(split.test) == 40
+    assert_no_leak(split, groups)
+    assert set(split.val) <= set(range(160))

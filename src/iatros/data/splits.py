@@ -108,3 +108,15 @@ def assert_no_leak(split: Split, groups: np.ndarray, what: str = "patient") -> N
                 f"{len(shared)} {what}(s) appear in both {a} and {b} (e.g. {example}): "
                 f"the split would leak a {what} across parts"
             )
+
+
+def carve_validation(split: Split, groups: np.ndarray, *, strata: np.ndarray | None = None,
+                     fraction: float = 0.2, seed: int = 0) -> Split:
+    """A split shipped with only train and test gets a validation part taken from train, by group."""
+    if len(split.val) or len(split.train) == 0:
+        return split
+    train = split.train
+    inner_strata = None if strata is None else np.asarray(strata)[train]
+    inner = group_split(np.asarray(groups)[train], strata=inner_strata,
+                        fractions=(1.0 - fraction, fraction, 0.0), seed=seed)
+    return Split(train[np.sort(np.concatenate([inner.train, inner.test]))], train[inner.val], split.test)

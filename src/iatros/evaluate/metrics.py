@@ -36,6 +36,7 @@ __all__ = [
     "check_predictions",
     "ci_key",
     "compute_metrics",
+    "concordance_batch",
     "default_metrics",
     "evaluate",
     "expected_calibration_error",
@@ -545,18 +546,27 @@ def _r2(r: Resamples) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def _c_index(r: Resamples) -> np.ndarray:
-    """Harrell's C as in sksurv.metrics.concordance_index_censored, weighted.
+def concordance_batch(
+    time: np.ndarray,
+    event: np.ndarray,
+    risk: np.ndarray,
+    weights: np.ndarray,
+    event_weight: np.ndarray | None = None,
+) -> np.ndarray:
+    """Weighted concordance index per row of `weights` (B, N), as scikit-survival computes it.
 
     Pair (i, j) is comparable when i had the event and j was still at risk later (t_j > t_i,
-    or censored at t_i); it is concordant when risk_i > risk_j, half when the risks tie. Works
-    on blocks of event rows, O(B N^2) time and O(N) extra memory per row of a block.
+    or censored at t_i); it is concordant when risk_i > risk_j, half when the risks tie. Each
+    pair counts w_i * w_j * event_weight_i: no `event_weight` is Harrell's C, the squared
+    inverse probability of censoring weights (0 after a truncation time) is Uno's C. Works on
+    blocks of event rows, O(B N^2) time and O(N) extra memory per row of a block.
     """
-    event, time, risk = r.pred.y["event"], r.pred.y["time"], r.pred.s
     events = np.flatnonzero(event)
-    block = max(1, _ELEMENTS_PER_CHUNK // max(r.pred.n, 1))
-    num = np.zeros(len(r.w))
-    den = np.zeros(len(r.w))
+    if event_weight is not None:
+        events = events[event_weight[events] > 0]
+    block = max(1, _ELEMENTS_PER_CHUNK // max(len(time), 1))
+    num = np.zeros(len(weights))
+    den = np.zeros(len(weights))
     for start in range(0, len(events), block):
         rows = events[start : start + block]
         later = time[None, :] > time[rows, None]
@@ -564,15 +574,21 @@ def _c_index(r: Resamples) -> np.ndarray:
         comparable = (later | censored_same).astype(float)
         diff = risk[rows, None] - risk[None, :]
         credit = np.where(np.abs(diff) <= _RISK_TIE_TOL, 0.5, (diff > 0).astype(float))
-        w_rows = r.w[:, rows]
-        num += (w_rows * (r.w @ (comparable * credit).T)).sum(axis=1)
-        den += (w_rows * (r.w @ comparable.T)).sum(axis=1)
+        w_rows = weights[:, rows] if event_weight is None else weights[:, rows] * event_weight[rows]
+        num += (w_rows * (weights @ (comparable * credit).T)).sum(axis=1)
+        den += (w_rows * (weights @ comparable.T)).sum(axis=1)
     return _div(num, den)
 
 
-# Survival metrics still to come: integrated Brier score ("ibs") and Uno's C ("uno_c_index").
-# Both need the censoring distribution of the *training* set (inverse-probability weights), so
-# they will take extra inputs through Predictions and be registered in METRICS next to c_index.
+def _c_index(r: Resamples) -> np.ndarray:
+    """Harrell's C as in sksurv.metrics.concordance_index_censored, weighted."""
+    return concordance_batch(r.pred.y["time"], r.pred.y["event"], r.pred.s, r.w)
+
+
+# Survival metrics that need the *training* set as well (its censoring distribution gives the
+# inverse-probability weights): Uno's C, the integrated and per-horizon Brier score and the
+# time-dependent AUC live in iatros.evaluate.survival (evaluate_survival), not in METRICS,
+# because a MetricSpec sees only the evaluated set. Uno's C reuses concordance_batch.
 
 
 # --------------------------------------------------------------------------------------------

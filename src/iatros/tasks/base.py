@@ -10,7 +10,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from iatros.data.splits import Split, assert_no_leak, group_split, predefined_split
+from iatros.data.splits import (
+    Split,
+    assert_no_leak,
+    carve_validation,
+    group_split,
+    predefined_split,
+)
 from iatros.errors import CorruptDataError
 from iatros.kinds import Modality, TargetKind
 
@@ -95,14 +101,24 @@ class Task:
 
     def split(self, data: TaskData, seed: int = 0) -> Split:
         """Train/val/test rows; by patient, stratified on the target when it is categorical."""
+        strata = self._strata(data)
         if data.split is not None:
-            return predefined_split(data.split, data.patient_ids)
-        strata = data.targets if self.target in (TargetKind.BINARY, TargetKind.MULTICLASS,
-                                                 TargetKind.ORDINAL) else None
+            split = predefined_split(data.split, data.patient_ids)
+            return carve_validation(split, data.patient_ids, strata=strata,
+                                    fraction=self.split_fractions[1] / sum(self.split_fractions[:2]),
+                                    seed=seed)
         split = group_split(data.patient_ids, strata=strata, fractions=self.split_fractions,
                             seed=seed)
         assert_no_leak(split, data.patient_ids, self.split_by)
         return split
+
+    def _strata(self, data: TaskData) -> np.ndarray | None:
+        """What to stratify splits on: the class, or the event indicator for survival."""
+        if self.target in (TargetKind.BINARY, TargetKind.MULTICLASS, TargetKind.ORDINAL):
+            return data.targets
+        if self.target is TargetKind.SURVIVAL:
+            return np.asarray(data.targets)[:, 1]
+        return None
 
     def summary(self) -> dict[str, Any]:
         """One line of the task table."""
