@@ -125,3 +125,17 @@ def test_invalid_config_is_rejected():
         TrainConfig(epochs=0)
     with pytest.raises(ConfigError):
         TrainConfig(optimizer="lbfgs")
+
+
+def test_ema_weights_are_validated_kept_and_resumed_exactly(tmp_path):
+    full_model, full = _fit(tmp_path / "full", ema_decay=0.9)
+    plain_model, _ = _fit(tmp_path / "plain")
+    assert any(not torch.equal(full_model.state_dict()[k], plain_model.state_dict()[k])
+               for k in full_model.state_dict())
+    with pytest.raises(KeyboardInterrupt):
+        _fit(tmp_path / "crashed", callbacks=[Crash(after=3)], ema_decay=0.9)
+    resumed_model, resumed = _fit(tmp_path / "crashed", resume=True, ema_decay=0.9)
+    assert [round(r.val_metric, 6) for r in resumed.history] == \
+        [round(r.val_metric, 6) for r in full.history]
+    for key, value in full_model.state_dict().items():
+        assert torch.allclose(value.float(), resumed_model.state_dict()[key].float())

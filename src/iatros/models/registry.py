@@ -39,7 +39,7 @@ class ModelSpec:
 
 
 _MODELS: dict[str, ModelSpec] = {}
-_BUILTIN_MODULES = ("iatros.models.tabular", "iatros.models.imaging")
+_BUILTIN_MODULES = ("iatros.models.tabular", "iatros.models.imaging", "iatros.models.survival")
 _loaded = False
 
 

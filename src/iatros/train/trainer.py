@@ -46,6 +46,7 @@ class TrainConfig:
     amp: bool | None = None
     num_workers: int = 0
     progress: bool = True
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
@@ -54,6 +55,8 @@ class TrainConfig:
             raise ConfigError(f"optimizer must be adamw, adam or sgd, not {self.optimizer!r}")
         if self.scheduler not in ("cosine", "plateau", "none"):
             raise ConfigError(f"scheduler must be cosine, plateau or none, not {self.scheduler!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay must be in [0, 1), not {self.ema_decay}")
 
 
 @dataclass
@@ -112,6 +115,7 @@ class Trainer:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.callbacks = list(callbacks)
         self._best_in_memory: dict[str, torch.Tensor] | None = None
+        self._ema: Any = None
         amp = config.amp if config.amp is not None else self.device.type == "cuda"
         self.amp_dtype: torch.dtype | None = None
         if amp:
@@ -138,6 +142,7 @@ class Trainer:
         optimizer = self._optimizer(model)
         scheduler = self._scheduler(optimizer)
         scaler = torch.amp.GradScaler(enabled=self.amp_dtype is torch.float16)
+        self._ema = self._make_ema(model)
         state = {"epoch": 0, "best_score": -math.inf if mode == "max" else math.inf,
                  "best_epoch": 0, "bad_epochs": 0, "history": []}
         if resume:
@@ -150,7 +155,8 @@ class Trainer:
         for epoch in bar:
             t0 = time.perf_counter()
             train_loss = self._train_epoch(model, loss_fn, train_set, optimizer, scaler, epoch)
-            outputs, targets, val_loss = self._evaluate(model, loss_fn, val_set)
+            scored = self._ema.module if self._ema is not None else model
+            outputs, targets, val_loss = self._evaluate(scored, loss_fn, val_set)
             score = monitor(outputs, targets) if monitor is not None else val_loss
             if scheduler is not None:
                 if cfg.scheduler == "plateau":
@@ -163,7 +169,7 @@ class Trainer:
             improved = self._improved(score, state["best_score"], mode)
             if improved:
                 state.update(best_score=float(score), best_epoch=epoch + 1, bad_epochs=0)
-                self._save_best(model, epoch + 1, float(score))
+                self._save_best(scored, epoch + 1, float(score))
             else:
                 state["bad_epochs"] += 1
             state["epoch"] = epoch + 1
@@ -220,6 +226,8 @@ class Trainer:
                 nn.utils.clip_grad_norm_(model.parameters(), self.config.grad_clip)
             scaler.step(optimizer)
             scaler.update()
+            if self._ema is not None:
+                self._ema.update_parameters(model)
             n = len(target)
             total += loss.item() * n
             count += n
@@ -260,6 +268,16 @@ class Trainer:
             return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", patience=3)
         return None
 
+    def _make_ema(self, model: nn.Module) -> Any:
+        """An exponential moving average of the weights (and BN buffers), validated instead of the
+        raw weights when `ema_decay` > 0: smoother than any single epoch on small data."""
+        if not self.config.ema_decay:
+            return None
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(self.config.ema_decay),
+                             use_buffers=True)
+
     def _improved(self, score: float, best: float, mode: str) -> bool:
         if not math.isfinite(score):
             return False
@@ -295,6 +313,7 @@ class Trainer:
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "scaler": scaler.state_dict(), "state": state, "rng": rng_state(),
+            "ema": self._ema.state_dict() if self._ema is not None else None,
             "config": asdict(self.config),
         }, path)
 
@@ -313,5 +332,7 @@ class Trainer:
         if scheduler is not None and ckpt.get("scheduler") is not None:
             scheduler.load_state_dict(ckpt["scheduler"])
         scaler.load_state_dict(ckpt["scaler"])
+        if self._ema is not None and ckpt.get("ema") is not None:
+            self._ema.load_state_dict(ckpt["ema"])
         set_rng_state(ckpt["rng"])
         return ckpt["state"]
