@@ -20,6 +20,7 @@ FORBIDDEN = {
     "explain": {"tasks", "train", "evaluate", "report", "registry", "api", "cli"},
     "registry": {"data", "models", "tasks", "train", "evaluate", "report", "api", "cli"},
     "api": {"cli"},
+    "survival_run": {"cli"},
 }
 
 

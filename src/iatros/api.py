@@ -347,6 +347,12 @@ def _audits(task: Task, data: TaskData, rows: np.ndarray, scores: np.ndarray,
 def _finish(run: RunFolder, task: Task, predictor: Predictor, data: TaskData, split: Split,
             options: EvalOptions) -> None:
     """Predict val and test, calibrate on val, write predictions, metrics and the report."""
+    if task.target is TargetKind.SURVIVAL:
+        from iatros.survival_run import finish_survival
+
+        write_json(run.file(METRICS), finish_survival(run, task, predictor, data, split, options))
+        write_report(run.path)
+        return
     raw = {name: predictor.predict_scores(data.inputs[split.part(name)]) for name in ("val", "test")}
     for name, scores in raw.items():
         bad = ~np.isfinite(np.asarray(scores, dtype=float))

@@ -102,7 +102,8 @@ def discretize(time: torch.Tensor, event: torch.Tensor,
     is known to have survived in full (-1: censored before the first cut, no information), as
     pycox's `LabTransDiscreteTime` does. Rows past the last cut count as surviving every interval.
     """
-    cuts = cuts.to(device=time.device, dtype=time.dtype)
+    cuts = cuts.to(time.device)
+    time = time.to(cuts.dtype)   # compare in the cuts' precision: a time equal to a cut stays equal
     m = cuts.numel()
     j = torch.searchsorted(cuts, time.contiguous(), right=False)   # first cut >= t
     beyond = j >= m

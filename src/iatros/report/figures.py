@@ -223,7 +223,7 @@ def read_predictions(run_dir: Path, task: str) -> pd.DataFrame:
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise RunError(f"run folder {run_dir}: predictions.csv cannot be read "
                        f"({_one_line(exc)}); {hint}") from exc
-    has_target = any(c == "target" or c.startswith("target_") for c in frame.columns)
+    has_target = any(c in ("target", "time") or c.startswith("target_") for c in frame.columns)
     missing = [c for c, ok in (("split", "split" in frame.columns), ("target", has_target))
                if not ok]
     if missing:
@@ -706,6 +706,10 @@ def figures_for_run(run: RunFiles) -> dict[str, str]:
         written.update(_classification_figures(run, test, fig_dir))
     elif run.kind is TargetKind.REGRESSION:
         written.update(_regression_figures(run, test, fig_dir))
+    elif run.kind is TargetKind.SURVIVAL:
+        from iatros.report.survival_figures import survival_figures
+
+        written.update(survival_figures(run.metrics, fig_dir))
     written.update(_calibration_figure(run, test, fig_dir))
     written.update(_subgroup_figure(run, fig_dir))
     written.update(_learning_curve_figure(run, fig_dir))

@@ -52,6 +52,14 @@ FAIRNESS_INFO: dict[str, tuple[str, str]] = {
         "every group is flagged at the same rate."),
 }
 
+FIGURE_CAPTIONS_SURVIVAL = {
+    "km_risk_groups": "Kaplan-Meier curves of test patients grouped by predicted risk (tertile cut "
+                      "points fixed on the training set), with 95% bands, numbers at risk and the "
+                      "log-rank test.",
+    "survival_curves": "Predicted survival curves of a few test patients from low to high risk.",
+    "survival_calibration": "Calibration at each horizon: mean predicted event probability against "
+                            "the Kaplan-Meier observed proportion per decile of risk.",
+}
 FIGURE_CAPTIONS: dict[str, str] = {
     "roc": "ROC curve on the test set: how sensitivity trades against false alarms as the "
            "threshold moves.",
@@ -65,7 +73,9 @@ FIGURE_CAPTIONS: dict[str, str] = {
     "subgroups": "Primary metric per subgroup with 95% confidence intervals.",
     "learning_curve": "Training and validation loss per epoch.",
 }
-FIGURE_ORDER = ["roc", "pr", "predicted_vs_observed", "confusion", "calibration", "subgroups",
+ALL_CAPTIONS = {**FIGURE_CAPTIONS, **FIGURE_CAPTIONS_SURVIVAL}
+FIGURE_ORDER = ["km_risk_groups", "survival_calibration", "survival_curves",
+                "roc", "pr", "predicted_vs_observed", "confusion", "calibration", "subgroups",
                 "learning_curve"]
 # Figures already shown inside their own section; the Figures section shows the rest.
 INLINE_FIGURES = {"calibration", "subgroups"}
@@ -396,7 +406,7 @@ def automatic_limitations(run: RunFiles, subgroups: list[dict[str, Any]],
 def figure_list(figures: Mapping[str, str]) -> list[dict[str, str]]:
     """Figures in display order with captions and relative paths."""
     names = [n for n in FIGURE_ORDER if n in figures] + sorted(set(figures) - set(FIGURE_ORDER))
-    return [{"name": name, "path": figures[name], "caption": FIGURE_CAPTIONS.get(name, name),
+    return [{"name": name, "path": figures[name], "caption": ALL_CAPTIONS.get(name, name),
              "inline": name in INLINE_FIGURES} for name in names]
 
 

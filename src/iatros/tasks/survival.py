@@ -5,6 +5,7 @@ Targets are a float array (N, 2): time and event (1 = event observed, 0 = censor
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,25 +14,42 @@ import numpy as np
 import pandas as pd
 
 from iatros.data.sources.deepsurv import DEEPSURV_REPO, load_deepsurv
+from iatros.errors import CorruptDataError
 from iatros.kinds import Modality, TargetKind
 from iatros.tasks.base import Task, TaskData
 from iatros.tasks.registry import register_task
 from iatros.tasks.tabular import ADULT_BANDS, ELDERLY_BANDS, age_groups
 
+log = logging.getLogger("iatros")
+
 SURVIVAL_MODELS = ("deepsurv", "logistic-hazard", "deephit", "coxph", "rsf")
 
 
-def survival_targets(time: Any, event: Any) -> np.ndarray:
-    """(N, 2) float array of time and 0/1 event, the pipeline's survival target."""
-    return np.column_stack([np.asarray(time, dtype=np.float64),
-                            np.asarray(event).astype(np.float64)])
+def survival_targets(time: Any, event: Any, source: str = "") -> np.ndarray:
+    """(N, 2) float array of time and 0/1 event, the pipeline's survival target.
+
+    A follow-up of exactly 0 (an event or censoring on the day of entry, present in some public
+    files) becomes half the smallest positive time, with a warning: survival models and IPCW
+    metrics need time > 0. Negative times are an error.
+    """
+    t = np.asarray(time, dtype=np.float64).copy()
+    if np.isnan(t).any() or (t < 0).any():
+        bad = np.flatnonzero(np.isnan(t) | (t < 0))
+        raise CorruptDataError(f"{source}: {len(bad)} row(s) have a missing or negative time "
+                               f"(rows {', '.join(map(str, bad[:5]))})")
+    zero = t == 0
+    if zero.any():
+        t[zero] = t[~zero].min() / 2
+        log.warning("%s: %d row(s) with follow-up time 0 set to %g (half the shortest follow-up)",
+                    source, int(zero.sum()), t[zero][0])
+    return np.column_stack([t, np.asarray(event).astype(np.float64)])
 
 
 def _deepsurv_loader(name: str, attributes: Callable[[pd.DataFrame], pd.DataFrame]) -> Any:
     def load(root: Path) -> TaskData:
         table = load_deepsurv(name, root)
         return TaskData(inputs=table.features.to_numpy(np.float32),
-                        targets=survival_targets(table.time, table.event),
+                        targets=survival_targets(table.time, table.event, str(table.path)),
                         patient_ids=np.array([f"{name}-{s}-{i:05d}" for i, s in enumerate(table.split)]),
                         attributes=attributes(table.features).reset_index(drop=True),
                         feature_names=list(table.features.columns), split=table.split,
@@ -85,7 +103,7 @@ def _packaged(loader: str, time: str, event: str, drop: tuple[str, ...] = (),
         features = pd.get_dummies(frame, columns=categorical, dtype=float).astype(np.float64)
         attrs = attributes(frame) if attributes else pd.DataFrame(index=range(len(frame)))
         return TaskData(inputs=features.to_numpy(np.float32),
-                        targets=survival_targets(outcome[time], outcome[event]),
+                        targets=survival_targets(outcome[time], outcome[event], loader),
                         patient_ids=np.array([f"{loader[5:]}-{i:05d}" for i in range(len(frame))]),
                         attributes=attrs.reset_index(drop=True), feature_names=list(features.columns),
                         source=f"sksurv:{loader}")

@@ -21,7 +21,7 @@ from iatros.kinds import TargetKind
 from iatros.models.registry import ModelSpec, get_model_spec
 from iatros.train.losses import loss_for, n_outputs, to_probabilities
 from iatros.train.seed import seed_everything
-from iatros.train.trainer import Callback, Monitor, TrainConfig, Trainer, TrainResult
+from iatros.train.trainer import Callback, Monitor, TrainConfig, Trainer, TrainResult, atomic_save
 
 MODEL_INFO = "model.json"
 CHECKPOINTS = "checkpoints"
@@ -55,6 +55,12 @@ class TorchPredictor:
     def predict_scores(self, inputs: Any) -> np.ndarray:
         return to_probabilities(self.predict_outputs(inputs), self.kind)
 
+    def predict_survival(self, inputs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(risk, times, survival curves) for a survival network."""
+        from iatros.models.survival import curves_from_outputs
+
+        return curves_from_outputs(self.network, self.predict_outputs(inputs))
+
 
 @dataclass
 class SklearnPredictor:
@@ -63,6 +69,12 @@ class SklearnPredictor:
     estimator: Any
     kind: TargetKind
     info: dict[str, Any] = field(default_factory=dict)
+
+    def predict_survival(self, inputs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(risk, times, survival curves) for a Cox or random-survival-forest baseline."""
+        from iatros.models.survival import baseline_survival_curves
+
+        return baseline_survival_curves(self.estimator, np.asarray(inputs, dtype=np.float64))
 
     def predict_scores(self, inputs: Any) -> np.ndarray:
         x = np.asarray(inputs, dtype=np.float64)
@@ -89,24 +101,45 @@ def fit_torch(spec: ModelSpec, kind: TargetKind, n_classes: int,
     params = {**spec.params, **(params or {})}
     x_train, y_train = train
     n_inputs = spec.n_inputs(x_train, params) if spec.n_inputs else int(np.asarray(x_train).shape[1])
-    width = n_outputs(kind, n_classes)
+    survival = kind is TargetKind.SURVIVAL
+    width = 0 if survival else n_outputs(kind, n_classes)
     seed_everything(config.seed, config.deterministic)  # initial weights follow the run's seed
     network = spec.build(n_inputs, width, **params)
     if hasattr(network, "fit_preprocessing"):
         network.fit_preprocessing(x_train)
     if kind is TargetKind.REGRESSION and hasattr(network, "fit_target_scaling"):
         network.fit_target_scaling(y_train)
+    if survival:
+        loss_fn, monitor, mode = _survival_setup(network, y_train, params)
+    else:
+        loss_fn = loss_for(kind, y_train, balance=balance)
     trainer = Trainer(config, device=device, checkpoint_dir=run_dir / CHECKPOINTS,
                       callbacks=callbacks)
     info = {"name": spec.name, "family": "torch", "kind": kind.value, "n_inputs": n_inputs,
             "n_outputs": width, "params": params, "batch_size": config.batch_size,
             "amp": config.amp}
     _write_info(run_dir, info)
-    result = trainer.fit(network, loss_for(kind, y_train, balance=balance),
+    result = trainer.fit(network, loss_fn,
                          make_dataset(spec, x_train, y_train, kind, train=True, params=params),
                          make_dataset(spec, *val, kind, train=False, params=params),
                          monitor=monitor, mode=mode, resume=resume)
+    if survival:  # the Breslow baseline comes from the best weights, then joins the checkpoint
+        from iatros.models.survival import as_time_event, fit_survival_baseline
+
+        fit_survival_baseline(network, x_train, *as_time_event(y_train))
+        best = run_dir / CHECKPOINTS / "best.pt"
+        atomic_save({**torch.load(best, map_location="cpu"), "model": network.state_dict()}, best)
     return TorchPredictor(network, kind, trainer, spec, info), result
+
+
+def _survival_setup(network: torch.nn.Module, y_train: np.ndarray,
+                    params: dict[str, Any]) -> tuple[torch.nn.Module, Monitor, str]:
+    """Cut points / label transform from the training times, the loss and the C-index monitor."""
+    from iatros.models.survival import as_time_event, concordance_monitor, fit_survival_head
+    from iatros.train.survival_losses import survival_loss_for
+
+    fit_survival_head(network, *as_time_event(y_train))
+    return survival_loss_for(network, **params), concordance_monitor(network), "max"
 
 
 def fit_sklearn(spec: ModelSpec, kind: TargetKind, train: tuple[np.ndarray, np.ndarray], *,
