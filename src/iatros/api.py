@@ -514,11 +514,19 @@ def evaluate(run: str | Path, *, data_root: str | Path | None = None, split: str
     rows = (np.arange(len(data)) if split == "all"
             else task_obj.split(data, config["seed"]).part(split))
     predictor = load_predictor(folder.path, settings.device)
-    calibrator = calibrator_from_dict(read_json(folder.file(CALIBRATION)))
-    raw = predictor.predict_scores(data.inputs[rows])
-    calibrated = calibrator.transform(raw)
     threshold = read_json(folder.file(METRICS)).get("threshold", eval_options.threshold)
     options = EvalOptions(eval_options.n_boot, threshold, eval_options.seed)
+    if task_obj.target is TargetKind.SURVIVAL:
+        from iatros.survival_run import score_rows
+
+        scores, subgroups, frame = score_rows(folder, task_obj, predictor, data, rows, split, options)
+    else:
+        calibrator = calibrator_from_dict(read_json(folder.file(CALIBRATION)))
+        raw = predictor.predict_scores(data.inputs[rows])
+        calibrated = calibrator.transform(raw)
+        scores = _score_part(task_obj, data.targets[rows], calibrated, data.patient_ids[rows], options)
+        subgroups = _audits(task_obj, data, rows, calibrated, options)
+        frame = _prediction_frame(split, rows, data, task_obj.target, raw, calibrated)
     name = f"{split}-{slug(Path(settings.data_root).name)}-{time.strftime('%Y%m%d-%H%M%S')}"
     out_dir = folder.path / "evaluations" / name
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -526,15 +534,12 @@ def evaluate(run: str | Path, *, data_root: str | Path | None = None, split: str
         "task": task_obj.name, "model": config["model"], "target_kind": task_obj.target.value,
         "primary_metric": task_obj.primary_metric, "threshold": threshold,
         "data_root": str(settings.data_root), "split": split, "external": external,
-        "splits": {split: _score_part(task_obj, data.targets[rows], calibrated,
-                                      data.patient_ids[rows], options)},
-        "subgroups": _audits(task_obj, data, rows, calibrated, options),
+        "splits": {split: scores}, "subgroups": subgroups,
         "bootstrap": {"n_boot": options.n_boot, "seed": options.seed, "unit": "patient",
                       "ci": 0.95},
         "created": now_iso(),
     }
-    write_csv(out_dir / PREDICTIONS, _prediction_frame(split, rows, data, task_obj.target, raw,
-                                                       calibrated))
+    write_csv(out_dir / PREDICTIONS, frame)
     write_json(out_dir / METRICS, result)
     write_report(folder.path)
     result["path"] = str(out_dir)
@@ -547,6 +552,8 @@ def audit(run: str | Path, *, by: str, split: str = "test",
     folder, config, task_obj = _open_run(run)
     frame = pd.read_csv(folder.file(PREDICTIONS), dtype={"patient_id": str})
     column = f"attr_{by}"
+    if task_obj.target is TargetKind.SURVIVAL and column in frame.columns:
+        return _audit_survival(folder, config, task_obj, by, split, eval_options)
     available = [c.removeprefix("attr_") for c in frame.columns if c.startswith("attr_")]
     if column not in frame.columns:
         raise ConfigError(f"run {folder.path} has no attribute {by!r}; available: "
@@ -561,6 +568,19 @@ def audit(run: str | Path, *, by: str, split: str = "test",
                           attribute=by, metrics=_metrics_for(task_obj), threshold=threshold,
                           n_boot=eval_options.n_boot, seed=eval_options.seed,
                           clusters=part["patient_id"].to_numpy())
+
+
+def _audit_survival(folder: RunFolder, config: dict[str, Any], task_obj: Task, by: str, split: str,
+                    options: EvalOptions) -> dict[str, Any]:
+    """Survival audits need the curves, so the split is predicted again from the saved model."""
+    from iatros.survival_run import score_rows
+
+    settings = get_settings().with_data_root(config["data_root"])
+    data = _align_features(task_obj.load(settings.data_root), config.get("data", {}).get("features"))
+    rows = task_obj.split(data, config["seed"]).part(split)
+    one = Task(**{**task_obj.__dict__, "sensitive_attributes": (by,)})
+    _, subgroups, _ = score_rows(folder, one, load_predictor(folder.path), data, rows, split, options)
+    return subgroups[by]
 
 
 def _scores_from_frame(frame: pd.DataFrame, kind: TargetKind) -> np.ndarray:
@@ -600,7 +620,6 @@ def predict(run: str | Path, inputs: Sequence[str | Path], *, out: str | Path | 
     folder, config, task_obj = _open_run(run)
     settings = get_settings(device=device)
     predictor = load_predictor(folder.path, settings.device)
-    calibrator = calibrator_from_dict(read_json(folder.file(CALIBRATION)))
     threshold = read_json(folder.file(METRICS)).get("threshold") or 0.5
     files = [Path(p).expanduser() for p in inputs]
     for f in files:
@@ -613,6 +632,9 @@ def predict(run: str | Path, inputs: Sequence[str | Path], *, out: str | Path | 
         tables = [_read_input_table(f, config["data"]["features"]) for f in files]
         batch = np.concatenate(tables)
         names = [f"{f}:{i + 1}" for f, t in zip(files, tables, strict=True) for i in range(len(t))]
+    if task_obj.target is TargetKind.SURVIVAL:
+        return _predict_survival(folder, predictor, batch, names, out)
+    calibrator = calibrator_from_dict(read_json(folder.file(CALIBRATION)))
     scores = calibrator.transform(predictor.predict_scores(batch))
     classes = list(task_obj.classes)
     results = []
@@ -653,6 +675,31 @@ def download(dataset: str, *, size: int = 28, data_root: str | Path | None = Non
     if source != "medmnist" or not name:
         raise ConfigError(f"cannot download {dataset!r}: use medmnist:NAME (e.g. medmnist:dermamnist)")
     return download_medmnist(name, settings.data_root, size)
+
+
+def _predict_survival(folder: RunFolder, predictor: Predictor, batch: np.ndarray, names: list[str],
+                      out: str | Path | None) -> list[dict[str, Any]]:
+    """A survival curve per row (JSON) and one figure with all of them."""
+    from iatros.report.survival_figures import plot_individual_curves
+    from iatros.survival_run import prediction, saved_training_targets
+
+    pred = prediction(predictor, batch)
+    _, horizons = saved_training_targets(folder)
+    medians = pred.median_time()
+    results = [{"input": name, "risk": float(pred.risk[k]),
+                "median_survival": None if np.isnan(medians[k]) else float(medians[k]),
+                "survival_at": {f"{h:g}": float(pred.at(h)[k]) for h in horizons},
+                "curve": {"times": [float(t) for t in pred.times],
+                          "survival": [float(v) for v in pred.survival[k]]}}
+               for k, name in enumerate(names)]
+    out_dir = Path(out) if out else folder.path / "predictions" / time.strftime("%Y%m%d-%H%M%S")
+    shown = {"times": [float(t) for t in pred.times],
+             "patients": [{"patient_id": r["input"], "time": float("nan"), "event": False,
+                           "survival": r["curve"]["survival"]} for r in results[:10]]}
+    figure = plot_individual_curves(shown, out_dir / "survival_curves.png")
+    for r in results:
+        r["figure"] = str(figure)
+    return results
 
 
 def report(run: str | Path) -> Path:

@@ -100,6 +100,12 @@ def train_cmd(
     ] = None,
     target: Annotated[str | None, typer.Option(
         help="csv:PATH tasks: the outcome column.", rich_help_panel="Your own table")] = None,
+    time_col: Annotated[str | None, typer.Option(
+        "--time", help="csv:PATH survival tasks: follow-up time column.",
+        rich_help_panel="Your own table")] = None,
+    event_col: Annotated[str | None, typer.Option(
+        "--event", help="csv:PATH survival tasks: event column (1 = event, 0 = censored).",
+        rich_help_panel="Your own table")] = None,
     kind: Annotated[str | None, typer.Option(
         help="csv:PATH tasks: binary, multiclass, ordinal or regression (default: inferred).",
         rich_help_panel="Your own table")] = None,
@@ -137,7 +143,8 @@ def train_cmd(
     """
     from iatros import api
 
-    options = {k: v for k, v in {"target": target, "kind": kind, "positive": positive,
+    options = {k: v for k, v in {"target": target, "time": time_col, "event": event_col,
+                                 "kind": kind, "positive": positive,
                                  "patient_id": patient_id, "attributes": attr or None,
                                  "drop": drop or None, "labels": str(labels) if labels else None,
                                  "size": size, "channels": channels}.items() if v is not None}
@@ -234,9 +241,14 @@ def predict_cmd(
         print(json.dumps(results, indent=2))
         return
     table = Table(title=f"predictions of {run}")
-    for col in ("input", "prediction", "probabilities", "heat map"):
+    for col in ("input", "prediction", "probabilities / survival", "heat map / figure"):
         table.add_column(col, overflow="fold")
     for r in results:
+        if "risk" in r:  # survival: risk, median survival and survival at the run's horizons
+            at = ", ".join(f"S({t}) = {v:.3f}" for t, v in r["survival_at"].items())
+            median = "not reached" if r["median_survival"] is None else f"{r['median_survival']:.4g}"
+            table.add_row(r["input"], f"risk {r['risk']:.3f}, median {median}", at, r["figure"])
+            continue
         probs = ", ".join(f"{k}: {v:.3f}" for k, v in (r.get("probabilities") or {}).items())
         pred = r["prediction"] if isinstance(r["prediction"], str) else f"{r['prediction']:.3f}"
         table.add_row(r["input"], pred, probs, r.get("heatmap", "-"))

@@ -85,6 +85,35 @@ def _examples(data: Any, rows: np.ndarray, pred: S.SurvivalPrediction) -> dict[s
                           "survival": [float(v) for v in pred.survival[i]]} for i in picks]}
 
 
+def _audit(task: Any, data: Any, rows: np.ndarray, pred: S.SurvivalPrediction,
+           train_targets: np.ndarray, options: Any) -> dict[str, Any]:
+    t, e = _times_events(data.targets[rows])
+    train_t, train_e = _times_events(train_targets)
+    return {attribute: S.subgroup_survival_audit(
+        t, e, pred, data.attributes[attribute].to_numpy()[rows], train_time=train_t,
+        train_event=train_e, attribute=attribute, n_boot=options.n_boot, seed=options.seed,
+        clusters=data.patient_ids[rows]) for attribute in task.sensitive_attributes}
+
+
+def saved_training_targets(run: RunFolder) -> tuple[np.ndarray, list[float]]:
+    """The training (time, event) pairs and horizons saved with a run (for IPCW on new data)."""
+    with np.load(run.file(CURVES)) as saved:
+        return saved["train_targets"], [float(h) for h in saved["horizons"]]
+
+
+def score_rows(run: RunFolder, task: Any, predictor: Any, data: Any, rows: np.ndarray, name: str,
+               options: Any) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame]:
+    """Metrics, subgroup audit and predictions of a finished survival run on some rows."""
+    train_targets, horizons = saved_training_targets(run)
+    pred = prediction(predictor, data.inputs[rows])
+    limit = float(np.max(_times_events(data.targets[rows])[0]))
+    horizons = [h for h in horizons if h < limit * 0.999]
+    metrics = score_survival(data.targets[rows], pred, train_targets, horizons, options.n_boot,
+                             options.seed, data.patient_ids[rows])
+    return (metrics, _audit(task, data, rows, pred, train_targets, options),
+            _frame(name, rows, data, pred, horizons))
+
+
 def finish_survival(run: RunFolder, task: Any, predictor: Any, data: Any, split: Split,
                     options: Any) -> dict[str, Any]:
     """Predict train/val/test curves, write predictions and curves, return metrics.json content."""
@@ -101,20 +130,15 @@ def finish_survival(run: RunFolder, task: Any, predictor: Any, data: Any, split:
     np.savez_compressed(run.file(CURVES), times=preds["test"].times,
                         test=preds["test"].survival.astype(np.float32),
                         val=preds["val"].survival.astype(np.float32),
-                        test_rows=split.test, val_rows=split.val)
+                        test_rows=split.test, val_rows=split.val,
+                        train_targets=np.asarray(data.targets[split.train], dtype=np.float64),
+                        horizons=np.asarray(horizons, dtype=np.float64))
     test_y = data.targets[split.test]
     tt, te = _times_events(test_y)
-    train_t, train_e = _times_events(train_y)
     splits = {name: score_survival(data.targets[split.part(name)], preds[name], train_y, horizons,
                                    options.n_boot, options.seed, data.patient_ids[split.part(name)])
               for name in ("test", "val")}
-    subgroups = {}
-    for attribute in task.sensitive_attributes:
-        groups = data.attributes[attribute].to_numpy()[split.test]
-        subgroups[attribute] = S.subgroup_survival_audit(
-            tt, te, preds["test"], groups, train_time=train_t, train_event=train_e,
-            attribute=attribute, n_boot=options.n_boot, seed=options.seed,
-            clusters=data.patient_ids[split.test])
+    subgroups = _audit(task, data, split.test, preds["test"], train_y, options)
     return {
         "task": task.name, "model": predictor.info.get("name"), "target_kind": task.target.value,
         "primary_metric": task.primary_metric, "threshold": None, "splits": splits,

@@ -66,9 +66,9 @@ def plot_individual_curves(examples: Mapping[str, Any], out: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     times = np.asarray(examples["times"], float)
     for p in examples["patients"]:
-        outcome = "event" if p["event"] else "censored"
-        ax.step(times, p["survival"], where="post",
-                label=f"{p['patient_id']} ({outcome} at {p['time']:.0f})")
+        known = p.get("time") is not None and np.isfinite(p["time"])
+        outcome = f" ({'event' if p['event'] else 'censored'} at {p['time']:.0f})" if known else ""
+        ax.step(times, p["survival"], where="post", label=f"{p['patient_id']}{outcome}")
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("time")
     ax.set_ylabel("Predicted survival probability")

@@ -23,7 +23,7 @@ from iatros.tasks.registry import register_family
 
 KINDS = (TargetKind.BINARY, TargetKind.MULTICLASS, TargetKind.ORDINAL, TargetKind.REGRESSION)
 PRIMARY = {TargetKind.BINARY: "auroc", TargetKind.MULTICLASS: "auroc", TargetKind.ORDINAL: "kappa",
-           TargetKind.REGRESSION: "rmse"}
+           TargetKind.REGRESSION: "rmse", TargetKind.SURVIVAL: "c_index"}
 
 
 def infer_kind(values: pd.Series) -> TargetKind:
@@ -70,15 +70,35 @@ def encode_target(target: pd.Series, kind: TargetKind, classes: tuple[str, ...],
     return as_text.map(lookup).to_numpy(np.int64)
 
 
+def _survival_target(frame: pd.DataFrame, table: Any, options: dict[str, Any], path: Path) -> np.ndarray:
+    """(time, event) of the rows kept, with the checks survival models need."""
+    from iatros.tasks.survival import survival_targets
+
+    event = frame.loc[table.target.index, options["event"]]
+    values = pd.to_numeric(event, errors="coerce")
+    bad = np.flatnonzero(~values.isin([0, 1]).to_numpy())
+    if len(bad):
+        raise CorruptDataError(f"{path}: event column {options['event']!r} must hold 0 or 1; rows "
+                               f"{', '.join(str(r + 2) for r in bad[:5])} do not")
+    if values.sum() == 0:
+        raise CorruptDataError(f"{path}: every row is censored ({options['event']!r} is 0 "
+                               f"everywhere): there is no event to learn from")
+    return survival_targets(pd.to_numeric(table.target, errors="coerce"), values.to_numpy(), str(path))
+
+
 def _load(root: Path, *, argument: str, options: dict[str, Any]) -> TaskData:
     path = resolve_path(argument, root)
-    table = load_csv_table(path, options["target"], patient_id=options.get("patient_id"),
-                           attributes=tuple(options.get("attributes", ())),
-                           drop=tuple(options.get("drop", ())))
     kind = TargetKind(options["kind"])
+    survival = kind is TargetKind.SURVIVAL
+    drop = tuple(options.get("drop", ())) + ((options["event"],) if survival else ())
+    table = load_csv_table(path, options["target"], patient_id=options.get("patient_id"),
+                           attributes=tuple(options.get("attributes", ())), drop=drop)
+    targets = (_survival_target(read_table(path).dropna(subset=[options["target"]]).reset_index(drop=True),
+                                table, options, path) if survival
+               else encode_target(table.target, kind, tuple(options.get("classes", ())), path))
     return TaskData(
         inputs=table.features.to_numpy(np.float32),
-        targets=encode_target(table.target, kind, tuple(options.get("classes", ())), path),
+        targets=targets,
         patient_ids=table.patient_ids, attributes=table.attributes,
         feature_names=list(table.features.columns), source=f"csv:{path}",
     )
@@ -86,9 +106,14 @@ def _load(root: Path, *, argument: str, options: dict[str, Any]) -> TaskData:
 
 def csv_task(argument: str, options: dict[str, Any]) -> Task:
     """Build the task for `csv:PATH` from the table itself and the user's options."""
-    if not options.get("target"):
-        raise ConfigError(f"csv:{argument} needs the outcome column: add --target COLUMN")
     resolved = dict(options)
+    if resolved.get("time") or resolved.get("event"):
+        if not (resolved.get("time") and resolved.get("event")):
+            raise ConfigError(f"csv:{argument} survival tasks need both --time COLUMN and --event COLUMN")
+        resolved.update(target=resolved["time"], kind=TargetKind.SURVIVAL.value, classes=[])
+    if not resolved.get("target"):
+        raise ConfigError(f"csv:{argument} needs the outcome column: add --target COLUMN "
+                          f"(or --time and --event for survival)")
     if "kind" not in resolved or "classes" not in resolved:
         path = resolve_path(argument, Path(options.get("data_root", ".")))
         frame = read_table(path)
@@ -109,6 +134,9 @@ def csv_task(argument: str, options: dict[str, Any]) -> Task:
         description=f"{resolved['target']} from the other columns of {Path(argument).name}",
         modality=Modality.TABULAR, target=kind,
         loader=partial(_load, argument=argument, options=resolved),
+        default_model="deepsurv" if kind is TargetKind.SURVIVAL else "mlp",
+        models=(("deepsurv", "logistic-hazard", "deephit", "coxph", "rsf")
+                if kind is TargetKind.SURVIVAL else ("mlp", "logreg", "gbm")),
         classes=tuple(resolved["classes"]),
         sensitive_attributes=tuple(resolved.get("attributes", ())),
         primary_metric=PRIMARY[kind],

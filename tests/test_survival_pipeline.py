@@ -1,0 +1,93 @@
+"""Survival end to end: DeepSurv splits (real files), packaged sets, users' CSVs, predict, audit."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from iatros import api
+from iatros.data.sources.packaged import load_whas500
+from iatros.errors import CorruptDataError
+
+FAST = api.EvalOptions(n_boot=40)
+
+
+def test_deepsurv_split_with_cox_baseline_reports_survival_metrics(shared_data, tmp_path):
+    run = api.train("survival-metabric", data_root=shared_data, model="coxph", out=tmp_path / "r",
+                    eval_options=FAST)
+    metrics = json.loads((run / "metrics.json").read_text())
+    test = metrics["splits"]["test"]
+    assert {"c_index", "c_index_uno", "ibs", "td_auc"} <= set(test)
+    assert test["c_index"]["n"] == 381 and 0.55 < test["c_index"]["value"] < 0.75
+    assert test["c_index"]["ci95"][0] <= test["c_index"]["value"] <= test["c_index"]["ci95"][1]
+    assert 0.05 < test["ibs"]["value"] < 0.25
+    assert metrics["survival"]["risk_groups"]["logrank"]["p_value"] < 0.05
+    for name in ("km_risk_groups", "survival_calibration", "survival_curves"):
+        assert (run / "figures" / f"{name}.png").is_file()
+    assert "Kaplan-Meier" in (run / "report.html").read_text()
+
+
+@pytest.fixture(scope="module")
+def whas_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("surv") / "run"
+    return api.train("survival-whas500", model="deepsurv", out=out, eval_options=FAST,
+                     register=False)
+
+
+def test_deepsurv_learns_whas500(whas_run):
+    metrics = json.loads((whas_run / "metrics.json").read_text())
+    assert metrics["splits"]["test"]["c_index"]["value"] > 0.65
+    assert set(metrics["subgroups"]["sex"]["groups"]) == {"female", "male"}
+
+
+def test_survival_audit_and_evaluate_on_another_split(whas_run):
+    audit = api.audit(whas_run, by="age_group", eval_options=FAST)
+    assert set(audit["groups"]) == {"<65", "65-79", ">=80"}
+    result = api.evaluate(whas_run, split="val", eval_options=FAST)
+    assert result["splits"]["val"]["c_index"]["n"] == 75
+
+
+def test_predict_returns_a_curve_per_patient(whas_run, tmp_path):
+    frame = load_whas500().drop(columns=["lenfol", "fstat"]).head(3)
+    path = tmp_path / "new.csv"
+    frame.to_csv(path, index=False)
+    results = api.predict(whas_run, [path], out=tmp_path / "pred")
+    assert len(results) == 3
+    curve = np.asarray(results[0]["curve"]["survival"])
+    assert np.all(np.diff(curve) <= 1e-9) and 0 <= curve.min() <= curve.max() <= 1
+    assert (tmp_path / "pred" / "survival_curves.png").is_file()
+
+
+@pytest.fixture
+def whas_csv(tmp_path):
+    frame = load_whas500().rename(columns={"lenfol": "days", "fstat": "died"})
+    frame["died"] = frame["died"].astype(int)
+    path = tmp_path / "cohort.csv"
+    frame.to_csv(path, index=False)
+    return path, frame
+
+
+def test_csv_survival_task_trains_with_time_and_event(whas_csv, tmp_path):
+    path, _ = whas_csv
+    run = api.train(f"csv:{path}", task_options={"time": "days", "event": "died"}, model="coxph",
+                    out=tmp_path / "r", eval_options=FAST)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["target_kind"] == "survival" and metrics["splits"]["test"]["c_index"]["value"] > 0.6
+    features = json.loads((run / "config.json").read_text())["data"]["features"]
+    assert "died" not in features and "days" not in features
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda f: f.assign(died=f["died"].replace({1: 2})), "must hold 0 or 1"),
+    (lambda f: f.assign(died=0), "every row is censored"),
+    (lambda f: f.assign(days=-f["days"]), "negative time"),
+])
+def test_bad_survival_columns_are_named(whas_csv, tmp_path, change, message):
+    path, frame = whas_csv
+    change(frame).to_csv(path, index=False)
+    with pytest.raises(CorruptDataError, match=message):
+        api.train(f"csv:{path}", task_options={"time": "days", "event": "died"}, model="coxph",
+                  out=tmp_path / "r", eval_options=FAST)
