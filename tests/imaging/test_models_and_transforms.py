@@ -137,3 +137,10 @@ def test_top_slices_pick_the_slices_with_most_attribution():
     heat = np.zeros((10, 4, 4))
     heat[[2, 7, 8]] = 1.0
     assert top_slices(heat, 3) == [2, 7, 8]
+
+
+def test_dataset_accepts_float_placeholder_targets_for_class_models():
+    """Prediction passes zeros as targets; class-index models must still get a batch."""
+    ds = ImageDataset(np.zeros((2, 28, 28), dtype=np.uint8), np.zeros(2, dtype=np.float32), dims=2,
+                      channels=1, size=28, target_dtype=torch.long)
+    assert ds[0][1].dtype == torch.long

@@ -162,4 +162,4 @@ class ImageDataset(Dataset):
         if self.transform is not None:
             x = self.transform(x)
         x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
-        return x, torch.as_tensor(self.targets[i], dtype=self.target_dtype)
+        return x, torch.as_tensor(np.asarray(self.targets[i]), dtype=self.target_dtype)
