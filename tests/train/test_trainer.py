@@ -139,3 +139,17 @@ def test_ema_weights_are_validated_kept_and_resumed_exactly(tmp_path):
         [round(r.val_metric, 6) for r in full.history]
     for key, value in full_model.state_dict().items():
         assert torch.allclose(value.float(), resumed_model.state_dict()[key].float())
+
+
+def test_resuming_an_early_stopped_run_trains_no_further(tmp_path):
+    config = TrainConfig(epochs=50, batch_size=32, lr=1e-2, progress=False, patience=3)
+
+    def run(resume):
+        torch.manual_seed(0)
+        return Trainer(config, checkpoint_dir=tmp_path / "c").fit(
+            Net(), nn.BCEWithLogitsLoss(), _data(), _data(64, 1), monitor=lambda o, t: 0.5,
+            resume=resume)
+
+    first, again = run(False), run(True)
+    assert first.epochs_run == again.epochs_run == 4 and again.stopped_early
+    assert len(again.history) == 4

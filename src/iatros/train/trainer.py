@@ -149,10 +149,12 @@ class Trainer:
             state = self._restore(model, optimizer, scheduler, scaler)
         start = state["epoch"]
         history = [EpochRecord(**r) for r in state["history"]]
-        stopped = False
+        stopped = bool(cfg.patience and state["bad_epochs"] >= cfg.patience)  # stopped before a crash
         bar = tqdm(range(start, cfg.epochs), desc="train", unit="epoch", initial=start,
                    total=cfg.epochs, disable=not cfg.progress, leave=False)
         for epoch in bar:
+            if stopped:
+                break
             t0 = time.perf_counter()
             train_loss = self._train_epoch(model, loss_fn, train_set, optimizer, scaler, epoch)
             scored = self._ema.module if self._ema is not None else model
