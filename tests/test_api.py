@@ -74,3 +74,20 @@ def test_same_seed_gives_identical_predictions_in_one_process(tmp_path):
     c = pd.read_csv(api.train("breast-cancer-wdbc", epochs=5, seed=4, out=tmp_path / "r9",
                               eval_options=FAST) / "predictions.csv")
     assert len(c) != len(a) or not np.array_equal(c["prob_raw"].to_numpy(), a.to_numpy())
+
+
+def test_ensemble_averages_member_probabilities(tmp_path):
+    from iatros.train.predictors import load_predictor
+
+    run = api.train("breast-cancer-wdbc", epochs=3, ensemble=2, out=tmp_path / "e", eval_options=FAST)
+    ensemble = load_predictor(run)
+    members = [load_predictor(run / "members" / f"m{k}") for k in range(2)]
+    from iatros.tasks import get_task
+
+    x = get_task("breast-cancer-wdbc").load(".").inputs[:20]
+    expected = np.mean([m.predict_scores(x) for m in members], axis=0)
+    assert np.allclose(ensemble.predict_scores(x), expected)
+    assert not np.allclose(members[0].predict_scores(x), members[1].predict_scores(x))
+    log = pd.read_csv(run / "train_log.csv")
+    assert set(log["member"]) == {0, 1}
+    assert api.evaluate(run, split="val", eval_options=FAST)["splits"]["val"]["auroc"]["n"] > 0

@@ -47,6 +47,7 @@ from iatros.tasks import Task, TaskData, get_task, list_tasks
 from iatros.train.losses import to_probabilities
 from iatros.train.predictors import (
     Predictor,
+    fit_ensemble,
     fit_sklearn,
     fit_torch,
     load_predictor,
@@ -185,6 +186,7 @@ def train(
     params: dict[str, Any] | None = None,
     train_overrides: dict[str, Any] | None = None,
     task_options: dict[str, Any] | None = None,
+    ensemble: int = 1,
     eval_options: EvalOptions = EvalOptions(),
     progress: bool = False,
     register: bool = True,
@@ -214,9 +216,12 @@ def train(
         if model and model != saved["model"]:
             raise RunError(f"run {run.path} trains {saved['model']!r}, not {model!r}")
         model, seed, params = saved["model"], saved["seed"], saved["model_params"]
+        ensemble = int(saved.get("ensemble", 1))
         train_overrides = {**(saved.get("train") or {}), **(train_overrides or {})}
         log.info("resuming %s in %s", task.name, run.path)
     spec = _check_model(task, model or task.default_model)
+    if ensemble < 1 or (ensemble > 1 and spec.family != "torch"):
+        raise ConfigError("--ensemble N needs N >= 1 and a torch model")
     if (params or {}).get("weights") and task.modality is not Modality.IMAGE:
         raise ConfigError("--weights applies to image models only")
     train_config = (_train_config(spec, task, epochs, seed, progress, train_overrides)
@@ -233,12 +238,13 @@ def train(
                           "features": data.feature_names, "loader": data.source,
                           "splits": _split_summary(task, data, split)}
         config["task_options"] = task.extra.get("options")
+        config["ensemble"] = ensemble
         write_json(run.file(CONFIG), config)
     run.set_status("running", started=now_iso())
     try:
         t0 = time.perf_counter()
         predictor = _fit(task, spec, data, split, run, settings, seed, train_config, resume,
-                         params, tuple(callbacks))
+                         params, tuple(callbacks), ensemble)
         train_seconds = time.perf_counter() - t0
         _finish(run, task, predictor, data, split, eval_options)
         run.set_status("complete", finished=now_iso(), train_seconds=round(train_seconds, 2))
@@ -253,23 +259,33 @@ def train(
 
 def _fit(task: Task, spec: ModelSpec, data: TaskData, split: Split, run: RunFolder,
          settings: Settings, seed: int, train_config: TrainConfig | None, resume: bool,
-         params: dict[str, Any] | None, callbacks: tuple[Callback, ...]) -> Predictor:
+         params: dict[str, Any] | None, callbacks: tuple[Callback, ...],
+         ensemble: int = 1) -> Predictor:
     train_rows, val_rows = split.train, split.val
     xy_train = (data.inputs[train_rows], data.targets[train_rows])
     if spec.family == "sklearn":
         return fit_sklearn(spec, task.target, xy_train, seed=seed, run_dir=run.path, params=params)
     assert train_config is not None
     monitor, mode = _monitor(task)
-    predictor, result = fit_torch(
-        spec, task.target, len(task.classes), xy_train,
-        (data.inputs[val_rows], data.targets[val_rows]), train_config, device=settings.device,
-        run_dir=run.path, resume=resume, monitor=monitor, mode=mode, callbacks=callbacks,
-        params=params, balance=bool(task.train_params.get("balance", False)))
-    history = pd.DataFrame([asdict(r) for r in result.history])
-    write_csv(run.file(TRAIN_LOG), history)
-    log.info("trained %d epochs (best epoch %d, val %s %.4f%s)", result.epochs_run,
-             result.best_epoch, task.primary_metric, result.best_score,
-             f", resumed after epoch {result.resumed_from}" if result.resumed_from else "")
+    common = dict(device=settings.device, run_dir=run.path, resume=resume, monitor=monitor,
+                  mode=mode, callbacks=callbacks, params=params,
+                  balance=bool(task.train_params.get("balance", False)))
+    val_xy = (data.inputs[val_rows], data.targets[val_rows])
+    if ensemble > 1:
+        predictor, results = fit_ensemble(ensemble, spec, task.target, len(task.classes), xy_train,
+                                          val_xy, train_config, **common)
+    else:
+        predictor, result = fit_torch(spec, task.target, len(task.classes), xy_train, val_xy,
+                                      train_config, **common)
+        results = [result]
+    frames = [pd.DataFrame([asdict(r) for r in res.history]).assign(member=k)
+              for k, res in enumerate(results)]
+    if frames:
+        write_csv(run.file(TRAIN_LOG), pd.concat(frames, ignore_index=True))
+    for res in results:
+        log.info("trained %d epochs (best epoch %d, val %s %.4f%s)", res.epochs_run,
+                 res.best_epoch, task.primary_metric, res.best_score,
+                 f", resumed after epoch {res.resumed_from}" if res.resumed_from else "")
     return predictor
 
 

@@ -90,6 +90,8 @@ def train_cmd(
         "--resume", help="Continue an interrupted run (--out, or the task's newest unfinished "
                          "run) from its last checkpoint.")] = False,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, or auto.")] = None,
+    ensemble: Annotated[int, typer.Option(
+        min=1, help="Train N networks with seeds S..S+N-1 and average their probabilities.")] = 1,
     n_boot: Boot = 1000,
     threshold: Annotated[str, typer.Option(
         help="Decision threshold on the calibrated probability (binary tasks): a number in "
@@ -150,7 +152,7 @@ def train_cmd(
                                  "size": size, "channels": channels}.items() if v is not None}
     path = api.train(task, data_root=data_root, out=out_dir, epochs=epochs, seed=seed,
                      model=model, resume=resume, device=device, progress=_progress(progress),
-                     task_options=options,
+                     task_options=options, ensemble=ensemble,
                      params={"weights": str(weights)} if weights else None,
                      eval_options=api.EvalOptions(n_boot=n_boot, threshold=_threshold(threshold),
                                                   seed=seed))

@@ -84,7 +84,68 @@ class SklearnPredictor:
         return proba[:, 1] if self.kind is TargetKind.BINARY else proba
 
 
-Predictor = TorchPredictor | SklearnPredictor
+@dataclass
+class EnsemblePredictor:
+    """Several networks trained with different seeds; probabilities (or curves) are averaged.
+
+    Explanations use the first member's network.
+    """
+
+    members: list[TorchPredictor]
+    kind: TargetKind
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def network(self) -> torch.nn.Module:
+        return self.members[0].network
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.members[0].spec
+
+    def predict_scores(self, inputs: Any) -> np.ndarray:
+        return np.mean([m.predict_scores(inputs) for m in self.members], axis=0)
+
+    def predict_survival(self, inputs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        parts = [m.predict_survival(inputs) for m in self.members]
+        times = parts[0][1]
+        if any(len(p[1]) != len(times) or not np.allclose(p[1], times) for p in parts):
+            raise ConfigError("ensemble members predict on different time grids")
+        return (np.mean([p[0] for p in parts], axis=0), times,
+                np.mean([p[2] for p in parts], axis=0))
+
+
+Predictor = TorchPredictor | SklearnPredictor | EnsemblePredictor
+
+ENSEMBLE_DONE = "member-complete"
+
+
+def fit_ensemble(n_members: int, spec: ModelSpec, kind: TargetKind, n_classes: int,
+                 train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
+                 config: TrainConfig, *, run_dir: Path, resume: bool = False, device: str,
+                 **kwargs: Any) -> tuple[EnsemblePredictor, list[TrainResult]]:
+    """Train `n_members` copies with seeds seed, seed+1, ...; each member resumes on its own."""
+    from dataclasses import replace
+
+    members, results = [], []
+    for k in range(n_members):
+        member_dir = run_dir / "members" / f"m{k}"
+        member_dir.mkdir(parents=True, exist_ok=True)
+        if resume and (member_dir / ENSEMBLE_DONE).exists():
+            members.append(load_predictor(member_dir, device))
+            continue
+        member_resume = resume and (member_dir / CHECKPOINTS / "last.pt").exists()
+        predictor, result = fit_torch(spec, kind, n_classes, train, val,
+                                      replace(config, seed=config.seed + k), device=device,
+                                      run_dir=member_dir, resume=member_resume, **kwargs)
+        (member_dir / ENSEMBLE_DONE).write_text("ok\n")
+        members.append(predictor)
+        results.append(result)
+    info = {"name": spec.name, "family": "ensemble", "kind": kind.value,
+            "members": [f"members/m{k}" for k in range(n_members)],
+            "params": members[0].info["params"]}
+    _write_info(run_dir, info)
+    return EnsemblePredictor(members, kind, info), results
 
 
 def _write_info(run_dir: Path, info: dict[str, Any]) -> None:
@@ -167,6 +228,9 @@ def load_predictor(run_dir: Path, device: str = "cpu") -> Predictor:
         raise RunError(f"cannot read {info_path}: {e}; the run folder is incomplete") from e
     spec = get_model_spec(info["name"])
     kind = TargetKind(info["kind"])
+    if info["family"] == "ensemble":
+        return EnsemblePredictor([load_predictor(run_dir / m, device) for m in info["members"]],
+                                 kind, info)
     if info["family"] == "sklearn":
         path = run_dir / "model.joblib"
         try:
