@@ -34,7 +34,7 @@ PUBLISHED = {  # MedMNIST v2 (Yang et al., Scientific Data 2023), test AUC / ACC
 
 
 def run_one(task: str, data_root: str, model: str, seed: int, n_boot: int,
-            reuse: str | None = None) -> dict:
+            reuse: str | None = None, ensemble: int = 1, widen: float | None = None) -> dict:
     """Train one task in this process (or take a run folder it already trained) and measure it."""
     from iatros import api
     from iatros.evaluate import metrics as M
@@ -46,7 +46,8 @@ def run_one(task: str, data_root: str, model: str, seed: int, n_boot: int,
     if reuse:
         run = Path(reuse)
     else:
-        run = api.train(task, data_root=data_root, model=model, seed=seed,
+        run = api.train(task, data_root=data_root, model=model, seed=seed, ensemble=ensemble,
+                        params={"widen_factor": widen} if widen else None,
                         out=Path(tempfile.mkdtemp()) / "run", progress=False,
                         eval_options=api.EvalOptions(n_boot=n_boot, seed=seed), register=False)
     wall = None if reuse else time.perf_counter() - t0
@@ -54,6 +55,8 @@ def run_one(task: str, data_root: str, model: str, seed: int, n_boot: int,
     log = pd.read_csv(run / "train_log.csv")
     config = json.loads((run / "config.json").read_text())
     n_train = config["data"]["splits"]["train"]["rows"]
+    ensemble = int(config.get("ensemble", 1))
+    widen = config["model_params"].get("widen_factor", 1.0)
     preds = pd.read_csv(run / "predictions.csv")
     test = preds[preds.split == "test"]
     kind = get_task(task).target
@@ -78,6 +81,7 @@ def run_one(task: str, data_root: str, model: str, seed: int, n_boot: int,
         "task": task, "model": model, "seed": seed, "auroc": test_metrics["auroc"],
         "accuracy": test_metrics["accuracy"], "accuracy_at_0.5_raw": acc05,
         "kappa": test_metrics.get("kappa"), "threshold": metrics.get("threshold"),
+        "ensemble": ensemble, "widen_factor": widen,
         "epochs_run": int(log["epoch"].max()), "best_epoch": int(log.loc[log.val_metric.idxmax(), "epoch"]),
         "train_seconds": float(log["seconds"].sum()), "wall_seconds": wall,
         "train_images_per_s": n_train * len(log) / float(log["seconds"].sum()),
@@ -104,18 +108,27 @@ def main() -> None:
                         help="measure a run folder this benchmark already trained (e.g. after the "
                              "process was interrupted during reporting) instead of training again")
     parser.add_argument("--json-out", help="also write the results as JSON here")
+    parser.add_argument("--ensemble", nargs="*", default=[], metavar="TASK=N",
+                        help="train N members for TASK and average them (e.g. breast-ultrasound=3)")
+    parser.add_argument("--widen", nargs="*", default=[], metavar="TASK=W",
+                        help="ResNet width factor for TASK (e.g. retinopathy-grade=0.5)")
     args = parser.parse_args()
     reuse = dict(item.split("=", 1) for item in args.reuse)
+    ensembles = {k: int(v) for k, v in (item.split("=", 1) for item in args.ensemble)}
+    widths = {k: float(v) for k, v in (item.split("=", 1) for item in args.widen)}
     if args.one:
         print(json.dumps(run_one(args.one, args.data_root, args.model, args.seed, args.n_boot,
-                                 reuse.get(args.one))))
+                                 reuse.get(args.one), ensembles.get(args.one, 1),
+                                 widths.get(args.one))))
         return
     results = []
     for task in args.tasks:
         proc = subprocess.run([sys.executable, __file__, "--one", task, "--data-root", args.data_root,
                                "--model", args.model, "--seed", str(args.seed),
                                "--n-boot", str(args.n_boot),
-                               *(["--reuse", f"{task}={reuse[task]}"] if task in reuse else [])],
+                               *(["--reuse", f"{task}={reuse[task]}"] if task in reuse else []),
+                               *(["--ensemble", f"{task}={ensembles[task]}"] if task in ensembles else []),
+                               *(["--widen", f"{task}={widths[task]}"] if task in widths else [])],
                               capture_output=True, text=True)
         if proc.returncode != 0:
             print(f"{task}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
@@ -135,10 +148,12 @@ def main() -> None:
         cols = " | ".join(f"{a:.3f} / {c:.3f}" for a, c in pub.values())
         print(f"| {r['task']} | {_fmt(r['auroc'])} | {_fmt(r['accuracy'])} | "
               f"{r['accuracy_at_0.5_raw']['value']:.3f} | {cols} |")
-    print("\n| dataset | n test | epochs (best) | train s | train img/s | inference img/s | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| dataset | networks | n test | epochs (best) | train s | train img/s | inference img/s | "
+          "peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['task']} | {r['auroc']['n']} | {r['epochs_run']} ({r['best_epoch']}) | "
+        nets = f"{r['ensemble']} x {args.model} (width {r['widen_factor']:g})"
+        print(f"| {r['task']} | {nets} | {r['auroc']['n']} | {r['epochs_run']} ({r['best_epoch']}) | "
               f"{r['train_seconds']:.0f} | {r['train_images_per_s']:.0f} | "
               f"{r['inference_images_per_s']:.0f} | {r['peak_rss_mb']:.0f} |")
     if args.json_out:
