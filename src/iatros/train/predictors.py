@@ -194,13 +194,18 @@ def fit_torch(spec: ModelSpec, kind: TargetKind, n_classes: int,
 
 
 def _survival_setup(network: torch.nn.Module, y_train: np.ndarray,
-                    params: dict[str, Any]) -> tuple[torch.nn.Module, Monitor, str]:
+                    params: dict[str, Any]) -> tuple[torch.nn.Module, Monitor | None, str]:
     """Cut points / label transform from the training times, the loss and the C-index monitor."""
     from iatros.models.survival import as_time_event, concordance_monitor, fit_survival_head
     from iatros.train.survival_losses import survival_loss_for
 
     fit_survival_head(network, *as_time_event(y_train))
-    return survival_loss_for(network, **params), concordance_monitor(network), "max"
+    loss = survival_loss_for(network, **params)
+    if hasattr(network, "cuts"):
+        # Discrete-time nets start near h = 0.5 per interval; the C-index peaks long before
+        # their hazard levels settle, so they stop on validation likelihood instead.
+        return loss, None, "min"
+    return loss, concordance_monitor(network), "max"
 
 
 def fit_sklearn(spec: ModelSpec, kind: TargetKind, train: tuple[np.ndarray, np.ndarray], *,
