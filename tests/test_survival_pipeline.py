@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from iatros import api
@@ -90,3 +91,19 @@ def test_bad_survival_columns_are_named(whas_csv, tmp_path, change, message):
     with pytest.raises(CorruptDataError, match=message):
         api.train(f"csv:{path}", task_options={"time": "days", "event": "died"}, model="coxph",
                   out=tmp_path / "r", eval_options=FAST)
+
+
+@pytest.mark.parametrize("model", ["logistic-hazard", "deephit", "deepsurv"])
+def test_predicted_curves_track_kaplan_meier_on_held_out_patients(model, tmp_path):
+    """Curve levels, not only rankings: mean predicted S(t) near the test KM at the median time."""
+    from sksurv.nonparametric import kaplan_meier_estimator
+
+    run = api.train("survival-whas500", model=model, out=tmp_path / "r", eval_options=FAST)
+    saved = np.load(run / "survival_curves.npz")
+    frame = pd.read_csv(run / "predictions.csv")
+    test = frame[frame.split == "test"]
+    horizon = float(np.median(test["time"]))
+    km_t, km_s = kaplan_meier_estimator(test["event"].astype(bool), test["time"])
+    observed = km_s[np.searchsorted(km_t, horizon, side="right") - 1]
+    predicted = saved["test"][:, np.searchsorted(saved["times"], horizon, side="right") - 1].mean()
+    assert abs(predicted - observed) < 0.12, (model, predicted, observed)

@@ -454,8 +454,10 @@ def explain_rows(predictor: Predictor, task: Task, inputs: Any, labels: Sequence
 
 def _explain_test_images(run: RunFolder, task: Task, predictor: Predictor, data: TaskData,
                          rows: np.ndarray, scores: np.ndarray, threshold: float) -> None:
+    if task.modality is not Modality.IMAGE or task.target is TargetKind.REGRESSION:
+        return
     picks = _pick_examples(data.targets[rows], scores, task.target)
-    if not picks or task.modality is not Modality.IMAGE:
+    if not picks:
         return
     chosen = rows[picks]
     labels = [f"{data.patient_ids[r]} (true: {_class_name(task, int(data.targets[r]))})"
