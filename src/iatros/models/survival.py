@@ -273,7 +273,36 @@ def fit_survival_head(model: nn.Module, train_time: np.ndarray, train_event: np.
     if isinstance(model, _DiscreteTimeNet):
         cuts = make_cuts(time, event, model.n_intervals)
         model.cuts.copy_(torch.as_tensor(cuts, dtype=torch.float32))
+        _start_at_marginal_hazard(model, time, event)
     return model
+
+
+def _marginal_hazard(model: _DiscreteTimeNet, time: np.ndarray, event: np.ndarray) -> np.ndarray:
+    """Discrete hazard per interval of the training set (events / at risk), clipped away from 0, 1."""
+    idx, code = discretize(torch.as_tensor(time), torch.as_tensor(event), model.cuts)
+    idx, code = idx.numpy(), code.numpy()
+    m = model.n_intervals
+    at_risk = np.array([(idx >= j).sum() for j in range(m)], dtype=np.float64)
+    events = np.array([((idx == j) & (code > 0)).sum() for j in range(m)], dtype=np.float64)
+    return np.clip(np.divide(events, at_risk, out=np.zeros(m), where=at_risk > 0), 1e-4, 1 - 1e-4)
+
+
+@torch.no_grad()
+def _start_at_marginal_hazard(model: _DiscreteTimeNet, time: np.ndarray, event: np.ndarray) -> None:
+    """Start the output layer at the population curve (bias) with small weights, so training
+    refines calibrated hazards instead of climbing down from h = 0.5 per interval."""
+    last = model.net[-1]
+    h = _marginal_hazard(model, time, event)
+    if isinstance(model, LogisticHazardNet):
+        bias = np.log(h / (1 - h))
+    elif model.n_risks == 1:  # DeepHit: log pmf relative to the fixed 0 logit of the tail
+        surv = np.cumprod(1 - h)
+        pmf = np.clip(np.r_[1.0, surv[:-1]] - surv, 1e-6, None)
+        bias = np.log(pmf / max(surv[-1], 1e-6))
+    else:
+        return
+    last.bias.copy_(torch.as_tensor(bias, dtype=last.bias.dtype))
+    last.weight.mul_(0.1)
 
 
 @torch.no_grad()
