@@ -691,7 +691,11 @@ def _learning_curve_figure(run: RunFiles, fig_dir: Path) -> dict[str, Path]:
     primary = str(run.metrics.get("primary_metric") or "")
     info = metric_info(primary)
     label = f"Validation {info.label}" if primary else "Validation metric"
-    return {"learning_curve": plot_learning_curve(run.train_log, fig_dir / "learning_curve.png",
+    log = run.train_log
+    if "member" in log.columns and log["member"].nunique() > 1:  # an ensemble: show member 0
+        log = log[log["member"] == log["member"].min()]
+        label += " (first ensemble member)"
+    return {"learning_curve": plot_learning_curve(log, fig_dir / "learning_curve.png",
                                                   metric_label=label,
                                                   lower_is_better=info.lower_is_better)}
 
