@@ -27,7 +27,8 @@ def test_deepsurv_split_with_cox_baseline_reports_survival_metrics(shared_data, 
     assert metrics["survival"]["risk_groups"]["logrank"]["p_value"] < 0.05
     for name in ("km_risk_groups", "survival_calibration", "survival_curves"):
         assert (run / "figures" / f"{name}.png").is_file()
-    assert "Kaplan-Meier" in (run / "report.html").read_text()
+    html = (run / "report.html").read_text()
+    assert "Kaplan-Meier" in html and "Greenwood-Nam-D'Agostino" in html
 
 
 @pytest.fixture(scope="module")

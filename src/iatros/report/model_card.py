@@ -78,7 +78,7 @@ FIGURE_ORDER = ["km_risk_groups", "survival_calibration", "survival_curves",
                 "roc", "pr", "predicted_vs_observed", "confusion", "calibration", "subgroups",
                 "learning_curve"]
 # Figures already shown inside their own section; the Figures section shows the rest.
-INLINE_FIGURES = {"calibration", "subgroups"}
+INLINE_FIGURES = {"calibration", "subgroups", "survival_calibration"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -446,6 +446,19 @@ def explanations_section(run_dir: Path) -> list[dict[str, str]]:
     return out
 
 
+def survival_calibration_rows(metrics: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Per horizon: predicted vs Kaplan-Meier observed event probability and the GND test."""
+    rows = []
+    for entry in ((metrics.get("survival") or {}).get("calibration") or {}).values():
+        gnd = entry.get("gnd") or {}
+        rows.append({"horizon": fmt(entry.get("horizon"), 4),
+                     "predicted": fmt(entry.get("predicted_overall")),
+                     "observed": fmt(entry.get("observed_overall")),
+                     "mad": fmt(entry.get("mean_abs_difference")),
+                     "gnd": fmt(gnd.get("p_value")), "note": str(gnd.get("note") or "")})
+    return rows
+
+
 def build_context(run: RunFiles, figures: Mapping[str, str]) -> dict[str, Any]:
     """Everything the template shows, as display-ready values."""
     subgroups = subgroup_section(run.metrics)
@@ -463,6 +476,7 @@ def build_context(run: RunFiles, figures: Mapping[str, str]) -> dict[str, Any]:
         "is_binary": run.kind is TargetKind.BINARY,
         "performance": performance_rows(run.metrics, primary),
         "calibration": calibration_section(run.metrics),
+        "survival_calibration": survival_calibration_rows(run.metrics),
         "subgroups": subgroups,
         "evaluations": evaluations,
         "explanations": explanations_section(run.run_dir),
