@@ -149,6 +149,15 @@ class BreslowBaseline:
 
 
 # -- networks ---------------------------------------------------------------------------------
+def _resize_baseline(module: nn.Module, state_dict: dict[str, Any], prefix: str) -> None:
+    """The baseline's length is the number of training event times: take it from the checkpoint."""
+    for name in ("baseline_times", "baseline_cumhaz"):
+        if prefix + name in state_dict:
+            current = getattr(module, name)
+            setattr(module, name, torch.zeros_like(state_dict[prefix + name], device=current.device,
+                                                   dtype=current.dtype))
+
+
 class DeepSurvNet(TabularMLP):
     """DeepSurv (Katzman et al. 2018): one output, the log-risk, trained on the Cox partial
     likelihood; the Breslow baseline hazard, fitted after training, lives in buffers."""
@@ -166,16 +175,52 @@ class DeepSurvNet(TabularMLP):
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any,
                               **kwargs: Any) -> None:
-        # the baseline's length is the number of training event times: take it from the checkpoint
-        for name in ("baseline_times", "baseline_cumhaz"):
-            if prefix + name in state_dict:
-                current = getattr(self, name)
-                setattr(self, name, torch.zeros_like(state_dict[prefix + name], device=current.device,
-                                                     dtype=current.dtype))
+        _resize_baseline(self, state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def loss_params(self) -> dict[str, Any]:
         return {"ties": self.ties}
+
+
+class CoxHead(nn.Module):
+    """A Cox (DeepSurv-style) survival head on any encoder with one output: the encoder's output
+    is the log-risk, trained on the partial likelihood; the Breslow baseline lives in buffers.
+
+    This is how an image network (or any other modality's encoder) predicts survival curves.
+    """
+
+    survival_name = "deepsurv"
+
+    def __init__(self, encoder: nn.Module, ties: str = "efron") -> None:
+        super().__init__()
+        if ties not in ("efron", "breslow"):
+            raise ConfigError(f"ties must be 'efron' or 'breslow', not {ties!r}")
+        self.encoder, self.ties = encoder, ties
+        if hasattr(encoder, "cam_layer"):
+            self.cam_layer = f"encoder.{encoder.cam_layer}"
+        self.register_buffer("baseline_times", torch.zeros(0))
+        self.register_buffer("baseline_cumhaz", torch.zeros(0))
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any,
+                              **kwargs: Any) -> None:
+        _resize_baseline(self, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, x: Any) -> torch.Tensor:
+        return self.encoder(x).reshape(-1)
+
+    def fit_preprocessing(self, x: Any) -> CoxHead:
+        """Pass the training rows to an encoder that learns preprocessing (e.g. TabularMLP)."""
+        if hasattr(self.encoder, "fit_preprocessing"):
+            self.encoder.fit_preprocessing(x)
+        return self
+
+    def loss_params(self) -> dict[str, Any]:
+        return {"ties": self.ties}
+
+
+COX_MODELS = (DeepSurvNet, CoxHead)
+SURVIVAL_NETWORKS = ("deepsurv", "logistic-hazard", "deephit")
 
 
 class _DiscreteTimeNet(TabularMLP):
@@ -230,7 +275,7 @@ class DeepHitNet(_DiscreteTimeNet):
         return {"n_risks": self.n_risks, "alpha": self.alpha, "sigma": self.sigma}
 
 
-SurvivalNet = DeepSurvNet | LogisticHazardNet | DeepHitNet
+SurvivalNet = DeepSurvNet | CoxHead | LogisticHazardNet | DeepHitNet
 
 
 def _hidden(params: dict[str, Any]) -> dict[str, Any]:
@@ -256,7 +301,7 @@ def build_deephit(n_inputs: int, n_outputs: int = 0, **params: Any) -> DeepHitNe
 
 
 def _survival_net(model: nn.Module) -> SurvivalNet:
-    if not isinstance(model, (DeepSurvNet, LogisticHazardNet, DeepHitNet)):
+    if not isinstance(model, (*COX_MODELS, LogisticHazardNet, DeepHitNet)):
         raise ConfigError(f"{type(model).__name__} is not a survival network")
     return model
 
@@ -320,15 +365,16 @@ def predict_outputs(model: nn.Module, x: Any, batch_size: int = 4096) -> np.ndar
 
 
 def fit_survival_baseline(model: nn.Module, x_train: Any, train_time: np.ndarray,
-                          train_event: np.ndarray) -> nn.Module:
+                          train_event: np.ndarray, train_log_risk: np.ndarray | None = None) -> nn.Module:
     """After training: DeepSurv's Breslow baseline hazard from its training log-risks.
 
     A no-op for the discrete models, whose curves come from their outputs alone. Save the
     state dict afterwards: the baseline is part of the checkpoint.
     """
     model = _survival_net(model)
-    if isinstance(model, DeepSurvNet):
-        log_risk = predict_outputs(model, x_train).reshape(-1)
+    if isinstance(model, COX_MODELS):
+        log_risk = (predict_outputs(model, x_train) if train_log_risk is None
+                    else np.asarray(train_log_risk)).reshape(-1)
         base = BreslowBaseline().fit(log_risk, np.asarray(train_time), np.asarray(train_event))
         device = model.baseline_times.device
         model.baseline_times = torch.as_tensor(base.times_, dtype=torch.float32, device=device)
@@ -364,7 +410,7 @@ def risk_from_outputs(model: nn.Module, outputs: np.ndarray) -> np.ndarray:
     """
     model = _survival_net(model)
     outputs = np.asarray(outputs, dtype=np.float64)
-    if isinstance(model, DeepSurvNet):
+    if isinstance(model, COX_MODELS):
         return outputs.reshape(-1)
     log_s, _ = _discrete_log_survival(model, outputs)
     return _neg_expected_time(model.cuts.cpu().numpy().astype(np.float64), np.exp(log_s))
@@ -374,7 +420,7 @@ def curves_from_outputs(model: nn.Module, outputs: np.ndarray) -> SurvivalCurves
     """(risk, times, survival) from raw outputs (e.g. TorchPredictor.predict_outputs)."""
     model = _survival_net(model)
     outputs = np.asarray(outputs, dtype=np.float64)
-    if isinstance(model, DeepSurvNet):
+    if isinstance(model, COX_MODELS):
         if model.baseline_times.numel() == 0:
             raise ConfigError("DeepSurv has no baseline hazard yet: call fit_survival_baseline after "
                               "training")

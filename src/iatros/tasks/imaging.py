@@ -132,7 +132,15 @@ def _folder_loader(folder: Path, options: dict[str, Any]) -> Any:
     def load(root: Path) -> TaskData:
         data = _read_folder(folder, options, root)
         kind = TargetKind(options["kind"])
-        targets = encode_target(data.labels, kind, tuple(options["classes"]), data.csv_path)
+        if kind is TargetKind.SURVIVAL:
+            from iatros.tasks.survival import survival_targets
+
+            if options["event"] not in data.attributes.columns:
+                raise ConfigError(f"{data.csv_path}: event column {options['event']!r} not found")
+            targets = survival_targets(pd.to_numeric(data.labels, errors="coerce"),
+                                       data.attributes[options["event"]].to_numpy(), str(data.csv_path))
+        else:
+            targets = encode_target(data.labels, kind, tuple(options["classes"]), data.csv_path)
         attrs = data.attributes[list(options.get("attributes", ()))].astype(str).reset_index(drop=True)
         return TaskData(inputs=np.array([str(p) for p in data.paths], dtype=object),
                         targets=targets, patient_ids=data.patient_ids, attributes=attrs,
@@ -161,6 +169,10 @@ def images_task(argument: str, options: dict[str, Any]) -> Task:
     resolved = dict(options)
     root = Path(resolved.pop("data_root", "."))
     folder = Path(argument).expanduser()
+    if resolved.get("time") or resolved.get("event"):
+        if not (resolved.get("time") and resolved.get("event")):
+            raise ConfigError(f"images:{argument} survival tasks need both --time and --event")
+        resolved.update(target=resolved["time"], kind=TargetKind.SURVIVAL.value, classes=[])
     if "kind" not in resolved or "classes" not in resolved:
         data = _read_folder(folder, resolved, root)
         kind = TargetKind(resolved["kind"]) if resolved.get("kind") else infer_kind(data.labels)
@@ -181,8 +193,8 @@ def images_task(argument: str, options: dict[str, Any]) -> Task:
                                                f"{folder.name}",
         modality=Modality.IMAGE, target=kind, loader=_folder_loader(folder, resolved),
         classes=tuple(resolved["classes"]), sensitive_attributes=tuple(resolved.get("attributes", ())),
-        primary_metric="auroc", default_model="resnet18", models=IMAGE_MODELS,
-        source=f"user image folder {argument}",
+        primary_metric="c_index" if kind is TargetKind.SURVIVAL else "auroc",
+        default_model="resnet18", models=IMAGE_MODELS, source=f"user image folder {argument}",
         intended_use="Defined by the user who supplied the images.",
         limitations=("User-supplied images: acquisition, labelling and cohort are not checked by "
                      "iatros.",),

@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from iatros.errors import ConfigError, RunError
 from iatros.kinds import TargetKind
 from iatros.models.registry import ModelSpec, get_model_spec
+from iatros.models.survival import SURVIVAL_NETWORKS
 from iatros.train.losses import loss_for, n_outputs, to_probabilities
 from iatros.train.seed import seed_everything
 from iatros.train.trainer import Callback, Monitor, TrainConfig, Trainer, TrainResult, atomic_save
@@ -163,9 +164,10 @@ def fit_torch(spec: ModelSpec, kind: TargetKind, n_classes: int,
     x_train, y_train = train
     n_inputs = spec.n_inputs(x_train, params) if spec.n_inputs else int(np.asarray(x_train).shape[1])
     survival = kind is TargetKind.SURVIVAL
-    width = 0 if survival else n_outputs(kind, n_classes)
+    cox_head = survival and spec.name not in SURVIVAL_NETWORKS
+    width = 1 if cox_head else 0 if survival else n_outputs(kind, n_classes)
     seed_everything(config.seed, config.deterministic)  # initial weights follow the run's seed
-    network = spec.build(n_inputs, width, **params)
+    network = _build(spec, n_inputs, width, params, cox_head)
     if hasattr(network, "fit_preprocessing"):
         network.fit_preprocessing(x_train)
     if kind is TargetKind.REGRESSION and hasattr(network, "fit_target_scaling"):
@@ -178,7 +180,7 @@ def fit_torch(spec: ModelSpec, kind: TargetKind, n_classes: int,
                       callbacks=callbacks)
     info = {"name": spec.name, "family": "torch", "kind": kind.value, "n_inputs": n_inputs,
             "n_outputs": width, "params": params, "batch_size": config.batch_size,
-            "amp": config.amp}
+            "amp": config.amp, "cox_head": cox_head}
     _write_info(run_dir, info)
     result = trainer.fit(network, loss_fn,
                          make_dataset(spec, x_train, y_train, kind, train=True, params=params),
@@ -187,10 +189,22 @@ def fit_torch(spec: ModelSpec, kind: TargetKind, n_classes: int,
     if survival:  # the Breslow baseline comes from the best weights, then joins the checkpoint
         from iatros.models.survival import as_time_event, fit_survival_baseline
 
-        fit_survival_baseline(network, x_train, *as_time_event(y_train))
+        train_out = trainer.predict(network, make_dataset(spec, x_train, y_train, kind, train=False,
+                                                          params=params))
+        fit_survival_baseline(network, x_train, *as_time_event(y_train), train_log_risk=train_out)
         best = run_dir / CHECKPOINTS / "best.pt"
         atomic_save({**torch.load(best, map_location="cpu"), "model": network.state_dict()}, best)
     return TorchPredictor(network, kind, trainer, spec, info), result
+
+
+def _build(spec: ModelSpec, n_inputs: int, width: int, params: dict[str, Any],
+           cox_head: bool) -> torch.nn.Module:
+    """The network; a non-survival encoder gets a Cox head when the task is survival."""
+    if not cox_head:
+        return spec.build(n_inputs, width, **params)
+    from iatros.models.survival import CoxHead
+
+    return CoxHead(spec.build(n_inputs, 1, **params))
 
 
 def _survival_setup(network: torch.nn.Module, y_train: np.ndarray,
@@ -242,7 +256,8 @@ def load_predictor(run_dir: Path, device: str = "cpu") -> Predictor:
             return SklearnPredictor(joblib.load(path), kind, info)
         except Exception as e:
             raise RunError(f"cannot load {path}: {e}") from e
-    network = spec.build(info["n_inputs"], info["n_outputs"], **info["params"])
+    network = _build(spec, info["n_inputs"], info["n_outputs"], info["params"],
+                     bool(info.get("cox_head")))
     path = run_dir / CHECKPOINTS / "best.pt"
     try:
         network.load_state_dict(torch.load(path, map_location="cpu")["model"])

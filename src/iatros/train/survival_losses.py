@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from iatros.errors import ConfigError
-from iatros.models.survival import DeepHitNet, DeepSurvNet, LogisticHazardNet, discretize
+from iatros.models.survival import COX_MODELS, DeepHitNet, LogisticHazardNet, discretize
 
 
 def _float(x: torch.Tensor) -> torch.Tensor:
@@ -185,11 +185,11 @@ def survival_loss_for(model: str | nn.Module, **params: Any) -> nn.Module:
     ignored, so a model's whole params dict can be passed.
     """
     if isinstance(model, nn.Module):
-        if not isinstance(model, (DeepSurvNet, LogisticHazardNet, DeepHitNet)):
+        if not isinstance(model, (*COX_MODELS, LogisticHazardNet, DeepHitNet)):
             raise ConfigError(f"{type(model).__name__} is not a survival network")
         name = model.survival_name
         settings: dict[str, Any] = dict(model.loss_params())
-        if not isinstance(model, DeepSurvNet):
+        if not isinstance(model, COX_MODELS):
             if not model.head_fitted:
                 raise ConfigError(f"{name}: call fit_survival_head before building its loss")
             settings["cuts"] = model.cuts.detach().cpu()
