@@ -403,7 +403,7 @@ def _finish(run: RunFolder, task: Task, predictor: Predictor, data: TaskData, sp
                       "ci": 0.95},
     }
     write_json(run.file(METRICS), metrics)
-    _explain_test_images(run, task, predictor, data, test, calibrated["test"], threshold)
+    _explain_test_images(run, task, predictor, data, test, calibrated["test"])
     write_report(run.path)
 
 
@@ -453,7 +453,7 @@ def explain_rows(predictor: Predictor, task: Task, inputs: Any, labels: Sequence
 
 
 def _explain_test_images(run: RunFolder, task: Task, predictor: Predictor, data: TaskData,
-                         rows: np.ndarray, scores: np.ndarray, threshold: float) -> None:
+                         rows: np.ndarray, scores: np.ndarray) -> None:
     if task.modality is not Modality.IMAGE or task.target is TargetKind.REGRESSION:
         return
     picks = _pick_examples(data.targets[rows], scores, task.target)
