@@ -343,10 +343,12 @@ def _calibration_section(task: Task, calibrator: Any, targets: np.ndarray, raw: 
                        threshold=options.threshold, n_boot=options.n_boot, seed=options.seed,
                        clusters=patients)
     info = calibrator.to_dict()
-    return {"method": info.get("type", "none"), "note": info.get("note") or "",
-            "fitted_on": "val", "test_before": before, "test_after": after,
-            "reliability": {"test_before": reliability_curve(targets, raw, task.target),
-                            "test_after": reliability_curve(targets, calibrated, task.target)}}
+    section = {"method": info.get("type", "none"), "note": info.get("note") or "",
+               "fitted_on": "val", "test_before": before, "test_after": after}
+    if task.target in (TargetKind.BINARY, TargetKind.MULTICLASS, TargetKind.ORDINAL):
+        section["reliability"] = {"test_before": reliability_curve(targets, raw, task.target),
+                                  "test_after": reliability_curve(targets, calibrated, task.target)}
+    return section
 
 
 def _audits(task: Task, data: TaskData, rows: np.ndarray, scores: np.ndarray,
@@ -452,6 +454,14 @@ def explain_rows(predictor: Predictor, task: Task, inputs: Any, labels: Sequence
     return items
 
 
+def _true_label(task: Task, target: Any) -> str:
+    """The reference label of one row as text (every positive finding for multilabel tasks)."""
+    if task.target is TargetKind.MULTILABEL:
+        found = [_class_name(task, j) for j in np.flatnonzero(np.asarray(target))]
+        return ", ".join(found) or "no finding"
+    return _class_name(task, int(target))
+
+
 def _explain_test_images(run: RunFolder, task: Task, predictor: Predictor, data: TaskData,
                          rows: np.ndarray, scores: np.ndarray) -> None:
     if task.modality is not Modality.IMAGE or task.target is TargetKind.REGRESSION:
@@ -460,8 +470,7 @@ def _explain_test_images(run: RunFolder, task: Task, predictor: Predictor, data:
     if not picks:
         return
     chosen = rows[picks]
-    labels = [f"{data.patient_ids[r]} (true: {_class_name(task, int(data.targets[r]))})"
-              for r in chosen]
+    labels = [f"{data.patient_ids[r]} (true: {_true_label(task, data.targets[r])})" for r in chosen]
     items = explain_rows(predictor, task, data.inputs[chosen], labels, scores[picks],
                          run.path / "figures")
     for item in items:
