@@ -144,3 +144,15 @@ def test_dataset_accepts_float_placeholder_targets_for_class_models():
     ds = ImageDataset(np.zeros((2, 28, 28), dtype=np.uint8), np.zeros(2, dtype=np.float32), dims=2,
                       channels=1, size=28, target_dtype=torch.long)
     assert ds[0][1].dtype == torch.long
+
+
+def test_augmentations_follow_torchs_generator_so_resume_replays_them():
+    images = np.random.default_rng(0).integers(0, 255, size=(3, 28, 28)).astype(np.uint8)
+    ds = ImageDataset(images, [0, 1, 0], dims=2, channels=1, size=28, target_dtype=torch.long,
+                      augment=Augment(rotate_degrees=25, contrast=0.3))
+    torch.manual_seed(7)
+    first = [ds[i][0] for i in range(3)]
+    torch.manual_seed(7)
+    again = [ds[i][0] for i in range(3)]
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not torch.equal(ds[0][0], first[0])  # the generator moved on: a new augmentation

@@ -160,6 +160,9 @@ class ImageDataset(Dataset):
             where = str(item) if isinstance(item, (str, bytes)) else f"image {i}"
             raise ConfigError(f"{where}: {e}") from e
         if self.transform is not None:
+            # draw the augmentation seed from torch's generator, which checkpoints save and
+            # resume restores, so a resumed run replays the same augmentations
+            self.transform.set_random_state(seed=int(torch.randint(0, 2**31 - 1, (1,))))
             x = self.transform(x)
         x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
         return x, torch.as_tensor(np.asarray(self.targets[i]), dtype=self.target_dtype)
