@@ -622,11 +622,9 @@ def _scores_from_frame(frame: pd.DataFrame, kind: TargetKind) -> np.ndarray:
 
 def _read_input_table(path: Path, features: list[str]) -> np.ndarray:
     """Feature rows of a CSV for a tabular model, in the training column order."""
-    from iatros.data.sources.csv_table import read_table
+    from iatros.data.sources.csv_table import one_hot_text_columns, read_table
 
-    frame = read_table(path)
-    frame = pd.get_dummies(frame, columns=[c for c in frame.columns
-                                           if not pd.api.types.is_numeric_dtype(frame[c])], dtype=float)
+    frame = one_hot_text_columns(read_table(path))
     missing = [f for f in features if f not in frame.columns]
     if len(missing) == len(features):
         raise ConfigError(f"{path} has none of the model's features ({', '.join(features[:8])}, ...)")

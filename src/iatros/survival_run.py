@@ -14,6 +14,7 @@ import pandas as pd
 from iatros.data.splits import Split
 from iatros.errors import ConfigError
 from iatros.evaluate import survival as S
+from iatros.models.survival import as_time_event
 from iatros.run_folder import PREDICTIONS, RunFolder, write_csv
 
 CURVES = "survival_curves.npz"
@@ -21,8 +22,9 @@ N_EXAMPLES = 5
 
 
 def _times_events(targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    targets = np.asarray(targets, dtype=np.float64)
-    return targets[:, 0], targets[:, 1] > 0
+    """(time, event as bool): the models' own (time, event) split, with events as booleans."""
+    time, event = as_time_event(targets)
+    return time, event > 0
 
 
 def horizons_for(train_targets: np.ndarray, *others: np.ndarray) -> list[float]:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from iatros.data.sources.csv_table import one_hot_text_columns
 from iatros.data.sources.deepsurv import DEEPSURV_REPO, load_deepsurv
 from iatros.errors import CorruptDataError
 from iatros.kinds import Modality, TargetKind
@@ -99,8 +100,7 @@ def _packaged(loader: str, time: str, event: str, drop: tuple[str, ...] = (),
 
         frame, outcome = getattr(datasets, loader)(**kwargs)
         frame = frame.drop(columns=list(drop))
-        categorical = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
-        features = pd.get_dummies(frame, columns=categorical, dtype=float).astype(np.float64)
+        features = one_hot_text_columns(frame).astype(np.float64)
         attrs = attributes(frame) if attributes else pd.DataFrame(index=range(len(frame)))
         return TaskData(inputs=features.to_numpy(np.float32),
                         targets=survival_targets(outcome[time], outcome[event], loader),

@@ -26,6 +26,12 @@ class CsvTable:
     skipped: dict[str, int]
 
 
+def one_hot_text_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every non-numeric column one-hot encoded (float), numeric columns untouched."""
+    text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    return pd.get_dummies(frame, columns=text, dummy_na=False, dtype=float)
+
+
 def resolve_path(path: str, root: Path) -> Path:
     """An absolute path, else relative to the working directory, else to the data root."""
     candidate = Path(path).expanduser()
@@ -76,8 +82,7 @@ def load_csv_table(path: Path, target: str, *, patient_id: str | None = None,
            else np.array([f"row-{i}" for i in range(len(frame))]))
     excluded = {target, *(c for c in (patient_id,) if c), *drop}
     features = frame.drop(columns=[c for c in frame.columns if c in excluded])
-    categorical = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
-    features = pd.get_dummies(features, columns=categorical, dummy_na=False, dtype=float)
+    features = one_hot_text_columns(features)
     if features.shape[1] == 0:
         raise ConfigError(f"{path}: no feature columns left after removing target, id and drops")
     attrs = frame[list(attributes)].astype(object).where(frame[list(attributes)].notna(), "unknown")
