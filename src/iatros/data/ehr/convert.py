@@ -1,0 +1,203 @@
+"""Incremental, cached conversion of a health-record source into the event format.
+
+A source is cut into parts (a PhysioNet set, a MIMIC table, a FHIR bundle). Each part is
+converted once into `OUT/parts/NAME.*.parquet`, keyed by a fingerprint of its input files (name,
+size, modification time); a second run reads the cache, and adding a set or a bundle converts
+only that part. Every file is written to a temporary name and renamed, and the manifest is
+written last, so an interrupted conversion never leaves a half-written cache that looks valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from iatros.data.ehr.schema import SkipLog, conform_events, drop_unit_mismatches
+from iatros.errors import ConfigError, CorruptDataError, MissingDataError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class PartResult:
+    """What converting one part gives: events, stays (if the part defines any), skips, notes."""
+
+    events: pl.DataFrame
+    stays: pl.DataFrame | None = None
+    skips: SkipLog = field(default_factory=SkipLog)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Part:
+    """A unit of conversion: its name, the files it reads, and how to convert them."""
+
+    name: str
+    inputs: tuple[Path, ...]
+    convert: Callable[[], PartResult]
+
+    def fingerprint(self, source: str) -> str:
+        h = hashlib.sha256(f"{source}/{FORMAT_VERSION}/{self.name}".encode())
+        for path in sorted(self.inputs):
+            st = path.stat()
+            h.update(f"{path.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+        return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Source:
+    """A converter: how to cut a folder into parts and how to finish the merged tables."""
+
+    name: str
+    description: str
+    parts: Callable[[Path], list[Part]]
+    finish: Callable[[pl.DataFrame, pl.DataFrame, SkipLog], tuple[pl.DataFrame, pl.DataFrame]]
+
+
+@dataclass
+class EventTables:
+    """A converted dataset: events, stays and the manifest (counts, skips, timings)."""
+
+    events: pl.DataFrame
+    stays: pl.DataFrame
+    manifest: dict[str, Any]
+    path: Path
+
+    def summary(self) -> str:
+        m = self.manifest
+        cached = "cached" if m.get("from_cache") else f"converted in {m['seconds']:.1f} s"
+        return (f"{m['source']}: {m['n_subjects']} patients, {m['n_stays']} stays, "
+                f"{m['n_events']} events, {m['skipped']['summary']} ({cached}) -> {self.path}")
+
+
+def write_parquet(frame: pl.DataFrame, path: Path) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    frame.write_parquet(tmp)
+    os.replace(tmp, path)
+
+
+def write_json_atomic(data: dict[str, Any], path: Path) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _convert_part(part: Part, source: str, folder: Path) -> tuple[PartResult, str, bool]:
+    """The part's result, from the cache when its fingerprint matches."""
+    fp = part.fingerprint(source)
+    meta_path = folder / f"{part.name}.json"
+    meta = _read_json(meta_path)
+    ev_path, st_path = folder / f"{part.name}.events.parquet", folder / f"{part.name}.stays.parquet"
+    if meta and meta.get("fingerprint") == fp and ev_path.exists():
+        skips = SkipLog()
+        for s in meta.get("skips", []):
+            skips.add(s["where"], s["reason"])
+        stays = pl.read_parquet(st_path) if st_path.exists() else None
+        return PartResult(pl.read_parquet(ev_path), stays, skips, meta.get("notes", [])), fp, True
+    result = part.convert()
+    result.events = conform_events(result.events)
+    write_parquet(result.events, ev_path)
+    if result.stays is not None:
+        write_parquet(result.stays, st_path)
+    elif st_path.exists():
+        st_path.unlink()
+    write_json_atomic({"fingerprint": fp, "skips": [s.as_dict() for s in result.skips.items],
+                       "notes": result.notes}, meta_path)
+    return result, fp, False
+
+
+def convert(source: Source, path: str | Path, out: str | Path, *, progress: bool = False,
+            ) -> EventTables:
+    """Convert `path` with `source` into `out` (events.parquet, stays.parquet, manifest.json)."""
+    path, out = Path(path).expanduser(), Path(out).expanduser()
+    if not path.exists():
+        raise MissingDataError(f"{source.name}: {path} does not exist")
+    parts = source.parts(path)
+    if not parts:
+        raise MissingDataError(f"{source.name}: nothing to convert in {path} "
+                               f"({source.description})")
+    names = [p.name for p in parts]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{source.name}: two parts share a name in {path}")
+    parts_dir = out / "parts"
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    fingerprints = {p.name: p.fingerprint(source.name) for p in parts}
+    manifest = _read_json(out / MANIFEST)
+    if (manifest and manifest.get("parts") == fingerprints
+            and manifest.get("format_version") == FORMAT_VERSION
+            and (out / "events.parquet").exists() and (out / "stays.parquet").exists()):
+        manifest["from_cache"] = True
+        return EventTables(pl.read_parquet(out / "events.parquet"),
+                           pl.read_parquet(out / "stays.parquet"), manifest, out)
+    t0 = time.perf_counter()
+    results, reused = [], []
+    iterator: Sequence[Part] = parts
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(parts, desc=f"converting {source.name}", unit="part")
+    for part in iterator:
+        result, _, cached = _convert_part(part, source.name, parts_dir)
+        results.append((part.name, result))
+        if cached:
+            reused.append(part.name)
+    skips = SkipLog()
+    for _, r in results:
+        skips.extend(r.skips)
+    events = pl.concat([r.events.with_columns(pl.lit(n).alias("_part")) for n, r in results],
+                       how="vertical")
+    stay_frames = [r.stays.with_columns(pl.lit(n).alias("_part")) for n, r in results
+                   if r.stays is not None]
+    if not stay_frames:
+        raise CorruptDataError(f"{source.name}: {path} defines no stays (patients/admissions)")
+    stays = pl.concat(stay_frames, how="diagonal_relaxed")
+    events, stays = _drop_duplicate_stays(events, stays, skips, source.name)
+    events = drop_unit_mismatches(events, skips, source.name)
+    events, stays = source.finish(events, stays, skips)
+    events = events.sort("subject_id", "stay_id", "time", "code")
+    write_parquet(events, out / "events.parquet")
+    write_parquet(stays, out / "stays.parquet")
+    seconds = time.perf_counter() - t0
+    manifest = {
+        "format_version": FORMAT_VERSION, "source": source.name, "input": str(path),
+        "parts": fingerprints, "reused_parts": reused, "seconds": round(seconds, 2),
+        "n_subjects": stays["subject_id"].n_unique(), "n_stays": stays.height,
+        "n_events": events.height, "notes": [n for _, r in results for n in r.notes],
+        "skipped": {**skips.as_dict(), "summary": skips.summary()},
+    }
+    write_json_atomic(manifest, out / MANIFEST)
+    return EventTables(events, stays, {**manifest, "from_cache": False}, out)
+
+
+def _drop_duplicate_stays(events: pl.DataFrame, stays: pl.DataFrame, skips: SkipLog,
+                          label: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A stay defined by two parts keeps the first part's records; the rest are skipped."""
+    first = stays.group_by("stay_id", maintain_order=True).agg(pl.col("_part").first().alias("_keep"))
+    dupes = stays.join(first, on="stay_id").filter(pl.col("_part") != pl.col("_keep"))
+    for row in dupes.iter_rows(named=True):
+        skips.add(f"{label} {row['_part']} stay {row['stay_id']}",
+                  f"duplicate stay: already defined in {row['_keep']}")
+    stays = stays.join(first, on="stay_id").filter(pl.col("_part") == pl.col("_keep"))
+    events = events.join(dupes.select("stay_id", "_part"), on=["stay_id", "_part"], how="anti")
+    return events.drop("_part"), stays.drop("_part", "_keep")
+
+
+def no_finish(events: pl.DataFrame, stays: pl.DataFrame,
+              skips: SkipLog) -> tuple[pl.DataFrame, pl.DataFrame]:
+    return events, stays
