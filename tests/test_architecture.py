@@ -21,6 +21,9 @@ FORBIDDEN = {
     "registry": {"data", "models", "tasks", "train", "evaluate", "report", "api", "cli"},
     "api": {"cli"},
     "survival_run": {"cli"},
+    "text_run": {"cli"},
+    "nlp_api": {"cli"},
+    "nlp": {"tasks", "train", "evaluate", "report", "registry", "api", "cli"},
 }
 
 

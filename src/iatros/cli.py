@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from iatros.errors import IatrosError
+from iatros.nlp_cli import nlp_app
 
 app = typer.Typer(
     name="iatros",
@@ -259,6 +260,7 @@ def predict_cmd(
 
 data_app = typer.Typer(help="Datasets in the data home.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+app.add_typer(nlp_app, name="nlp")
 
 
 @data_app.command("download")

@@ -188,7 +188,7 @@ def check_predictions(
     """
     kind = as_kind(kind)
     if kind is K.TOKENS:
-        raise ConfigError("no metrics are defined for 'tokens' targets yet")
+        return _check_tokens(y_true, y_score)
     s = _as_float_array(y_score, "y_score")
     n_true = len(y_true) if hasattr(y_true, "__len__") else 0
     if s.ndim == 0 or n_true == 0 or len(s) == 0:
@@ -205,6 +205,41 @@ def check_predictions(
     if kind is K.REGRESSION:
         return _check_regression(y_true, s)
     return _check_survival(y_true, s)
+
+
+def _check_tokens(y: Any, s: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Tag ids per token, (N, L) integer arrays padded with -1 (see `bio_spans`)."""
+    y, s = np.asarray(y), np.asarray(s)
+    if y.ndim != 2 or s.ndim != 2 or y.shape != s.shape or len(y) == 0:
+        raise ConfigError(f"tokens targets and predictions must be (N, L) tag-id arrays of the same "
+                          f"non-empty shape, got {y.shape} and {s.shape}")
+    for name, a in (("y_true", y), ("y_score", s)):
+        a = a.astype(float)
+        _check_finite(a, name, "tag ids must be finite")
+        bad = np.flatnonzero(((a != np.round(a)) | (a < -1)).any(axis=1))
+        if len(bad):
+            raise ConfigError(f"{name} holds values that are not tag ids (>= 0, or -1 for padding) "
+                              f"in rows {_row_list(bad)}")
+    return y.astype(np.int64), s.astype(np.int64)
+
+
+def bio_spans(tags: Any) -> set[tuple[int, int, int]]:
+    """Entities (start, end exclusive, type) in one row of BIO tag ids.
+
+    Convention for every tokens task: 0 is O, 2k+1 is B of entity type k, 2k+2 is I of type k,
+    -1 is padding. An I that does not continue an entity of its type starts one (conlleval).
+    """
+    spans: set[tuple[int, int, int]] = set()
+    start, kind = -1, -1
+    row = [int(t) for t in tags]
+    for i, t in enumerate([*row, 0]):
+        inside = t > 0 and t % 2 == 0 and (t - 2) // 2 == kind and start >= 0
+        if start >= 0 and not inside:
+            spans.add((start, i, kind))
+            start, kind = -1, -1
+        if t > 0 and not inside:
+            start, kind = i, (t - 1) // 2
+    return spans
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,6 +321,15 @@ class Predictions:
             return [_rank_column(self.s, self.y)]
         truth = self.true_onehot
         return [_rank_column(self.s[:, j], truth[:, j]) for j in range(self.s.shape[1])]
+
+    @cached_property
+    def entity_counts(self) -> np.ndarray:
+        """Tokens targets: (N, 3) exact-match counts per row: true positives, predicted, true."""
+        out = np.zeros((self.n, 3))
+        for i in range(self.n):
+            truth, guess = bio_spans(self.y[i]), bio_spans(self.s[i])
+            out[i] = (len(truth & guess), len(guess), len(truth))
+        return out
 
     @cached_property
     def calibration_pairs(self) -> tuple[np.ndarray, np.ndarray]:
@@ -459,6 +503,25 @@ def _f1(r: Resamples) -> np.ndarray:
         return _div(2 * tp, 2 * tp + fp + fn)
     tp, predicted, actual = _per_class_counts(r)
     return _nanmean_rows(_div(2 * tp, predicted + actual))
+
+
+def _entity_sums(r: Resamples) -> np.ndarray:
+    return r.memo("entities", lambda: r.w @ r.pred.entity_counts)
+
+
+def _entity_precision(r: Resamples) -> np.ndarray:
+    c = _entity_sums(r)
+    return _div(c[:, 0], c[:, 1])
+
+
+def _entity_recall(r: Resamples) -> np.ndarray:
+    c = _entity_sums(r)
+    return _div(c[:, 0], c[:, 2])
+
+
+def _entity_f1(r: Resamples) -> np.ndarray:
+    c = _entity_sums(r)
+    return _div(2 * c[:, 0], c[:, 1] + c[:, 2])
 
 
 def _kappa(r: Resamples) -> np.ndarray:
@@ -643,6 +706,12 @@ METRICS: dict[str, MetricSpec] = {
                       "mean absolute error (ordinal: argmax class vs true class)"),
     "r2": MetricSpec(_r2, frozenset({K.REGRESSION}), True, "coefficient of determination"),
     "c_index": MetricSpec(_c_index, frozenset({K.SURVIVAL}), True, "Harrell's concordance index"),
+    "entity_precision": MetricSpec(_entity_precision, frozenset({K.TOKENS}), True,
+                                   "exact-match entity precision (micro over entities)"),
+    "entity_recall": MetricSpec(_entity_recall, frozenset({K.TOKENS}), True,
+                                "exact-match entity recall (micro over entities)"),
+    "entity_f1": MetricSpec(_entity_f1, frozenset({K.TOKENS}), True,
+                            "exact-match entity F1 (micro over entities; span and type must match)"),
 }
 
 _DEFAULTS: dict[TargetKind, tuple[str, ...]] = {
@@ -655,7 +724,7 @@ _DEFAULTS: dict[TargetKind, tuple[str, ...]] = {
     K.MULTILABEL: ("auroc", "auprc", "f1", "brier"),
     K.REGRESSION: ("rmse", "mae", "r2"),
     K.SURVIVAL: ("c_index",),
-    K.TOKENS: (),
+    K.TOKENS: ("entity_f1", "entity_precision", "entity_recall"),
 }
 
 
@@ -870,5 +939,7 @@ def evaluate(
         }
         if kind is K.BINARY:
             entry["n_positive"] = int(pred.y.sum())
+        if kind is K.TOKENS:
+            entry["n_entities"] = int(pred.entity_counts[:, 2].sum())
         out[name] = entry
     return out

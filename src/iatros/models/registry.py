@@ -39,7 +39,8 @@ class ModelSpec:
 
 
 _MODELS: dict[str, ModelSpec] = {}
-_BUILTIN_MODULES = ("iatros.models.tabular", "iatros.models.imaging", "iatros.models.survival")
+_BUILTIN_MODULES = ("iatros.models.tabular", "iatros.models.imaging", "iatros.models.survival",
+                    "iatros.models.text")
 _loaded = False
 
 

@@ -27,11 +27,20 @@ class RegressionLoss(nn.Module):
         return nn.functional.mse_loss(output.reshape(-1), target.reshape(-1).float())
 
 
+class SequenceNLLLoss(nn.Module):
+    """Tokens targets: the tagger itself returns each sentence's negative log-likelihood (a CRF
+    needs the gold path, which its dataset passes in with the inputs) in output column 0; the
+    loss is its mean. Columns 1: hold the decoded tag ids and carry no gradient."""
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return output[:, 0].mean()
+
+
 def n_outputs(kind: TargetKind, n_classes: int) -> int:
-    """Width of the output layer for a target kind."""
+    """Width of the output layer for a target kind (tokens: the number of BIO tags)."""
     if kind in (TargetKind.BINARY, TargetKind.REGRESSION):
         return 1
-    if kind in (TargetKind.MULTICLASS, TargetKind.ORDINAL, TargetKind.MULTILABEL):
+    if kind in (TargetKind.MULTICLASS, TargetKind.ORDINAL, TargetKind.MULTILABEL, TargetKind.TOKENS):
         return n_classes
     raise ConfigError(f"target kind {kind.value!r} has no output layer defined yet")
 
@@ -48,6 +57,8 @@ def loss_for(kind: TargetKind, train_targets: np.ndarray, balance: bool = False)
         return nn.BCEWithLogitsLoss()
     if kind is TargetKind.REGRESSION:
         return RegressionLoss()
+    if kind is TargetKind.TOKENS:
+        return SequenceNLLLoss()
     raise ConfigError(f"no loss for target kind {kind.value!r} yet")
 
 
@@ -64,4 +75,6 @@ def to_probabilities(outputs: np.ndarray, kind: TargetKind) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-outputs))
     if kind is TargetKind.REGRESSION:
         return outputs.reshape(-1)
+    if kind is TargetKind.TOKENS:  # column 0 is the sentence NLL, the rest decoded tag ids
+        return np.rint(outputs[:, 1:])
     raise ConfigError(f"no output mapping for target kind {kind.value!r} yet")

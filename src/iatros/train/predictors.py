@@ -28,6 +28,12 @@ MODEL_INFO = "model.json"
 CHECKPOINTS = "checkpoints"
 
 
+def as_model_input(inputs: Any) -> np.ndarray:
+    """A float matrix for tabular baselines; text (object arrays of strings) stays as it is."""
+    x = np.asarray(inputs)
+    return x if x.dtype == object else x.astype(np.float64)
+
+
 def make_dataset(spec: ModelSpec, inputs: Any, targets: Any, kind: TargetKind, *, train: bool,
                  params: dict[str, Any]) -> Dataset:
     """The model's own Dataset for these inputs (augmented when `train`)."""
@@ -78,7 +84,7 @@ class SklearnPredictor:
         return baseline_survival_curves(self.estimator, np.asarray(inputs, dtype=np.float64))
 
     def predict_scores(self, inputs: Any) -> np.ndarray:
-        x = np.asarray(inputs, dtype=np.float64)
+        x = as_model_input(inputs)
         if self.kind is TargetKind.REGRESSION:
             return np.asarray(self.estimator.predict(x), dtype=np.float64)
         proba = np.asarray(self.estimator.predict_proba(x), dtype=np.float64)
@@ -229,7 +235,7 @@ def fit_sklearn(spec: ModelSpec, kind: TargetKind, train: tuple[np.ndarray, np.n
     params = {**spec.params, **(params or {})}
     estimator = spec.build(kind, seed, **params)
     x_train, y_train = train
-    estimator.fit(np.asarray(x_train, dtype=np.float64), np.asarray(y_train))
+    estimator.fit(as_model_input(x_train), np.asarray(y_train))
     info = {"name": spec.name, "family": "sklearn", "kind": kind.value, "params": params}
     tmp = run_dir / "model.joblib.tmp"
     joblib.dump(estimator, tmp)

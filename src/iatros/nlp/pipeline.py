@@ -1,0 +1,277 @@
+"""The extraction pipeline: sentences, sections, entities with attributes, as JSON-ready dicts.
+
+`ClinicalPipeline().extract(text)` returns `{"entities": [...], "sections": [...], ...}` where
+each entity has text, label (PROBLEM, SYMPTOM, MEDICATION, LAB, PROCEDURE), character offsets
+into the note, the five ConText attributes, the section it sits in, and for medications dose /
+route / frequency, for labs value / unit. A trained tagger (a callable from token lists to BIO
+tag names) adds disease and chemical mentions the term lists miss.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import spacy
+from spacy.attrs import SENT_START
+from spacy.language import Language
+from spacy.matcher import PhraseMatcher
+from spacy.tokens import Doc
+
+from iatros.nlp import lexicon as L
+from iatros.nlp.context import ConText
+from iatros.nlp.io import CHUNK_CHARS, chunks
+from iatros.nlp.sections import Section, find_sections, section_at
+
+Tagger = Callable[[list[list[str]]], list[list[str]]]
+LABELS = ("PROBLEM", "SYMPTOM", "MEDICATION", "LAB", "PROCEDURE")
+# a tie between lists of the same span goes to the earlier label
+_PRIORITY = {"LAB": 0, "MEDICATION": 1, "PROCEDURE": 2, "SYMPTOM": 3, "PROBLEM": 4}
+_TAGGER_LABELS = {"Disease": "PROBLEM", "Chemical": "MEDICATION"}
+_HISTORY_SECTIONS = {"past_medical_history", "past_surgical_history"}
+_NOT_MODIFIERS = {"normal", "denies", "denied", "possible", "history", "no", "without", "mild",
+                  "moderate", "severe", "significant", "evidence", "signs", "likely", "probable"}
+_ABBREVIATIONS = {"dr", "mr", "mrs", "ms", "st", "vs", "e.g", "i.e", "etc", "no", "approx",
+                  "fig", "pt", "pts", "jr", "sr", "inc", "co", "dept", "mg", "ml", "cc"}
+
+
+@dataclass
+class Entity:
+    """One extracted mention; `start`/`end` are character offsets into the note."""
+
+    text: str
+    label: str
+    start: int
+    end: int
+    negated: bool = False
+    uncertain: bool = False
+    historical: bool = False
+    family: bool = False
+    hypothetical: bool = False
+    section: str | None = None
+    sentence: int = 0
+    source: str = "rules"
+    cues: list[str] = field(default_factory=list)
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.update(out.pop("attributes"))
+        return out
+
+
+@Language.component("clinical_sentences")
+def clinical_sentences(doc: Doc) -> Doc:
+    """Sentence starts for clinical text: after . ! ? (not after abbreviations), after line
+    breaks that end a line with punctuation or a header, before list items and run-together
+    ",HEADER:" sections."""
+    prev_i = -1  # the previous non-space token
+    starts = np.full(len(doc), -1, dtype=np.int64)  # set all at once: per-token setting is O(n^2)
+    if len(doc):
+        starts[0] = 1
+    for i, tok in enumerate(doc):
+        if tok.is_space:
+            continue
+        if prev_i < 0:
+            prev_i = i
+            continue
+        prev = doc[prev_i]
+        gap = prev.whitespace_ + "".join(t.text_with_ws for t in doc[prev_i + 1:i])
+        before = doc[prev_i - 1] if prev_i >= 1 else None
+        start = False
+        if prev.text in (".", "!", "?"):
+            word = before.text.lower().rstrip(".") if before is not None else ""
+            start = word not in _ABBREVIATIONS and not tok.text[:1].islower() \
+                and not (tok.like_num and before is not None and before.like_num and not gap)
+        elif "\n" in gap:
+            start = ("\n\n" in gap or prev.is_punct or prev.text.isupper()
+                     or not tok.text[:1].islower())
+        elif prev.text == ":" and before is not None and before.text.isupper() and len(before) > 1:
+            start = True
+        elif prev.text == "," and tok.text.isupper() and len(tok) > 1 and _header_follows(doc, i):
+            start = True  # MTSamples runs sections together as ",HEADER:"
+        if start:
+            starts[i] = 1
+        prev_i = i
+    if len(doc):
+        doc.from_array([SENT_START], starts.astype(np.int64).view(np.uint64).reshape(-1, 1))
+    return doc
+
+
+def _header_follows(doc: Doc, i: int) -> bool:
+    """Whether tokens from i form an ALL-CAPS header ending in ':' (within 8 tokens)."""
+    for tok in doc[i:i + 8]:
+        if tok.text == ":":
+            return True
+        if not (tok.text.isupper() or tok.is_punct or tok.is_space):
+            return False
+    return False
+
+
+def make_nlp() -> Language:
+    """spaCy's blank English tokenizer plus the clinical sentence splitter."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("clinical_sentences")
+    nlp.max_length = 2 * CHUNK_CHARS
+    return nlp
+
+
+class ClinicalPipeline:
+    """Rule-based clinical entity extraction with ConText attributes; optional trained tagger."""
+
+    def __init__(self, tagger: Tagger | None = None) -> None:
+        self.nlp = make_nlp()
+        self.tagger = tagger
+        self.matcher = PhraseMatcher(self.nlp.vocab, attr="LOWER")
+        for label, block in (("PROBLEM", L.PROBLEMS), ("SYMPTOM", L.SYMPTOMS),
+                             ("MEDICATION", L.MEDICATIONS), ("PROCEDURE", L.PROCEDURES),
+                             ("LAB", L.LABS)):
+            self.matcher.add(label, [self.nlp.make_doc(t) for t in L.terms(block)])
+        self.context = ConText(self.nlp)
+
+    # -- public -------------------------------------------------------------------------------
+    def extract(self, text: str, source: str = "") -> dict[str, Any]:
+        """Entities, sections and sentence count of one note (long notes run in chunks)."""
+        sections = find_sections(text)
+        entities: list[Entity] = []
+        n_sent = 0
+        for offset, piece in chunks(text):
+            doc = self.nlp(piece)
+            found = self._entities(doc, piece, offset, sections)
+            for e in found:
+                e.sentence += n_sent
+            entities += found
+            n_sent += sum(1 for _ in doc.sents)
+        return {"source": source, "entities": [e.to_dict() for e in entities],
+                "sections": [s.to_dict() for s in sections], "n_sentences": n_sent,
+                "n_characters": len(text)}
+
+    def pipe(self, texts: Iterable[str]) -> list[dict[str, Any]]:
+        return [self.extract(t) for t in texts]
+
+    # -- internals ----------------------------------------------------------------------------
+    def _entities(self, doc: Doc, text: str, offset: int, sections: list[Section]) -> list[Entity]:
+        spans = self._candidates(doc, text)
+        if self.tagger is not None:
+            spans += self._tagged(doc, spans)
+        spans = _resolve_overlaps(spans)
+        cues = self.context.by_sentence(doc, self.context.cues(doc))
+        sent_index = {s.start: k for k, s in enumerate(doc.sents)}
+        out = []
+        for start, end, label, source, attrs in spans:
+            span = doc[start:end]
+            flags, used = self.context.attributes(doc, span, cues.get(span.sent.start, []))
+            char_start, char_end = span.start_char + offset, span.end_char + offset
+            section = section_at(sections, char_start)
+            if section is not None and label != "MEDICATION" and label != "LAB":
+                flags["historical"] |= section.name in _HISTORY_SECTIONS
+                flags["family"] |= section.name == "family_history"
+            if section is not None and section.name == "allergies" and label == "MEDICATION":
+                attrs = {**attrs, "allergy": True}
+            out.append(Entity(span.text, label, char_start, char_end, **flags,
+                              section=section.name if section else None,
+                              sentence=sent_index.get(span.sent.start, 0), source=source,
+                              cues=used, attributes=attrs))
+        return out
+
+    def _candidates(self, doc: Doc, text: str) -> list[tuple[int, int, str, str, dict[str, Any]]]:
+        spans = []
+        for match_id, start, end in self.matcher(doc):
+            label = doc.vocab.strings[match_id]
+            span = doc[start:end]
+            if label == "LAB":
+                attrs = _lab_value(text, span.end_char)
+                if attrs is None:
+                    continue
+            elif label == "MEDICATION":
+                attrs = _medication_details(text, span.end_char, span.sent.end_char)
+            else:
+                attrs = {}
+            if len(span.text) <= 2 and label != "LAB" and not span.text.isupper():
+                continue  # "mi", "pe", "ct" in lower case are more often words than terms
+            spans.append((start, end, label, "rules", attrs))
+        for tok in doc:
+            low = tok.lower_
+            if L.MED_SUFFIX.match(low):
+                spans.append((tok.i, tok.i + 1, "MEDICATION", "rules",
+                              _medication_details(text, tok.idx + len(tok), tok.sent.end_char)))
+            elif L.PROBLEM_SUFFIX.match(low):
+                spans.append((tok.i, tok.i + 1, "PROBLEM", "rules", {}))
+            elif low in L.PROBLEM_HEADS:  # "left atrial enlargement", "Lyme disease"
+                first = tok.i
+                while first > tok.i - 2 and first > tok.sent.start and doc[first - 1].is_alpha \
+                        and not doc[first - 1].is_stop and doc[first - 1].lower_ not in _NOT_MODIFIERS:
+                    first -= 1
+                if first < tok.i:
+                    spans.append((first, tok.i + 1, "PROBLEM", "rules", {}))
+        return spans
+
+    def _tagged(self, doc: Doc, rule_spans: list[Any]) -> list[tuple[int, int, str, str, dict]]:
+        """Spans from the trained tagger, sentence by sentence, over word tokens."""
+        sents = [[t for t in s if not t.is_space] for s in doc.sents]
+        sents = [s for s in sents if s]
+        if not sents:
+            return []
+        tags = self.tagger([[t.text for t in s] for s in sents])
+        out = []
+        for tokens, row in zip(sents, tags, strict=True):
+            start, kind = None, None
+            for k, tag in enumerate([*row, "O"]):
+                if start is not None and not (tag.startswith("I-") and tag[2:] == kind):
+                    label = _TAGGER_LABELS.get(kind or "", "PROBLEM")
+                    out.append((tokens[start].i, tokens[k - 1].i + 1, label, "ner", {}))
+                    start = None
+                if tag.startswith("B-") or (tag.startswith("I-") and start is None):
+                    start, kind = k, tag[2:]
+        return out
+
+
+def _resolve_overlaps(spans: list[Any]) -> list[Any]:
+    """Keep the longest span where spans overlap; ties go to rules, then to `_PRIORITY`."""
+    ranked = sorted(spans, key=lambda s: (-(s[1] - s[0]), s[3] != "rules", _PRIORITY[s[2]], s[0]))
+    taken: set[int] = set()
+    kept = []
+    for s in ranked:
+        if any(i in taken for i in range(s[0], s[1])):
+            continue
+        taken.update(range(s[0], s[1]))
+        kept.append(s)
+    return sorted(kept, key=lambda s: s[0])
+
+
+def _medication_details(text: str, end: int, limit: int) -> dict[str, Any]:
+    """Dose, route and frequency written just after a medication name (same sentence)."""
+    window = text[end:min(limit, end + 80)]
+    out: dict[str, Any] = {}
+    for name, pattern in (("dose", L.DOSE), ("route", L.ROUTE), ("frequency", L.FREQUENCY)):
+        m = pattern.search(window)
+        if m:
+            value = m.group(0).strip()
+            out[name] = value[:-1] if value.endswith(".") and value.count(".") == 1 else value
+    return out
+
+
+def _lab_value(text: str, end: int) -> dict[str, Any] | None:
+    """The value (and unit) written right after a lab name, or None when there is none."""
+    m = L.LAB_VALUE.match(text[end:end + 40])
+    if not m:
+        return None
+    value = re.sub(r"\s+", "", m.group("value"))
+    out: dict[str, Any] = {"value": value}
+    if m.group("unit"):
+        out["unit"] = m.group("unit")
+    return out
+
+
+_DEFAULT: ClinicalPipeline | None = None
+
+
+def extract_text(text: str, source: str = "") -> dict[str, Any]:
+    """Extract with a shared rule-only pipeline (built on first use)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = ClinicalPipeline()
+    return _DEFAULT.extract(text, source)

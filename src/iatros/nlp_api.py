@@ -1,0 +1,188 @@
+"""Clinical NLP at the api level: batches of notes from files, folders or a CSV column, with a
+trained tagger from a run folder when asked. One bad file never stops a batch: it becomes an
+entry `{"source", "error"}` and the rest go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from iatros.errors import ConfigError, IatrosError
+from iatros.nlp.deid import deidentify
+from iatros.nlp.fhir import to_fhir_bundle
+from iatros.nlp.io import Note, NoteError, decode_note, read_note
+from iatros.nlp.patients import problem_and_medication_lists
+from iatros.nlp.pipeline import ClinicalPipeline, Tagger
+from iatros.nlp.summarize import summarize as summarize_text
+
+Item = tuple[str, str, Note | IatrosError]  # (source, patient id, note or the error)
+
+
+def _csv_rows(path: Path, column: str, id_column: str | None) -> Iterator[Item]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        yield str(path), "unknown", NoteError(f"{path}: cannot read ({e})")
+        return
+    text = decode_note(data, str(path)).text
+    csv.field_size_limit(sys.maxsize)
+    reader = csv.DictReader(io.StringIO(text))
+    if column not in (reader.fieldnames or []):
+        raise ConfigError(f"{path} has no column {column!r}; columns: {reader.fieldnames}")
+    if id_column and id_column not in (reader.fieldnames or []):
+        raise ConfigError(f"{path} has no column {id_column!r}; columns: {reader.fieldnames}")
+    for k, row in enumerate(reader, start=2):
+        source = f"{path}:{k}"
+        value = row.get(column) or ""
+        patient = str(row.get(id_column) or source) if id_column else source
+        if not value.strip():
+            yield source, patient, NoteError(f"{source}: column {column!r} is empty")
+        else:
+            yield source, patient, Note(source, value)
+
+
+def iter_notes(paths: Sequence[str | Path], column: str | None = None,
+               id_column: str | None = None) -> Iterator[Item]:
+    """Notes from files, folders (every non-hidden file, recursively, sorted) or CSV files
+    (with `column`); unreadable ones come as errors in place of the note."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file()
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        else:
+            files = [path]
+        for f in files:
+            if column and (f.suffix == ".csv" or f.name.endswith(".csv.gz")):
+                yield from _csv_rows(f, column, id_column)
+                continue
+            try:
+                yield str(f), f.stem, read_note(f)
+            except IatrosError as e:
+                yield str(f), f.stem, e
+
+
+def load_tagger(run: str | Path, device: str = "cpu") -> Tagger:
+    """A trained token tagger (e.g. a `ner-ncbi-disease` run) as a callable for the pipeline."""
+    import json
+
+    from iatros.text_run import predict_tags
+    from iatros.train.predictors import load_predictor
+
+    run = Path(run)
+    try:
+        config = json.loads((run / "config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{run} is not a run folder (config.json: {e})") from e
+    if config.get("target_kind") != "tokens":
+        raise ConfigError(f"run {run} is a {config.get('target_kind')} model, not a token tagger")
+    classes = list(config["classes"])
+    predictor = load_predictor(run, device)
+
+    def tag(sentences: list[list[str]]) -> list[list[str]]:
+        from iatros.tasks.text import object_array
+
+        ids = predict_tags(predictor, object_array(sentences))
+        return [[classes[int(t)] if 0 <= int(t) < len(classes) else "O" for t in row]
+                for row in ids]
+    return tag
+
+
+def _run(paths: Sequence[str | Path], work: Callable[[str, str, Note], Any], *, column: str | None,
+         id_column: str | None, progress: bool, desc: str) -> list[dict[str, Any]]:
+    results = []
+    for source, patient, note in tqdm(list(iter_notes(paths, column, id_column)), desc=desc,
+                                      unit="note", disable=not progress):
+        if isinstance(note, IatrosError):
+            results.append({"source": source, "error": str(note)})
+            continue
+        try:
+            out = work(source, patient, note)
+        except IatrosError as e:
+            out = {"source": source, "error": str(e)}
+        except Exception as e:  # a bug or an unforeseen input: report it, keep the batch going
+            out = {"source": source, "error": f"{type(e).__name__}: {e}"}
+        if note.warnings and "error" not in out:
+            out["warnings"] = list(note.warnings)
+        results.append(out)
+    if not results:
+        raise ConfigError(f"no notes found in {', '.join(map(str, paths))}")
+    return results
+
+
+def extract(paths: Sequence[str | Path], *, fhir: bool = False, tagger_run: str | Path | None = None,
+            column: str | None = None, id_column: str | None = None,
+            progress: bool = False) -> list[dict[str, Any]]:
+    """One dict per input note: entities, sections (and `fhir`: a validated Bundle), or error."""
+    pipeline = ClinicalPipeline(tagger=load_tagger(tagger_run) if tagger_run else None)
+
+    def work(source: str, patient: str, note: Note) -> dict[str, Any]:
+        doc = pipeline.extract(note.text, source)
+        doc["patient_id"] = patient
+        if fhir:
+            doc["fhir"] = to_fhir_bundle(doc, patient)
+        return doc
+    return _run(paths, work, column=column, id_column=id_column, progress=progress,
+                desc="extract")
+
+
+def summarize(paths: Sequence[str | Path], *, max_sentences: int = 4, column: str | None = None,
+              id_column: str | None = None, progress: bool = False) -> dict[str, Any]:
+    """Summaries per note, and per patient the problem and medication lists across notes."""
+    pipeline = ClinicalPipeline()
+    extracted: list[tuple[str, dict[str, Any]]] = []
+
+    def work(source: str, patient: str, note: Note) -> dict[str, Any]:
+        doc = pipeline.extract(note.text, source)
+        extracted.append((patient, doc))
+        return {"source": source, "patient_id": patient,
+                **summarize_text(note.text, max_sentences, pipeline, extraction=doc)}
+    notes = _run(paths, work, column=column, id_column=id_column, progress=progress,
+                 desc="summarize")
+    return {"notes": notes, "patients": problem_and_medication_lists(extracted)}
+
+
+def deid(paths: Sequence[str | Path], *, out_dir: str | Path | None = None, key: str | None = None,
+         column: str | None = None, id_column: str | None = None, include_originals: bool = False,
+         progress: bool = False) -> list[dict[str, Any]]:
+    """De-identify notes. With `out_dir`, each note's text is written there (one .txt per
+    note); the returned list holds the text (without `out_dir`) and each note's report."""
+    target = Path(out_dir) if out_dir else None
+    if target is not None:
+        target.mkdir(parents=True, exist_ok=True)
+    from iatros.nlp.deid import default_key
+
+    secret, persistent = (key.encode(), True) if key else default_key()
+    key_note = "persistent" if persistent else ("random for this run (pass --key or set "
+                                                "IATROS_DEID_KEY for shifts that repeat across runs)")
+    written: set[str] = set()
+
+    def work(source: str, patient: str, note: Note) -> dict[str, Any]:
+        text, report = deidentify(note.text, patient, secret, include_originals)
+        report["date_shift_key"] = key_note
+        out: dict[str, Any] = {"source": source, "report": report}
+        if target is None:
+            out["text"] = text
+        else:
+            name = Path(source.replace(":", "_")).name
+            stem = name if name.endswith(".txt") else f"{name}.txt"
+            while stem in written:
+                stem = f"_{stem}"
+            written.add(stem)
+            path = target / stem
+            tmp = path.with_name(f".{stem}.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(path)
+            out["output"] = str(path)
+        return out
+    return _run(paths, work, column=column, id_column=id_column, progress=progress, desc="deid")

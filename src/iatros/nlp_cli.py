@@ -1,0 +1,130 @@
+"""`iatros nlp`: clinical text from the command line (extract, summarize, deid)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from iatros.errors import ConfigError
+
+nlp_app = typer.Typer(
+    help="Clinical text: extract problems, symptoms, medications (dose, route, frequency), labs "
+         "(value, unit) and procedures with context (negated, uncertain, historical, family, "
+         "hypothetical) and character offsets; FHIR R4 output; extractive summaries with "
+         "per-patient problem and medication lists; de-identification.\n\n"
+         "Inputs are note files, folders (every file inside, recursively) or CSV files with "
+         "--column. A file that cannot be read (empty, binary, ...) is reported with the reason "
+         "and the batch goes on.",
+    no_args_is_help=True,
+)
+
+Paths = Annotated[list[Path], typer.Argument(help="Note files, folders, or CSV files (with "
+                                                  "--column).")]
+Column = Annotated[str | None, typer.Option(help="CSV inputs: the column holding the note text.")]
+IdColumn = Annotated[str | None, typer.Option(
+    "--id-column", help="CSV inputs: the column holding the patient id (default: one id per row; "
+                        "files: the file name).")]
+Out = Annotated[Path | None, typer.Option("--out", help="Write the JSON here instead of stdout.")]
+Progress = Annotated[bool | None, typer.Option(
+    "--progress/--no-progress", help="Progress bar on stderr (default: when it is a terminal).")]
+
+
+def _progress(flag: bool | None) -> bool:
+    return sys.stderr.isatty() if flag is None else flag
+
+
+def _emit(payload: Any, out: Path | None) -> None:
+    text = json.dumps(payload, indent=2, ensure_ascii=False, default=str)
+    if out is None:
+        sys.stdout.write(text + "\n")
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(text + "\n", encoding="utf-8")
+    tmp.replace(out)
+    typer.echo(f"wrote {out}", err=True)
+
+
+def _report_failures(results: list[dict[str, Any]]) -> None:
+    failed = [r for r in results if "error" in r]
+    for r in failed:
+        typer.echo(f"failed: {r['error']}", err=True)
+    if failed and len(failed) == len(results):
+        raise ConfigError(f"all {len(results)} input(s) failed (see above)")
+    if failed:
+        typer.echo(f"{len(failed)} of {len(results)} input(s) failed; the others are in the output",
+                   err=True)
+
+
+@nlp_app.command("extract")
+def extract_cmd(
+    paths: Paths,
+    out: Out = None,
+    fhir: Annotated[bool, typer.Option("--fhir", help="Add a validated FHIR R4 Bundle per note "
+                                                      "(Condition, MedicationStatement, Observation "
+                                                      "derived from a DocumentReference).")] = False,
+    tagger: Annotated[Path | None, typer.Option(
+        help="Run folder of a trained tagger (e.g. from `iatros train ner-ncbi-disease`) whose "
+             "disease / chemical mentions complement the term lists.")] = None,
+    column: Column = None,
+    id_column: IdColumn = None,
+    progress: Progress = None,
+) -> None:
+    """Entities with context and offsets: a JSON list, one object per note:
+    {"source", "entities": [{"text", "label", "start", "end", "negated", "uncertain",
+    "historical", "family", "hypothetical", "section", ...}], "sections": [...]}."""
+    from iatros import nlp_api
+
+    results = nlp_api.extract(paths, fhir=fhir, tagger_run=tagger, column=column,
+                              id_column=id_column, progress=_progress(progress))
+    _emit(results, out)
+    _report_failures(results)
+
+
+@nlp_app.command("summarize")
+def summarize_cmd(
+    paths: Paths,
+    out: Out = None,
+    sentences: Annotated[int, typer.Option(min=1, help="Sentences in each summary.")] = 4,
+    column: Column = None,
+    id_column: IdColumn = None,
+    progress: Progress = None,
+) -> None:
+    """Extractive summary of each note (key sentences, problems, medications, findings, plan)
+    and, per patient, the problem and medication lists across all their notes."""
+    from iatros import nlp_api
+
+    result = nlp_api.summarize(paths, max_sentences=sentences, column=column, id_column=id_column,
+                               progress=_progress(progress))
+    _emit(result, out)
+    _report_failures(result["notes"])
+
+
+@nlp_app.command("deid")
+def deid_cmd(
+    paths: Paths,
+    out: Out = None,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out-dir", help="Write each de-identified note here as a .txt file (the JSON then holds "
+                          "only the replacement reports).")] = None,
+    key: Annotated[str | None, typer.Option(
+        envvar="IATROS_DEID_KEY", help="Secret for the per-patient date shift; the same key and "
+                                       "patient give the same shift in every run.")] = None,
+    show_originals: Annotated[bool, typer.Option(
+        help="Put the original PHI text in the report (do not share such a report).")] = False,
+    column: Column = None,
+    id_column: IdColumn = None,
+    progress: Progress = None,
+) -> None:
+    """Replace names, dates (shifted per patient), phone numbers, e-mails, addresses, record
+    numbers and ages over 89; print the text and a report of every replacement."""
+    from iatros import nlp_api
+
+    results = nlp_api.deid(paths, out_dir=out_dir, key=key, column=column, id_column=id_column,
+                           include_originals=show_originals, progress=_progress(progress))
+    _emit(results, out)
+    _report_failures(results)

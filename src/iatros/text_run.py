@@ -1,0 +1,98 @@
+"""Finishing text runs: token-level (NER) runs and word attributions for note classifiers.
+
+Kept apart from api.py like `survival_run.py`: api calls `finish_tokens` for tasks whose target
+kind is tokens, and `explain_notes` after a note classifier's run is scored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from iatros.data.splits import Split
+from iatros.evaluate import metrics as M
+from iatros.kinds import TargetKind
+from iatros.run_folder import PREDICTIONS, RunFolder, write_csv, write_json
+
+EXPLANATIONS = "explanations.json"
+N_EXAMPLES = 5
+
+
+def pad_tags(rows: Any, width: int | None = None) -> np.ndarray:
+    """Tag-id sequences as one (N, L) int array padded with -1."""
+    rows = list(rows)
+    width = width or max([len(r) for r in rows] + [1])
+    out = np.full((len(rows), width), -1, dtype=np.int64)
+    for i, r in enumerate(rows):
+        r = np.asarray(r, dtype=np.int64).reshape(-1)[:width]
+        out[i, :len(r)] = r
+    return out
+
+
+def predict_tags(predictor: Any, sentences: Any) -> list[np.ndarray]:
+    """Predicted tag ids per sentence (trimmed to each sentence's length)."""
+    decoded = np.asarray(predictor.predict_scores(sentences))
+    return [decoded[i, :len(s)].astype(np.int64) for i, s in enumerate(sentences)]
+
+
+def _names(task: Any, ids: np.ndarray) -> str:
+    return " ".join(task.classes[int(t)] if 0 <= int(t) < len(task.classes) else "?" for t in ids)
+
+
+def finish_tokens(run: RunFolder, task: Any, predictor: Any, data: Any, split: Split,
+                  options: Any) -> dict[str, Any]:
+    """Tag val and test, write predictions.csv and return metrics (entity P/R/F1 with CIs)."""
+    frames, splits = [], {}
+    for name in ("test", "val"):
+        rows = split.part(name)
+        sentences = data.inputs[rows]
+        pred = predict_tags(predictor, sentences)
+        gold = list(data.targets[rows])
+        width = max([len(s) for s in sentences] + [1])
+        splits[name] = M.evaluate(pad_tags(gold, width), pad_tags(pred, width), TargetKind.TOKENS,
+                                  metrics=task.metrics or None, n_boot=options.n_boot,
+                                  seed=options.seed, clusters=data.patient_ids[rows])
+        frames.append(pd.DataFrame({
+            "split": name, "row": rows, "patient_id": data.patient_ids[rows],
+            "tokens": [" ".join(s) for s in sentences],
+            "target": [_names(task, g) for g in gold], "predicted": [_names(task, p) for p in pred],
+        }))
+    write_csv(run.file(PREDICTIONS), pd.concat(frames, ignore_index=True))
+    return {
+        "task": task.name, "model": predictor.info.get("name"), "target_kind": task.target.value,
+        "primary_metric": task.primary_metric, "splits": splits,
+        "bootstrap": {"n_boot": options.n_boot, "seed": options.seed, "unit": task.split_by,
+                      "ci": 0.95},
+        "entity_types": sorted({c[2:] for c in task.classes if c != "O"}),
+        "matching": "exact span and type",
+    }
+
+
+def explain_notes(run: RunFolder, task: Any, predictor: Any, data: Any, rows: np.ndarray,
+                  scores: np.ndarray) -> Path | None:
+    """Word attributions of a linear note classifier: each class's top terms, and for a few test
+    notes the terms that pushed them toward the predicted class (coefficient x tf-idf)."""
+    from iatros.models.text import class_top_words, word_attributions
+
+    pipeline = getattr(predictor, "estimator", None)
+    if pipeline is None or not hasattr(pipeline, "named_steps") or "tfidf" not in pipeline.named_steps:
+        return None
+    scores = np.asarray(scores)
+    examples = []
+    for i in range(min(N_EXAMPLES, len(rows))):
+        k = int(np.argmax(scores[i]))
+        examples.append({
+            "row": int(rows[i]), "patient_id": str(data.patient_ids[rows[i]]),
+            "true": task.classes[int(data.targets[rows[i]])], "predicted": task.classes[k],
+            "probability": round(float(scores[i, k]), 4),
+            "words": [{"term": w, "contribution": c}
+                      for w, c in word_attributions(pipeline, str(data.inputs[rows[i]]), k)],
+        })
+    payload = {"method": "logistic-regression coefficient x tf-idf value (exact for this linear "
+                         "model: the terms sum, with the intercept, to the class logit)",
+               "class_top_terms": class_top_words(pipeline, task.classes), "examples": examples}
+    write_json(run.file(EXPLANATIONS), payload)
+    return run.file(EXPLANATIONS)
