@@ -272,8 +272,9 @@ def class_top_words(pipeline: Any, classes: Any, top: int = 10) -> dict[str, lis
     """The terms with the largest coefficient for each class (global view of the model)."""
     tfidf, clf = pipeline.named_steps["tfidf"], pipeline.named_steps["clf"]
     names = tfidf.get_feature_names_out()
-    return {str(c): [str(names[j]) for j in np.argsort(-clf.coef_[k])[:top]]
-            for k, c in enumerate(classes) if k < clf.coef_.shape[0]}
+    coef = clf.coef_ if clf.coef_.shape[0] > 1 else np.vstack([-clf.coef_[0], clf.coef_[0]])
+    return {str(c): [str(names[j]) for j in np.argsort(-coef[k])[:top]]
+            for k, c in enumerate(classes) if k < coef.shape[0]}
 
 
 register_model(ModelSpec(
