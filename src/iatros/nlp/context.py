@@ -19,6 +19,7 @@ from iatros.nlp.lexicon import CONTEXT_CUES, PSEUDO_CUES, TERMINATORS
 CATEGORIES = ("negated", "uncertain", "historical", "family", "hypothetical")
 FORWARD_WINDOW = 12  # words after a forward cue
 BACKWARD_WINDOW = 6  # words before a backward cue
+_LIST_WORDS = {"or", "and", "nor", "any", "other"}
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,12 @@ class ConText:
             out.setdefault(doc[cue.start].sent.start, []).append(cue)
         return out
 
-    def attributes(self, doc: Doc, span: Span, cues: list[Cue]) -> tuple[dict[str, bool], list[str]]:
+    def attributes(self, doc: Doc, span: Span, cues: list[Cue], entity_tokens: set[int] = frozenset(),
+                   ) -> tuple[dict[str, bool], list[str]]:
         """The attributes of an entity span and the cue texts that set them (`cues`: all of the
-        doc's, or just those of the span's sentence)."""
+        doc's, or just those of the span's sentence). Words of other entities (`entity_tokens`)
+        and list conjunctions do not count toward a cue's window, so "denies fever, chills,
+        nausea, vomiting, ... or rash" stays in scope to the end of the list."""
         sent = span.sent
         out = dict.fromkeys(CATEGORIES, False)
         used: list[str] = []
@@ -80,7 +84,8 @@ class ConText:
                 window = BACKWARD_WINDOW
             else:
                 continue
-            words = sum(1 for t in doc[gap[0]:gap[1]] if not t.is_punct and not t.is_space)
+            words = sum(1 for t in doc[gap[0]:gap[1]] if not t.is_punct and not t.is_space
+                        and t.i not in entity_tokens and t.lower_ not in _LIST_WORDS)
             if words > window or any(gap[0] <= t.start < gap[1] for t in terms):
                 continue
             out[cue.category] = True

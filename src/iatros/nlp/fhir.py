@@ -5,7 +5,8 @@ The note becomes a DocumentReference; each Condition points at it through `evide
 each MedicationStatement and Observation through `derivedFrom`, and every resource carries the
 mention's character span in an extension. Negated problems become Conditions with
 verificationStatus `refuted`, uncertain ones `provisional`; family-history and hypothetical
-mentions are not facts about the patient and are left out (they stay in the JSON output).
+mentions are not facts about the patient and are left out, and so are drugs named in an
+allergies section (they stay in the JSON output).
 """
 
 from __future__ import annotations
@@ -105,6 +106,8 @@ def to_fhir_bundle(doc: dict[str, Any], patient_id: str = "unknown") -> dict[str
         if e["label"] in ("PROBLEM", "SYMPTOM"):
             r = _condition(e, ref, subject)
         elif e["label"] == "MEDICATION":
+            if e.get("allergy"):  # an allergy, not a medication taken (AllergyIntolerance: not yet)
+                continue
             r = _medication(e, ref, subject)
         elif e["label"] == "LAB":
             r = _observation(e, ref, subject)

@@ -159,11 +159,12 @@ class ClinicalPipeline:
             spans += self._tagged(doc, spans)
         spans = _resolve_overlaps(spans)
         cues = self.context.by_sentence(doc, self.context.cues(doc))
+        inside = {i for s in spans for i in range(s[0], s[1])}  # list items do not use up a scope
         sent_index = {s.start: k for k, s in enumerate(doc.sents)}
         out = []
         for start, end, label, source, attrs in spans:
             span = doc[start:end]
-            flags, used = self.context.attributes(doc, span, cues.get(span.sent.start, []))
+            flags, used = self.context.attributes(doc, span, cues.get(span.sent.start, []), inside)
             char_start, char_end = span.start_char + offset, span.end_char + offset
             section = section_at(sections, char_start)
             if section is not None and label != "MEDICATION" and label != "LAB":
@@ -230,8 +231,9 @@ class ClinicalPipeline:
 
 
 def _resolve_overlaps(spans: list[Any]) -> list[Any]:
-    """Keep the longest span where spans overlap; ties go to rules, then to `_PRIORITY`."""
-    ranked = sorted(spans, key=lambda s: (-(s[1] - s[0]), s[3] != "rules", _PRIORITY[s[2]], s[0]))
+    """Rule spans first (the longest where they overlap, ties by `_PRIORITY`), then tagger spans
+    where no rule span lies: the tagger complements the term lists, it does not override them."""
+    ranked = sorted(spans, key=lambda s: (s[3] != "rules", -(s[1] - s[0]), _PRIORITY[s[2]], s[0]))
     taken: set[int] = set()
     kept = []
     for s in ranked:
