@@ -377,6 +377,12 @@ def _finish(run: RunFolder, task: Task, predictor: Predictor, data: TaskData, sp
         write_json(run.file(METRICS), finish_tokens(run, task, predictor, data, split, options))
         write_report(run.path)
         return
+    if task.target is TargetKind.TOKENS:
+        from iatros.text_run import finish_tokens
+
+        write_json(run.file(METRICS), finish_tokens(run, task, predictor, data, split, options))
+        write_report(run.path)
+        return
     raw = {name: predictor.predict_scores(data.inputs[split.part(name)]) for name in ("val", "test")}
     for name, scores in raw.items():
         bad = ~np.isfinite(np.asarray(scores, dtype=float))
@@ -412,6 +418,10 @@ def _finish(run: RunFolder, task: Task, predictor: Predictor, data: TaskData, sp
     }
     write_json(run.file(METRICS), metrics)
     _explain_test_images(run, task, predictor, data, test, calibrated["test"])
+    if task.modality is Modality.TEXT:
+        from iatros.text_run import explain_notes
+
+        explain_notes(run, task, predictor, data, test, calibrated["test"])
     if task.modality is Modality.TEXT:
         from iatros.text_run import explain_notes
 
@@ -557,6 +567,10 @@ def evaluate(run: str | Path, *, data_root: str | Path | None = None, split: str
         from iatros.survival_run import score_rows
 
         scores, subgroups, frame = score_rows(folder, task_obj, predictor, data, rows, split, options)
+    elif task_obj.target is TargetKind.TOKENS:
+        from iatros.text_run import score_token_rows
+
+        scores, subgroups, frame = score_token_rows(task_obj, predictor, data, rows, split, options)
     else:
         calibrator = calibrator_from_dict(read_json(folder.file(CALIBRATION)))
         raw = predictor.predict_scores(data.inputs[rows])

@@ -42,24 +42,32 @@ def _names(task: Any, ids: np.ndarray) -> str:
     return " ".join(task.classes[int(t)] if 0 <= int(t) < len(task.classes) else "?" for t in ids)
 
 
+def score_token_rows(task: Any, predictor: Any, data: Any, rows: np.ndarray, split_name: str,
+                     options: Any) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame]:
+    """Tag `rows`: (entity P/R/F1 with CIs, subgroups (none for tokens), predictions frame)."""
+    sentences = data.inputs[rows]
+    pred = predict_tags(predictor, sentences)
+    gold = list(data.targets[rows])
+    width = max([len(s) for s in sentences] + [1])
+    scores = M.evaluate(pad_tags(gold, width), pad_tags(pred, width), TargetKind.TOKENS,
+                        metrics=task.metrics or None, n_boot=options.n_boot, seed=options.seed,
+                        clusters=data.patient_ids[rows])
+    frame = pd.DataFrame({
+        "split": split_name, "row": rows, "patient_id": data.patient_ids[rows],
+        "tokens": [" ".join(s) for s in sentences],
+        "target": [_names(task, g) for g in gold], "predicted": [_names(task, p) for p in pred],
+    })
+    return scores, {}, frame
+
+
 def finish_tokens(run: RunFolder, task: Any, predictor: Any, data: Any, split: Split,
                   options: Any) -> dict[str, Any]:
     """Tag val and test, write predictions.csv and return metrics (entity P/R/F1 with CIs)."""
     frames, splits = [], {}
     for name in ("test", "val"):
-        rows = split.part(name)
-        sentences = data.inputs[rows]
-        pred = predict_tags(predictor, sentences)
-        gold = list(data.targets[rows])
-        width = max([len(s) for s in sentences] + [1])
-        splits[name] = M.evaluate(pad_tags(gold, width), pad_tags(pred, width), TargetKind.TOKENS,
-                                  metrics=task.metrics or None, n_boot=options.n_boot,
-                                  seed=options.seed, clusters=data.patient_ids[rows])
-        frames.append(pd.DataFrame({
-            "split": name, "row": rows, "patient_id": data.patient_ids[rows],
-            "tokens": [" ".join(s) for s in sentences],
-            "target": [_names(task, g) for g in gold], "predicted": [_names(task, p) for p in pred],
-        }))
+        splits[name], _, frame = score_token_rows(task, predictor, data, split.part(name), name,
+                                                  options)
+        frames.append(frame)
     write_csv(run.file(PREDICTIONS), pd.concat(frames, ignore_index=True))
     return {
         "task": task.name, "model": predictor.info.get("name"), "target_kind": task.target.value,

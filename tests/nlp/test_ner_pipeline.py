@@ -95,6 +95,8 @@ def test_tiny_tagger_trains_end_to_end(tmp_path):
     f1 = metrics["splits"]["test"]["entity_f1"]
     assert f1["n"] == len(SENTENCES) * 4 and f1["n_entities"] == 5 * 4 and "ci95" in f1
     assert (run / "report.html").exists() and (run / "predictions.csv").exists()
+    again = api.evaluate(run)
+    assert again["splits"]["test"]["entity_f1"]["value"] == f1["value"]  # the saved model re-scores
     tagger = load_tagger(run)
     tags = tagger([["Huntington", "disease", "is", "inherited", "."]])
     assert len(tags[0]) == 5 and set(tags[0]) <= {"O", "B-Disease", "I-Disease"}
