@@ -377,12 +377,6 @@ def _finish(run: RunFolder, task: Task, predictor: Predictor, data: TaskData, sp
         write_json(run.file(METRICS), finish_tokens(run, task, predictor, data, split, options))
         write_report(run.path)
         return
-    if task.target is TargetKind.TOKENS:
-        from iatros.text_run import finish_tokens
-
-        write_json(run.file(METRICS), finish_tokens(run, task, predictor, data, split, options))
-        write_report(run.path)
-        return
     raw = {name: predictor.predict_scores(data.inputs[split.part(name)]) for name in ("val", "test")}
     for name, scores in raw.items():
         bad = ~np.isfinite(np.asarray(scores, dtype=float))
@@ -418,10 +412,6 @@ def _finish(run: RunFolder, task: Task, predictor: Predictor, data: TaskData, sp
     }
     write_json(run.file(METRICS), metrics)
     _explain_test_images(run, task, predictor, data, test, calibrated["test"])
-    if task.modality is Modality.TEXT:
-        from iatros.text_run import explain_notes
-
-        explain_notes(run, task, predictor, data, test, calibrated["test"])
     if task.modality is Modality.TEXT:
         from iatros.text_run import explain_notes
 
