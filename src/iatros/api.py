@@ -716,6 +716,14 @@ def download(dataset: str, *, size: int = 28, data_root: str | Path | None = Non
     return download_medmnist(name, settings.data_root, size)
 
 
+def convert(source: str, path: str | Path, out: str | Path, *, progress: bool = False) -> str:
+    """Convert a health-record source into the event format at `out`; return the summary line."""
+    from iatros.data.ehr import convert as convert_events
+    from iatros.data.ehr import get_source
+
+    return convert_events(get_source(source), path, out, progress=progress).summary()
+
+
 def _predict_survival(folder: RunFolder, predictor: Predictor, batch: np.ndarray, names: list[str],
                       out: str | Path | None) -> list[dict[str, Any]]:
     """A survival curve per row (JSON) and one figure with all of them."""

@@ -137,12 +137,20 @@ def train_cmd(
         help="Image models: start from your own weights (a torch state dict); layers whose "
              "name or shape differs stay randomly initialised.",
         rich_help_panel="Your own images")] = None,
+    window: Annotated[float | None, typer.Option(
+        help="ehr:PATH tasks: hours from the start of each stay the model sees (default: the "
+             "whole stay, predicting at its end).", rich_help_panel="Your own records")] = None,
+    source: Annotated[str | None, typer.Option(
+        help="ehr:PATH tasks: physionet2012, mimic3, eicu or fhir (default: detected).",
+        rich_help_panel="Your own records")] = None,
 ) -> None:
     """Train TASK, evaluate it with CIs, audit subgroups, write report.html; print the run path.
 
     TASK is a name from `iatros tasks`; csv:PATH for your own table
     (e.g. `iatros train csv:cohort.csv --target died --patient-id mrn --attr sex`);
-    images:FOLDER for your own images with a labels CSV; medmnist:NAME for any MedMNIST set.
+    images:FOLDER for your own images with a labels CSV; medmnist:NAME for any MedMNIST set;
+    ehr:PATH for health records (FHIR, MIMIC, eICU, PhysioNet 2012 or a converted folder),
+    e.g. `iatros train ehr:bundles/ --target readmit_30d` or `--target code:SNOMED//44054006@365`.
     """
     from iatros import api
 
@@ -150,7 +158,8 @@ def train_cmd(
                                  "kind": kind, "positive": positive,
                                  "patient_id": patient_id, "attributes": attr or None,
                                  "drop": drop or None, "labels": str(labels) if labels else None,
-                                 "size": size, "channels": channels}.items() if v is not None}
+                                 "size": size, "channels": channels, "window": window,
+                                 "source": source}.items() if v is not None}
     path = api.train(task, data_root=data_root, out=out_dir, epochs=epochs, seed=seed,
                      model=model, resume=resume, device=device, progress=_progress(progress),
                      task_options=options, ensemble=ensemble,
@@ -273,6 +282,26 @@ def download_cmd(
     from iatros import api
 
     print(api.download(dataset, size=size, data_root=data_root))
+
+
+@data_app.command("convert")
+def convert_cmd(
+    source: Annotated[str, typer.Argument(help="physionet2012, mimic3, eicu or fhir.")],
+    path: Annotated[Path, typer.Argument(help="The source's folder (or one FHIR file).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for events.parquet, "
+                                          "stays.parquet and manifest.json.")],
+    progress: Annotated[bool | None, typer.Option(
+        "--progress/--no-progress", help="Progress bar (default: when stderr is a terminal).")
+    ] = None,
+) -> None:
+    """Convert health records into the event format (incremental: a second run reads the cache).
+
+    Prints one line: patients, stays, events, and skipped records with their reasons (the full
+    list, with file and line or resource id, is in OUT/manifest.json).
+    """
+    from iatros import api
+
+    print(api.convert(source, path, out_dir, progress=_progress(progress)))
 
 
 @app.command("explain")

@@ -598,13 +598,13 @@ register_model(ModelSpec(
     train_defaults=dict(_TRAIN_DEFAULTS), dataset=survival_dataset, n_inputs=tabular_width,
 ))
 register_model(ModelSpec(
-    name="coxph", family="sklearn", modalities=(Modality.TABULAR,), build=build_coxph,
+    name="coxph", family="sklearn", modalities=(Modality.TABULAR, Modality.EHR), build=build_coxph,
     description="Cox proportional hazards (scikit-survival, ridge alpha 0.01) after imputation and "
                 "scaling",
     params={"alpha": 0.01},
 ))
 register_model(ModelSpec(
-    name="rsf", family="sklearn", modalities=(Modality.TABULAR,), build=build_rsf,
+    name="rsf", family="sklearn", modalities=(Modality.TABULAR, Modality.EHR), build=build_rsf,
     description="Random survival forest (scikit-survival, 200 trees, min_samples_leaf 15)",
     params={"n_estimators": 200, "min_samples_leaf": 15},
 ))

@@ -128,7 +128,7 @@ def build_gbm(kind: TargetKind, seed: int, max_iter: int = 300, learning_rate: f
 
 
 register_model(ModelSpec(
-    name="mlp", family="torch", modalities=(Modality.TABULAR,), build=build_mlp,
+    name="mlp", family="torch", modalities=(Modality.TABULAR, Modality.EHR), build=build_mlp,
     description="Perceptron (one hidden layer of 32, batch norm, dropout 0.3) with built-in "
                 "imputation and scaling",
     params={"hidden": (32,), "dropout": 0.3},
@@ -137,12 +137,12 @@ register_model(ModelSpec(
     dataset=tabular_dataset, n_inputs=tabular_width,
 ))
 register_model(ModelSpec(
-    name="logreg", family="sklearn", modalities=(Modality.TABULAR,), build=build_logreg,
+    name="logreg", family="sklearn", modalities=(Modality.TABULAR, Modality.EHR), build=build_logreg,
     description="L2 logistic regression (ridge for regression) after imputation and scaling",
     params={"C": 1.0},
 ))
 register_model(ModelSpec(
-    name="gbm", family="sklearn", modalities=(Modality.TABULAR,), build=build_gbm,
+    name="gbm", family="sklearn", modalities=(Modality.TABULAR, Modality.EHR), build=build_gbm,
     description="Histogram gradient boosting (scikit-learn), native missing-value handling",
     params={"max_iter": 300, "learning_rate": 0.05, "max_leaf_nodes": 15},
 ))

@@ -20,7 +20,7 @@ from iatros.tasks.base import Task
 _TASKS: dict[str, Task] = {}
 _FAMILIES: dict[str, Callable[[str, dict[str, Any]], Task]] = {}
 _BUILTIN_MODULES = ("iatros.tasks.tabular", "iatros.tasks.csv_task", "iatros.tasks.imaging",
-                    "iatros.tasks.survival", "iatros.tasks.text")
+                    "iatros.tasks.survival", "iatros.tasks.ehr", "iatros.tasks.text")
 _loaded = False
 
 
