@@ -7,7 +7,7 @@ are the papers' own (set A, their splits; most report means over 5 splits), so t
 not a paired comparison. Also prints conversion time and peak memory for the MIMIC-III demo and
 set A, each converted from scratch in a fresh process.
 
-    python benchmarks/ehr.py --data-root ../shared/data [--models grud gbm ...] [--ensemble 1]
+    python benchmarks/ehr.py --data-root ../shared/data [--models grud gbm ...] [--ensemble 5]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ PUBLISHED = (  # (model, AUROC, AUPRC) on PhysioNet 2012 in-hospital mortality
     ("ViTST (Li et al. 2023)", 85.1, 51.1),
     ("Warpformer (Zhang et al. 2023)", 86.5, 54.3),
 )
-MODELS = ("gbm", "logreg", "grud", "event-transformer")
+MODELS = ("gbm", "gbm-bag", "logreg", "grud", "event-transformer")
 CONVERT = """
 import resource, sys, time
 from iatros.data.ehr import convert, get_source
@@ -61,17 +61,19 @@ def train(model: str, args: argparse.Namespace, ensemble: int) -> dict:
     from iatros import api
 
     t0 = time.perf_counter()
-    out = Path(args.runs) / f"icu-mortality-{model}-s{args.seed}" if args.runs else None
+    members = ensemble if model == "grud" else 1
+    tag = f"-e{members}" if members > 1 else ""
+    out = Path(args.runs) / f"icu-mortality-{model}{tag}-s{args.seed}" if args.runs else None
     if out is not None and (out / "metrics.json").exists():
         run = out
     else:
         run = api.train("icu-mortality", data_root=args.data_root, model=model, seed=args.seed,
-                        out=out, register=False, ensemble=ensemble if model in ("grud",
-                                                                               "event-transformer") else 1,
+                        out=out, register=False, ensemble=members,
                         eval_options=api.EvalOptions(n_boot=args.n_boot, seed=args.seed))
     metrics = json.loads((run / "metrics.json").read_text())
     test = metrics["splits"]["test"]
-    return {"model": model, "run": str(run), "auroc": test["auroc"], "auprc": test["auprc"],
+    return {"model": model + (f" ({members} members)" if members > 1 else ""), "name": model,
+            "run": str(run), "auroc": test["auroc"], "auprc": test["auprc"],
             "ece": test.get("ece"), "seconds": time.perf_counter() - t0}
 
 
@@ -81,7 +83,7 @@ def averaged(rows: list[dict], names: list[str], args: argparse.Namespace) -> di
 
     from iatros.evaluate.metrics import evaluate
 
-    frames = [pd.read_csv(Path(r["run"]) / "predictions.csv") for r in rows if r["model"] in names]
+    frames = [pd.read_csv(Path(r["run"]) / "predictions.csv") for r in rows if r["name"] in names]
     tests = [f[f["split"] == "test"].reset_index(drop=True) for f in frames]
     prob = np.mean([t["prob"].to_numpy() for t in tests], axis=0)
     scores = evaluate(tests[0]["target"].to_numpy(), prob, "binary",
@@ -97,7 +99,10 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=list(MODELS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-boot", type=int, default=1000)
-    parser.add_argument("--ensemble", type=int, default=1, help="members for the torch models")
+    parser.add_argument("--ensemble", type=int, default=5, help="GRU-D members (seeds) averaged")
+    parser.add_argument("--average", nargs="*", default=["grud", "gbm-bag"],
+                        help="also score the mean probability of these models (chosen before "
+                             "looking at test: one sequence model, one on aggregated features)")
     parser.add_argument("--runs", help="keep run folders here (and reuse finished ones)")
     parser.add_argument("--no-conversion", action="store_true")
     args = parser.parse_args()
@@ -111,9 +116,9 @@ def main() -> None:
         r = rows[-1]
         print(f"# {model}: AUROC {_fmt(r['auroc'], 100)} AUPRC {_fmt(r['auprc'], 100)} "
               f"({r['seconds']:.0f} s)", flush=True)
-    deep = [m for m in ("grud", "event-transformer", "gbm") if m in args.models]
-    if len(deep) >= 2:
-        rows.append(averaged(rows, deep, args))
+    chosen = [m for m in args.average if m in args.models]
+    if len(chosen) >= 2:
+        rows.append(averaged(rows, chosen, args))
     n = rows[0]["auroc"]["n"]
     pos = rows[0]["auroc"].get("n_positive")
     print(f"\nPhysioNet 2012 set A, in-hospital death from the first 48 h. Patient-level split "

@@ -412,6 +412,7 @@ def _finish(run: RunFolder, task: Task, predictor: Predictor, data: TaskData, sp
     }
     write_json(run.file(METRICS), metrics)
     _explain_test_images(run, task, predictor, data, test, calibrated["test"])
+    _explain_test_stays(run, task, predictor, data, test, calibrated["test"])
     if task.modality is Modality.TEXT:
         from iatros.text_run import explain_notes
 
@@ -489,6 +490,60 @@ def _explain_test_images(run: RunFolder, task: Task, predictor: Predictor, data:
         write_json(run.file("explanations.json"), items)
 
 
+def _output_unit(task: Task, score: Any) -> tuple[int, str, str]:
+    """(output unit to explain, what was predicted, the class the explanation is for)."""
+    if task.target is TargetKind.BINARY:
+        return 0, f"P({_class_name(task, 1)}) = {float(score):.2f}", _class_name(task, 1)
+    if task.target is TargetKind.REGRESSION:
+        return 0, f"predicted {float(score):.3g}", "the predicted value"
+    unit = int(np.argmax(score))
+    return unit, f"predicted {_class_name(task, unit)} (p = {score[unit]:.2f})", _class_name(task, unit)
+
+
+def explain_stays(predictor: Predictor, task: Task, data: TaskData, rows: np.ndarray,
+                  scores: np.ndarray, out_dir: Path) -> list[dict[str, Any]]:
+    """Integrated-gradient attributions (JSON entries and figures) for EHR stays `rows`."""
+    from iatros.explain.sequence import can_explain, explain_stay
+
+    network = getattr(predictor, "network", None)
+    if task.modality is not Modality.EHR or not can_explain(network):
+        return []
+    dataset = make_dataset(predictor.spec, data.inputs[rows], data.targets[rows], task.target,
+                           train=False, params=predictor.info["params"])
+    stays = (data.attributes["stay_id"].to_numpy() if "stay_id" in data.attributes.columns
+             else np.arange(len(data)))
+    items = []
+    for k, r in enumerate(rows):
+        x, _ = dataset[k]
+        unit, shown, explained = _output_unit(task, scores[k])
+        truth = (f"{float(data.targets[r]):.3g}" if task.target is TargetKind.REGRESSION
+                 else _true_label(task, data.targets[r]))
+        caption = (f"stay {stays[r]} (patient {data.patient_ids[r]}, true: {truth}): {shown}; "
+                   f"attributions for {explained}")
+        item = explain_stay(network, {n: v.unsqueeze(0) for n, v in x.items()}, data.inputs[[r]],
+                            unit, caption, out_dir / f"stay_{stays[r]}.png")
+        items.append({"stay_id": str(stays[r]), "patient_id": str(data.patient_ids[r]),
+                      "score": np.asarray(scores[k]).tolist(), **item})
+    return items
+
+
+def _explain_test_stays(run: RunFolder, task: Task, predictor: Predictor, data: TaskData,
+                        rows: np.ndarray, scores: np.ndarray) -> None:
+    if task.modality is not Modality.EHR:
+        return
+    picks = (_pick_examples(data.targets[rows], scores, task.target)
+             if task.target is not TargetKind.REGRESSION else list(np.argsort(scores)[-2:]))
+    items = explain_stays(predictor, task, data, rows[picks], scores[picks], run.path / "figures")
+    for item in items:
+        item["path"] = str(Path(item["path"]).relative_to(run.path))
+        item["intro"] = ("Integrated gradients for a few test stays: each cell is how much one "
+                         "variable's value in that hour moved the model's output away from what "
+                         "an average value would give (red raises it, blue lowers it). They show "
+                         "what the model used, not what caused the outcome.")
+    if items:
+        write_json(run.file("explanations.json"), items)
+
+
 def _register(settings: Settings, run: RunFolder) -> RunEntry:
     config = run.config()
     metrics = read_json(run.file(METRICS))
@@ -517,15 +572,21 @@ def _open_run(run: str | Path, task: str | None = None,
 
 
 def _align_features(data: TaskData, trained: list[str] | None) -> TaskData:
-    """Reorder a tabular copy's columns to the training columns (absent ones become missing)."""
-    if not trained or data.feature_names == trained or not isinstance(data.inputs, np.ndarray):
+    """Reorder another copy's features to the training ones (absent ones become missing):
+    table columns, or a health-record copy's variables, codes and static features."""
+    if not trained or data.feature_names == trained:
         return data
-    frame = pd.DataFrame(data.inputs, columns=data.feature_names).reindex(columns=trained)
+    if not isinstance(data.inputs, np.ndarray) and not hasattr(data.inputs, "align"):
+        return data
     absent = sorted(set(trained) - set(data.feature_names or []))
     if absent:
         log.warning("%d feature(s) of the trained model are absent here and treated as missing: "
                     "%s", len(absent), ", ".join(absent[:10]))
-    data.inputs = frame.to_numpy(np.float32)
+    if isinstance(data.inputs, np.ndarray):
+        frame = pd.DataFrame(data.inputs, columns=data.feature_names).reindex(columns=trained)
+        data.inputs = frame.to_numpy(np.float32)
+    else:
+        data.inputs = data.inputs.align(trained)
     data.feature_names = list(trained)
     return data
 
@@ -722,6 +783,47 @@ def convert(source: str, path: str | Path, out: str | Path, *, progress: bool = 
     from iatros.data.ehr import get_source
 
     return convert_events(get_source(source), path, out, progress=progress).summary()
+
+
+def run_modality(run: str | Path) -> str:
+    """The modality of a finished run's task (image, tabular, ehr, text)."""
+    _, _, task_obj = _open_run(run)
+    return task_obj.modality.value
+
+
+def explain_records(run: str | Path, stays: Sequence[str], *, data_root: str | Path | None = None,
+                    out: str | Path | None = None, device: str | None = None) -> list[dict[str, Any]]:
+    """Per-stay attributions (variables, hours, static features) of a health-record run, for
+    stays of its data (or of the copy at `data_root`); JSON entries plus one figure each."""
+    settings = _settings_for(data_root, None, device)
+    folder, config, _ = _open_run(run)
+    if data_root is None:
+        settings = settings.with_data_root(config["data_root"])
+    task_obj = _task(config["task"], config.get("task_options"), settings)
+    if task_obj.modality is not Modality.EHR:
+        raise ConfigError(f"{folder.path} is a {task_obj.modality.value} run; stay explanations "
+                          f"need a health-record run (image runs: pass image files)")
+    data = _align_features(task_obj.load(settings.data_root), config.get("data", {}).get("features"))
+    known = {str(s): i for i, s in enumerate(data.attributes["stay_id"])}
+    missing = [s for s in stays if str(s) not in known]
+    if missing:
+        raise MissingDataError(f"stay id(s) {', '.join(map(str, missing[:5]))} are not in "
+                               f"{task_obj.name} at {settings.data_root} (ids look like "
+                               f"{', '.join(list(known)[:3])})")
+    rows = np.array([known[str(s)] for s in stays])
+    predictor = load_predictor(folder.path, settings.device)
+    if task_obj.target is TargetKind.SURVIVAL:
+        scores = predictor.predict_scores(data.inputs[rows])
+    else:
+        calibrator = calibrator_from_dict(read_json(folder.file(CALIBRATION)))
+        scores = calibrator.transform(predictor.predict_scores(data.inputs[rows]))
+    out_dir = Path(out) if out else folder.path / "explanations" / time.strftime("%Y%m%d-%H%M%S")
+    items = explain_stays(predictor, task_obj, data, rows, scores, out_dir)
+    if not items:
+        raise ConfigError(f"{config['model']} has no per-time-point explanation; train a sequence "
+                          f"model (--model grud or event-transformer)")
+    write_json(out_dir / "explanations.json", items)
+    return items
 
 
 def _predict_survival(folder: RunFolder, predictor: Predictor, batch: np.ndarray, names: list[str],

@@ -306,15 +306,25 @@ def convert_cmd(
 
 @app.command("explain")
 def explain_cmd(
-    run: Annotated[Path, typer.Argument(help="Run folder of an image model.")],
-    files: Annotated[list[Path], typer.Argument(help="Image files (PNG, JPEG, DICOM, NIfTI).")],
-    method: Annotated[str, typer.Option(help="gradcam or gradcampp.")] = "gradcam",
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for the overlays.")] = None,
+    run: Annotated[Path, typer.Argument(help="Run folder of an image or health-record model.")],
+    items: Annotated[list[str], typer.Argument(
+        help="Image files (PNG, JPEG, DICOM, NIfTI), or stay ids for a health-record run.")],
+    method: Annotated[str, typer.Option(help="Images: gradcam or gradcampp.")] = "gradcam",
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for the figures.")] = None,
+    data_root: Annotated[Path | None, typer.Option(
+        help="Health records: the copy holding the stays (default: the run's data root).")] = None,
 ) -> None:
-    """Heat maps of what drove the prediction, saved as PNG overlays (3D: top slices)."""
+    """What drove a prediction: Grad-CAM overlays for images; for health-record runs
+    (GRU-D, event Transformer), integrated gradients per variable and hour for each stay id,
+    as a figure and explanations.json."""
     from iatros import api
 
-    for r in api.predict(run, files, out=out_dir, method=method):
+    if api.run_modality(run) == "ehr":
+        for r in api.explain_records(run, items, data_root=data_root, out=out_dir):
+            top = ", ".join(f"{v['variable']} {v['attribution']:+.3f}" for v in r["variables"][:3])
+            print(f"{r['stay_id']}\t{r['caption']}\t{top}\t{r['path']}")
+        return
+    for r in api.predict(run, [Path(i) for i in items], out=out_dir, method=method):
         print(f"{r['input']}\t{r['prediction']}\t{r.get('heatmap', '-')}")
 
 

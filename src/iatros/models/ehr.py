@@ -7,6 +7,7 @@ learned from training stays only, so a checkpoint predicts on raw `EhrInputs`.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -49,12 +50,9 @@ def ehr_width(inputs: Any, params: dict[str, Any] | None = None) -> int:
 
 
 def _nan_stats(x: np.ndarray, axis: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mean, std = np.nanmean(x, axis=axis), np.nanstd(x, axis=axis)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean, std = np.nanmean(x, axis=axis), np.nanstd(x, axis=axis)
     mean = np.where(np.isfinite(mean), mean, 0.0)
     std = np.where(np.isfinite(std) & (std > 1e-6), std, 1.0)
     return mean.astype(np.float32), std.astype(np.float32)
@@ -77,6 +75,18 @@ class StaticEncoder(nn.Module):
     def forward(self, static: torch.Tensor) -> torch.Tensor:
         z = torch.nan_to_num((static - self.center) / self.scale, nan=0.0)
         return self.net(z)
+
+    def imputed(self, static: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(static with missing values set to the training mean, that mean as a baseline)."""
+        center = self.center.expand_as(static)
+        return torch.where(torch.isnan(static), center, static), center
+
+
+def _static_attribution(encoder: StaticEncoder | None, static: torch.Tensor,
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    if encoder is None:
+        return torch.zeros_like(static), torch.zeros_like(static)
+    return encoder.imputed(static)
 
 
 class GRUD(nn.Module):
@@ -138,6 +148,17 @@ class GRUD(nn.Module):
         x, mask = self.standardise(batch["values"])
         return self.forward_standardised(x, mask, batch["static"])
 
+    def attribution_inputs(self, batch: dict[str, torch.Tensor]) -> tuple[tuple, tuple, tuple]:
+        """(inputs, baselines, fixed args) for integrated gradients: standardised hourly values
+        against the training mean (0), observed pattern held fixed; static against its mean."""
+        x, mask = self.standardise(batch["values"])
+        static, base = _static_attribution(self.static, batch["static"])
+        return (x, static), (torch.zeros_like(x), base), (mask,)
+
+    def forward_attribution(self, x: torch.Tensor, static: torch.Tensor,
+                            mask: torch.Tensor) -> torch.Tensor:
+        return self.forward_standardised(x, mask, static)
+
 
 class EventTransformer(nn.Module):
     """A Transformer over time-stamped events: events charted at the same time form one token
@@ -175,12 +196,17 @@ class EventTransformer(nn.Module):
             self.static.fit(inputs.static)
         return self
 
-    def tokens(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """One token per charting time: the mean of its events' (variable + value) embeddings
-        plus a continuous-time encoding; returns (tokens, padding mask)."""
-        ids, t, val = batch["ev_var"], batch["ev_time"], batch["ev_value"]
+    def standardise(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(per-variable standardised event values with 0 where none, 1.0 where a value exists)."""
+        ids, val = batch["ev_var"], batch["ev_value"]
         has = ~torch.isnan(val)
         z = torch.where(has, (val - self.mean[ids]) / self.std[ids], torch.zeros_like(val))
+        return z, has.to(val.dtype)
+
+    def tokens(self, ids: torch.Tensor, t: torch.Tensor, z: torch.Tensor,
+               has: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One token per charting time: the mean of its events' (variable + value) embeddings
+        plus a continuous-time encoding; returns (tokens, padding mask)."""
         ev = self.embed(ids) + self.value(z.unsqueeze(-1)) * has.unsqueeze(-1)
         valid = ids > 0
         new_time = torch.ones_like(ids, dtype=torch.bool)
@@ -200,13 +226,25 @@ class EventTransformer(nn.Module):
         return tok, count == 0
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        tok, pad = self.tokens(batch)
+        z, has = self.standardise(batch)
+        return self.forward_attribution(z, batch["static"], batch["ev_var"], batch["ev_time"], has)
+
+    def attribution_inputs(self, batch: dict[str, torch.Tensor]) -> tuple[tuple, tuple, tuple]:
+        """(inputs, baselines, fixed args) for integrated gradients: standardised event values
+        against the training mean (0), which events happened and when held fixed."""
+        z, has = self.standardise(batch)
+        static, base = _static_attribution(self.static, batch["static"])
+        return (z, static), (torch.zeros_like(z), base), (batch["ev_var"], batch["ev_time"], has)
+
+    def forward_attribution(self, z: torch.Tensor, static: torch.Tensor, ids: torch.Tensor,
+                            t: torch.Tensor, has: torch.Tensor) -> torch.Tensor:
+        tok, pad = self.tokens(ids, t, z, has)
         cls = self.embed(torch.full_like(pad[:, :1], self.cls_id, dtype=torch.long))
         tokens = torch.cat([cls, tok], dim=1)
         pad = torch.cat([torch.zeros_like(pad[:, :1]), pad], dim=1)
         out = self.encoder(tokens, src_key_padding_mask=pad)[:, 0]
         if self.static is not None:
-            out = torch.cat([out, self.static(batch["static"])], dim=1)
+            out = torch.cat([out, self.static(static)], dim=1)
         return self.head(out)
 
 

@@ -442,7 +442,8 @@ def explanations_section(run_dir: Path) -> list[dict[str, str]]:
         rel = Path(str(item.get("path", "")))
         rel = rel.relative_to(run_dir) if rel.is_absolute() and rel.is_relative_to(run_dir) else rel
         if (run_dir / rel).is_file():
-            out.append({"path": rel.as_posix(), "caption": str(item.get("caption", ""))})
+            out.append({"path": rel.as_posix(), "caption": str(item.get("caption", "")),
+                        "intro": str(item.get("intro", ""))})
     return out
 
 

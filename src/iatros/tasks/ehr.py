@@ -25,7 +25,7 @@ from iatros.tasks.base import Task, TaskData
 from iatros.tasks.registry import register_family, register_task
 from iatros.tasks.tabular import age_groups
 
-EHR_MODELS = ("grud", "event-transformer", "gbm", "logreg", "mlp")
+EHR_MODELS = ("grud", "event-transformer", "gbm", "gbm-bag", "logreg", "mlp")
 AGE_BANDS = (50, 65, 80)
 SOURCE_HINTS = {"physionet2012": "https://physionet.org/content/challenge-2012/1.0.0/",
                 "mimic3": "https://physionet.org/content/mimiciii-demo/1.4/ (demo) or "
@@ -259,7 +259,10 @@ def detect_source(path: Path) -> str:
         return "eicu"
     if any(n.endswith((".json", ".ndjson")) for n in names):
         return "fhir"
-    raise ConfigError(f"cannot tell which source {path} holds; pass --source physionet2012, "
+    inside = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    hint = f" (its subfolders: {', '.join(inside[:6])}; point ehr: at the one with the records)" \
+        if inside else ""
+    raise ConfigError(f"cannot tell which source {path} holds{hint}; pass --source physionet2012, "
                       f"mimic3, eicu or fhir")
 
 

@@ -6,8 +6,9 @@
 * `ev_var`, `ev_time`, `ev_value` (N, L): the last L time-stamped events (numeric variables and
   codes) for the event Transformer, padded with variable 0;
 * `static` (N, S): age, sex, source descriptors and log counts of codes in the window.
-Classical baselines read `np.asarray(inputs)`: per-variable first/last/min/max/mean/std/count and
-hours since last value, plus the static features.
+Classical baselines read `np.asarray(inputs)`: per-variable first/last/min/max/mean/std/count,
+hours since the last value, means over the first and last quarter and half of the window and the
+extremes of its second half (trends a single summary hides), plus the static features.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import polars as pl
 
 from iatros.errors import CorruptDataError
 
-STATS = ("first", "last", "min", "max", "mean", "std", "count", "since_last")
+STATS = ("first", "last", "min", "max", "mean", "std", "count", "since_last", "early_mean",
+         "first_half_mean", "second_half_mean", "late_mean", "second_half_min", "second_half_max")
 
 
 @dataclass
@@ -80,9 +82,14 @@ class EhrInputs:
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
+                half, quarter = self.values[:, t // 2:], t - max(1, t // 4)
                 stats = [first, last, np.nanmin(self.values, axis=1), np.nanmax(self.values, axis=1),
                          np.nanmean(self.values, axis=1), np.nanstd(self.values, axis=1), count,
-                         np.where(has, (t - 1 - last_i) * self.bin_hours, np.nan)]
+                         np.where(has, (t - 1 - last_i) * self.bin_hours, np.nan),
+                         np.nanmean(self.values[:, :max(1, t // 4)], axis=1),
+                         np.nanmean(self.values[:, :max(1, t // 2)], axis=1),
+                         np.nanmean(half, axis=1), np.nanmean(self.values[:, quarter:], axis=1),
+                         np.nanmin(half, axis=1), np.nanmax(half, axis=1)]
         per_var = np.stack(stats, axis=2).reshape(n, v * len(STATS))
         return np.concatenate([per_var, self.static], axis=1).astype(np.float32)
 
