@@ -206,3 +206,18 @@ def write_ndjson(path: Path, lines: Sequence[dict[str, Any] | str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
     return path
+
+
+# ---------------------------------------------------------------- test helpers
+
+
+def record_calls(monkeypatch, module, name: str) -> list:
+    """Wrap `module.name` to record the first argument of each call."""
+    calls, original = [], getattr(module, name)
+
+    def wrapped(*args, **kwargs):
+        calls.append(args[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, wrapped)
+    return calls

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -13,7 +14,13 @@ from typer.testing import CliRunner
 from iatros.data.ehr import cached_events, convert, get_source, physionet2012
 from iatros.data.ehr import fhir as fhir_source
 from iatros.errors import ConfigError, MissingDataError
-from tests.data.ehr.builders import one_patient, physionet_record, write_bundle, write_physionet_set
+from tests.data.ehr.builders import (
+    one_patient,
+    physionet_record,
+    record_calls,
+    write_bundle,
+    write_physionet_set,
+)
 
 SOURCE = get_source("physionet2012")
 OUTCOMES_A = ["1,6,1,5,-1,0", "2,16,8,8,-1,0", "3,21,11,19,30,1"]
@@ -31,18 +38,6 @@ def add_set_b(root: Path) -> None:
                         ["4,1,1,1,-1,0", "5,1,1,1,-1,0"])
 
 
-def record_calls(monkeypatch, module, name: str) -> list:
-    """Wrap `module.name` to record the first argument of each call."""
-    calls, original = [], getattr(module, name)
-
-    def wrapped(*args, **kwargs):
-        calls.append(args[0])
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(module, name, wrapped)
-    return calls
-
-
 def snapshot(out: Path) -> dict[str, bytes]:
     return {name: (out / name).read_bytes()
             for name in ("events.parquet", "stays.parquet", "manifest.json")}
@@ -55,7 +50,7 @@ def test_the_output_folder_holds_events_stays_and_a_manifest(tmp_path):
     assert pl.read_parquet(out / "events.parquet").equals(tables.events)
     assert pl.read_parquet(out / "stays.parquet").equals(tables.stays)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["format_version"] == 1 and manifest["source"] == "physionet2012"
+    assert manifest["format_version"] == 2 and manifest["source"] == "physionet2012"
     assert manifest["input"] == str(tmp_path / "in")
     assert list(manifest["parts"]) == ["set-a"] and manifest["reused_parts"] == []
     assert (manifest["n_subjects"], manifest["n_stays"], manifest["n_events"]) == (3, 3, 6)
@@ -146,8 +141,6 @@ def test_a_failed_write_keeps_the_previous_cache_intact(tmp_path, monkeypatch):
     assert tables.manifest["from_cache"] is False and tables.manifest["n_stays"] == 5
 
 
-@pytest.mark.xfail(strict=True, reason="convert.write_parquet/write_json_atomic do not remove their "
-                   "`.tmpPID` file when the write fails; each failed run leaves one behind")
 def test_a_failed_write_leaves_no_partial_files(tmp_path, monkeypatch):
     root, out = set_a(tmp_path / "in"), tmp_path / "out"
     convert(SOURCE, root, out)
@@ -159,9 +152,6 @@ def test_a_failed_write_leaves_no_partial_files(tmp_path, monkeypatch):
     assert [p.name for p in out.rglob("*.tmp*")] == []
 
 
-@pytest.mark.xfail(strict=True, reason="convert() replaces events.parquet before stays.parquet and the "
-                   "manifest without invalidating the old manifest; after a failure between the two, "
-                   "the old inputs hit the cache and get the new events with the old stays")
 def test_an_interrupted_conversion_never_leaves_a_cache_that_looks_valid(tmp_path, monkeypatch):
     root, out = set_a(tmp_path / "in"), tmp_path / "out"
     convert(SOURCE, root, out)
@@ -175,6 +165,50 @@ def test_an_interrupted_conversion_never_leaves_a_cache_that_looks_valid(tmp_pat
     tables = convert(SOURCE, root, out)
     assert set(tables.events["stay_id"]) <= set(tables.stays["stay_id"])
     assert tables.manifest["n_events"] == tables.events.height
+
+
+def test_a_failure_while_swapping_the_tables_in_leaves_a_folder_that_is_converted_again(
+        tmp_path, monkeypatch):
+    root, out = set_a(tmp_path / "in"), tmp_path / "out"
+    convert(SOURCE, root, out)
+    add_set_b(root)
+    original = os.replace
+
+    def replace(src, dst):
+        if Path(dst).name == "stays.parquet":     # events.parquet is already the new one
+            raise OSError("killed")
+        return original(src, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", replace)
+        with pytest.raises(OSError, match="killed"):
+            convert(SOURCE, root, out)
+    assert not (out / "manifest.json").exists()
+    assert [p.name for p in out.rglob("*.tmp*")] == []
+    shutil.rmtree(root / "set-b")            # back to the inputs the old manifest described
+    (root / "Outcomes-b.txt").unlink()
+    tables = convert(SOURCE, root, out)
+    assert tables.manifest["from_cache"] is False and tables.manifest["n_stays"] == 3
+    assert set(tables.events["stay_id"]) <= set(tables.stays["stay_id"])
+
+
+def test_an_interrupted_part_is_converted_again_even_for_its_old_inputs(tmp_path, monkeypatch):
+    root, out = set_a(tmp_path / "in"), tmp_path / "out"
+    convert(SOURCE, root, out)
+    record = root / "set-a" / "2.txt"
+    text, st = record.read_text(), record.stat()
+    record.write_text(physionet_record(2, lines=("00:07,HR,99",)))
+    with monkeypatch.context() as m:
+        fail_writing(m, "set-a.stays.parquet")   # set-a.events.parquet is already the new one
+        with pytest.raises(OSError):
+            convert(SOURCE, root, out)
+    record.write_text(text)                  # the old file back, size and time as before
+    os.utime(record, ns=(st.st_atime_ns, st.st_mtime_ns))
+    add_set_b(root)                          # so that the top-level manifest misses
+    tables = convert(SOURCE, root, out)
+    assert tables.manifest["reused_parts"] == []
+    assert tables.events.filter(pl.col("stay_id") == "2")["numeric_value"].to_list() == [
+        73.0, 35.1, 80.0]
 
 
 def test_a_failing_part_leaves_the_previous_cache_intact(tmp_path, monkeypatch):

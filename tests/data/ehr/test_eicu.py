@@ -118,3 +118,22 @@ def test_without_a_patient_table_the_error_says_it_is_required(tmp_path):
     (folder / "patient.csv.gz").unlink()
     with pytest.raises(MissingDataError, match=r"patient\.csv\(\.gz\) not found .* required"):
         convert(SOURCE, folder, tmp_path / "out")
+
+
+def test_vital_values_without_an_offset_are_skips_naming_their_line(tmp_path):
+    folder = eicu_folder(tmp_path / "in")
+    write_csv(folder / "vitalAperiodic.csv.gz", ("vitalaperiodicid", "patientunitstayid",
+                                                 "observationoffset", "noninvasivesystolic",
+                                                 "noninvasivediastolic"), [
+        (1, 100, 15, 120, 80),
+        (2, 100, None, 118, 79),      # line 3: two values, no time
+        (3, 100, None, None, None),   # line 4: nothing measured, nothing to skip
+        (4, 101, "abc", 110, None),   # line 5: an offset that is not a number
+    ])
+    tables = convert(SOURCE, folder, tmp_path / "out")
+    skipped = [(s["where"], s["reason"]) for s in tables.manifest["skipped"]["examples"]]
+    assert [s for s in skipped if "vitalAperiodic" in s[0]] == [
+        ("eicu/vitalAperiodic.csv.gz:3", "no time: values of noninvasivesystolic, noninvasivediastolic"),
+        ("eicu/vitalAperiodic.csv.gz:5", "no time: values of noninvasivesystolic")]
+    assert tables.events.filter(pl.col("code").str.starts_with("EICU_VITAL//noninvasive")).select(
+        "stay_id", "numeric_value").rows() == [("100", 80.0), ("100", 120.0)]

@@ -8,7 +8,7 @@ from datetime import datetime
 import polars as pl
 import pytest
 
-from iatros.data.ehr import convert, get_source
+from iatros.data.ehr import convert, fhir, get_source
 from iatros.data.ehr.schema import EVENT_SCHEMA, STAY_SCHEMA
 from iatros.errors import CorruptDataError
 from tests.data.ehr.builders import (
@@ -16,6 +16,7 @@ from tests.data.ehr.builders import (
     heart_rate,
     one_patient,
     patient,
+    record_calls,
     write_bundle,
     write_ndjson,
 )
@@ -103,8 +104,6 @@ def test_an_invalid_resource_is_a_counted_skip_naming_its_id(tmp_path):
     assert tables.manifest["n_events"] == 6
 
 
-@pytest.mark.xfail(strict=True, reason="fhir._valid relies on fhir.resources, which does not check "
-                   "required value-set bindings: Observation.status 'bogus' is accepted as valid")
 def test_an_observation_with_a_status_outside_its_required_value_set_is_skipped(tmp_path):
     bad = heart_rate("obs-bogus", "p1", "e1", "2020-03-01T09:30:00Z", 90, status="bogus")
     write_bundle(tmp_path / "in" / "b.json", [*one_patient(), bad])
@@ -140,8 +139,9 @@ def test_an_encounter_of_an_unknown_patient_and_events_without_time_are_skipped(
                                               hr])
     tables = convert(SOURCE, tmp_path / "in", tmp_path / "out")
     skipped = [(s["where"], s["reason"]) for s in tables.manifest["skipped"]["examples"]]
-    assert skipped == [("b.json#entry7 Encounter/e9", "encounter without a known patient or start time"),
-                       ("b.json patient p1", "event without time or code: LOINC//8867-4")]
+    # events are checked per file; encounters once the patients of every file are known
+    assert skipped == [("b.json patient p1", "event without time or code: LOINC//8867-4"),
+                       ("b.json#entry7 Encounter/e9", "encounter without a known patient or start time")]
 
 
 def test_a_single_file_can_be_converted(tmp_path):
@@ -150,16 +150,12 @@ def test_a_single_file_can_be_converted(tmp_path):
     assert (tables.manifest["n_stays"], tables.manifest["n_events"]) == (1, 6)
 
 
-@pytest.mark.xfail(strict=True, reason="convert() raises 'defines no stays' only when every part's stays "
-                   "is None; fhir.convert_file always returns a (possibly empty) frame, so no error")
 def test_files_without_any_encounter_are_a_clear_error(tmp_path):
     only_patient = write_bundle(tmp_path / "p.json", [patient("p1")])
     with pytest.raises(CorruptDataError, match="defines no stays"):
         convert(SOURCE, only_patient, tmp_path / "out")
 
 
-@pytest.mark.xfail(strict=True, reason="fhir.convert_file links encounters to patients within one file "
-                   "only; a Bulk Data $export (one NDJSON file per resource type) gives no stays")
 def test_a_bulk_export_with_one_ndjson_file_per_resource_type_converts(tmp_path):
     by_type: dict[str, list] = {}
     for r in one_patient():
@@ -170,16 +166,12 @@ def test_a_bulk_export_with_one_ndjson_file_per_resource_type_converts(tmp_path)
     assert (tables.manifest["n_stays"], tables.manifest["n_events"]) == (1, 6)
 
 
-@pytest.mark.xfail(strict=True, reason="fhir._resources passes a JSON line that is not an object on; "
-                   "convert_file then calls .get on a list (AttributeError) instead of a counted skip")
 def test_an_ndjson_line_that_is_not_an_object_is_a_counted_skip(tmp_path):
     write_ndjson(tmp_path / "in" / "x.ndjson", [*one_patient(), "[1, 2]"])
     tables = convert(SOURCE, tmp_path / "in", tmp_path / "out")
     assert [s["where"] for s in tables.manifest["skipped"]["examples"]] == ["x.ndjson:8"]
 
 
-@pytest.mark.xfail(strict=True, reason="fhir.convert_file reads r['id'] of Patient/Encounter; a valid "
-                   "transaction Bundle entry identified only by its fullUrl raises KeyError")
 def test_a_transaction_bundle_with_resources_identified_by_full_url_converts(tmp_path):
     resources = one_patient()
     entries = []
@@ -196,3 +188,136 @@ def test_a_transaction_bundle_with_resources_identified_by_full_url_converts(tmp
     path.write_text(json.dumps({"resourceType": "Bundle", "type": "transaction", "entry": entries}))
     tables = convert(SOURCE, tmp_path / "in", tmp_path / "out")
     assert (tables.manifest["n_stays"], tables.manifest["n_events"]) == (1, 6)
+
+
+@pytest.mark.parametrize(("reference", "expected"), [
+    ({"reference": "Patient/p1"}, "p1"),
+    ({"reference": "urn:uuid:5f1c-77"}, "5f1c-77"),
+    ({"reference": "https://server.org/fhir/Patient/p1/_history/3"}, "p1"),
+    ({"reference": "Organization?identifier=https://github.com/synthetichealth/synthea|ef58-9a"},
+     "ef58-9a"),
+    ({"identifier": {"system": "urn:oid:2.16.840", "value": "org-7"}}, "org-7"),
+    ({"display": "no reference"}, None), (None, None),
+])
+def test_references_resolve_to_the_id_they_name(reference, expected):
+    assert fhir._ref(reference) == expected
+
+
+def test_a_conditional_service_provider_reference_gives_the_organization_identifier_as_site(tmp_path):
+    resources = one_patient()
+    resources[1]["serviceProvider"] = {
+        "reference": "Organization?identifier=https://github.com/synthetichealth/synthea|ef58-9a"}
+    tables = convert(SOURCE, write_bundle(tmp_path / "b.json", resources), tmp_path / "out")
+    assert tables.stays["site_id"].to_list() == ["ef58-9a"]
+
+
+def test_integer_boolean_and_string_values_are_kept(tmp_path):
+    def obs(oid, code, **value):
+        return {"resourceType": "Observation", "id": oid, "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+                "subject": {"reference": "Patient/p1"}, "encounter": {"reference": "Encounter/e1"},
+                "effectiveDateTime": "2020-03-01T12:00:00Z", **value}
+
+    panel = obs("o4", "72166-2", component=[
+        {"code": {"coding": [{"system": "http://loinc.org", "code": "c-int"}]}, "valueInteger": 3},
+        {"code": {"coding": [{"system": "http://loinc.org", "code": "c-str"}]}, "valueString": "x"}])
+    write_bundle(tmp_path / "in" / "b.json", [
+        *one_patient(), obs("o1", "9279-1", valueInteger=18), obs("o2", "b-true", valueBoolean=True),
+        obs("o3", "b-false", valueBoolean=False), panel])
+    tables = convert(SOURCE, tmp_path / "in", tmp_path / "out")
+    noon = tables.events.filter(pl.col("time") == datetime(2020, 3, 1, 12))
+    assert noon.select("code", "numeric_value", "text_value").rows() == [
+        ("LOINC//9279-1", 18.0, None), ("LOINC//b-false", 0.0, None), ("LOINC//b-true", 1.0, None),
+        ("LOINC//c-int", 3.0, None), ("LOINC//c-str", None, "x")]
+    assert tables.manifest["skipped"]["n"] == 0
+
+
+@pytest.mark.parametrize(("index", "change", "where"), [
+    (1, {"status": "done"}, "b.json#entry1 Encounter/e1"),
+    (4, {"clinicalStatus": {"coding": [{
+        "system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "cured"}]}},
+     "b.json#entry4 Condition/e1-dx"),
+    (5, {"intent": "wish"}, "b.json#entry5 MedicationRequest/e1-rx"),
+    (6, {"status": "finished"}, "b.json#entry6 Procedure/e1-px"),
+])
+def test_a_status_outside_its_required_value_set_is_skipped(tmp_path, index, change, where):
+    resources = one_patient()
+    resources[index] = {**resources[index], **change}
+    write_bundle(tmp_path / "in" / "b.json", [*resources, *one_patient("p2", "e2")])
+    if index == 1:    # without its encounter, p1's events stay but e1 is no stay
+        tables = convert(SOURCE, tmp_path / "in", tmp_path / "out")
+        assert tables.stays["stay_id"].to_list() == ["e2"]
+    else:
+        tables = convert(SOURCE, tmp_path / "in", tmp_path / "out")
+        assert tables.manifest["n_events"] == 11
+    (skip,) = tables.manifest["skipped"]["examples"]
+    assert skip["where"] == where
+    assert skip["reason"].startswith("invalid FHIR resource: ") and "required value set" in skip["reason"]
+
+
+def test_a_bundle_that_is_not_an_object_or_has_non_object_entries_is_a_counted_skip(tmp_path):
+    write_bundle(tmp_path / "in" / "b.json", one_patient())
+    doc = json.loads((tmp_path / "in" / "b.json").read_text())
+    doc["entry"].insert(2, {"fullUrl": "urn:uuid:x", "resource": [1]})
+    doc["entry"].insert(3, "an entry")
+    (tmp_path / "in" / "b.json").write_text(json.dumps(doc))
+    (tmp_path / "in" / "list.json").write_text("[1, 2]")
+    tables = convert(SOURCE, tmp_path / "in", tmp_path / "out")
+    assert [(s["where"], s["reason"]) for s in tables.manifest["skipped"]["examples"]] == [
+        ("b.json#entry2", "not a JSON object: a list"), ("b.json#entry3", "not a JSON object: a string"),
+        ("list.json", "not a JSON object: a list")]
+    assert (tables.manifest["n_stays"], tables.manifest["n_events"]) == (1, 6)
+
+
+def test_references_to_a_full_url_resolve_to_the_resource_that_carries_another_id(tmp_path):
+    resources = one_patient()
+    for r in resources:
+        for key in ("subject", "encounter"):
+            if key in r:
+                r[key] = {"reference": f"urn:uuid:uuid-{r[key]['reference'].split('/')[-1]}"}
+    doc = {"resourceType": "Bundle", "type": "transaction",
+           "entry": [{"fullUrl": f"urn:uuid:uuid-{r['id']}", "resource": r} for r in resources]}
+    path = tmp_path / "tx.json"
+    path.write_text(json.dumps(doc))
+    tables = convert(SOURCE, path, tmp_path / "out")
+    assert tables.stays.select("subject_id", "stay_id").rows() == [("p1", "e1")]
+    assert set(tables.events.select("subject_id", "stay_id").rows()) == {("p1", "e1")}
+
+
+def test_a_patient_file_added_to_a_bulk_export_links_the_encounters_already_converted(tmp_path,
+                                                                                      monkeypatch):
+    resources = one_patient()
+    write_ndjson(tmp_path / "in" / "Encounter.ndjson", [resources[1]])
+    write_ndjson(tmp_path / "in" / "Observation.ndjson", resources[2:4])
+    with pytest.raises(CorruptDataError, match="defines no stays: .*encounter without a known patient"):
+        convert(SOURCE, tmp_path / "in", tmp_path / "out")
+    calls = record_calls(monkeypatch, fhir, "convert_file")
+    write_ndjson(tmp_path / "in" / "Patient.ndjson", [resources[0]])
+    tables = convert(SOURCE, tmp_path / "in", tmp_path / "out")
+    assert [p.name for p in calls] == ["Patient.ndjson"]
+    assert (tables.manifest["n_stays"], tables.manifest["n_events"], tables.manifest["skipped"]["n"]) \
+        == (1, 3, 0)
+    assert tables.stays.row(0, named=True)["sex"] == "F"
+
+
+def test_a_patient_repeated_across_bundles_is_one_patient_and_a_conflicting_copy_is_reported(tmp_path):
+    write_bundle(tmp_path / "in" / "a.json", one_patient("p1", "e1"))
+    write_bundle(tmp_path / "in" / "b.json", [patient("p1"), encounter(
+        "e2", "p1", "2020-05-01T08:00:00Z", "2020-05-02T08:00:00Z")])
+    tables = convert(SOURCE, tmp_path / "in", tmp_path / "out")
+    assert tables.manifest["skipped"]["n"] == 0
+    assert (tables.manifest["n_subjects"], tables.manifest["n_stays"]) == (1, 2)
+    write_bundle(tmp_path / "in" / "c.json", [patient("p1", gender="male")])
+    tables = convert(SOURCE, tmp_path / "in", tmp_path / "out")
+    assert [(s["where"], s["reason"]) for s in tables.manifest["skipped"]["examples"]] == [
+        ("c.json#entry0 Patient/p1", "conflicting duplicate Patient: kept the one in a.json#entry0")]
+    assert set(tables.stays["sex"]) == {"F"}
+
+
+def test_an_encounter_repeated_in_one_file_is_kept_once(tmp_path):
+    resources = one_patient()
+    write_bundle(tmp_path / "in" / "b.json", [*resources, resources[1]])
+    tables = convert(SOURCE, tmp_path / "in", tmp_path / "out")
+    assert tables.stays["stay_id"].to_list() == ["e1"]
+    assert [(s["where"], s["reason"]) for s in tables.manifest["skipped"]["examples"]] == [
+        ("b.json#entry7 Encounter/e1", "duplicate resource: already in b.json#entry1")]

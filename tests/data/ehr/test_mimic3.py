@@ -157,8 +157,6 @@ def test_diagnosis_codes_are_dated_at_discharge(tmp_path):
         "mimic3/DIAGNOSES_ICD:3", "mimic3/DIAGNOSES_ICD:4"]
 
 
-@pytest.mark.xfail(strict=True, reason="tables.events_from_table numbers rows after the `keep` filter, "
-                   "so after a dropped CHARTEVENTS error row the skip names the wrong line")
 def test_a_skip_after_a_charting_error_row_names_its_own_line(tmp_path):
     folder = tables_only(tmp_path / "in")
     write_csv(folder / "CHARTEVENTS.csv", CHART_HEADER, [

@@ -173,12 +173,37 @@ def test_a_set_folder_itself_can_be_converted_with_its_outcomes_beside_it(tmp_pa
     assert tables.stays.height == 3 and tables.stays["died"].null_count() == 0
 
 
-@pytest.mark.xfail(strict=True, reason="physionet2012._stay: int(nan) on a 'nan' descriptor crashes "
-                   "the conversion instead of a counted skip")
 def test_a_nan_descriptor_is_not_fatal(tmp_path):
     records = {**RECORDS, 132542: physionet_record(132542).replace("00:00,Gender,0", "00:00,Gender,nan")}
     tables = run(set_a(tmp_path / "in", records, [*OUTCOMES, "132542,1,1,1,-1,0"]), tmp_path / "out")
     assert tables.stays.height == 4
+
+
+@pytest.mark.parametrize(("descriptor", "raw"), [
+    ("Gender,0", "nan"), ("ICUType,4", "nan"), ("ICUType,4", "inf"), ("Age,54", "-inf"),
+    ("RecordID,132542", "nan")])
+def test_a_non_finite_descriptor_is_a_skip_naming_its_line_and_left_unknown(tmp_path, descriptor, raw):
+    name = descriptor.split(",")[0]
+    record = physionet_record(132542).replace(f"00:00,{descriptor}", f"00:00,{name},{raw}")
+    records = {**RECORDS, 132542: record}
+    tables = run(set_a(tmp_path / "in", records, [*OUTCOMES, "132542,1,1,1,-1,0"]), tmp_path / "out")
+    line = 2 + ("RecordID", "Age", "Gender", "Height", "ICUType").index(name)
+    assert [(s["where"], s["reason"]) for s in tables.manifest["skipped"]["examples"]] == [
+        (f"set-a/132542.txt:{line}", f"malformed line: time '00:00' or value '{raw}'")]
+    row = stay(tables, "132542")   # the file name gives the id when RecordID is unusable
+    column = {"Gender": "sex", "ICUType": "icu_type", "Age": "age", "RecordID": "stay_id"}[name]
+    assert row[column] == ("132542" if name == "RecordID" else None)
+    assert tables.stays.height == 4 and row["died"] == 0
+
+
+@pytest.mark.parametrize("row", ["nan,1,1,1,-1,0", "inf,1,1,1,-1,0", "132541.5,1,1,1,-1,0",
+                                 "132541,1,1,inf,-1,0", "132541,1,1,1,1e300,0"])
+def test_a_non_finite_outcome_row_is_a_skip_naming_its_line(tmp_path, row):
+    outcomes = [*OUTCOMES[:2], row, OUTCOMES[2]]
+    tables = run(set_a(tmp_path / "in", outcomes=outcomes), tmp_path / "out")
+    assert [(s["where"], s["reason"]) for s in tables.manifest["skipped"]["examples"]] == [
+        ("Outcomes-a.txt:4", f"malformed outcome row: {row}")]
+    assert tables.stays.height == 3 and stay(tables, "132541")["died"] == 1
 
 
 STAMP = re.compile(r"\d+:\d+")  # any digits; minutes must be below 60

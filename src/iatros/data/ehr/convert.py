@@ -4,7 +4,11 @@ A source is cut into parts (a PhysioNet set, a MIMIC table, a FHIR bundle). Each
 converted once into `OUT/parts/NAME.*.parquet`, keyed by a fingerprint of its input files (name,
 size, modification time); a second run reads the cache, and adding a set or a bundle converts
 only that part. Every file is written to a temporary name and renamed, and the manifest is
-written last, so an interrupted conversion never leaves a half-written cache that looks valid.
+written last, so an interrupted conversion never leaves a half-written cache that looks valid:
+the new tables are first written beside the old ones, then the old manifest is removed, the
+tables are moved into place and the new manifest is written. A failure before that step leaves
+the previous cache as it was; one during it leaves a folder without a manifest, converted again
+on the next run.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import polars as pl
 from iatros.data.ehr.schema import SkipLog, conform_events, drop_unit_mismatches
 from iatros.errors import ConfigError, CorruptDataError, MissingDataError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # 2: FHIR parts hold raw patients/encounters, joined across files
 MANIFEST = "manifest.json"
 
 
@@ -79,16 +83,42 @@ class EventTables:
                 f"{m['n_events']} events, {m['skipped']['summary']} ({cached}) -> {self.path}")
 
 
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(path.name + f".tmp{os.getpid()}")
+
+
+def _write_tmp(path: Path, write: Callable[[Path], object]) -> Path:
+    """Write `path`'s temporary sibling with `write`; on failure remove it and re-raise."""
+    tmp = _tmp_name(path)
+    try:
+        write(tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
 def write_parquet(frame: pl.DataFrame, path: Path) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    frame.write_parquet(tmp)
-    os.replace(tmp, path)
+    """Write to a temporary name, then rename; a failed write leaves neither file behind."""
+    _replace(_write_tmp(path, frame.write_parquet), path)
 
 
 def write_json_atomic(data: dict[str, Any], path: Path) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=2, default=str)
+    _replace(_write_tmp(path, lambda tmp: tmp.write_text(text)), path)
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _invalidate(manifest: Path) -> None:
+    """Remove a manifest before the files it describes are replaced."""
+    manifest.unlink(missing_ok=True)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -112,11 +142,12 @@ def _convert_part(part: Part, source: str, folder: Path) -> tuple[PartResult, st
         return PartResult(pl.read_parquet(ev_path), stays, skips, meta.get("notes", [])), fp, True
     result = part.convert()
     result.events = conform_events(result.events)
+    _invalidate(meta_path)     # the part's files change below; its metadata goes first
     write_parquet(result.events, ev_path)
     if result.stays is not None:
         write_parquet(result.stays, st_path)
-    elif st_path.exists():
-        st_path.unlink()
+    else:
+        st_path.unlink(missing_ok=True)
     write_json_atomic({"fingerprint": fp, "skips": [s.as_dict() for s in result.skips.items],
                        "notes": result.notes}, meta_path)
     return result, fp, False
@@ -165,14 +196,17 @@ def convert(source: Source, path: str | Path, out: str | Path, *, progress: bool
     stay_frames = [r.stays.with_columns(pl.lit(n).alias("_part")) for n, r in results
                    if r.stays is not None]
     if not stay_frames:
-        raise CorruptDataError(f"{source.name}: {path} defines no stays (patients/admissions)")
+        raise CorruptDataError(f"{source.name}: {path} defines no stays: no part gives "
+                               f"patients/admissions ({source.description})")
     stays = pl.concat(stay_frames, how="diagonal_relaxed")
     events, stays = _drop_duplicate_stays(events, stays, skips, source.name)
     events = drop_unit_mismatches(events, skips, source.name)
     events, stays = source.finish(events, stays, skips)
+    if stays.is_empty():
+        raise CorruptDataError(f"{source.name}: {path} defines no stays: no usable "
+                               f"patient/admission/encounter; {skips.summary()}")
     events = events.sort("subject_id", "stay_id", "time", "code")
-    write_parquet(events, out / "events.parquet")
-    write_parquet(stays, out / "stays.parquet")
+    _publish(out, events, stays)
     seconds = time.perf_counter() - t0
     manifest = {
         "format_version": FORMAT_VERSION, "source": source.name, "input": str(path),
@@ -183,6 +217,26 @@ def convert(source: Source, path: str | Path, out: str | Path, *, progress: bool
     }
     write_json_atomic(manifest, out / MANIFEST)
     return EventTables(events, stays, {**manifest, "from_cache": False}, out)
+
+
+def _publish(out: Path, events: pl.DataFrame, stays: pl.DataFrame) -> None:
+    """Write both tables beside the old ones, then swap them in with no manifest in place.
+
+    A failure while writing leaves the previous cache (tables and manifest) untouched; one while
+    swapping leaves no manifest, so the folder is converted again rather than read as valid.
+    The caller writes the new manifest last.
+    """
+    targets = (out / "events.parquet", out / "stays.parquet")
+    written: list[Path] = []
+    try:
+        for frame, target in zip((events, stays), targets, strict=True):
+            written.append(_write_tmp(target, frame.write_parquet))
+        _invalidate(out / MANIFEST)
+        for tmp, target in zip(written, targets, strict=True):
+            os.replace(tmp, target)
+    finally:
+        for tmp in written:
+            tmp.unlink(missing_ok=True)
 
 
 def _drop_duplicate_stays(events: pl.DataFrame, stays: pl.DataFrame, skips: SkipLog,

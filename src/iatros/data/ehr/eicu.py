@@ -143,14 +143,23 @@ def convert_wide(folder: Path, table: str) -> PartResult:
     assert path is not None
     offset, variables = WIDE_TABLES[table]
     present = [v for v in variables if v in scan_table(path).collect_schema().names()]
-    frame = read_table(path, ["patientunitstayid", offset, *present])
-    events = frame.unpivot(index=["patientunitstayid", offset], on=present,
+    frame = read_table(path, ["patientunitstayid", offset, *present]).with_row_index("_row", offset=2)
+    events = frame.unpivot(index=["_row", "patientunitstayid", offset], on=present,
                            variable_name="variable", value_name="raw").select(
-        pl.col("patientunitstayid").alias("subject_id"),
+        "_row", pl.col("patientunitstayid").alias("subject_id"),
         pl.col("patientunitstayid").alias("stay_id"), _at(offset).alias("time"),
         (pl.lit("EICU_VITAL//") + pl.col("variable")).alias("code"),
         to_number("raw").alias("numeric_value"),
-    ).filter(pl.col("numeric_value").is_not_null() & pl.col("time").is_not_null())
+    ).filter(pl.col("numeric_value").is_not_null())
+    # a value without a usable offset cannot be placed in time: skipped, counted per row
+    untimed = (events.filter(pl.col("time").is_null())
+               .group_by("_row", maintain_order=True).agg(pl.col("code").str.strip_prefix("EICU_VITAL//"))
+               .sort("_row"))
+    for row in untimed.head(1000).iter_rows(named=True):
+        skips.add(f"{NAME}/{path.name}:{row['_row']}", f"no time: values of {', '.join(row['code'])}")
+    for _ in range(max(0, untimed.height - 1000)):
+        skips.add(f"{NAME}/{path.name}", "no time: values without an offset")
+    events = events.filter(pl.col("time").is_not_null()).drop("_row")
     ranges = {f"EICU_VITAL//{v}": k for v, k in VITAL_RANGES.items()}
     return PartResult(drop_implausible(events, ranges, skips, f"{NAME}/{table}"), None, skips)
 

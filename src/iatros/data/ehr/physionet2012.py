@@ -8,6 +8,7 @@ are relative to ICU admission, so stays are anchored at a nominal 2000-01-01 00:
 from __future__ import annotations
 
 import csv
+import math
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ def code(variable: str) -> str:
 
 def _minutes(stamp: str) -> int:
     hours, minutes = stamp.split(":")
-    if not (hours.isdigit() and minutes.isdigit()) or int(minutes) >= 60:
+    if not (hours.isdigit() and minutes.isdigit()) or int(minutes) >= 60 or int(hours) > 10**6:
         raise ValueError(stamp)
     return int(hours) * 60 + int(minutes)
 
@@ -83,7 +84,10 @@ def read_record(path: Path, skips: SkipLog) -> tuple[dict[str, Any], dict[str, l
         stamp, name, raw = (x.strip() for x in row)
         try:
             minute, value = _minutes(stamp), float(raw)
+            if not math.isfinite(value):
+                raise ValueError(raw)
         except ValueError:
+            # a non-finite descriptor (`Gender,nan`) is skipped here and so left unknown
             skips.add(where, f"malformed line: time {stamp!r} or value {raw!r}")
             continue
         if minute == 0 and name in DESCRIPTORS and name not in desc:
@@ -112,7 +116,9 @@ def read_outcomes(path: Path, skips: SkipLog) -> dict[str, dict[str, float]]:
                 continue
             try:
                 values = [float(x) for x in row]
-                if len(values) != len(OUTCOME_COLUMNS) or values[5] not in (0.0, 1.0):
+                if (len(values) != len(OUTCOME_COLUMNS) or values[5] not in (0.0, 1.0)
+                        or not all(math.isfinite(v) and abs(v) < 1e6 for v in values)
+                        or values[0] != int(values[0])):
                     raise ValueError
             except ValueError:
                 skips.add(f"{path.name}:{lineno}", f"malformed outcome row: {','.join(row)}")

@@ -78,7 +78,8 @@ def events_from_table(path: Path, spec: EventTable, skips: SkipLog,
                       label: str) -> pl.DataFrame:
     """Map a table to events; rows without a time or code are skipped and counted."""
     cols = list(dict.fromkeys([spec.subject, spec.stay, *spec.columns]))
-    frame = read_table(path, cols)
+    # rows are numbered as lines of the file (header = line 1) before any row is filtered out
+    frame = read_table(path, cols).with_row_index("_row", offset=2)
     if spec.keep is not None:
         frame = frame.filter(spec.keep())
     none = pl.lit(None)
@@ -88,7 +89,8 @@ def events_from_table(path: Path, spec: EventTable, skips: SkipLog,
         (spec.value() if spec.value else none.cast(pl.Float64)).alias("numeric_value"),
         (spec.text() if spec.text else none.cast(pl.Utf8)).alias("text_value"),
         (spec.unit() if spec.unit else none.cast(pl.Utf8)).alias("unit"),
-    ).with_row_index("_row", offset=2)
+        "_row",
+    )
     bad = mapped.filter(pl.col("time").is_null() | pl.col("code").is_null())
     for row in bad.head(1000).iter_rows(named=True):
         skips.add(f"{label}/{path.name}:{row['_row']}", "no time or code")
