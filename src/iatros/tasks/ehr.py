@@ -25,7 +25,7 @@ from iatros.tasks.base import Task, TaskData
 from iatros.tasks.registry import register_family, register_task
 from iatros.tasks.tabular import age_groups
 
-EHR_MODELS = ("grud", "event-transformer", "gbm", "gbm-bag", "logreg", "mlp")
+EHR_MODELS = ("grud", "event-transformer", "gbm", "gbm-bag", "logreg", "logreg-cv", "mlp")
 AGE_BANDS = (50, 65, 80)
 SOURCE_HINTS = {"physionet2012": "https://physionet.org/content/challenge-2012/1.0.0/",
                 "mimic3": "https://physionet.org/content/mimiciii-demo/1.4/ (demo) or "
