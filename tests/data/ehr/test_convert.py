@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from iatros.data.ehr import cached_events, convert, get_source, physionet2012
 from iatros.data.ehr import fhir as fhir_source
+from iatros.data.ehr.convert import FORMAT_VERSION
 from iatros.errors import ConfigError, MissingDataError
 from tests.data.ehr.builders import (
     one_patient,
@@ -50,7 +51,7 @@ def test_the_output_folder_holds_events_stays_and_a_manifest(tmp_path):
     assert pl.read_parquet(out / "events.parquet").equals(tables.events)
     assert pl.read_parquet(out / "stays.parquet").equals(tables.stays)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["format_version"] == 2 and manifest["source"] == "physionet2012"
+    assert manifest["format_version"] == FORMAT_VERSION and manifest["source"] == "physionet2012"
     assert manifest["input"] == str(tmp_path / "in")
     assert list(manifest["parts"]) == ["set-a"] and manifest["reused_parts"] == []
     assert (manifest["n_subjects"], manifest["n_stays"], manifest["n_events"]) == (3, 3, 6)

@@ -321,3 +321,12 @@ def test_an_encounter_repeated_in_one_file_is_kept_once(tmp_path):
     assert tables.stays["stay_id"].to_list() == ["e1"]
     assert [(s["where"], s["reason"]) for s in tables.manifest["skipped"]["examples"]] == [
         ("b.json#entry7 Encounter/e1", "duplicate resource: already in b.json#entry1")]
+
+
+def test_an_observation_entered_in_error_is_a_skip_not_an_event(tmp_path):
+    retracted = heart_rate("obs-retracted", "p1", "e1", "2020-03-01T09:30:00Z", 90,
+                           status="entered-in-error")
+    write_bundle(tmp_path / "in" / "b.json", [*one_patient(), retracted])
+    tables = convert(SOURCE, tmp_path / "in", tmp_path / "out")
+    assert tables.manifest["skipped"]["by_reason"] == {"entered in error": 1}
+    assert 90.0 not in tables.events["numeric_value"].to_list()

@@ -27,7 +27,8 @@ import polars as pl
 from iatros.data.ehr.schema import SkipLog, conform_events, drop_unit_mismatches
 from iatros.errors import ConfigError, CorruptDataError, MissingDataError
 
-FORMAT_VERSION = 2   # 2: FHIR parts hold raw patients/encounters, joined across files
+FORMAT_VERSION = 3   # 2: FHIR parts hold raw patients/encounters, joined across files; 3: FHIR
+#                      resources entered in error are skipped
 MANIFEST = "manifest.json"
 
 

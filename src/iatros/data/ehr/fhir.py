@@ -232,6 +232,9 @@ def _valid(where: str, resource: dict[str, Any], rid: str | None, skips: SkipLog
     if problem is not None:
         skips.add(f"{where} {rtype}/{rid}", f"invalid FHIR resource: {problem}")
         return False
+    if resource.get("status") == "entered-in-error":
+        skips.add(f"{where} {rtype}/{rid}", "entered in error: the source retracted this resource")
+        return False
     return True
 
 
