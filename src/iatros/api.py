@@ -518,8 +518,10 @@ def explain_stays(predictor: Predictor, task: Task, data: TaskData, rows: np.nda
         unit, shown, explained = _output_unit(task, scores[k])
         truth = (f"{float(data.targets[r]):.3g}" if task.target is TargetKind.REGRESSION
                  else _true_label(task, data.targets[r]))
+        members = len(getattr(predictor, "members", ()))
         caption = (f"stay {stays[r]} (patient {data.patient_ids[r]}, true: {truth}): {shown}; "
-                   f"attributions for {explained}")
+                   f"attributions for {explained}"
+                   f"{f' (of the first of {members} ensemble members)' if members > 1 else ''}")
         item = explain_stay(network, {n: v.unsqueeze(0) for n, v in x.items()}, data.inputs[[r]],
                             unit, caption, out_dir / f"stay_{stays[r]}.png")
         items.append({"stay_id": str(stays[r]), "patient_id": str(data.patient_ids[r]),
