@@ -138,11 +138,22 @@ def _physionet(cohort: Cohort, target: TargetKind, label: str) -> Callable[[Path
     return load
 
 
+def _days_to_death_or_discharge() -> pl.Expr:
+    died = pl.col("survival_days").is_not_null() & (pl.col("survival_days") >= 0)
+    return pl.when(died).then(pl.col("survival_days")).otherwise(pl.col("los_days"))
+
+
 def _icu_survival(stays: pl.DataFrame) -> pl.DataFrame:
-    """Days from ICU admission to death; survivors censored at hospital discharge."""
-    died = pl.col("survival_days").is_not_null()
-    return stays.select(pl.when(died).then(pl.col("survival_days")).otherwise(pl.col("los_days"))
-                        .alias("time"), died.cast(pl.Float64).alias("event"))
+    """Days from the end of the 48 h window (the landmark) to death; survivors censored at
+    hospital discharge."""
+    died = pl.col("survival_days").is_not_null() & (pl.col("survival_days") >= 0)
+    return stays.select((_days_to_death_or_discharge() - 2.0).alias("time"),
+                        died.cast(pl.Float64).alias("event"))
+
+
+def _alive_after_window(stays: pl.DataFrame) -> pl.Series:
+    """Stays whose death or discharge comes after the 48 h window (integer days > 2)."""
+    return stays.select(_days_to_death_or_discharge() > 2.0).to_series()
 
 
 PHYSIONET_COMMON = dict(
@@ -168,9 +179,11 @@ register_task(Task(
     default_model="grud", **PHYSIONET_COMMON))
 register_task(Task(
     name="icu-survival", target=TargetKind.SURVIVAL, primary_metric="c_index",
-    description="PhysioNet 2012: time to death after ICU admission (censored at discharge) "
-                "from the first 48 h, with a Cox head on the sequence encoder",
-    loader=_physionet(Cohort(48, "start", _icu_survival, static=ICU_STATIC),
+    description="PhysioNet 2012: days to death after the first 48 h in the ICU (censored at "
+                "hospital discharge), for stays alive and in hospital after day 2; a Cox head on "
+                "the sequence encoder",
+    loader=_physionet(Cohort(48, "start", _icu_survival, keep=_alive_after_window,
+                             static=ICU_STATIC),
                       TargetKind.SURVIVAL, "survival_days"),
     default_model="grud", **{**PHYSIONET_COMMON, "models": ("grud", "event-transformer", "coxph")}))
 
