@@ -48,6 +48,10 @@ def _fmt(entry: dict | None, scale: float = 1.0) -> str:
     return f"{entry['value'] * scale:.1f} ({lo * scale:.1f}-{hi * scale:.1f})"
 
 
+def _seconds(value: float) -> str:
+    return "-" if np.isnan(value) else f"{value:.0f}"
+
+
 def conversion(source: str, path: Path) -> dict:
     """Convert from scratch in a fresh interpreter: stays, events, seconds, peak RSS (MB)."""
     with tempfile.TemporaryDirectory() as out:
@@ -133,7 +137,7 @@ def main() -> None:
     for r in rows:
         ece = r["ece"]["value"] if r.get("ece") else float("nan")
         print(f"| iatros {r['model']} | {_fmt(r['auroc'], 100)} | {_fmt(r['auprc'], 100)} | "
-              f"{ece:.3f} | {r['seconds']:.0f} |")
+              f"{ece:.3f} | {_seconds(r['seconds'])} |")
     for name, auroc, auprc in PUBLISHED:
         print(f"| {name} (published) | {auroc:.1f} | {auprc:.1f} | - | - |")
     if conv:
