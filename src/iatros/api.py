@@ -411,8 +411,7 @@ def _finish(run: RunFolder, task: Task, predictor: Predictor, data: TaskData, sp
                       "ci": 0.95},
     }
     write_json(run.file(METRICS), metrics)
-    _explain_test_images(run, task, predictor, data, test, calibrated["test"])
-    _explain_test_stays(run, task, predictor, data, test, calibrated["test"])
+    _explain_test_examples(run, task, predictor, data, test, calibrated["test"])
     if task.modality is Modality.TEXT:
         from iatros.text_run import explain_notes
 
@@ -452,12 +451,7 @@ def explain_rows(predictor: Predictor, task: Task, inputs: Any, labels: Sequence
     items = []
     for k in range(len(inputs)):
         x, _ = dataset[k]
-        if task.target is TargetKind.BINARY:
-            unit, shown = 0, f"P({_class_name(task, 1)}) = {scores[k]:.2f}"
-        else:
-            unit = int(np.argmax(scores[k]))
-            shown = f"predicted {_class_name(task, unit)} (p = {scores[k][unit]:.2f})"
-        explained = _class_name(task, 1 if task.target is TargetKind.BINARY else unit)
+        unit, shown, explained = _output_unit(task, scores[k])
         caption = f"{labels[k]}: {shown}; heat map for {explained}"
         name = names[k] if names else f"gradcam_{k}"
         item = explain_image(network, x, unit, out_dir / f"{name}.png", caption, method=method)
@@ -467,27 +461,14 @@ def explain_rows(predictor: Predictor, task: Task, inputs: Any, labels: Sequence
 
 def _true_label(task: Task, target: Any) -> str:
     """The reference label of one row as text (every positive finding for multilabel tasks)."""
+    if task.target is TargetKind.REGRESSION:
+        return f"{float(target):.3g}"
+    if task.target is TargetKind.SURVIVAL:
+        return f"{'event' if target[1] else 'censored'} at {float(target[0]):.3g}"
     if task.target is TargetKind.MULTILABEL:
         found = [_class_name(task, j) for j in np.flatnonzero(np.asarray(target))]
         return ", ".join(found) or "no finding"
     return _class_name(task, int(target))
-
-
-def _explain_test_images(run: RunFolder, task: Task, predictor: Predictor, data: TaskData,
-                         rows: np.ndarray, scores: np.ndarray) -> None:
-    if task.modality is not Modality.IMAGE or task.target is TargetKind.REGRESSION:
-        return
-    picks = _pick_examples(data.targets[rows], scores, task.target)
-    if not picks:
-        return
-    chosen = rows[picks]
-    labels = [f"{data.patient_ids[r]} (true: {_true_label(task, data.targets[r])})" for r in chosen]
-    items = explain_rows(predictor, task, data.inputs[chosen], labels, scores[picks],
-                         run.path / "figures")
-    for item in items:
-        item["path"] = str(Path(item["path"]).relative_to(run.path))
-    if items:
-        write_json(run.file("explanations.json"), items)
 
 
 def _output_unit(task: Task, score: Any) -> tuple[int, str, str]:
@@ -496,6 +477,8 @@ def _output_unit(task: Task, score: Any) -> tuple[int, str, str]:
         return 0, f"P({_class_name(task, 1)}) = {float(score):.2f}", _class_name(task, 1)
     if task.target is TargetKind.REGRESSION:
         return 0, f"predicted {float(score):.3g}", "the predicted value"
+    if task.target is TargetKind.SURVIVAL:
+        return 0, f"risk score {float(score):.3g}", "the risk score"
     unit = int(np.argmax(score))
     return unit, f"predicted {_class_name(task, unit)} (p = {score[unit]:.2f})", _class_name(task, unit)
 
@@ -503,10 +486,10 @@ def _output_unit(task: Task, score: Any) -> tuple[int, str, str]:
 def explain_stays(predictor: Predictor, task: Task, data: TaskData, rows: np.ndarray,
                   scores: np.ndarray, out_dir: Path) -> list[dict[str, Any]]:
     """Integrated-gradient attributions (JSON entries and figures) for EHR stays `rows`."""
-    from iatros.explain.sequence import can_explain, explain_stay
+    from iatros.explain.sequence import explain_stay, explainable
 
-    network = getattr(predictor, "network", None)
-    if task.modality is not Modality.EHR or not can_explain(network):
+    network = explainable(getattr(predictor, "network", None))
+    if task.modality is not Modality.EHR or network is None:
         return []
     dataset = make_dataset(predictor.spec, data.inputs[rows], data.targets[rows], task.target,
                            train=False, params=predictor.info["params"])
@@ -516,8 +499,7 @@ def explain_stays(predictor: Predictor, task: Task, data: TaskData, rows: np.nda
     for k, r in enumerate(rows):
         x, _ = dataset[k]
         unit, shown, explained = _output_unit(task, scores[k])
-        truth = (f"{float(data.targets[r]):.3g}" if task.target is TargetKind.REGRESSION
-                 else _true_label(task, data.targets[r]))
+        truth = _true_label(task, data.targets[r])
         members = len(getattr(predictor, "members", ()))
         caption = (f"stay {stays[r]} (patient {data.patient_ids[r]}, true: {truth}): {shown}; "
                    f"attributions for {explained}"
@@ -529,19 +511,36 @@ def explain_stays(predictor: Predictor, task: Task, data: TaskData, rows: np.nda
     return items
 
 
-def _explain_test_stays(run: RunFolder, task: Task, predictor: Predictor, data: TaskData,
-                        rows: np.ndarray, scores: np.ndarray) -> None:
-    if task.modality is not Modality.EHR:
+_EXPLANATION_INTROS = {
+    Modality.EHR: "Integrated gradients for a few test stays: each cell is how much one variable's "
+                  "value in that hour moved the model's output away from what an average value "
+                  "would give (red raises it, blue lowers it). They show what the model used, not "
+                  "what caused the outcome.",
+}
+
+
+def _explain_test_examples(run: RunFolder, task: Task, predictor: Predictor, data: TaskData,
+                           rows: np.ndarray, scores: np.ndarray) -> None:
+    """Explanations of a few telling test rows (Grad-CAM for images, attributions for stays)."""
+    if task.modality not in (Modality.IMAGE, Modality.EHR) or (
+            task.modality is Modality.IMAGE and task.target is TargetKind.REGRESSION):
         return
-    picks = (_pick_examples(data.targets[rows], scores, task.target)
-             if task.target is not TargetKind.REGRESSION else list(np.argsort(scores)[-2:]))
-    items = explain_stays(predictor, task, data, rows[picks], scores[picks], run.path / "figures")
+    picks = (list(np.argsort(scores)[-2:]) if task.target is TargetKind.REGRESSION
+             else _pick_examples(data.targets[rows], scores, task.target))
+    if not picks:
+        return
+    chosen = rows[picks]
+    if task.modality is Modality.IMAGE:
+        labels = [f"{data.patient_ids[r]} (true: {_true_label(task, data.targets[r])})"
+                  for r in chosen]
+        items = explain_rows(predictor, task, data.inputs[chosen], labels, scores[picks],
+                             run.path / "figures")
+    else:
+        items = explain_stays(predictor, task, data, chosen, scores[picks], run.path / "figures")
     for item in items:
         item["path"] = str(Path(item["path"]).relative_to(run.path))
-        item["intro"] = ("Integrated gradients for a few test stays: each cell is how much one "
-                         "variable's value in that hour moved the model's output away from what "
-                         "an average value would give (red raises it, blue lowers it). They show "
-                         "what the model used, not what caused the outcome.")
+        if task.modality in _EXPLANATION_INTROS:
+            item["intro"] = _EXPLANATION_INTROS[task.modality]
     if items:
         write_json(run.file("explanations.json"), items)
 
@@ -815,7 +814,7 @@ def explain_records(run: str | Path, stays: Sequence[str], *, data_root: str | P
     rows = np.array([known[str(s)] for s in stays])
     predictor = load_predictor(folder.path, settings.device)
     if task_obj.target is TargetKind.SURVIVAL:
-        scores = predictor.predict_scores(data.inputs[rows])
+        scores = predictor.predict_survival(data.inputs[rows])[0]
     else:
         calibrator = calibrator_from_dict(read_json(folder.file(CALIBRATION)))
         scores = calibrator.transform(predictor.predict_scores(data.inputs[rows]))

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from iatros import api
@@ -141,6 +142,9 @@ def test_icu_survival_gives_a_c_index(icu_root: Path, tmp_path: Path) -> None:
                     out=tmp_path / "surv", eval_options=FAST, register=False)
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["splits"]["test"]["c_index"]["n"] > 0
+    stay = str(pd.read_csv(run / "predictions.csv")["attr_stay_id"].iloc[0])
+    items = api.explain_records(run, [stay], out=tmp_path / "why")
+    assert items[0]["caption"].endswith("attributions for the risk score") and items[0]["variables"]
 
 
 def test_ehr_family_trains_any_stays_column_with_a_window(icu_root: Path, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from iatros.errors import ConfigError
+from iatros.explain.figure import pyplot, save_figure
 
 METHODS = ("gradcam", "gradcampp")
 
@@ -55,10 +56,7 @@ def top_slices(heat: np.ndarray, n: int = 3) -> list[int]:
 
 def save_overlay(image: np.ndarray, heat: np.ndarray, path: Path, title: str) -> Path:
     """PNG of the input (gray or RGB) with the heat map on top; 3D shows the top slices."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     image = np.asarray(image, dtype=np.float32)
     if heat.ndim == 3:  # (D, H, W)
@@ -76,12 +74,7 @@ def save_overlay(image: np.ndarray, heat: np.ndarray, path: Path, title: str) ->
                 ax.imshow(h, cmap="jet", alpha=0.45, vmin=0, vmax=1, interpolation="bilinear")
             ax.set_title(f"{label} {'Grad-CAM' if with_heat else 'input'}".strip(), fontsize=8)
             ax.axis("off")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, title, path, dpi=120)
 
 
 def explain_image(model: nn.Module, x: torch.Tensor, class_index: int, path: Path, title: str,

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from iatros.errors import ConfigError
+from iatros.explain.figure import pyplot, save_figure
 
 N_STEPS = 64
 METHOD = (f"integrated gradients (captum, {N_STEPS} steps) against the training mean of each "
@@ -36,6 +37,15 @@ class StayAttribution:
 
 def can_explain(network: Any) -> bool:
     return hasattr(network, "attribution_inputs") and hasattr(network, "forward_attribution")
+
+
+def explainable(network: Any) -> Any:
+    """The module to attribute: the network, or the sequence encoder under a survival head
+    (whose single output is the log-risk the head passes on); None when neither can be."""
+    for module in (network, getattr(network, "encoder", None)):
+        if can_explain(module):
+            return module
+    return None
 
 
 def attribute(network: nn.Module, batch: dict[str, torch.Tensor], unit: int, n_bins: int,
@@ -100,10 +110,7 @@ def summary(attr: StayAttribution, values: np.ndarray, variables: list[str],
 def stay_figure(attr: StayAttribution, variables: list[str], static_names: list[str],
                 bin_hours: float, caption: str, path: Path, top: int = 12) -> Path:
     """Heat map of the top variables over hours, beside a bar chart of the largest totals."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     order = np.argsort(-np.abs(attr.variables))[:top]
     variables = [v.split("//", 1)[-1] for v in variables]
@@ -125,12 +132,7 @@ def stay_figure(attr: StayAttribution, variables: list[str], static_names: list[
     bar.invert_yaxis()
     bar.axvline(0, color="black", lw=0.5)
     bar.set_title("total over the window", fontsize=9)
-    fig.suptitle(caption, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, caption, path, dpi=110)
 
 
 def explain_stay(network: nn.Module, batch: dict[str, torch.Tensor], inputs: Any, unit: int,

@@ -127,15 +127,21 @@ def fail_writing(monkeypatch, name: str) -> None:
     monkeypatch.setattr(pl.DataFrame, "write_parquet", write)
 
 
-def test_a_failed_write_keeps_the_previous_cache_intact(tmp_path, monkeypatch):
+def convert_set_a_then_fail_writing(tmp_path, monkeypatch, name):
+    """Convert set A, add set B, and make the next conversion fail writing `name`."""
     root, out = set_a(tmp_path / "in"), tmp_path / "out"
     convert(SOURCE, root, out)
     before = snapshot(out)
     add_set_b(root)
     with monkeypatch.context() as m:
-        fail_writing(m, "events.parquet")
+        fail_writing(m, name)
         with pytest.raises(OSError, match="No space left"):
             convert(SOURCE, root, out)
+    return root, out, before
+
+
+def test_a_failed_write_keeps_the_previous_cache_intact(tmp_path, monkeypatch):
+    root, out, before = convert_set_a_then_fail_writing(tmp_path, monkeypatch, "events.parquet")
     assert snapshot(out) == before
     assert json.loads(before["manifest.json"])["n_stays"] == 3
     tables = convert(SOURCE, root, out)   # the stale manifest is not taken for the new inputs
@@ -143,24 +149,12 @@ def test_a_failed_write_keeps_the_previous_cache_intact(tmp_path, monkeypatch):
 
 
 def test_a_failed_write_leaves_no_partial_files(tmp_path, monkeypatch):
-    root, out = set_a(tmp_path / "in"), tmp_path / "out"
-    convert(SOURCE, root, out)
-    add_set_b(root)
-    with monkeypatch.context() as m:
-        fail_writing(m, "events.parquet")
-        with pytest.raises(OSError):
-            convert(SOURCE, root, out)
+    _, out, _ = convert_set_a_then_fail_writing(tmp_path, monkeypatch, "events.parquet")
     assert [p.name for p in out.rglob("*.tmp*")] == []
 
 
 def test_an_interrupted_conversion_never_leaves_a_cache_that_looks_valid(tmp_path, monkeypatch):
-    root, out = set_a(tmp_path / "in"), tmp_path / "out"
-    convert(SOURCE, root, out)
-    add_set_b(root)
-    with monkeypatch.context() as m:
-        fail_writing(m, "stays.parquet")
-        with pytest.raises(OSError):
-            convert(SOURCE, root, out)
+    root, out, _ = convert_set_a_then_fail_writing(tmp_path, monkeypatch, "stays.parquet")
     shutil.rmtree(root / "set-b")            # back to the inputs the manifest describes
     (root / "Outcomes-b.txt").unlink()
     tables = convert(SOURCE, root, out)

@@ -13,6 +13,7 @@ extremes of its second half (trends a single summary hides), plus the static fea
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
@@ -73,23 +74,18 @@ class EhrInputs:
         first_i = np.where(observed, idx, t).min(axis=1)
         last_i = np.where(observed, idx, -1).max(axis=1)
         take = np.take_along_axis
-        with np.errstate(all="ignore"):
-            first = np.where(has, take(self.values, np.clip(first_i, 0, t - 1)[:, None], 1)[:, 0],
-                             np.nan)
-            last = np.where(has, take(self.values, np.clip(last_i, 0, t - 1)[:, None], 1)[:, 0],
-                            np.nan)
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                half, quarter = self.values[:, t // 2:], t - max(1, t // 4)
-                stats = [first, last, np.nanmin(self.values, axis=1), np.nanmax(self.values, axis=1),
-                         np.nanmean(self.values, axis=1), np.nanstd(self.values, axis=1), count,
-                         np.where(has, (t - 1 - last_i) * self.bin_hours, np.nan),
-                         np.nanmean(self.values[:, :max(1, t // 4)], axis=1),
-                         np.nanmean(self.values[:, :max(1, t // 2)], axis=1),
-                         np.nanmean(half, axis=1), np.nanmean(self.values[:, quarter:], axis=1),
-                         np.nanmin(half, axis=1), np.nanmax(half, axis=1)]
+        x = self.values
+        half, quarter = x[:, t // 2:], t - max(1, t // 4)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices give NaN, as meant
+            first = np.where(has, take(x, np.clip(first_i, 0, t - 1)[:, None], 1)[:, 0], np.nan)
+            last = np.where(has, take(x, np.clip(last_i, 0, t - 1)[:, None], 1)[:, 0], np.nan)
+            stats = [first, last, np.nanmin(x, axis=1), np.nanmax(x, axis=1),
+                     np.nanmean(x, axis=1), np.nanstd(x, axis=1), count,
+                     np.where(has, (t - 1 - last_i) * self.bin_hours, np.nan),
+                     np.nanmean(x[:, :max(1, t // 4)], axis=1), np.nanmean(x[:, :max(1, t // 2)], axis=1),
+                     np.nanmean(half, axis=1), np.nanmean(x[:, quarter:], axis=1),
+                     np.nanmin(half, axis=1), np.nanmax(half, axis=1)]
         per_var = np.stack(stats, axis=2).reshape(n, v * len(STATS))
         return np.concatenate([per_var, self.static], axis=1).astype(np.float32)
 
