@@ -4,7 +4,11 @@ Each model trains on DeepSurv's published training file (validation carved from 
 for early stopping) and is scored on the published test file: Harrell's C-index, Uno's C and the
 integrated Brier score (IPCW), each with a 95% bootstrap CI.
 
-    python benchmarks/survival.py --data-root ../shared/data [--models deepsurv coxph ...]
+    python benchmarks/survival.py --data-root ../shared/data [--models deepsurv coxph ...] [--tune]
+
+With --tune, DeepSurv and the random survival forest also get a small grid search on the
+validation part (`iatros tune`); the test file is scored once, for the chosen setting. A last
+table counts test rows that repeat a training row exactly and scores the others alone.
 """
 
 from __future__ import annotations
@@ -17,9 +21,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 PUBLISHED_DEEPSURV_C = {"whas": 0.863, "gbsg": 0.668, "metabric": 0.643, "support": 0.618}
 PYCOX_METABRIC = "pycox METABRIC notebooks: C-td 0.654-0.675, IBS about 0.16"
 MODELS = ("deepsurv", "logistic-hazard", "deephit", "coxph", "rsf")
+# Searched with --tune on the validation part of the training file (api.tune), never on test.
+SPACES = {
+    "deepsurv": {"hidden": [(32, 32), (64, 64, 64), (128, 128), (256, 256, 256)],
+                 "dropout": [0.0, 0.1, 0.3], "lr": [1e-3, 3e-3]},
+    "rsf": {"min_samples_leaf": [1, 3, 5, 15]},
+}
 
 
 def _fmt(entry: dict | None) -> str:
@@ -29,38 +42,88 @@ def _fmt(entry: dict | None) -> str:
     return f"{entry['value']:.3f} ({lo:.3f}-{hi:.3f})"
 
 
-def main() -> None:
+def copied_test_rows(name: str, data_root: str) -> np.ndarray:
+    """Test rows whose features, time and event all appear in a training row (same patient twice)."""
+    from iatros.data.sources.deepsurv import load_deepsurv
+
+    table = load_deepsurv(name, Path(data_root))
+    frame = table.features.round(4).assign(_t=table.time.round(4), _e=table.event)
+    keys = frame.apply(tuple, axis=1)
+    train = set(keys[table.split == "train"])
+    test = np.flatnonzero(table.split == "test")
+    return test[[keys.iloc[i] in train for i in test]]
+
+
+def c_index_without(run: Path, rows: np.ndarray, n_boot: int, seed: int) -> dict | None:
+    """Harrell's C (with CI) on the run's test rows that are not in `rows`."""
+    from iatros.evaluate import metrics as M
+    from iatros.models.survival import to_structured
+
+    frame = pd.read_csv(run / "predictions.csv")
+    frame = frame[(frame["split"] == "test") & ~frame["row"].isin(rows)]
+    if frame.empty:
+        return None
+    target = to_structured(frame["time"].to_numpy(float), frame["event"].to_numpy(int))
+    return M.evaluate(target, frame["risk"].to_numpy(float), "survival", metrics=("c_index",),
+                      n_boot=n_boot, seed=seed)["c_index"]
+
+
+def run_one(name: str, model: str, args: argparse.Namespace, tmp: Path, tune: bool) -> dict:
+    """Train (or tune then train) one model on one split; its test metrics and timing."""
     from iatros import api
 
+    t0 = time.perf_counter()
+    options = api.EvalOptions(n_boot=args.n_boot, seed=args.seed)
+    out = tmp / f"{name}-{model}-{'tuned' if tune else 'default'}"
+    if tune:
+        run = api.tune(f"survival-{name}", SPACES[model], model=model, data_root=args.data_root,
+                       seed=args.seed, max_trials=args.max_trials, out=out, register=False,
+                       eval_options=options)
+    else:
+        run = api.train(f"survival-{name}", data_root=args.data_root, model=model, seed=args.seed,
+                        out=out, register=False, eval_options=options)
+    test = json.loads((run / "metrics.json").read_text())["splits"]["test"]
+    chosen = None
+    if tune:
+        tuning = json.loads((run / "tuning.json").read_text())
+        chosen = tuning["trials"][tuning["chosen"]]["settings"]
+    return {"dataset": name, "model": model + (" tuned" if tune else ""), "c_index": test["c_index"],
+            "c_index_uno": test.get("c_index_uno"), "ibs": test.get("ibs"), "chosen": chosen,
+            "run": run, "seconds": time.perf_counter() - t0}
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", default=os.environ.get("IATROS_DATA", "../shared/data"))
     parser.add_argument("--datasets", nargs="*", default=list(PUBLISHED_DEEPSURV_C))
     parser.add_argument("--models", nargs="*", default=list(MODELS))
+    parser.add_argument("--tune", action="store_true",
+                        help=f"also search {', '.join(SPACES)} settings on validation (api.tune)")
+    parser.add_argument("--max-trials", type=int, default=24)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-boot", type=int, default=200)
     parser.add_argument("--json-out")
     args = parser.parse_args()
     os.environ.setdefault("IATROS_HOME", tempfile.mkdtemp(prefix="iatros-bench-"))
-    rows = []
-    for name in args.datasets:
-        for model in args.models:
-            t0 = time.perf_counter()
-            with tempfile.TemporaryDirectory() as tmp:
-                run = api.train(f"survival-{name}", data_root=args.data_root, model=model,
-                                seed=args.seed, out=Path(tmp) / "run", register=False,
-                                eval_options=api.EvalOptions(n_boot=args.n_boot, seed=args.seed))
-                metrics = json.loads((run / "metrics.json").read_text())
-            test = metrics["splits"]["test"]
-            rows.append({"dataset": name, "model": model, "c_index": test["c_index"],
-                         "c_index_uno": test.get("c_index_uno"), "ibs": test.get("ibs"),
-                         "seconds": time.perf_counter() - t0})
-            print(f"# {name} {model}: C {_fmt(test['c_index'])} IBS {_fmt(test.get('ibs'))}",
-                  flush=True)
+    jobs = [(m, False) for m in args.models] + [(m, True) for m in args.models
+                                                if args.tune and m in SPACES]
+    labels = [m + (" tuned" if tune else "") for m, tune in jobs]
+    rows, copied = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.datasets:
+            copied[name] = copied_test_rows(name, args.data_root)
+            for model, tune in jobs:
+                r = run_one(name, model, args, Path(tmp), tune)
+                r["c_index_unseen"] = c_index_without(r.pop("run"), copied[name], args.n_boot,
+                                                      args.seed)
+                rows.append(r)
+                print(f"# {name} {r['model']}: C {_fmt(r['c_index'])} IBS {_fmt(r['ibs'])}"
+                      + (f" chosen {r['chosen']}" if r["chosen"] else ""), flush=True)
     print(f"\nDeepSurv test splits, seed {args.seed}, {os.cpu_count()} CPU cores; 95% bootstrap CIs "
           f"({args.n_boot} resamples); n = test patients.\n")
-    print("| dataset | n test | published DeepSurv C | " + " | ".join(f"{m} C" for m in args.models)
+    print("| dataset | n test | published DeepSurv C | " + " | ".join(f"{m} C" for m in labels)
           + " | best IBS (model) |")
-    print("|---|---|---|" + "---|" * len(args.models) + "---|")
+    print("|---|---|---|" + "---|" * len(labels) + "---|")
     for name in args.datasets:
         mine = {r["model"]: r for r in rows if r["dataset"] == name}
         n = next(iter(mine.values()))["c_index"]["n"]
@@ -68,17 +131,26 @@ def main() -> None:
                    key=lambda r: r["ibs"]["value"], default=None)
         ibs = f"{_fmt(best['ibs'])} ({best['model']})" if best else "n/a"
         print(f"| {name} | {n} | {PUBLISHED_DEEPSURV_C[name]:.3f} | "
-              + " | ".join(_fmt(mine[m]["c_index"]) for m in args.models) + f" | {ibs} |")
+              + " | ".join(_fmt(mine[m]["c_index"]) for m in labels) + f" | {ibs} |")
     print(f"\nReference: {PYCOX_METABRIC}.")
-    print("\n| dataset | model | Uno's C | IBS | seconds |")
-    print("|---|---|---|---|---|")
+    print("\nTest rows that repeat a training row exactly (features, time, event), and Harrell's C "
+          "on the remaining test rows:\n")
+    print("| dataset | copied test rows | " + " | ".join(f"{m} C, unseen rows" for m in labels) + " |")
+    print("|---|---|" + "---|" * len(labels))
+    for name in args.datasets:
+        mine = {r["model"]: r for r in rows if r["dataset"] == name}
+        n_test = next(iter(mine.values()))["c_index"]["n"]
+        print(f"| {name} | {len(copied[name])} of {n_test} | "
+              + " | ".join(_fmt(mine[m]["c_index_unseen"]) for m in labels) + " |")
+    print("\n| dataset | model | chosen on validation | Uno's C | IBS | seconds |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['dataset']} | {r['model']} | {_fmt(r['c_index_uno'])} | {_fmt(r['ibs'])} | "
-              f"{r['seconds']:.0f} |")
+        print(f"| {r['dataset']} | {r['model']} | {r['chosen'] or 'defaults'} | "
+              f"{_fmt(r['c_index_uno'])} | {_fmt(r['ibs'])} | {r['seconds']:.0f} |")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak resident memory of the benchmark process: {peak:.0f} MB")
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(rows, indent=2))
+        Path(args.json_out).write_text(json.dumps(rows, indent=2, default=str))
 
 
 if __name__ == "__main__":

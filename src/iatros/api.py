@@ -35,6 +35,7 @@ from iatros.run_folder import (
     METRICS,
     PREDICTIONS,
     TRAIN_LOG,
+    TUNING,
     RunFolder,
     now_iso,
     read_json,
@@ -57,7 +58,7 @@ from iatros.train.trainer import Callback, TrainConfig
 
 log = logging.getLogger("iatros")
 
-__all__ = ["audit", "demo", "evaluate", "promote", "report", "runs", "tasks", "train"]
+__all__ = ["audit", "demo", "evaluate", "promote", "report", "runs", "tasks", "train", "tune"]
 
 
 @dataclass(frozen=True)
@@ -255,6 +256,62 @@ def train(
     if register:
         _register(settings, run)
     return run.path
+
+
+def tune(
+    task: str | Task,
+    space: dict[str, list[Any]],
+    *,
+    model: str | None = None,
+    data_root: str | Path | None = None,
+    out: str | Path | None = None,
+    seed: int = 0,
+    max_trials: int = 20,
+    epochs: int | None = None,
+    task_options: dict[str, Any] | None = None,
+    eval_options: EvalOptions = EvalOptions(),
+    progress: bool = False,
+    register: bool = True,
+    settings: Settings | None = None,
+) -> Path:
+    """Train one run per setting drawn from `space`, keep the best by validation score.
+
+    `space` maps model parameters or training settings (lr, weight_decay, epochs...) to the values
+    to try. Only the validation split guides the choice; the chosen setting is then trained as an
+    ordinary run in `out` (scored on test once) whose `tuning.json` lists every trial.
+    """
+    import tempfile
+
+    from iatros.train.search import best_trial, grid_trials, split_trial
+
+    settings = _settings_for(data_root, settings, None)
+    task_obj = _task(task, task_options, settings) if isinstance(task, str) else task
+    spec = _check_model(task_obj, model or task_obj.default_model)
+    metric = task_obj.primary_metric
+    higher = M.METRICS[metric].higher_is_better if metric in M.METRICS else True
+    trials = grid_trials(space, max_trials, seed)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="iatros-tune-") as tmp:
+        for k, trial in enumerate(trials):
+            params, train_settings = split_trial(trial)
+            t0 = time.perf_counter()
+            path = train(task_obj, settings=settings, out=Path(tmp) / f"trial{k}", epochs=epochs,
+                         seed=seed, model=spec.name, params=params, train_overrides=train_settings,
+                         eval_options=EvalOptions(0, eval_options.threshold, seed),
+                         progress=progress, register=False)
+            value = read_json(path / METRICS)["splits"]["val"][metric].get("value")
+            rows.append({"trial": k, "settings": trial, "val": value,
+                         "seconds": round(time.perf_counter() - t0, 2)})
+            log.info("trial %d/%d %s: val %s %s", k + 1, len(trials), trial, metric, value)
+    chosen = best_trial([r["val"] for r in rows], higher)
+    params, train_settings = split_trial(trials[chosen])
+    run = train(task_obj, settings=settings, out=out, epochs=epochs, seed=seed, model=spec.name,
+                params=params, train_overrides=train_settings, eval_options=eval_options,
+                progress=progress, register=register)
+    write_json(run / TUNING, {"metric": metric, "split": "val", "higher_is_better": higher,
+                              "space": space, "max_trials": max_trials, "chosen": chosen,
+                              "trials": rows})
+    return run
 
 
 def _fit(task: Task, spec: ModelSpec, data: TaskData, split: Split, run: RunFolder,
@@ -716,7 +773,8 @@ def predict(run: str | Path, inputs: Sequence[str | Path], *, out: str | Path | 
     """Calibrated probabilities (and a Grad-CAM overlay for images) for new inputs.
 
     Image runs take image files (PNG, JPEG, DICOM, NIfTI); tabular runs take CSV files with the
-    training columns, one prediction per row.
+    training columns, one prediction per row; text runs take note files, one prediction (or a
+    tagger's entities) per file.
     """
     folder, config, task_obj = _open_run(run)
     settings = get_settings(device=device)
@@ -726,6 +784,12 @@ def predict(run: str | Path, inputs: Sequence[str | Path], *, out: str | Path | 
     for f in files:
         if not f.is_file():
             raise MissingDataError(f"input file {f} not found")
+    if task_obj.modality is Modality.TEXT:
+        from iatros.text_run import predict_notes
+
+        calibrator = (calibrator_from_dict(read_json(folder.file(CALIBRATION)))
+                      if folder.file(CALIBRATION).is_file() else None)
+        return predict_notes(task_obj, predictor, calibrator, files)
     if task_obj.modality is Modality.IMAGE:
         batch = np.array([str(f) for f in files], dtype=object)
         names = [str(f) for f in files]

@@ -174,6 +174,51 @@ def train_cmd(
     print(path)
 
 
+@app.command("tune")
+def tune_cmd(
+    task: Annotated[str, typer.Argument(help="Task name (see `iatros tasks`).")],
+    space: Annotated[list[str], typer.Option(
+        "--space", help="NAME=V1,V2,... values to try for a model parameter or training setting "
+                        "(repeatable), e.g. --space dropout=0,0.1,0.3 --space hidden=32x32,64x64x64 "
+                        "--space lr=1e-3,3e-3.")],
+    model: Annotated[str | None, typer.Option(help="Model name (default: the task's).")] = None,
+    data_root: DataRoot = None,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Folder for the chosen run (default: $IATROS_HOME/runs/TASK-MODEL-TIME).")
+    ] = None,
+    max_trials: Annotated[int, typer.Option(
+        min=1, help="Most settings to train; a larger grid is sampled at random (seeded).")] = 20,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Maximum epochs (torch models).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the split, trials and sampling.")] = 0,
+    n_boot: Boot = 1000,
+    progress: Annotated[bool | None, typer.Option(
+        "--progress/--no-progress", help="Progress bars (default: when stderr is a terminal).")
+    ] = None,
+) -> None:
+    """Search model settings on the validation split, then train and report the best one.
+
+    Each setting trains a full run; only validation scores choose, so the test split stays
+    untouched until the chosen run is scored. The run's tuning.json lists every trial.
+    """
+    from iatros import api
+    from iatros.train.search import parse_space
+
+    path = api.tune(task, parse_space(space), model=model, data_root=data_root, out=out_dir,
+                    seed=seed, max_trials=max_trials, epochs=epochs, progress=_progress(progress),
+                    eval_options=api.EvalOptions(n_boot=n_boot, seed=seed))
+    tuning = json.loads((path / "tuning.json").read_text())
+    for row in tuning["trials"]:
+        mark = "*" if row["trial"] == tuning["chosen"] else " "
+        val = "n/a" if row["val"] is None else f"{row['val']:.4f}"
+        err.print(f"{mark} trial {row['trial']}: val {tuning['metric']} {val}  {row['settings']}",
+                  soft_wrap=True)
+    metrics = json.loads((path / "metrics.json").read_text())
+    test = metrics["splits"]["test"][metrics["primary_metric"]]
+    err.print(f"chosen trial {tuning['chosen']}: test {metrics['primary_metric']} {_fmt(test)}, "
+              f"n={test.get('n')}; report: {path / 'report.html'}", soft_wrap=True)
+    print(path)
+
+
 @app.command("evaluate")
 def evaluate_cmd(
     run: Annotated[Path, typer.Argument(help="Run folder.")],
@@ -239,13 +284,16 @@ def audit_cmd(
 def predict_cmd(
     run: Annotated[Path, typer.Argument(help="Run folder.")],
     files: Annotated[list[Path], typer.Argument(
-        help="Image files (PNG, JPEG, DICOM, NIfTI) for image runs; CSV files for tabular runs.")],
+        help="Image files (PNG, JPEG, DICOM, NIfTI) for image runs; CSV files for tabular runs; "
+             "note files for text runs (NER taggers and note classifiers).")],
     out_dir: Annotated[Path | None, typer.Option(
         "--out", help="Folder for heat maps (default: RUN/predictions/TIME).")] = None,
     no_explain: Annotated[bool, typer.Option("--no-explain", help="Skip Grad-CAM heat maps.")] = False,
     as_json: Json = False,
 ) -> None:
-    """Predict with a finished run: calibrated probabilities per class and a heat-map path."""
+    """Predict with a finished run: calibrated probabilities per class and a heat-map path
+    (images), a survival curve per patient (survival runs), entities with character offsets
+    (NER runs) or a specialty with the words that drove it (note classifiers)."""
     from iatros import api
 
     results = api.predict(run, files, out=out_dir, explain=not no_explain)
@@ -256,6 +304,14 @@ def predict_cmd(
     for col in ("input", "prediction", "probabilities / survival", "heat map / figure"):
         table.add_column(col, overflow="fold")
     for r in results:
+        if "error" in r:
+            table.add_row(r["input"], "error", r["error"], "-")
+            continue
+        if "entities" in r:  # a token tagger: the entities it found, with character offsets
+            found = "; ".join(f"{e['text']} [{e['label']}] {e['start']}-{e['end']}"
+                              for e in r["entities"])
+            table.add_row(r["input"], f"{len(r['entities'])} entities", found or "-", "-")
+            continue
         if "risk" in r:  # survival: risk, median survival and survival at the run's horizons
             at = ", ".join(f"S({t}) = {v:.3f}" for t, v in r["survival_at"].items())
             median = "not reached" if r["median_survival"] is None else f"{r['median_survival']:.4g}"
@@ -263,7 +319,8 @@ def predict_cmd(
             continue
         probs = ", ".join(f"{k}: {v:.3f}" for k, v in (r.get("probabilities") or {}).items())
         pred = r["prediction"] if isinstance(r["prediction"], str) else f"{r['prediction']:.3f}"
-        table.add_row(r["input"], pred, probs, r.get("heatmap", "-"))
+        words = ", ".join(w["term"] for w in r.get("words", []))
+        table.add_row(r["input"], pred, probs, r.get("heatmap") or (f"words: {words}" if words else "-"))
     out.print(table)
 
 

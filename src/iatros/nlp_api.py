@@ -22,6 +22,7 @@ from iatros.nlp.io import Note, NoteError, decode_note, read_note
 from iatros.nlp.patients import problem_and_medication_lists
 from iatros.nlp.pipeline import ClinicalPipeline, Tagger
 from iatros.nlp.summarize import summarize as summarize_text
+from iatros.text_run import tagger_from
 
 Item = tuple[str, str, Note | IatrosError]  # (source, patient id, note or the error)
 
@@ -76,7 +77,6 @@ def load_tagger(run: str | Path, device: str = "cpu") -> Tagger:
     """A trained token tagger (e.g. a `ner-ncbi-disease` run) as a callable for the pipeline."""
     import json
 
-    from iatros.text_run import predict_tags
     from iatros.train.predictors import load_predictor
 
     run = Path(run)
@@ -86,16 +86,7 @@ def load_tagger(run: str | Path, device: str = "cpu") -> Tagger:
         raise ConfigError(f"{run} is not a run folder (config.json: {e})") from e
     if config.get("target_kind") != "tokens":
         raise ConfigError(f"run {run} is a {config.get('target_kind')} model, not a token tagger")
-    classes = list(config["classes"])
-    predictor = load_predictor(run, device)
-
-    def tag(sentences: list[list[str]]) -> list[list[str]]:
-        from iatros.tasks.text import object_array
-
-        ids = predict_tags(predictor, object_array(sentences))
-        return [[classes[int(t)] if 0 <= int(t) < len(classes) else "O" for t in row]
-                for row in ids]
-    return tag
+    return tagger_from(load_predictor(run, device), list(config["classes"]))
 
 
 def _run(paths: Sequence[str | Path], work: Callable[[str, str, Note], Any], *, column: str | None,

@@ -19,6 +19,7 @@ METRICS = "metrics.json"
 PREDICTIONS = "predictions.csv"
 CALIBRATION = "calibration.json"
 TRAIN_LOG = "train_log.csv"
+TUNING = "tuning.json"
 REPORT = "report.html"
 
 

@@ -6,6 +6,7 @@ kind is tokens, and `explain_notes` after a note classifier's run is scored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from iatros.data.splits import Split
+from iatros.errors import IatrosError
 from iatros.evaluate import metrics as M
 from iatros.kinds import TargetKind
 from iatros.run_folder import PREDICTIONS, RunFolder, write_csv, write_json
@@ -36,6 +38,56 @@ def predict_tags(predictor: Any, sentences: Any) -> list[np.ndarray]:
     """Predicted tag ids per sentence (trimmed to each sentence's length)."""
     decoded = np.asarray(predictor.predict_scores(sentences))
     return [decoded[i, :len(s)].astype(np.int64) for i, s in enumerate(sentences)]
+
+
+def tagger_from(predictor: Any, classes: list[str]) -> Callable[[list[list[str]]], list[list[str]]]:
+    """A trained tagger as a callable from token lists to BIO tag names (the pipeline's Tagger)."""
+    from iatros.tasks.text import object_array
+
+    def tag(sentences: list[list[str]]) -> list[list[str]]:
+        ids = predict_tags(predictor, object_array(sentences))
+        return [[classes[int(t)] if 0 <= int(t) < len(classes) else "O" for t in row]
+                for row in ids]
+    return tag
+
+
+def predict_notes(task: Any, predictor: Any, calibrator: Any, files: list[Path]) -> list[dict[str, Any]]:
+    """Predictions for note files: a tagger's entities with offsets, or a note classifier's
+    calibrated class probabilities with the words that drove them. A file that cannot be read
+    as a note gives {"input", "error"} and the others go on."""
+    from iatros.nlp.io import read_note
+    from iatros.nlp.pipeline import ClinicalPipeline
+
+    results: list[dict[str, Any]] = []
+    notes = []
+    for f in files:
+        try:
+            notes.append((f, read_note(f).text))
+        except IatrosError as e:
+            results.append({"input": str(f), "error": str(e)})
+    if task.target is TargetKind.TOKENS:
+        pipeline = ClinicalPipeline(tagger=tagger_from(predictor, list(task.classes)))
+        results += [{"input": str(f), "entities": pipeline.tag(text)} for f, text in notes]
+    elif notes:
+        scores = calibrator.transform(predictor.predict_scores(
+            np.array([t for _, t in notes], dtype=object)))
+        estimator = getattr(predictor, "estimator", None)
+        for (f, text), row in zip(notes, np.asarray(scores), strict=True):
+            k = int(np.argmax(row))
+            result = {"input": str(f), "prediction": task.classes[k],
+                      "probabilities": {c: float(v) for c, v in zip(task.classes, row, strict=True)}}
+            if _is_linear_text_model(estimator):
+                from iatros.models.text import word_attributions
+
+                result["words"] = [{"term": w, "contribution": c}
+                                   for w, c in word_attributions(estimator, text, k)]
+            results.append(result)
+    order = {str(f): i for i, f in enumerate(files)}
+    return sorted(results, key=lambda r: order[r["input"]])
+
+
+def _is_linear_text_model(estimator: Any) -> bool:
+    return estimator is not None and "tfidf" in getattr(estimator, "named_steps", {})
 
 
 def _names(task: Any, ids: np.ndarray) -> str:
@@ -86,7 +138,7 @@ def explain_notes(run: RunFolder, task: Any, predictor: Any, data: Any, rows: np
     from iatros.models.text import class_top_words, word_attributions
 
     pipeline = getattr(predictor, "estimator", None)
-    if pipeline is None or not hasattr(pipeline, "named_steps") or "tfidf" not in pipeline.named_steps:
+    if not _is_linear_text_model(pipeline):
         return None
     scores = np.asarray(scores)
     examples = []

@@ -58,6 +58,31 @@ def test_fhir_bundle_links_resources_to_the_note():
     assert obs["valueQuantity"] == {"value": 12.5, "unit": "g/dL"}
 
 
+def test_allergies_and_family_history_get_their_own_fhir_resources():
+    from fhir.resources.R4B.bundle import Bundle
+
+    doc = extract_text("FAMILY HISTORY: Mother had breast cancer. No family history of diabetes."
+                       "\n\nALLERGIES: Penicillin causes rash. No known allergy to aspirin."
+                       "\n\nMEDICATIONS: Metformin 500 mg PO BID.", "note.txt")
+    bundle = to_fhir_bundle(doc, "p1")
+    Bundle.model_validate(bundle)
+    resources = [e["resource"] for e in bundle["entry"]]
+    family = [r for r in resources if r["resourceType"] == "FamilyMemberHistory"]
+    assert len(family) == 1  # the negated "no family history of diabetes" has no R4 form
+    assert family[0]["relationship"]["coding"][0]["code"] == "MTH"
+    assert family[0]["condition"][0]["code"]["text"] == "breast cancer"
+    allergies = {r["code"]["text"]: r for r in resources if r["resourceType"] == "AllergyIntolerance"}
+    assert allergies["Penicillin"]["verificationStatus"]["coding"][0]["code"] == "confirmed"
+    assert allergies["Penicillin"]["reaction"][0]["manifestation"][0]["text"] == "rash"
+    assert allergies["aspirin"]["verificationStatus"]["coding"][0]["code"] == "refuted"
+    assert "clinicalStatus" not in allergies["aspirin"]
+    conditions = {r["code"]["text"] for r in resources if r["resourceType"] == "Condition"}
+    assert not conditions & {"rash", "breast cancer", "diabetes"}  # a reaction, the family's
+    meds = [r["medicationCodeableConcept"]["text"] for r in resources
+            if r["resourceType"] == "MedicationStatement"]
+    assert meds == ["Metformin"]
+
+
 def test_rouge_known_values():
     assert rouge("the cat sat", "the cat sat") == {"rouge1": 1.0, "rouge2": 1.0, "rougeL": 1.0}
     r = rouge("the cat", "the cat sat on the mat")

@@ -105,6 +105,25 @@ def test_tiny_tagger_trains_end_to_end(tmp_path):
                for e in doc["entities"])
 
 
+def test_predict_on_note_files_returns_the_taggers_entities_with_offsets(tmp_path):
+    from iatros import api
+
+    _write_iob(tmp_path / "data" / "bioner" / "NCBI-disease-IOB", n=8)
+    run = api.train("ner-ncbi-disease", data_root=tmp_path / "data", epochs=40, register=False,
+                    out=tmp_path / "run", params={"hidden": 16, "word_dim": 16, "char_filters": 8},
+                    train_overrides={"lr": 0.02, "patience": 40}, eval_options=api.EvalOptions(n_boot=0))
+    text = "Breast cancer risk rises with age. Huntington disease is inherited."
+    note = tmp_path / "note.txt"
+    note.write_text(text)
+    binary = tmp_path / "scan.bin"
+    binary.write_bytes(b"\x00\x01\x02" * 10)
+    results = api.predict(run, [note, binary])
+    entities = results[0]["entities"]
+    assert {e["text"] for e in entities} == {"Breast cancer", "Huntington disease"}
+    assert all(text[e["start"]:e["end"]] == e["text"] and e["label"] == "Disease" for e in entities)
+    assert results[1]["input"] == str(binary) and "binary" in results[1]["error"]
+
+
 def test_real_ncbi_loader(shared_data):
     from iatros.tasks import get_task
 

@@ -4,9 +4,13 @@
 The note becomes a DocumentReference; each Condition points at it through `evidence.detail`,
 each MedicationStatement and Observation through `derivedFrom`, and every resource carries the
 mention's character span in an extension. Negated problems become Conditions with
-verificationStatus `refuted`, uncertain ones `provisional`; family-history and hypothetical
-mentions are not facts about the patient and are left out, and so are drugs named in an
-allergies section (they stay in the JSON output).
+verificationStatus `refuted`, uncertain ones `provisional`. Drugs named in an allergies section
+become AllergyIntolerance (`refuted` when negated, "no known allergy to aspirin"), with symptoms
+of the same sentence as reaction manifestations. Family-history mentions become
+FamilyMemberHistory, the relative taken from the context cue ("mother" -> MTH); a negated one
+("no family history of diabetes") has no FHIR R4 form and stays in the JSON output only, as do
+hypothetical mentions. AllergyIntolerance and FamilyMemberHistory have no evidence element, so
+they point at the note through a derived-from extension.
 """
 
 from __future__ import annotations
@@ -19,6 +23,14 @@ from iatros.errors import CorruptDataError
 SPAN_URL = "https://iatros.dev/fhir/StructureDefinition/note-span"
 VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
+DERIVED_URL = "https://iatros.dev/fhir/StructureDefinition/derived-from"
+ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+ALLERGY_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
+ROLE_CODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+RELATIVES = {"mother": "MTH", "father": "FTH", "sister": "SIS", "brother": "BRO", "son": "SON",
+             "daughter": "DAU", "grandmother": "GRMTH", "grandfather": "GRFTH", "aunt": "AUNT",
+             "uncle": "UNCLE", "sibling": "SIB", "siblings": "SIB", "parent": "PRN",
+             "parents": "PRN", "cousin": "COUSN", "child": "CHILD", "children": "CHILD"}
 ATTRIBUTES = ("negated", "uncertain", "historical", "family", "hypothetical")
 
 
@@ -86,6 +98,66 @@ def _observation(e: dict[str, Any], ref: dict[str, str], subject: dict[str, str]
     return out
 
 
+def _allergy(e: dict[str, Any], ref: dict[str, str], subject: dict[str, str],
+             reactions: list[dict[str, Any]]) -> dict[str, Any]:
+    status = "refuted" if e["negated"] else "unconfirmed" if e["uncertain"] else "confirmed"
+    out: dict[str, Any] = {
+        "resourceType": "AllergyIntolerance",
+        "extension": [*_span(e), {"url": DERIVED_URL, "valueReference": ref}],
+        "verificationStatus": {"coding": [{"system": ALLERGY_VERIFICATION, "code": status}]},
+        "category": ["medication"], "code": {"text": e["text"]}, "patient": subject,
+    }
+    if status != "refuted":  # FHIR forbids a clinical status on a refuted allergy
+        out["clinicalStatus"] = {"coding": [{"system": ALLERGY_CLINICAL, "code": "active"}]}
+    if reactions and status != "refuted":
+        out["reaction"] = [{"manifestation": [{"text": r["text"]} for r in reactions]}]
+    return out
+
+
+def _relative(e: dict[str, Any]) -> dict[str, Any]:
+    for cue in e.get("cues") or []:
+        code = RELATIVES.get(str(cue).lower())
+        if code:
+            return {"coding": [{"system": ROLE_CODE, "code": code}], "text": str(cue).lower()}
+    return {"coding": [{"system": ROLE_CODE, "code": "FAMMEMB"}], "text": "family member"}
+
+
+def _family_history(e: dict[str, Any], ref: dict[str, str], subject: dict[str, str]) -> dict[str, Any]:
+    return {"resourceType": "FamilyMemberHistory",
+            "extension": [*_span(e), {"url": DERIVED_URL, "valueReference": ref}],
+            "status": "partial" if e["uncertain"] else "completed", "patient": subject,
+            "relationship": _relative(e), "condition": [{"code": {"text": e["text"]}}]}
+
+
+def _allergy_reactions(entities: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    """For each allergy (by index), the non-negated symptoms of its sentence in the allergies
+    section: the reaction it causes ("penicillin causes rash")."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    for i, e in enumerate(entities):
+        if e["label"] == "MEDICATION" and e.get("allergy"):
+            out[i] = [s for s in entities if s["label"] == "SYMPTOM" and not s["negated"]
+                      and s.get("section") == "allergies" and s.get("sentence") == e.get("sentence")]
+    return out
+
+
+def _resource(e: dict[str, Any], ref: dict[str, str], subject: dict[str, str],
+              reactions: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    """The FHIR resource for one mention, or None for those with no FHIR form."""
+    if e.get("hypothetical"):
+        return None
+    if e.get("family"):
+        return (_family_history(e, ref, subject)
+                if e["label"] in ("PROBLEM", "SYMPTOM") and not e["negated"] else None)
+    if e["label"] in ("PROBLEM", "SYMPTOM"):
+        return _condition(e, ref, subject)
+    if e["label"] == "MEDICATION":
+        return (_allergy(e, ref, subject, reactions or []) if e.get("allergy")
+                else _medication(e, ref, subject))
+    if e["label"] == "LAB":
+        return _observation(e, ref, subject)
+    return None
+
+
 def to_fhir_bundle(doc: dict[str, Any], patient_id: str = "unknown") -> dict[str, Any]:
     """A FHIR collection Bundle (as a dict) for one extracted document; every resource is
     validated, and an invalid one raises CorruptDataError naming the mention."""
@@ -100,18 +172,12 @@ def to_fhir_bundle(doc: dict[str, Any], patient_id: str = "unknown") -> dict[str
               "content": [{"attachment": {"contentType": "text/plain", "title": source}}]}
     ref = {"reference": f"urn:uuid:{docref['id']}"}
     resources = [patient, docref]
-    for e in doc.get("entities", []):
-        if e.get("family") or e.get("hypothetical"):
-            continue
-        if e["label"] in ("PROBLEM", "SYMPTOM"):
-            r = _condition(e, ref, subject)
-        elif e["label"] == "MEDICATION":
-            if e.get("allergy"):  # an allergy, not a medication taken (AllergyIntolerance: not yet)
-                continue
-            r = _medication(e, ref, subject)
-        elif e["label"] == "LAB":
-            r = _observation(e, ref, subject)
-        else:
+    entities = list(doc.get("entities", []))
+    reactions = _allergy_reactions(entities)
+    used = {id(s) for group in reactions.values() for s in group}
+    for i, e in enumerate(entities):
+        r = None if id(e) in used else _resource(e, ref, subject, reactions.get(i))
+        if r is None:
             continue
         r["id"] = _id(f"{source}:{e['label']}:{e['start']}:{e['end']}")
         resources.append(r)

@@ -149,6 +149,19 @@ class ClinicalPipeline:
                 "sections": [s.to_dict() for s in sections], "n_sentences": n_sent,
                 "n_characters": len(text)}
 
+    def tag(self, text: str) -> list[dict[str, Any]]:
+        """Entities from the trained tagger alone, with its own labels and character offsets."""
+        if self.tagger is None:
+            raise ValueError("this pipeline has no trained tagger")
+        out = []
+        for offset, piece in chunks(text):
+            doc = self.nlp(piece)
+            for start, end, _, _, attrs in self._tagged(doc, []):
+                span = doc[start:end]
+                out.append({"text": span.text, "label": attrs["type"],
+                            "start": span.start_char + offset, "end": span.end_char + offset})
+        return out
+
     def pipe(self, texts: Iterable[str]) -> list[dict[str, Any]]:
         return [self.extract(t) for t in texts]
 
@@ -223,7 +236,8 @@ class ClinicalPipeline:
             for k, tag in enumerate([*row, "O"]):
                 if start is not None and not (tag.startswith("I-") and tag[2:] == kind):
                     label = _TAGGER_LABELS.get(kind or "", "PROBLEM")
-                    out.append((tokens[start].i, tokens[k - 1].i + 1, label, "ner", {}))
+                    out.append((tokens[start].i, tokens[k - 1].i + 1, label, "ner",
+                                {"type": kind or ""}))
                     start = None
                 if tag.startswith("B-") or (tag.startswith("I-") and start is None):
                     start, kind = k, tag[2:]

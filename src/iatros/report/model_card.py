@@ -428,15 +428,19 @@ def reproducibility_section(run: RunFiles) -> dict[str, Any]:
     }
 
 
-def explanations_section(run_dir: Path) -> list[dict[str, str]]:
-    """Saved explanation figures (e.g. Grad-CAM overlays) listed in explanations.json."""
+def _read_explanations(run_dir: Path) -> Any:
     path = run_dir / "explanations.json"
     if not path.is_file():
-        return []
+        return None
     try:
-        items = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
-        return []
+        return None
+
+
+def explanations_section(run_dir: Path) -> list[dict[str, str]]:
+    """Saved explanation figures (e.g. Grad-CAM overlays) listed in explanations.json."""
+    items = _read_explanations(run_dir)
     out = []
     for item in items if isinstance(items, list) else []:
         rel = Path(str(item.get("path", "")))
@@ -445,6 +449,22 @@ def explanations_section(run_dir: Path) -> list[dict[str, str]]:
             out.append({"path": rel.as_posix(), "caption": str(item.get("caption", "")),
                         "intro": str(item.get("intro", ""))})
     return out
+
+
+def word_explanations_section(run_dir: Path) -> dict[str, Any] | None:
+    """A note classifier's word attributions (explanations.json as a dict): each class's top
+    terms and, for a few test notes, the terms that pushed them toward the predicted class."""
+    data = _read_explanations(run_dir)
+    if not isinstance(data, dict) or "class_top_terms" not in data:
+        return None
+    classes = [{"name": str(name), "terms": ", ".join(map(str, terms))}
+               for name, terms in (data.get("class_top_terms") or {}).items()]
+    examples = [{"id": str(e.get("patient_id", "")), "true": str(e.get("true", "")),
+                 "predicted": str(e.get("predicted", "")), "probability": fmt(e.get("probability")),
+                 "words": ", ".join(f"{w['term']} ({w['contribution']:+.2f})"
+                                    for w in e.get("words") or [])}
+                for e in data.get("examples") or []]
+    return {"method": str(data.get("method", "")), "classes": classes, "examples": examples}
 
 
 def survival_calibration_rows(metrics: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -481,6 +501,7 @@ def build_context(run: RunFiles, figures: Mapping[str, str]) -> dict[str, Any]:
         "subgroups": subgroups,
         "evaluations": evaluations,
         "explanations": explanations_section(run.run_dir),
+        "word_explanations": word_explanations_section(run.run_dir),
         "limitations": config_limits,
         "auto_limitations": auto_limits,
         "figures": figure_list(figures),
