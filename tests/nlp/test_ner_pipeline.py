@@ -122,6 +122,13 @@ def test_predict_on_note_files_returns_the_taggers_entities_with_offsets(tmp_pat
     assert {e["text"] for e in entities} == {"Breast cancer", "Huntington disease"}
     assert all(text[e["start"]:e["end"]] == e["text"] and e["label"] == "Disease" for e in entities)
     assert results[1]["input"] == str(binary) and "binary" in results[1]["error"]
+    from typer.testing import CliRunner
+
+    from iatros.cli import app
+
+    shown = CliRunner().invoke(app, ["predict", str(run), str(note), str(binary)])
+    assert shown.exit_code == 0, shown.output
+    assert "2 entities" in shown.output and "Huntington disease [Disease]" in shown.output
 
 
 def test_real_ncbi_loader(shared_data):
