@@ -131,6 +131,33 @@ def test_predict_on_note_files_returns_the_taggers_entities_with_offsets(tmp_pat
     assert "2 entities" in shown.output and "Huntington disease [Disease]" in shown.output
 
 
+def test_tagger_ensembles_vote_per_token_and_ties_go_to_the_first_member():
+    from iatros.train.predictors import majority_tags
+
+    a = np.array([[0, 1, 2, -1]])
+    b = np.array([[0, 1, 0, -1]])
+    c = np.array([[1, 1, 0, -1]])
+    assert majority_tags([a, b, c]).tolist() == [[0, 1, 0, -1]]
+    assert majority_tags([a, c]).tolist() == a.tolist()
+
+
+def test_an_ensemble_of_taggers_trains_and_scores_end_to_end(tmp_path):
+    from iatros import api
+    from iatros.train.predictors import load_predictor, majority_tags
+
+    _write_iob(tmp_path / "data" / "bioner" / "NCBI-disease-IOB")
+    run = api.train("ner-ncbi-disease", data_root=tmp_path / "data", epochs=2, register=False,
+                    out=tmp_path / "run", ensemble=3, eval_options=api.EvalOptions(n_boot=0),
+                    params={"hidden": 8, "word_dim": 8, "char_filters": 4})
+    predictor = load_predictor(run, "cpu")
+    from iatros.tasks.text import object_array
+
+    sentences = object_array([w.split() for w, _ in SENTENCES])
+    votes = majority_tags([m.predict_scores(sentences) for m in predictor.members])
+    assert np.array_equal(predictor.predict_scores(sentences), votes)
+    assert "entity_f1" in json.loads((run / "metrics.json").read_text())["splits"]["test"]
+
+
 def test_real_ncbi_loader(shared_data):
     from iatros.tasks import get_task
 

@@ -93,7 +93,8 @@ class SklearnPredictor:
 
 @dataclass
 class EnsemblePredictor:
-    """Several networks trained with different seeds; probabilities (or curves) are averaged.
+    """Several networks trained with different seeds; probabilities (or curves) are averaged,
+    token tags are decided by majority vote.
 
     Explanations use the first member's network.
     """
@@ -111,7 +112,10 @@ class EnsemblePredictor:
         return self.members[0].spec
 
     def predict_scores(self, inputs: Any) -> np.ndarray:
-        return np.mean([m.predict_scores(inputs) for m in self.members], axis=0)
+        scores = [m.predict_scores(inputs) for m in self.members]
+        if self.kind is TargetKind.TOKENS:
+            return majority_tags(scores)
+        return np.mean(scores, axis=0)
 
     def predict_survival(self, inputs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         parts = [m.predict_survival(inputs) for m in self.members]
@@ -120,6 +124,15 @@ class EnsemblePredictor:
             raise ConfigError("ensemble members predict on different time grids")
         return (np.mean([p[0] for p in parts], axis=0), times,
                 np.mean([p[2] for p in parts], axis=0))
+
+
+def majority_tags(members: list[np.ndarray]) -> np.ndarray:
+    """Per-token majority vote of several taggers' tag ids ((N, L), -1 on padding); a tie goes
+    to the first member's tag, so two members give the first one's path."""
+    stacked = np.stack([np.asarray(m) for m in members])  # (M, N, L)
+    values = np.unique(stacked)
+    counts = np.stack([(stacked == v).sum(axis=0) + 0.5 * (stacked[0] == v) for v in values])
+    return values[np.argmax(counts, axis=0)].astype(stacked.dtype)
 
 
 Predictor = TorchPredictor | SklearnPredictor | EnsemblePredictor
