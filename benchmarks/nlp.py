@@ -32,18 +32,23 @@ PUBLISHED = {  # test entity F1 (%)
 }
 
 
-def ner_result(task: str, run: str | None, data_root: str, train: bool, epochs: int | None) -> dict:
+def ner_result(task: str, run: str | None, data_root: str, train: bool, epochs: int | None,
+               ensemble: int = 1) -> dict:
     from iatros import api
 
     if run is None:
         if not train:
             return {"task": task, "note": "no run given (pass --train or a run folder)"}
-        run = str(api.train(task, data_root=data_root, epochs=epochs, register=False))
+        run = str(api.train(task, data_root=data_root, epochs=epochs, register=False,
+                            ensemble=ensemble))
     metrics = json.loads((Path(run) / "metrics.json").read_text())
     status = json.loads((Path(run) / "status.json").read_text())
     test = metrics["splits"]["test"]
+    config = json.loads((Path(run) / "config.json").read_text())
     return {"task": task, "run": run, "f1": test["entity_f1"], "precision": test["entity_precision"],
-            "recall": test["entity_recall"], "train_seconds": status.get("train_seconds")}
+            "recall": test["entity_recall"], "train_seconds": status.get("train_seconds"),
+            "ensemble": int(config.get("ensemble") or 1), "epochs": config.get("epochs"),
+            "ema_decay": (config.get("train") or {}).get("ema_decay")}
 
 
 def specialty_result(data_root: str) -> dict:
@@ -111,6 +116,8 @@ def main() -> None:
     p.add_argument("--bc5cdr-run")
     p.add_argument("--train", action="store_true", help="train the NER runs that are not given")
     p.add_argument("--epochs", type=int)
+    p.add_argument("--ensemble", type=int, default=1,
+                   help="with --train: N taggers (seeds 0..N-1) voting per token")
     p.add_argument("--notes", type=int, default=500, help="MTSamples notes for throughput/ROUGE")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
@@ -119,8 +126,8 @@ def main() -> None:
 
     results = {
         "machine": f"{os.cpu_count()} CPU cores visible, torch threads {torch.get_num_threads()}",
-        "ner": [ner_result("ner-ncbi-disease", args.ncbi_run, args.data_root, args.train, args.epochs),
-                ner_result("ner-bc5cdr", args.bc5cdr_run, args.data_root, args.train, args.epochs)],
+        "ner": [ner_result(t, run, args.data_root, args.train, args.epochs, args.ensemble)
+                for t, run in (("ner-ncbi-disease", args.ncbi_run), ("ner-bc5cdr", args.bc5cdr_run))],
         "specialty": specialty_result(args.data_root),
         "negation": negation_result(),
         "extraction": throughput_and_rouge(args.data_root, args.notes),
@@ -132,9 +139,11 @@ def main() -> None:
             print(f"{r['task']:<20} {'ours: ' + r['note']:<58}")
             continue
         n = r["f1"]["n"]
-        print(f"{r['task']:<20} {'ours: BiLSTM-CRF + char-CNN, from scratch':<58} {fmt(r['f1']):>26}"
+        ours = "ours: BiLSTM-CRF + char-CNN, from scratch" + (
+            f", {r['ensemble']} voting" if r.get("ensemble", 1) > 1 else "")
+        print(f"{r['task']:<20} {ours:<58} {fmt(r['f1']):>26}"
               f"   P {fmt(r['precision'])}  R {fmt(r['recall'])}  n={n} sentences, "
-              f"{r['f1'].get('n_entities')} entities")
+              f"{r['f1'].get('n_entities')} entities, trained in {r.get('train_seconds')} s")
         for name, value in PUBLISHED[r["task"]].items():
             if value is not None:
                 print(f"{'':<20} {name:<58} {value:>26.1f}")
