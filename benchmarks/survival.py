@@ -78,7 +78,7 @@ def run_one(name: str, model: str, args: argparse.Namespace, tmp: Path, tune: bo
     if tune:
         run = api.tune(f"survival-{name}", SPACES[model], model=model, data_root=args.data_root,
                        seed=args.seed, max_trials=args.max_trials, out=out, register=False,
-                       eval_options=options)
+                       eval_options=options, folds=args.folds)
     else:
         run = api.train(f"survival-{name}", data_root=args.data_root, model=model, seed=args.seed,
                         out=out, register=False, eval_options=options)
@@ -100,6 +100,8 @@ def main() -> None:
     parser.add_argument("--tune", action="store_true",
                         help=f"also search {', '.join(SPACES)} settings on validation (api.tune)")
     parser.add_argument("--max-trials", type=int, default=24)
+    parser.add_argument("--folds", type=int, default=1,
+                        help="with --tune: score settings by K-fold CV over train + val")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-boot", type=int, default=200)
     parser.add_argument("--json-out")
@@ -142,7 +144,8 @@ def main() -> None:
         n_test = next(iter(mine.values()))["c_index"]["n"]
         print(f"| {name} | {len(copied[name])} of {n_test} | "
               + " | ".join(_fmt(mine[m]["c_index_unseen"]) for m in labels) + " |")
-    print("\n| dataset | model | chosen on validation | Uno's C | IBS | seconds |")
+    chosen_by = "validation" if args.folds == 1 else f"{args.folds}-fold CV on the training file"
+    print(f"\n| dataset | model | chosen by {chosen_by} | Uno's C | IBS | seconds |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['dataset']} | {r['model']} | {r['chosen'] or 'defaults'} | "

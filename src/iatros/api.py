@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from iatros import __version__
-from iatros.data.splits import SPLIT_NAMES, Split
+from iatros.data.splits import SPLIT_NAMES, Split, validation_fold
 from iatros.errors import ConfigError, MissingDataError, RunError
 from iatros.evaluate import metrics as M
 from iatros.evaluate.calibration import calibrator_from_dict, fit_calibrator, reliability_curve
@@ -193,12 +193,14 @@ def train(
     register: bool = True,
     callbacks: Sequence[Callback] = (),
     settings: Settings | None = None,
+    val_fold: tuple[int, int] | None = None,
 ) -> Path:
     """Train a model on a task, evaluate it, write its report, register it; return the run folder.
 
     With `resume`, continue an interrupted run in `out` (or the task's newest unfinished run)
     from its last checkpoint, using the configuration saved when it started. `task_options`
-    configure family tasks, e.g. {"target": "died"} for `csv:PATH`.
+    configure family tasks, e.g. {"target": "died"} for `csv:PATH`. `val_fold` (fold, n_folds)
+    re-cuts train + val so validation is that fold (used by `tune`); test stays the same.
     """
     settings = _settings_for(data_root, settings, device)
     if isinstance(task, str):
@@ -218,6 +220,7 @@ def train(
             raise RunError(f"run {run.path} trains {saved['model']!r}, not {model!r}")
         model, seed, params = saved["model"], saved["seed"], saved["model_params"]
         ensemble = int(saved.get("ensemble", 1))
+        val_fold = tuple(saved["val_fold"]) if saved.get("val_fold") else None
         train_overrides = {**(saved.get("train") or {}), **(train_overrides or {})}
         log.info("resuming %s in %s", task.name, run.path)
     spec = _check_model(task, model or task.default_model)
@@ -231,6 +234,8 @@ def train(
         params = {**task.model_params, **(params or {})}
     data = task.load(settings.data_root)
     split = task.split(data, seed)
+    if val_fold is not None:
+        split = validation_fold(split, data.patient_ids, *val_fold, seed=seed)
     run.path.mkdir(parents=True, exist_ok=True)
     if not resume:
         config = _new_config(task, spec, settings, seed, train_config, params)
@@ -240,6 +245,7 @@ def train(
                           "splits": _split_summary(task, data, split)}
         config["task_options"] = task.extra.get("options")
         config["ensemble"] = ensemble
+        config["val_fold"] = list(val_fold) if val_fold else None
         write_json(run.file(CONFIG), config)
     run.set_status("running", started=now_iso())
     try:
@@ -268,6 +274,8 @@ def tune(
     seed: int = 0,
     max_trials: int = 20,
     epochs: int | None = None,
+    ensemble: int = 1,
+    folds: int = 1,
     task_options: dict[str, Any] | None = None,
     eval_options: EvalOptions = EvalOptions(),
     progress: bool = False,
@@ -278,7 +286,11 @@ def tune(
 
     `space` maps model parameters or training settings (lr, weight_decay, epochs...) to the values
     to try. Only the validation split guides the choice; the chosen setting is then trained as an
-    ordinary run in `out` (scored on test once) whose `tuning.json` lists every trial.
+    ordinary run in `out` (scored on test once) whose `tuning.json` lists every trial. With
+    `ensemble` > 1 every trial is an ensemble of that many seeds, so a setting is judged on a
+    steadier validation score than one network's. With `folds` > 1 each setting is scored by
+    cross-validation over train + val (mean of the folds' validation scores); the test part is
+    never used until the chosen run.
     """
     import tempfile
 
@@ -295,22 +307,30 @@ def tune(
         for k, trial in enumerate(trials):
             params, train_settings = split_trial(trial)
             t0 = time.perf_counter()
-            path = train(task_obj, settings=settings, out=Path(tmp) / f"trial{k}", epochs=epochs,
-                         seed=seed, model=spec.name, params=params, train_overrides=train_settings,
-                         eval_options=EvalOptions(0, eval_options.threshold, seed),
-                         progress=progress, register=False)
-            value = read_json(path / METRICS)["splits"]["val"][metric].get("value")
+            scores = []
+            for fold in range(folds):
+                path = train(task_obj, settings=settings, out=Path(tmp) / f"trial{k}-fold{fold}",
+                             epochs=epochs, seed=seed, model=spec.name, params=params,
+                             train_overrides=train_settings, ensemble=ensemble,
+                             eval_options=EvalOptions(0, eval_options.threshold, seed),
+                             progress=progress, register=False,
+                             val_fold=(fold, folds) if folds > 1 else None)
+                scores.append(read_json(path / METRICS)["splits"]["val"][metric].get("value"))
+            usable = [v for v in scores if v is not None and np.isfinite(v)]
+            value = float(np.mean(usable)) if len(usable) == len(scores) else None
             rows.append({"trial": k, "settings": trial, "val": value,
+                         "folds": scores if folds > 1 else None,
                          "seconds": round(time.perf_counter() - t0, 2)})
             log.info("trial %d/%d %s: val %s %s", k + 1, len(trials), trial, metric, value)
     chosen = best_trial([r["val"] for r in rows], higher)
     params, train_settings = split_trial(trials[chosen])
     run = train(task_obj, settings=settings, out=out, epochs=epochs, seed=seed, model=spec.name,
                 params=params, train_overrides=train_settings, eval_options=eval_options,
-                progress=progress, register=register)
+                progress=progress, register=register, ensemble=ensemble)
     write_json(run / TUNING, {"metric": metric, "split": "val", "higher_is_better": higher,
-                              "space": space, "max_trials": max_trials, "chosen": chosen,
-                              "trials": rows})
+                              "space": space, "max_trials": max_trials, "ensemble": ensemble,
+                              "folds": folds,
+                              "chosen": chosen, "trials": rows})
     return run
 
 

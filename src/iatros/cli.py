@@ -189,6 +189,12 @@ def tune_cmd(
     max_trials: Annotated[int, typer.Option(
         min=1, help="Most settings to train; a larger grid is sampled at random (seeded).")] = 20,
     epochs: Annotated[int | None, typer.Option(min=1, help="Maximum epochs (torch models).")] = None,
+    ensemble: Annotated[int, typer.Option(
+        min=1, help="Judge (and keep) each setting as an ensemble of N seeds: a steadier "
+                    "validation score on small data.")] = 1,
+    folds: Annotated[int, typer.Option(
+        min=1, help="Score each setting by K-fold cross-validation over train + val (by "
+                    "patient) instead of the one validation split; test is never used.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed for the split, trials and sampling.")] = 0,
     n_boot: Boot = 1000,
     progress: Annotated[bool | None, typer.Option(
@@ -204,13 +210,15 @@ def tune_cmd(
     from iatros.train.search import parse_space
 
     path = api.tune(task, parse_space(space), model=model, data_root=data_root, out=out_dir,
-                    seed=seed, max_trials=max_trials, epochs=epochs, progress=_progress(progress),
+                    seed=seed, max_trials=max_trials, epochs=epochs, ensemble=ensemble, folds=folds,
+                    progress=_progress(progress),
                     eval_options=api.EvalOptions(n_boot=n_boot, seed=seed))
     tuning = json.loads((path / "tuning.json").read_text())
+    scored_on = "val" if tuning.get("folds", 1) == 1 else f"{tuning['folds']}-fold CV"
     for row in tuning["trials"]:
         mark = "*" if row["trial"] == tuning["chosen"] else " "
         val = "n/a" if row["val"] is None else f"{row['val']:.4f}"
-        err.print(f"{mark} trial {row['trial']}: val {tuning['metric']} {val}  {row['settings']}",
+        err.print(f"{mark} trial {row['trial']}: {scored_on} {tuning['metric']} {val}  {row['settings']}",
                   soft_wrap=True)
     metrics = json.loads((path / "metrics.json").read_text())
     test = metrics["splits"]["test"][metrics["primary_metric"]]

@@ -81,3 +81,35 @@ def test_tune_command_lists_trials_and_prints_the_chosen_run(tmp_path):
     assert result.exit_code == 0, result.output
     assert "trial 1: val c_index" in result.output and "chosen trial" in result.output
     assert (tmp_path / "t" / "tuning.json").is_file()
+
+
+@given(st.integers(4, 40), st.integers(2, 5), st.integers(0, 3))
+def test_validation_folds_partition_train_and_val_by_patient_and_keep_test(n_patients, k, seed):
+    import numpy as np
+
+    from iatros.data.splits import group_split, validation_fold
+
+    groups = np.repeat([f"p{i}" for i in range(n_patients)], 2)
+    split = group_split(groups, seed=seed)
+    pool = np.sort(np.concatenate([split.train, split.val]))
+    if len(set(groups[pool])) < k:
+        with pytest.raises(ConfigError, match="folds"):
+            validation_fold(split, groups, 0, k, seed=seed)
+        return
+    folds = [validation_fold(split, groups, f, k, seed=seed) for f in range(k)]
+    assert all(np.array_equal(f.test, split.test) for f in folds)
+    assert np.array_equal(np.sort(np.concatenate([f.val for f in folds])), pool)
+    for f in folds:
+        assert np.array_equal(np.sort(np.concatenate([f.train, f.val])), pool)
+        assert not set(groups[f.train]) & set(groups[f.val])
+
+
+def test_cross_validated_tuning_scores_each_setting_on_every_fold(tmp_path):
+    run = api.tune("survival-whas500", {"min_samples_leaf": [3, 60]}, model="rsf", folds=3,
+                   out=tmp_path / "cv", eval_options=api.EvalOptions(n_boot=0), register=False)
+    tuning = json.loads((run / "tuning.json").read_text())
+    assert tuning["folds"] == 3
+    for row in tuning["trials"]:
+        assert len(row["folds"]) == 3 and row["val"] == pytest.approx(sum(row["folds"]) / 3)
+    config = json.loads((run / "config.json").read_text())
+    assert config["val_fold"] is None  # the chosen run uses the task's own split

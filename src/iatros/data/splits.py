@@ -120,3 +120,21 @@ def carve_validation(split: Split, groups: np.ndarray, *, strata: np.ndarray | N
     inner = group_split(np.asarray(groups)[train], strata=inner_strata,
                         fractions=(1.0 - fraction, fraction, 0.0), seed=seed)
     return Split(train[np.sort(np.concatenate([inner.train, inner.test]))], train[inner.val], split.test)
+
+
+def validation_fold(split: Split, groups: np.ndarray, fold: int, n_folds: int, *,
+                    seed: int = 0) -> Split:
+    """The same test part; train and validation re-cut so validation is fold `fold` of
+    `n_folds` over the groups of train + val (cross-validation that never sees test)."""
+    if n_folds < 2 or not 0 <= fold < n_folds:
+        raise ConfigError(f"fold must be in 0..{n_folds - 1} of at least 2 folds, "
+                          f"got {fold} of {n_folds}")
+    pool = np.sort(np.concatenate([split.train, split.val]))
+    uniq, inverse = np.unique(np.asarray(groups).astype(str)[pool], return_inverse=True)
+    if len(uniq) < n_folds:
+        raise ConfigError(f"{len(uniq)} patients in train + val cannot fill {n_folds} folds")
+    order = np.random.default_rng(seed).permutation(len(uniq))
+    fold_of = np.empty(len(uniq), dtype=np.int64)
+    fold_of[order] = np.arange(len(uniq)) % n_folds
+    in_val = fold_of[inverse] == fold
+    return Split(pool[~in_val], pool[in_val], split.test)
