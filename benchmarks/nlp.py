@@ -7,7 +7,7 @@ with a 95% bootstrap CI over sentences (the IOB files carry no document ids). Pa
 already trained (`iatros train ner-ncbi-disease --data-root ../shared/data`) with --ncbi-run /
 --bc5cdr-run, or --train to train them here.
 
-    python benchmarks/nlp.py --data-root ../shared/data --ncbi-run RUN --bc5cdr-run RUN
+    python benchmarks/nlp.py --data-root ../shared/data --ncbi-run RUN [RUN ...] --bc5cdr-run RUN
 """
 
 from __future__ import annotations
@@ -32,15 +32,19 @@ PUBLISHED = {  # test entity F1 (%)
 }
 
 
+LABELS = {"bilstm-crf": "BiLSTM-CRF + char-CNN, from scratch",
+          "bilstm-crf-minilm": "BiLSTM-CRF + char-CNN + frozen general MiniLM"}
+
+
 def ner_result(task: str, run: str | None, data_root: str, train: bool, epochs: int | None,
-               ensemble: int = 1) -> dict:
+               ensemble: int = 1, model: str | None = None) -> dict:
     from iatros import api
 
     if run is None:
         if not train:
             return {"task": task, "note": "no run given (pass --train or a run folder)"}
         run = str(api.train(task, data_root=data_root, epochs=epochs, register=False,
-                            ensemble=ensemble))
+                            ensemble=ensemble, model=model))
     metrics = json.loads((Path(run) / "metrics.json").read_text())
     status = json.loads((Path(run) / "status.json").read_text())
     test = metrics["splits"]["test"]
@@ -48,6 +52,7 @@ def ner_result(task: str, run: str | None, data_root: str, train: bool, epochs: 
     return {"task": task, "run": run, "f1": test["entity_f1"], "precision": test["entity_precision"],
             "recall": test["entity_recall"], "train_seconds": status.get("train_seconds"),
             "ensemble": int(config.get("ensemble") or 1), "epochs": config.get("epochs"),
+            "model": config.get("model"),
             "ema_decay": (config.get("train") or {}).get("ema_decay")}
 
 
@@ -112,8 +117,9 @@ def fmt(entry: dict) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data-root", default=os.environ.get("IATROS_DATA", "../shared/data"))
-    p.add_argument("--ncbi-run")
-    p.add_argument("--bc5cdr-run")
+    p.add_argument("--ncbi-run", nargs="*", default=[], help="finished run folder(s), one row each")
+    p.add_argument("--bc5cdr-run", nargs="*", default=[])
+    p.add_argument("--model", help="with --train: the tagger (bilstm-crf or bilstm-crf-minilm)")
     p.add_argument("--train", action="store_true", help="train the NER runs that are not given")
     p.add_argument("--epochs", type=int)
     p.add_argument("--ensemble", type=int, default=1,
@@ -126,8 +132,9 @@ def main() -> None:
 
     results = {
         "machine": f"{os.cpu_count()} CPU cores visible, torch threads {torch.get_num_threads()}",
-        "ner": [ner_result(t, run, args.data_root, args.train, args.epochs, args.ensemble)
-                for t, run in (("ner-ncbi-disease", args.ncbi_run), ("ner-bc5cdr", args.bc5cdr_run))],
+        "ner": [ner_result(t, run, args.data_root, args.train, args.epochs, args.ensemble, args.model)
+                for t, runs in (("ner-ncbi-disease", args.ncbi_run), ("ner-bc5cdr", args.bc5cdr_run))
+                for run in (runs or [None])],
         "specialty": specialty_result(args.data_root),
         "negation": negation_result(),
         "extraction": throughput_and_rouge(args.data_root, args.notes),
@@ -139,14 +146,15 @@ def main() -> None:
             print(f"{r['task']:<20} {'ours: ' + r['note']:<58}")
             continue
         n = r["f1"]["n"]
-        ours = "ours: BiLSTM-CRF + char-CNN, from scratch" + (
+        ours = "ours: " + LABELS.get(r["model"], str(r["model"])) + (
             f", {r['ensemble']} voting" if r.get("ensemble", 1) > 1 else "")
         print(f"{r['task']:<20} {ours:<58} {fmt(r['f1']):>26}"
               f"   P {fmt(r['precision'])}  R {fmt(r['recall'])}  n={n} sentences, "
               f"{r['f1'].get('n_entities')} entities, trained in {r.get('train_seconds')} s")
-        for name, value in PUBLISHED[r["task"]].items():
+    for task in dict.fromkeys(r["task"] for r in results["ner"]):
+        for name, value in PUBLISHED[task].items():
             if value is not None:
-                print(f"{'':<20} {name:<58} {value:>26.1f}")
+                print(f"{task:<20} {name:<58} {value:>26.1f}")
     s = results["specialty"]["test"]
     print(f"\nmtsamples-specialty (9 specialties, tf-idf + logistic regression): macro-F1 {fmt(s['f1'])}, "
           f"accuracy {fmt(s['accuracy'])}, n={s['f1']['n']} test notes")

@@ -90,6 +90,12 @@ class TaggingDataset(Dataset):
             gold = tags[i] if tags is not None else None
             if gold is not None and np.ndim(gold) == 1 and len(gold) == len(sentence):
                 self.tags[i, :len(sentence)] = torch.as_tensor(np.asarray(gold, dtype=np.int64))
+        self.context: list[torch.Tensor] | None = None
+        if params.get("encoder"):
+            from iatros.models.encoders import word_vectors
+
+            vectors = word_vectors([list(s) for s in sentences], params["encoder"])
+            self.context = [torch.from_numpy(v).to(torch.float16) for v in vectors]
 
     def __len__(self) -> int:
         return len(self.words)
@@ -97,6 +103,11 @@ class TaggingDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         inputs = {"words": self.words[i], "chars": self.chars[i], "shapes": self.shapes[i],
                   "tags": self.tags[i]}
+        if self.context is not None:
+            vectors = self.context[i]
+            padded = torch.zeros((self.words.shape[1], vectors.shape[1]))
+            padded[:len(vectors)] = vectors.float()
+            inputs["context"] = padded
         return inputs, self.tags[i]
 
 
@@ -161,8 +172,14 @@ class BiLSTMCRF(nn.Module):
     def __init__(self, n_words: int, n_tags: int, *, vocab: list[str] | None = None,
                  chars: list[str] | None = None, word_dim: int = 100, char_dim: int = 30,
                  char_filters: int = 50, shape_dim: int = 10, hidden: int = 100, layers: int = 1,
-                 dropout: float = 0.5, word_dropout: float = 0.05, **_: Any) -> None:
+                 dropout: float = 0.5, word_dropout: float = 0.05, encoder: str | None = None,
+                 **_: Any) -> None:
         super().__init__()
+        self.context_dim = 0
+        if encoder:
+            from iatros.models.encoders import encoder_dim
+
+            self.context_dim = encoder_dim(encoder)
         n_chars = len(chars or []) + 2
         self.word_dropout = word_dropout
         self.words = nn.Embedding(n_words, word_dim, padding_idx=PAD)
@@ -170,8 +187,8 @@ class BiLSTMCRF(nn.Module):
         self.char_cnn = nn.Conv1d(char_dim, char_filters, kernel_size=3, padding=1)
         self.shapes = nn.Embedding(7, shape_dim, padding_idx=0)
         self.dropout = nn.Dropout(dropout)
-        self.lstm = nn.LSTM(word_dim + char_filters + shape_dim, hidden, num_layers=layers,
-                            batch_first=True, bidirectional=True)
+        self.lstm = nn.LSTM(word_dim + char_filters + shape_dim + self.context_dim, hidden,
+                            num_layers=layers, batch_first=True, bidirectional=True)
         self.project = nn.Linear(2 * hidden, n_tags)
         self.crf = CRF(n_tags)
 
@@ -187,7 +204,10 @@ class BiLSTMCRF(nn.Module):
         b, n, w = chars.shape
         c = self.chars(chars.reshape(b * n, w)).transpose(1, 2)
         c = torch.relu(self.char_cnn(c)).max(dim=2).values.reshape(b, n, -1)
-        x = self.dropout(torch.cat([self.words(words), c, self.shapes(shapes)], dim=-1))
+        parts = [self.words(words), c, self.shapes(shapes)]
+        if self.context_dim:
+            parts.append(inputs["context"][:, :length].to(c.dtype))
+        x = self.dropout(torch.cat(parts, dim=-1))
         lengths = mask.sum(1).clamp(min=1).cpu()
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)
@@ -228,6 +248,22 @@ register_model(ModelSpec(
                 "from scratch (no pretrained embeddings)",
     params={"word_dim": 100, "char_dim": 30, "char_filters": 50, "hidden": 100,
             "dropout": 0.5, "word_dropout": 0.05, "max_word_len": 25, "min_count": 1},
+    train_defaults={"epochs": 40, "batch_size": 32, "lr": 2e-3, "optimizer": "adam",
+                    "weight_decay": 0.0, "scheduler": "cosine", "patience": 8, "grad_clip": 5.0},
+    dataset=tagging_dataset,
+    n_inputs=build_vocabulary,
+))
+
+register_model(ModelSpec(
+    name="bilstm-crf-minilm",
+    family="torch",
+    modalities=(Modality.TEXT,),
+    build=_build,
+    description="the BiLSTM-CRF tagger plus frozen contextual word vectors from the general-domain "
+                "all-MiniLM-L6-v2 encoder (not biomedical; needs iatros[encoder])",
+    params={"word_dim": 100, "char_dim": 30, "char_filters": 50, "hidden": 200,
+            "dropout": 0.5, "word_dropout": 0.05, "max_word_len": 25, "min_count": 1,
+            "encoder": "minilm"},
     train_defaults={"epochs": 40, "batch_size": 32, "lr": 2e-3, "optimizer": "adam",
                     "weight_decay": 0.0, "scheduler": "cosine", "patience": 8, "grad_clip": 5.0},
     dataset=tagging_dataset,

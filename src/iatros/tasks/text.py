@@ -90,7 +90,8 @@ def _bioner_loader(folder: str, classes: tuple[str, ...]):
 
 _NER_COMMON = dict(modality=Modality.TEXT, target=TargetKind.TOKENS,
                    metrics=("entity_f1", "entity_precision", "entity_recall"),
-                   primary_metric="entity_f1", default_model="bilstm-crf", models=("bilstm-crf",),
+                   primary_metric="entity_f1", default_model="bilstm-crf",
+                   models=("bilstm-crf", "bilstm-crf-minilm"),
                    split_by="sentence")
 
 register_task(Task(
