@@ -92,7 +92,8 @@ def train_cmd(
                          "run) from its last checkpoint.")] = False,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, or auto.")] = None,
     ensemble: Annotated[int, typer.Option(
-        min=1, help="Train N networks with seeds S..S+N-1 and average their probabilities.")] = 1,
+        min=1, help="Train N networks with seeds S..S+N-1 and average their probabilities (or "
+                    "survival curves); taggers keep the entities most members predict.")] = 1,
     n_boot: Boot = 1000,
     threshold: Annotated[str, typer.Option(
         help="Decision threshold on the calibrated probability (binary tasks): a number in "

@@ -131,19 +131,40 @@ def test_predict_on_note_files_returns_the_taggers_entities_with_offsets(tmp_pat
     assert "2 entities" in shown.output and "Huntington disease [Disease]" in shown.output
 
 
-def test_tagger_ensembles_vote_per_token_and_ties_go_to_the_first_member():
-    from iatros.train.predictors import majority_tags
+def test_tagger_ensembles_keep_entities_most_members_predict_and_ties_go_to_the_first():
+    from iatros.train.predictors import majority_spans
 
-    a = np.array([[0, 1, 2, -1]])
-    b = np.array([[0, 1, 0, -1]])
-    c = np.array([[1, 1, 0, -1]])
-    assert majority_tags([a, b, c]).tolist() == [[0, 1, 0, -1]]
-    assert majority_tags([a, c]).tolist() == a.tolist()
+    a = np.array([[0, 1, 2, 0, 3, -1]])  # entities (1, 3, Disease) and (4, 5, Chemical)
+    b = np.array([[0, 1, 2, 0, 0, -1]])  # (1, 3)
+    c = np.array([[1, 2, 0, 0, 3, -1]])  # (0, 2) and (4, 5)
+    assert majority_spans([a, b, c]).tolist() == [[0, 1, 2, 0, 3, -1]]
+    assert majority_spans([b, c, c]).tolist() == c.tolist()
+    assert majority_spans([c, a]).tolist() == c.tolist()  # two members: the first one's entities
+    assert majority_spans([a, b, c, c]).tolist() == [[0, 1, 2, 0, 3, -1]]  # 2-2 tie: first's
+
+
+@given(st.lists(st.lists(st.integers(0, 4), min_size=1, max_size=12), min_size=1, max_size=4))
+@settings(max_examples=60, deadline=None)
+def test_voted_entities_are_exactly_those_of_a_majority(rows):
+    from iatros.train.predictors import majority_spans
+
+    members = [np.array([row]) for row in rows]
+    width = max(len(r) for r in rows)
+    members = [np.pad(m, ((0, 0), (0, width - m.shape[1])), constant_values=0) for m in members]
+    voted = M.bio_spans(majority_spans(members)[0])
+    counts: dict = {}
+    for m in members:
+        for span in M.bio_spans(m[0]):
+            counts[span] = counts.get(span, 0) + 1
+    first = M.bio_spans(members[0][0])
+    expected = {s for s, n in counts.items() if 2 * n > len(members)
+                or (2 * n == len(members) and s in first)}
+    assert voted == expected
 
 
 def test_an_ensemble_of_taggers_trains_and_scores_end_to_end(tmp_path):
     from iatros import api
-    from iatros.train.predictors import load_predictor, majority_tags
+    from iatros.train.predictors import load_predictor, majority_spans
 
     _write_iob(tmp_path / "data" / "bioner" / "NCBI-disease-IOB")
     run = api.train("ner-ncbi-disease", data_root=tmp_path / "data", epochs=2, register=False,
@@ -153,7 +174,7 @@ def test_an_ensemble_of_taggers_trains_and_scores_end_to_end(tmp_path):
     from iatros.tasks.text import object_array
 
     sentences = object_array([w.split() for w, _ in SENTENCES])
-    votes = majority_tags([m.predict_scores(sentences) for m in predictor.members])
+    votes = majority_spans([m.predict_scores(sentences) for m in predictor.members])
     assert np.array_equal(predictor.predict_scores(sentences), votes)
     assert "entity_f1" in json.loads((run / "metrics.json").read_text())["splits"]["test"]
 

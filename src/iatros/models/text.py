@@ -173,13 +173,13 @@ class BiLSTMCRF(nn.Module):
                  chars: list[str] | None = None, word_dim: int = 100, char_dim: int = 30,
                  char_filters: int = 50, shape_dim: int = 10, hidden: int = 100, layers: int = 1,
                  dropout: float = 0.5, word_dropout: float = 0.05, encoder: str | None = None,
-                 **_: Any) -> None:
+                 context_dim: int = 100, **_: Any) -> None:
         super().__init__()
-        self.context_dim = 0
+        self.context: nn.Linear | None = None
         if encoder:
             from iatros.models.encoders import encoder_dim
 
-            self.context_dim = encoder_dim(encoder)
+            self.context = nn.Linear(encoder_dim(encoder), context_dim)
         n_chars = len(chars or []) + 2
         self.word_dropout = word_dropout
         self.words = nn.Embedding(n_words, word_dim, padding_idx=PAD)
@@ -187,7 +187,8 @@ class BiLSTMCRF(nn.Module):
         self.char_cnn = nn.Conv1d(char_dim, char_filters, kernel_size=3, padding=1)
         self.shapes = nn.Embedding(7, shape_dim, padding_idx=0)
         self.dropout = nn.Dropout(dropout)
-        self.lstm = nn.LSTM(word_dim + char_filters + shape_dim + self.context_dim, hidden,
+        extra = context_dim if self.context is not None else 0
+        self.lstm = nn.LSTM(word_dim + char_filters + shape_dim + extra, hidden,
                             num_layers=layers, batch_first=True, bidirectional=True)
         self.project = nn.Linear(2 * hidden, n_tags)
         self.crf = CRF(n_tags)
@@ -205,8 +206,8 @@ class BiLSTMCRF(nn.Module):
         c = self.chars(chars.reshape(b * n, w)).transpose(1, 2)
         c = torch.relu(self.char_cnn(c)).max(dim=2).values.reshape(b, n, -1)
         parts = [self.words(words), c, self.shapes(shapes)]
-        if self.context_dim:
-            parts.append(inputs["context"][:, :length].to(c.dtype))
+        if self.context is not None:
+            parts.append(self.context(inputs["context"][:, :length].to(c.dtype)))
         x = self.dropout(torch.cat(parts, dim=-1))
         lengths = mask.sum(1).clamp(min=1).cpu()
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
@@ -261,11 +262,11 @@ register_model(ModelSpec(
     build=_build,
     description="the BiLSTM-CRF tagger plus frozen contextual word vectors from the general-domain "
                 "all-MiniLM-L6-v2 encoder (not biomedical; needs iatros[encoder])",
-    params={"word_dim": 100, "char_dim": 30, "char_filters": 50, "hidden": 200,
+    params={"word_dim": 100, "char_dim": 30, "char_filters": 50, "hidden": 100,
             "dropout": 0.5, "word_dropout": 0.05, "max_word_len": 25, "min_count": 1,
-            "encoder": "minilm"},
-    train_defaults={"epochs": 40, "batch_size": 32, "lr": 2e-3, "optimizer": "adam",
-                    "weight_decay": 0.0, "scheduler": "cosine", "patience": 8, "grad_clip": 5.0},
+            "encoder": "minilm", "context_dim": 100},
+    train_defaults={"epochs": 25, "batch_size": 32, "lr": 2e-3, "optimizer": "adam",
+                    "weight_decay": 0.0, "scheduler": "cosine", "patience": 6, "grad_clip": 5.0},
     dataset=tagging_dataset,
     n_inputs=build_vocabulary,
 ))

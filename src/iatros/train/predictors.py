@@ -94,7 +94,7 @@ class SklearnPredictor:
 @dataclass
 class EnsemblePredictor:
     """Several networks trained with different seeds; probabilities (or curves) are averaged,
-    token tags are decided by majority vote.
+    tagged entities are kept by majority vote.
 
     Explanations use the first member's network.
     """
@@ -114,7 +114,7 @@ class EnsemblePredictor:
     def predict_scores(self, inputs: Any) -> np.ndarray:
         scores = [m.predict_scores(inputs) for m in self.members]
         if self.kind is TargetKind.TOKENS:
-            return majority_tags(scores)
+            return majority_spans(scores)
         return np.mean(scores, axis=0)
 
     def predict_survival(self, inputs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -126,13 +126,26 @@ class EnsemblePredictor:
                 np.mean([p[2] for p in parts], axis=0))
 
 
-def majority_tags(members: list[np.ndarray]) -> np.ndarray:
-    """Per-token majority vote of several taggers' tag ids ((N, L), -1 on padding); a tie goes
-    to the first member's tag, so two members give the first one's path."""
+def majority_spans(members: list[np.ndarray]) -> np.ndarray:
+    """Entity-level vote of several taggers' tag ids ((N, L), -1 on padding): an entity (span and
+    type) is kept when more than half the members predict it, or exactly half including the first
+    member. Kept entities never overlap (a member's own entities are disjoint), so they are
+    written back as B/I tags; two members give the first one's entities."""
+    from iatros.evaluate.metrics import bio_spans
+
     stacked = np.stack([np.asarray(m) for m in members])  # (M, N, L)
-    values = np.unique(stacked)
-    counts = np.stack([(stacked == v).sum(axis=0) + 0.5 * (stacked[0] == v) for v in values])
-    return values[np.argmax(counts, axis=0)].astype(stacked.dtype)
+    n_members = len(stacked)
+    out = np.where(stacked[0] < 0, stacked[0], 0).astype(stacked.dtype)
+    for i in range(stacked.shape[1]):
+        votes: dict[tuple[int, int, int], int] = {}
+        for k in range(n_members):
+            for span in bio_spans(stacked[k, i][stacked[k, i] >= 0]):
+                votes[span] = votes.get(span, 0) + 2 + (k == 0)  # the first member breaks ties
+        for (start, end, kind), score in votes.items():
+            if score > n_members:
+                out[i, start] = 2 * kind + 1
+                out[i, start + 1:end] = 2 * kind + 2
+    return out
 
 
 Predictor = TorchPredictor | SklearnPredictor | EnsemblePredictor
