@@ -37,7 +37,7 @@ LABELS = {"bilstm-crf": "BiLSTM-CRF + char-CNN, from scratch",
 
 
 def ner_result(task: str, run: str | None, data_root: str, train: bool, epochs: int | None,
-               ensemble: int = 1, model: str | None = None) -> dict:
+               ensemble: int = 1, model: str | None = None, rescore: bool = False) -> dict:
     from iatros import api
 
     if run is None:
@@ -48,6 +48,8 @@ def ner_result(task: str, run: str | None, data_root: str, train: bool, epochs: 
     metrics = json.loads((Path(run) / "metrics.json").read_text())
     status = json.loads((Path(run) / "status.json").read_text())
     test = metrics["splits"]["test"]
+    if rescore:  # score the saved members again with this version's code (e.g. its ensemble vote)
+        test = api.evaluate(run, split="test")["splits"]["test"]
     config = json.loads((Path(run) / "config.json").read_text())
     return {"task": task, "run": run, "f1": test["entity_f1"], "precision": test["entity_precision"],
             "recall": test["entity_recall"], "train_seconds": status.get("train_seconds"),
@@ -120,6 +122,8 @@ def main() -> None:
     p.add_argument("--ncbi-run", nargs="*", default=[], help="finished run folder(s), one row each")
     p.add_argument("--bc5cdr-run", nargs="*", default=[])
     p.add_argument("--model", help="with --train: the tagger (bilstm-crf or bilstm-crf-minilm)")
+    p.add_argument("--rescore", action="store_true",
+                   help="score given runs on test again with this code instead of reading metrics.json")
     p.add_argument("--train", action="store_true", help="train the NER runs that are not given")
     p.add_argument("--epochs", type=int)
     p.add_argument("--ensemble", type=int, default=1,
@@ -132,7 +136,8 @@ def main() -> None:
 
     results = {
         "machine": f"{os.cpu_count()} CPU cores visible, torch threads {torch.get_num_threads()}",
-        "ner": [ner_result(t, run, args.data_root, args.train, args.epochs, args.ensemble, args.model)
+        "ner": [ner_result(t, run, args.data_root, args.train, args.epochs, args.ensemble, args.model,
+                           args.rescore)
                 for t, runs in (("ner-ncbi-disease", args.ncbi_run), ("ner-bc5cdr", args.bc5cdr_run))
                 for run in (runs or [None])],
         "specialty": specialty_result(args.data_root),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any
 
 
 class TargetKind(str, Enum):
@@ -32,3 +33,22 @@ class Modality(str, Enum):
     SIGNAL = "signal"
     OMICS = "omics"
     MOLECULE = "molecule"
+
+
+def bio_spans(tags: Any) -> set[tuple[int, int, int]]:
+    """Entities (start, end exclusive, type) in one row of BIO tag ids.
+
+    Convention for every tokens task: 0 is O, 2k+1 is B of entity type k, 2k+2 is I of type k,
+    -1 is padding. An I that does not continue an entity of its type starts one (conlleval).
+    """
+    spans: set[tuple[int, int, int]] = set()
+    start, kind = -1, -1
+    row = [int(t) for t in tags]
+    for i, t in enumerate([*row, 0]):
+        inside = t > 0 and t % 2 == 0 and (t - 2) // 2 == kind and start >= 0
+        if start >= 0 and not inside:
+            spans.add((start, i, kind))
+            start, kind = -1, -1
+        if t > 0 and not inside:
+            start, kind = i, (t - 1) // 2
+    return spans

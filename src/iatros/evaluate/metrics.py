@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from iatros.errors import ConfigError
-from iatros.kinds import TargetKind
+from iatros.kinds import TargetKind, bio_spans
 
 __all__ = [
     "METRICS",
@@ -221,25 +221,6 @@ def _check_tokens(y: Any, s: Any) -> tuple[np.ndarray, np.ndarray]:
             raise ConfigError(f"{name} holds values that are not tag ids (>= 0, or -1 for padding) "
                               f"in rows {_row_list(bad)}")
     return y.astype(np.int64), s.astype(np.int64)
-
-
-def bio_spans(tags: Any) -> set[tuple[int, int, int]]:
-    """Entities (start, end exclusive, type) in one row of BIO tag ids.
-
-    Convention for every tokens task: 0 is O, 2k+1 is B of entity type k, 2k+2 is I of type k,
-    -1 is padding. An I that does not continue an entity of its type starts one (conlleval).
-    """
-    spans: set[tuple[int, int, int]] = set()
-    start, kind = -1, -1
-    row = [int(t) for t in tags]
-    for i, t in enumerate([*row, 0]):
-        inside = t > 0 and t % 2 == 0 and (t - 2) // 2 == kind and start >= 0
-        if start >= 0 and not inside:
-            spans.add((start, i, kind))
-            start, kind = -1, -1
-        if t > 0 and not inside:
-            start, kind = i, (t - 1) // 2
-    return spans
 
 
 # --------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from iatros.errors import ConfigError, RunError
-from iatros.kinds import TargetKind
+from iatros.kinds import TargetKind, bio_spans
 from iatros.models.registry import ModelSpec, get_model_spec
 from iatros.models.survival import SURVIVAL_NETWORKS
 from iatros.train.losses import loss_for, n_outputs, to_probabilities
@@ -131,8 +131,6 @@ def majority_spans(members: list[np.ndarray]) -> np.ndarray:
     type) is kept when more than half the members predict it, or exactly half including the first
     member. Kept entities never overlap (a member's own entities are disjoint), so they are
     written back as B/I tags; two members give the first one's entities."""
-    from iatros.evaluate.metrics import bio_spans
-
     stacked = np.stack([np.asarray(m) for m in members])  # (M, N, L)
     n_members = len(stacked)
     out = np.where(stacked[0] < 0, stacked[0], 0).astype(stacked.dtype)
