@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
@@ -56,6 +57,41 @@ def ner_result(task: str, run: str | None, data_root: str, train: bool, epochs: 
             "ensemble": int(config.get("ensemble") or 1), "epochs": config.get("epochs"),
             "model": config.get("model"),
             "ema_decay": (config.get("train") or {}).get("ema_decay")}
+
+
+def token_vote(members: list[np.ndarray]) -> np.ndarray:
+    """Per-token majority of tag ids, ties to the first member: the vote entity voting replaced."""
+    stacked = np.stack(members)
+    values = np.unique(stacked)
+    counts = np.stack([(stacked == v).sum(axis=0) + 0.5 * (stacked[0] == v) for v in values])
+    return values[np.argmax(counts, axis=0)]
+
+
+def member_result(run: str, data_root: str) -> dict:
+    """Entity F1 (%) on devel and test of each ensemble member alone, of the entity vote the
+    ensemble uses and of a per-token vote: how the vote was chosen (on devel)."""
+    from iatros.evaluate import metrics as M
+    from iatros.tasks.registry import get_task
+    from iatros.text_run import pad_tags
+    from iatros.train.predictors import load_predictor, majority_spans
+
+    config = json.loads((Path(run) / "config.json").read_text())
+    task = get_task(config["task"])
+    data = task.load(Path(data_root))
+    members = load_predictor(Path(run)).members
+    out: dict = {"run": run}
+    for part in ("val", "test"):
+        rows = task.split(data, config["seed"]).part(part)
+        tags = [m.predict_scores(data.inputs[rows]) for m in members]
+
+        truth = pad_tags(list(data.targets[rows]), tags[0].shape[1])
+
+        def f1(scores: np.ndarray, truth: np.ndarray = truth) -> float:
+            r = M.evaluate(truth, scores, "tokens", metrics=("entity_f1",), n_boot=0)
+            return 100 * r["entity_f1"]["value"]
+        out[part] = {**{f"member {k}": f1(t) for k, t in enumerate(tags)},
+                     "entity vote": f1(majority_spans(tags)), "token vote": f1(token_vote(tags))}
+    return out
 
 
 def specialty_result(data_root: str) -> dict:
@@ -124,6 +160,8 @@ def main() -> None:
     p.add_argument("--model", help="with --train: the tagger (bilstm-crf or bilstm-crf-minilm)")
     p.add_argument("--rescore", action="store_true",
                    help="score given runs on test again with this code instead of reading metrics.json")
+    p.add_argument("--members", action="store_true",
+                   help="for given ensemble runs, also score each member alone and both votes")
     p.add_argument("--train", action="store_true", help="train the NER runs that are not given")
     p.add_argument("--epochs", type=int)
     p.add_argument("--ensemble", type=int, default=1,
@@ -134,12 +172,15 @@ def main() -> None:
     torch.set_num_threads(2)
     os.environ.setdefault("IATROS_HOME", tempfile.mkdtemp(prefix="iatros-bench-"))
 
+    ner = [ner_result(t, run, args.data_root, args.train, args.epochs, args.ensemble, args.model,
+                      args.rescore)
+           for t, runs in (("ner-ncbi-disease", args.ncbi_run), ("ner-bc5cdr", args.bc5cdr_run))
+           for run in (runs or [None])]
     results = {
         "machine": f"{os.cpu_count()} CPU cores visible, torch threads {torch.get_num_threads()}",
-        "ner": [ner_result(t, run, args.data_root, args.train, args.epochs, args.ensemble, args.model,
-                           args.rescore)
-                for t, runs in (("ner-ncbi-disease", args.ncbi_run), ("ner-bc5cdr", args.bc5cdr_run))
-                for run in (runs or [None])],
+        "ner": ner,
+        "members": [member_result(r["run"], args.data_root) for r in ner
+                    if args.members and r.get("ensemble", 1) > 1],
         "specialty": specialty_result(args.data_root),
         "negation": negation_result(),
         "extraction": throughput_and_rouge(args.data_root, args.notes),
@@ -160,6 +201,10 @@ def main() -> None:
         for name, value in PUBLISHED[task].items():
             if value is not None:
                 print(f"{task:<20} {name:<58} {value:>26.1f}")
+    for m in results["members"]:
+        print(f"\nensemble {m['run']}: entity F1 % alone and voted (devel / test)")
+        for name in m["val"]:
+            print(f"  {name:<12} {m['val'][name]:5.1f} / {m['test'][name]:5.1f}")
     s = results["specialty"]["test"]
     print(f"\nmtsamples-specialty (9 specialties, tf-idf + logistic regression): macro-F1 {fmt(s['f1'])}, "
           f"accuracy {fmt(s['accuracy'])}, n={s['f1']['n']} test notes")

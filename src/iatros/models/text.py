@@ -240,6 +240,12 @@ def _build(n_inputs: int, n_outputs: int, **params: Any) -> nn.Module:
     return BiLSTMCRF(n_inputs, n_outputs, **params)
 
 
+_TAGGER_PARAMS = {"word_dim": 100, "char_dim": 30, "char_filters": 50, "hidden": 100,
+                  "dropout": 0.5, "word_dropout": 0.05, "max_word_len": 25, "min_count": 1}
+_TAGGER_TRAINING = {"epochs": 40, "batch_size": 32, "lr": 2e-3, "optimizer": "adam",
+                    "weight_decay": 0.0, "scheduler": "cosine", "patience": 8, "grad_clip": 5.0}
+
+
 register_model(ModelSpec(
     name="bilstm-crf",
     family="torch",
@@ -247,10 +253,8 @@ register_model(ModelSpec(
     build=_build,
     description="BiLSTM-CRF sequence tagger with character-CNN and word-shape features, trained "
                 "from scratch (no pretrained embeddings)",
-    params={"word_dim": 100, "char_dim": 30, "char_filters": 50, "hidden": 100,
-            "dropout": 0.5, "word_dropout": 0.05, "max_word_len": 25, "min_count": 1},
-    train_defaults={"epochs": 40, "batch_size": 32, "lr": 2e-3, "optimizer": "adam",
-                    "weight_decay": 0.0, "scheduler": "cosine", "patience": 8, "grad_clip": 5.0},
+    params=_TAGGER_PARAMS,
+    train_defaults=_TAGGER_TRAINING,
     dataset=tagging_dataset,
     n_inputs=build_vocabulary,
 ))
@@ -262,11 +266,8 @@ register_model(ModelSpec(
     build=_build,
     description="the BiLSTM-CRF tagger plus frozen contextual word vectors from the general-domain "
                 "all-MiniLM-L6-v2 encoder (not biomedical; needs iatros[encoder])",
-    params={"word_dim": 100, "char_dim": 30, "char_filters": 50, "hidden": 100,
-            "dropout": 0.5, "word_dropout": 0.05, "max_word_len": 25, "min_count": 1,
-            "encoder": "minilm", "context_dim": 100},
-    train_defaults={"epochs": 25, "batch_size": 32, "lr": 2e-3, "optimizer": "adam",
-                    "weight_decay": 0.0, "scheduler": "cosine", "patience": 6, "grad_clip": 5.0},
+    params={**_TAGGER_PARAMS, "encoder": "minilm", "context_dim": 100},
+    train_defaults={**_TAGGER_TRAINING, "epochs": 25, "patience": 6},
     dataset=tagging_dataset,
     n_inputs=build_vocabulary,
 ))
