@@ -2,13 +2,16 @@
 
 Each model trains on DeepSurv's published training file (validation carved from it, by patient,
 for early stopping) and is scored on the published test file: Harrell's C-index, Uno's C and the
-integrated Brier score (IPCW), each with a 95% bootstrap CI.
+integrated Brier score (IPCW), each with a 95% bootstrap CI, and Antolini's time-dependent C
+(C-td, as pycox reports it) for the comparison with pycox's METABRIC figures.
 
     python benchmarks/survival.py --data-root ../shared/data [--models deepsurv coxph ...] [--tune]
 
 With --tune, DeepSurv and the random survival forest also get a small grid search on the
 validation part (`iatros tune`); the test file is scored once, for the chosen setting. A last
 table counts test rows that repeat a training row exactly and scores the others alone.
+--ensemble N makes every network an N-seed ensemble; --repeat N retrains the untuned models with
+N seeds and prints how much one run's test C moves.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import pandas as pd
 PUBLISHED_DEEPSURV_C = {"whas": 0.863, "gbsg": 0.668, "metabric": 0.643, "support": 0.618}
 PYCOX_METABRIC = "pycox METABRIC notebooks: C-td 0.654-0.675, IBS about 0.16"
 MODELS = ("deepsurv", "logistic-hazard", "deephit", "coxph", "rsf")
+NETWORKS = ("deepsurv", "logistic-hazard", "deephit")
 # Searched with --tune on the validation part of the training file (api.tune), never on test.
 SPACES = {
     "deepsurv": {"hidden": [(32, 32), (64, 64, 64), (128, 128), (256, 256, 256)],
@@ -68,28 +72,56 @@ def c_index_without(run: Path, rows: np.ndarray, n_boot: int, seed: int) -> dict
                       n_boot=n_boot, seed=seed)["c_index"]
 
 
-def run_one(name: str, model: str, args: argparse.Namespace, tmp: Path, tune: bool) -> dict:
+def run_one(name: str, model: str, args: argparse.Namespace, tmp: Path, tune: bool,
+            seed: int | None = None) -> dict:
     """Train (or tune then train) one model on one split; its test metrics and timing."""
     from iatros import api
 
+    seed = args.seed if seed is None else seed
     t0 = time.perf_counter()
-    options = api.EvalOptions(n_boot=args.n_boot, seed=args.seed)
-    out = tmp / f"{name}-{model}-{'tuned' if tune else 'default'}"
+    members = args.ensemble if model in NETWORKS else 1
+    options = api.EvalOptions(n_boot=args.n_boot, seed=seed)
+    out = tmp / f"{name}-{model}-{'tuned' if tune else 'default'}-{seed}"
     if tune:
         run = api.tune(f"survival-{name}", SPACES[model], model=model, data_root=args.data_root,
-                       seed=args.seed, max_trials=args.max_trials, out=out, register=False,
-                       eval_options=options, folds=args.folds)
+                       seed=seed, max_trials=args.max_trials, out=out, register=False,
+                       eval_options=options, folds=args.folds, ensemble=members)
     else:
-        run = api.train(f"survival-{name}", data_root=args.data_root, model=model, seed=args.seed,
-                        out=out, register=False, eval_options=options)
+        run = api.train(f"survival-{name}", data_root=args.data_root, model=model, seed=seed,
+                        out=out, register=False, eval_options=options, ensemble=members)
     test = json.loads((run / "metrics.json").read_text())["splits"]["test"]
     chosen = None
     if tune:
         tuning = json.loads((run / "tuning.json").read_text())
         chosen = tuning["trials"][tuning["chosen"]]["settings"]
-    return {"dataset": name, "model": model + (" tuned" if tune else ""), "c_index": test["c_index"],
-            "c_index_uno": test.get("c_index_uno"), "ibs": test.get("ibs"), "chosen": chosen,
+    label = model + (f" x{members}" if members > 1 else "") + (" tuned" if tune else "")
+    return {"dataset": name, "model": label, "c_index": test["c_index"],
+            "c_index_uno": test.get("c_index_uno"), "c_td": test.get("c_td"), "ibs": test.get("ibs"),
+            "chosen": chosen,
             "run": run, "seconds": time.perf_counter() - t0}
+
+
+def print_seed_spread(rows: list[dict], args: argparse.Namespace, jobs: list[tuple[str, bool]]) -> None:
+    """Test C of each untuned model over `args.repeat` seeds: how far one run's figure moves."""
+    seeds = range(args.seed, args.seed + args.repeat)
+    print(f"\nHarrell's C on test over seeds {seeds.start}-{seeds.stop - 1} (each seed: new initial "
+          "weights and a new validation part):\n")
+    print("| dataset | model | published DeepSurv C | " + " | ".join(f"seed {s}" for s in seeds)
+          + " | mean | min-max |")
+    print("|---|---|---|" + "---|" * (len(seeds) + 2))
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.datasets:
+            for model, tune in jobs:
+                if tune:
+                    continue
+                first = next(r for r in rows if r["dataset"] == name and r["model"].split(" ")[0] == model
+                             and not r["model"].endswith("tuned"))
+                values = [first["c_index"]["value"]] + [
+                    run_one(name, model, args, Path(tmp), False, seed)["c_index"]["value"]
+                    for seed in seeds[1:]]
+                print(f"| {name} | {first['model']} | {PUBLISHED_DEEPSURV_C[name]:.3f} | "
+                      + " | ".join(f"{v:.3f}" for v in values)
+                      + f" | {np.mean(values):.3f} | {min(values):.3f}-{max(values):.3f} |", flush=True)
 
 
 def main() -> None:
@@ -102,14 +134,21 @@ def main() -> None:
     parser.add_argument("--max-trials", type=int, default=24)
     parser.add_argument("--folds", type=int, default=1,
                         help="with --tune: score settings by K-fold CV over train + val")
+    parser.add_argument("--ensemble", type=int, default=1,
+                        help="networks become N-seed ensembles (averaged log-risk / curves); with "
+                             "--tune every trial is judged as such an ensemble")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="retrain the untuned models with seeds seed+1 .. seed+N-1 (the seed also "
+                             "re-draws the validation part) and print each seed's test C")
     parser.add_argument("--n-boot", type=int, default=200)
     parser.add_argument("--json-out")
     args = parser.parse_args()
     os.environ.setdefault("IATROS_HOME", tempfile.mkdtemp(prefix="iatros-bench-"))
     jobs = [(m, False) for m in args.models] + [(m, True) for m in args.models
                                                 if args.tune and m in SPACES]
-    labels = [m + (" tuned" if tune else "") for m, tune in jobs]
+    labels = [m + (f" x{args.ensemble}" if args.ensemble > 1 and m in NETWORKS else "")
+              + (" tuned" if tune else "") for m, tune in jobs]
     rows, copied = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.datasets:
@@ -119,7 +158,8 @@ def main() -> None:
                 r["c_index_unseen"] = c_index_without(r.pop("run"), copied[name], args.n_boot,
                                                       args.seed)
                 rows.append(r)
-                print(f"# {name} {r['model']}: C {_fmt(r['c_index'])} IBS {_fmt(r['ibs'])}"
+                print(f"# {name} {r['model']}: C {_fmt(r['c_index'])} C-td {_fmt(r['c_td'])} "
+                      f"IBS {_fmt(r['ibs'])}"
                       + (f" chosen {r['chosen']}" if r["chosen"] else ""), flush=True)
     print(f"\nDeepSurv test splits, seed {args.seed}, {os.cpu_count()} CPU cores; 95% bootstrap CIs "
           f"({args.n_boot} resamples); n = test patients.\n")
@@ -145,11 +185,13 @@ def main() -> None:
         print(f"| {name} | {len(copied[name])} of {n_test} | "
               + " | ".join(_fmt(mine[m]["c_index_unseen"]) for m in labels) + " |")
     chosen_by = "validation" if args.folds == 1 else f"{args.folds}-fold CV on the training file"
-    print(f"\n| dataset | model | chosen by {chosen_by} | Uno's C | IBS | seconds |")
-    print("|---|---|---|---|---|---|")
+    print(f"\n| dataset | model | chosen by {chosen_by} | Uno's C | C-td (Antolini) | IBS | seconds |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['dataset']} | {r['model']} | {r['chosen'] or 'defaults'} | "
-              f"{_fmt(r['c_index_uno'])} | {_fmt(r['ibs'])} | {r['seconds']:.0f} |")
+              f"{_fmt(r['c_index_uno'])} | {_fmt(r['c_td'])} | {_fmt(r['ibs'])} | {r['seconds']:.0f} |")
+    if args.repeat > 1:
+        print_seed_spread(rows, args, jobs)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak resident memory of the benchmark process: {peak:.0f} MB")
     if args.json_out:

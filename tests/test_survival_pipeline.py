@@ -108,3 +108,23 @@ def test_predicted_curves_track_kaplan_meier_on_held_out_patients(model, tmp_pat
     observed = km_s[np.searchsorted(km_t, horizon, side="right") - 1]
     predicted = saved["test"][:, np.searchsorted(saved["times"], horizon, side="right") - 1].mean()
     assert abs(predicted - observed) < 0.12, (model, predicted, observed)
+
+
+def test_deepsurv_ensemble_averages_members_log_risk_and_curves(tmp_path):
+    from iatros.tasks import get_task
+    from iatros.train.predictors import load_predictor
+
+    run = api.train("survival-whas500", model="deepsurv", epochs=40, ensemble=3, out=tmp_path / "e",
+                    eval_options=FAST, register=False)
+    ensemble = load_predictor(run)
+    members = [load_predictor(run / "members" / f"m{k}") for k in range(3)]
+    x = get_task("survival-whas500").load(".").inputs[:15]
+    risk, times, curves = ensemble.predict_survival(x)
+    parts = [m.predict_survival(x) for m in members]
+    assert np.allclose(risk, np.mean([p[0] for p in parts], axis=0))
+    assert np.allclose(curves, np.mean([p[2] for p in parts], axis=0))
+    assert np.allclose(times, parts[0][1])
+    assert not np.allclose(parts[0][0], parts[1][0])
+    assert np.all(np.diff(curves, axis=1) <= 1e-9)
+    test = json.loads((run / "metrics.json").read_text())["splits"]["test"]
+    assert test["c_index"]["value"] > 0.6

@@ -57,7 +57,9 @@ _DEFAULT_QUANTILES = (25.0, 50.0, 75.0)
 # Aggregate metric keys of evaluate_survival -> whether higher is better. Per-horizon keys
 # "td_auc@{t:g}" (higher is better) and "brier@{t:g}" (lower is better) come after them.
 SURVIVAL_METRICS: dict[str, bool] = {"c_index": True, "c_index_uno": True, "ibs": False,
-                                     "td_auc": True}
+                                     "td_auc": True, "c_td": True}
+# Rows of the pair matrices held at once by the time-dependent concordance (memory ~ rows x N).
+_PAIR_CHUNK = 512
 
 
 # --------------------------------------------------------------------------------------------
@@ -449,6 +451,7 @@ class _SurvivalSet:
                       if case[:, j].any() and control[:, j].any() else None)
             self.auc_parts.append((rows, scale, binary))
         self.km = _TimeTable(time, event)
+        self.td_pairs = _td_concordance_pairs(time, event, pred)
 
     def keys(self) -> list[str]:
         """Every metric this set can compute, in report order."""
@@ -459,6 +462,7 @@ class _SurvivalSet:
             keys.append("ibs")
         if len(self.horizons):
             keys.append("td_auc")
+        keys.append("c_td")
         keys += [_horizon_key("td_auc", h) for h in self.horizons]
         keys += [_horizon_key("brier", h) for h in self.horizons]
         return keys
@@ -469,6 +473,8 @@ class _SurvivalSet:
         with np.errstate(all="ignore"):
             if "c_index" in names:
                 out["c_index"] = compute_metrics(self.harrell, ("c_index",), w)["c_index"]
+            if "c_td" in names:
+                out["c_td"] = _weighted_pair_ratio(self.td_pairs, w)
             if "c_index_uno" in names:
                 out["c_index_uno"] = concordance_batch(self.time, self.event, self.pred.risk, w,
                                                        self.uno_weight)
@@ -497,6 +503,41 @@ class _SurvivalSet:
         s = self.km.survival_at(w, self.horizons)
         drop = -np.diff(np.concatenate([np.ones((len(w), 1)), s], axis=1), axis=1)
         return (auc * drop).sum(axis=1) / (1.0 - s[:, -1])
+
+
+def _td_concordance_pairs(
+    time: np.ndarray, event: np.ndarray, pred: SurvivalPrediction
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Antolini's comparable and concordant pairs, in row chunks: (rows, concordant, comparable).
+
+    i and j are comparable when i has an event before j's time (or at it, j censored); they are
+    concordant when i's own curve is strictly lower than j's at i's event time: S_i(t_i) <
+    S_j(t_i). Curves are read as steps (1 before the grid, the last value after it), as pycox's
+    EvalSurv.concordance_td("antolini") reads them.
+    """
+    column = np.searchsorted(pred.times, time, side="right")  # in padded: 0 is before the grid
+    padded = np.concatenate([np.ones((pred.n, 1)), pred.survival], axis=1)
+    chunks = []
+    for start in range(0, len(time), _PAIR_CHUNK):
+        rows = np.arange(start, min(start + _PAIR_CHUNK, len(time)))
+        ti, ei = time[rows, None], event[rows, None]
+        comparable = ei & ((ti < time[None, :]) | ((ti == time[None, :]) & ~event[None, :]))
+        s_ij = padded[:, column[rows]].T  # (chunk, N): S_j(t_i)
+        own = s_ij[np.arange(len(rows)), rows][:, None]
+        chunks.append((rows, comparable & (own < s_ij), comparable))
+    return chunks
+
+
+def _weighted_pair_ratio(
+    chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], w: np.ndarray
+) -> np.ndarray:
+    """sum_ij w_i w_j concordant_ij / sum_ij w_i w_j comparable_ij for each row of w (B, N)."""
+    num, den = np.zeros(len(w)), np.zeros(len(w))
+    for rows, concordant, comparable in chunks:
+        wi = w[:, rows]
+        num += (wi * (w @ concordant.T.astype(float))).sum(axis=1)
+        den += (wi * (w @ comparable.T.astype(float))).sum(axis=1)
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
 def _follow_up_upper(time: np.ndarray, train_time: np.ndarray) -> tuple[float, str]:
@@ -608,7 +649,8 @@ def evaluate_survival(
     Keys: c_index (Harrell, on risk), c_index_uno (Uno's IPCW C truncated at the last horizon),
     ibs (IPCW integrated Brier score over the prediction grid times within the follow-up),
     td_auc (cumulative/dynamic AUC of 1 - S(t) averaged over the horizons, weighted by the
-    evaluated set's KM drops as scikit-survival does), and per horizon td_auc@t and brier@t.
+    evaluated set's KM drops as scikit-survival does), c_td (Antolini's time-dependent
+    concordance of the curves, pycox's C-td), and per horizon td_auc@t and brier@t.
     Each entry is {"value", "ci95", "n", "n_events"}; c_index_uno adds "tau", ibs "time_range",
     per-horizon entries "horizon". IPC weights come from the training set's censoring, kept
     fixed; rows (or `clusters`, e.g. patients) of the evaluated set are resampled, undefined

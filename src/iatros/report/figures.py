@@ -104,6 +104,10 @@ METRIC_INFO: dict[str, MetricInfo] = {
         "C-index",
         "Chance that, of two patients, the model gives the higher risk to the one whose event "
         "comes first; 0.5 is chance, 1.0 is perfect."),
+    "c_td": MetricInfo(
+        "Time-dependent C-index (Antolini)",
+        "Like the C-index, but compares the two patients' predicted survival curves at the time of "
+        "the first one's event; 0.5 is chance, 1.0 is perfect."),
     "ibs": MetricInfo(
         "Integrated Brier score",
         "Error of the predicted survival curves over the follow-up time; lower is better, about "
