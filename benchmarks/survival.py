@@ -10,8 +10,10 @@ integrated Brier score (IPCW), each with a 95% bootstrap CI, and Antolini's time
 With --tune, DeepSurv and the random survival forest also get a small grid search on the
 validation part (`iatros tune`); the test file is scored once, for the chosen setting. A last
 table counts test rows that repeat a training row exactly and scores the others alone.
---ensemble N makes every network an N-seed ensemble; --repeat N retrains the untuned models with
-N seeds and prints how much one run's test C moves.
+--ensemble N makes every network an N-seed ensemble; with --cross-fit its member k stops early
+on fold k of N of the training file, so every training row fits N-1 members (tuned networks
+become cross-fit ensembles over the --folds CV folds). --repeat N retrains the untuned models
+with N seeds and prints how much one run's test C moves.
 """
 
 from __future__ import annotations
@@ -72,6 +74,21 @@ def c_index_without(run: Path, rows: np.ndarray, n_boot: int, seed: int) -> dict
                       n_boot=n_boot, seed=seed)["c_index"]
 
 
+def members_of(model: str, tune: bool, args: argparse.Namespace) -> tuple[int, bool]:
+    """(ensemble size, cross-fit?) of a model's runs under these arguments."""
+    if model not in NETWORKS:
+        return 1, False
+    if args.cross_fit and tune:
+        return args.folds, True
+    return args.ensemble, args.cross_fit and args.ensemble > 1
+
+
+def label_of(model: str, tune: bool, args: argparse.Namespace) -> str:
+    members, cross_fit = members_of(model, tune, args)
+    return (model + (f" {'cross-fit ' if cross_fit else ''}x{members}" if members > 1 else "")
+            + (" tuned" if tune else ""))
+
+
 def run_one(name: str, model: str, args: argparse.Namespace, tmp: Path, tune: bool,
             seed: int | None = None) -> dict:
     """Train (or tune then train) one model on one split; its test metrics and timing."""
@@ -79,22 +96,24 @@ def run_one(name: str, model: str, args: argparse.Namespace, tmp: Path, tune: bo
 
     seed = args.seed if seed is None else seed
     t0 = time.perf_counter()
-    members = args.ensemble if model in NETWORKS else 1
+    members, cross_fit = members_of(model, tune, args)
     options = api.EvalOptions(n_boot=args.n_boot, seed=seed)
     out = tmp / f"{name}-{model}-{'tuned' if tune else 'default'}-{seed}"
     if tune:
         run = api.tune(f"survival-{name}", SPACES[model], model=model, data_root=args.data_root,
                        seed=seed, max_trials=args.max_trials, out=out, register=False,
-                       eval_options=options, folds=args.folds, ensemble=members)
+                       eval_options=options, folds=args.folds, cross_fit=cross_fit,
+                       ensemble=1 if cross_fit else members)
     else:
         run = api.train(f"survival-{name}", data_root=args.data_root, model=model, seed=seed,
-                        out=out, register=False, eval_options=options, ensemble=members)
+                        out=out, register=False, eval_options=options, ensemble=members,
+                        cross_fit=cross_fit)
     test = json.loads((run / "metrics.json").read_text())["splits"]["test"]
     chosen = None
     if tune:
         tuning = json.loads((run / "tuning.json").read_text())
         chosen = tuning["trials"][tuning["chosen"]]["settings"]
-    label = model + (f" x{members}" if members > 1 else "") + (" tuned" if tune else "")
+    label = label_of(model, tune, args)
     return {"dataset": name, "model": label, "c_index": test["c_index"],
             "c_index_uno": test.get("c_index_uno"), "c_td": test.get("c_td"), "ibs": test.get("ibs"),
             "chosen": chosen,
@@ -137,6 +156,10 @@ def main() -> None:
     parser.add_argument("--ensemble", type=int, default=1,
                         help="networks become N-seed ensembles (averaged log-risk / curves); with "
                              "--tune every trial is judged as such an ensemble")
+    parser.add_argument("--cross-fit", action="store_true",
+                        help="with --ensemble N: member k stops early on fold k of N of the training "
+                             "file; with --tune --folds K: the chosen setting becomes a cross-fit "
+                             "ensemble of K networks")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=1,
                         help="retrain the untuned models with seeds seed+1 .. seed+N-1 (the seed also "
@@ -147,8 +170,7 @@ def main() -> None:
     os.environ.setdefault("IATROS_HOME", tempfile.mkdtemp(prefix="iatros-bench-"))
     jobs = [(m, False) for m in args.models] + [(m, True) for m in args.models
                                                 if args.tune and m in SPACES]
-    labels = [m + (f" x{args.ensemble}" if args.ensemble > 1 and m in NETWORKS else "")
-              + (" tuned" if tune else "") for m, tune in jobs]
+    labels = [label_of(m, tune, args) for m, tune in jobs]
     rows, copied = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.datasets:

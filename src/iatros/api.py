@@ -53,6 +53,7 @@ from iatros.train.predictors import (
     fit_torch,
     load_predictor,
     make_dataset,
+    scoring_view,
 )
 from iatros.train.trainer import Callback, TrainConfig
 
@@ -194,6 +195,7 @@ def train(
     callbacks: Sequence[Callback] = (),
     settings: Settings | None = None,
     val_fold: tuple[int, int] | None = None,
+    cross_fit: bool = False,
 ) -> Path:
     """Train a model on a task, evaluate it, write its report, register it; return the run folder.
 
@@ -201,6 +203,8 @@ def train(
     from its last checkpoint, using the configuration saved when it started. `task_options`
     configure family tasks, e.g. {"target": "died"} for `csv:PATH`. `val_fold` (fold, n_folds)
     re-cuts train + val so validation is that fold (used by `tune`); test stays the same.
+    `cross_fit` with `ensemble` N trains member k with fold k of N as its validation, so every
+    training row fits N-1 members; validation metrics and calibration use out-of-fold scores.
     """
     settings = _settings_for(data_root, settings, device)
     if isinstance(task, str):
@@ -221,11 +225,13 @@ def train(
         model, seed, params = saved["model"], saved["seed"], saved["model_params"]
         ensemble = int(saved.get("ensemble", 1))
         val_fold = tuple(saved["val_fold"]) if saved.get("val_fold") else None
+        cross_fit = bool(saved.get("cross_fit"))
         train_overrides = {**(saved.get("train") or {}), **(train_overrides or {})}
         log.info("resuming %s in %s", task.name, run.path)
     spec = _check_model(task, model or task.default_model)
     if ensemble < 1 or (ensemble > 1 and spec.family != "torch"):
         raise ConfigError("--ensemble N needs N >= 1 and a torch model")
+    _check_cross_fit(cross_fit, ensemble, val_fold, task)
     if (params or {}).get("weights") and task.modality is not Modality.IMAGE:
         raise ConfigError("--weights applies to image models only")
     train_config = (_train_config(spec, task, epochs, seed, progress, train_overrides)
@@ -233,9 +239,7 @@ def train(
     if spec.family == "torch" and not resume:
         params = {**task.model_params, **(params or {})}
     data = task.load(settings.data_root)
-    split = task.split(data, seed)
-    if val_fold is not None:
-        split = validation_fold(split, data.patient_ids, *val_fold, seed=seed)
+    split = run_split(task, data, seed, val_fold, cross_fit)
     run.path.mkdir(parents=True, exist_ok=True)
     if not resume:
         config = _new_config(task, spec, settings, seed, train_config, params)
@@ -246,12 +250,13 @@ def train(
         config["task_options"] = task.extra.get("options")
         config["ensemble"] = ensemble
         config["val_fold"] = list(val_fold) if val_fold else None
+        config["cross_fit"] = cross_fit
         write_json(run.file(CONFIG), config)
     run.set_status("running", started=now_iso())
     try:
         t0 = time.perf_counter()
         predictor = _fit(task, spec, data, split, run, settings, seed, train_config, resume,
-                         params, tuple(callbacks), ensemble)
+                         params, tuple(callbacks), ensemble, cross_fit)
         train_seconds = time.perf_counter() - t0
         _finish(run, task, predictor, data, split, eval_options)
         run.set_status("complete", finished=now_iso(), train_seconds=round(train_seconds, 2))
@@ -262,6 +267,36 @@ def train(
     if register:
         _register(settings, run)
     return run.path
+
+
+def _check_cross_fit(cross_fit: bool, ensemble: int, val_fold: tuple[int, int] | None,
+                     task: Task) -> None:
+    if not cross_fit:
+        return
+    if ensemble < 2:
+        raise ConfigError("--cross-fit needs --ensemble N with N >= 2 (one member per fold)")
+    if val_fold is not None:
+        raise ConfigError("--cross-fit chooses each member's validation fold itself; drop val_fold")
+    if task.target is TargetKind.TOKENS:
+        raise ConfigError("--cross-fit is not available for token tagging (its ensembles vote "
+                          "on entities, which has no out-of-fold counterpart)")
+
+
+def run_split(task: Task, data: TaskData, seed: int, val_fold: tuple[int, int] | list[int] | None = None,
+              cross_fit: bool = False) -> Split:
+    """The rows a run uses: the task's split, re-cut for a validation fold, or for a cross-fit
+    ensemble train = val = all training rows (val is then scored out of fold)."""
+    split = task.split(data, seed)
+    if val_fold:
+        split = validation_fold(split, data.patient_ids, *val_fold, seed=seed)
+    if cross_fit:
+        pool = np.sort(np.concatenate([split.train, split.val]))
+        split = Split(pool, pool, split.test)
+    return split
+
+
+def _saved_split(task: Task, data: TaskData, config: dict[str, Any]) -> Split:
+    return run_split(task, data, config["seed"], config.get("val_fold"), bool(config.get("cross_fit")))
 
 
 def tune(
@@ -276,6 +311,7 @@ def tune(
     epochs: int | None = None,
     ensemble: int = 1,
     folds: int = 1,
+    cross_fit: bool = False,
     task_options: dict[str, Any] | None = None,
     eval_options: EvalOptions = EvalOptions(),
     progress: bool = False,
@@ -290,7 +326,8 @@ def tune(
     `ensemble` > 1 every trial is an ensemble of that many seeds, so a setting is judged on a
     steadier validation score than one network's. With `folds` > 1 each setting is scored by
     cross-validation over train + val (mean of the folds' validation scores); the test part is
-    never used until the chosen run.
+    never used until the chosen run. With `cross_fit` (needs `folds` > 1, one network per
+    trial fold) the chosen setting is trained as a cross-fit ensemble over `folds` folds.
     """
     import tempfile
 
@@ -299,6 +336,9 @@ def tune(
     settings = _settings_for(data_root, settings, None)
     task_obj = _task(task, task_options, settings) if isinstance(task, str) else task
     spec = _check_model(task_obj, model or task_obj.default_model)
+    if cross_fit and (folds < 2 or ensemble > 1):
+        raise ConfigError("tuning with --cross-fit needs --folds K >= 2 and no --ensemble: the "
+                          "chosen setting becomes a cross-fit ensemble of K members")
     metric = task_obj.primary_metric
     higher = M.METRICS[metric].higher_is_better if metric in M.METRICS else True
     trials = grid_trials(space, max_trials, seed)
@@ -326,10 +366,11 @@ def tune(
     params, train_settings = split_trial(trials[chosen])
     run = train(task_obj, settings=settings, out=out, epochs=epochs, seed=seed, model=spec.name,
                 params=params, train_overrides=train_settings, eval_options=eval_options,
-                progress=progress, register=register, ensemble=ensemble)
+                progress=progress, register=register, ensemble=folds if cross_fit else ensemble,
+                cross_fit=cross_fit)
     write_json(run / TUNING, {"metric": metric, "split": "val", "higher_is_better": higher,
                               "space": space, "max_trials": max_trials, "ensemble": ensemble,
-                              "folds": folds,
+                              "folds": folds, "cross_fit": cross_fit,
                               "chosen": chosen, "trials": rows})
     return run
 
@@ -337,7 +378,7 @@ def tune(
 def _fit(task: Task, spec: ModelSpec, data: TaskData, split: Split, run: RunFolder,
          settings: Settings, seed: int, train_config: TrainConfig | None, resume: bool,
          params: dict[str, Any] | None, callbacks: tuple[Callback, ...],
-         ensemble: int = 1) -> Predictor:
+         ensemble: int = 1, cross_fit: bool = False) -> Predictor:
     train_rows, val_rows = split.train, split.val
     xy_train = (data.inputs[train_rows], data.targets[train_rows])
     if spec.family == "sklearn":
@@ -349,8 +390,14 @@ def _fit(task: Task, spec: ModelSpec, data: TaskData, split: Split, run: RunFold
                   balance=bool(task.train_params.get("balance", False)))
     val_xy = (data.inputs[val_rows], data.targets[val_rows])
     if ensemble > 1:
-        predictor, results = fit_ensemble(ensemble, spec, task.target, len(task.classes), xy_train,
-                                          val_xy, train_config, **common)
+        pool = Split(split.train, np.empty(0, dtype=np.int64), split.test)  # train == val here
+        folds = ([validation_fold(pool, data.patient_ids, k, ensemble, seed=seed)
+                  for k in range(ensemble)] if cross_fit else [split] * ensemble)
+        parts = [((data.inputs[f.train], data.targets[f.train]), (data.inputs[f.val], data.targets[f.val]))
+                 for f in folds]
+        predictor, results = fit_ensemble(spec, task.target, len(task.classes), parts, train_config,
+                                          held_out=[f.val for f in folds] if cross_fit else None,
+                                          **common)
     else:
         predictor, result = fit_torch(spec, task.target, len(task.classes), xy_train, val_xy,
                                       train_config, **common)
@@ -454,7 +501,8 @@ def _finish(run: RunFolder, task: Task, predictor: Predictor, data: TaskData, sp
         write_json(run.file(METRICS), finish_tokens(run, task, predictor, data, split, options))
         write_report(run.path)
         return
-    raw = {name: predictor.predict_scores(data.inputs[split.part(name)]) for name in ("val", "test")}
+    raw = {name: scoring_view(predictor, split.part(name)).predict_scores(data.inputs[split.part(name)])
+           for name in ("val", "test")}
     for name, scores in raw.items():
         bad = ~np.isfinite(np.asarray(scores, dtype=float))
         if bad.any():
@@ -688,8 +736,10 @@ def evaluate(run: str | Path, *, data_root: str | Path | None = None, split: str
         raise ConfigError(f"--split must be one of train, val, test, all; got {split!r}")
     data = _align_features(task_obj.load(settings.data_root), config.get("data", {}).get("features"))
     rows = (np.arange(len(data)) if split == "all"
-            else task_obj.split(data, config["seed"]).part(split))
+            else _saved_split(task_obj, data, config).part(split))
     predictor = load_predictor(folder.path, settings.device)
+    if not external:
+        predictor = scoring_view(predictor, rows)
     threshold = read_json(folder.file(METRICS)).get("threshold", eval_options.threshold)
     options = EvalOptions(eval_options.n_boot, threshold, eval_options.seed)
     if task_obj.target is TargetKind.SURVIVAL:
@@ -757,9 +807,10 @@ def _audit_survival(folder: RunFolder, config: dict[str, Any], task_obj: Task, b
 
     settings = get_settings().with_data_root(config["data_root"])
     data = _align_features(task_obj.load(settings.data_root), config.get("data", {}).get("features"))
-    rows = task_obj.split(data, config["seed"]).part(split)
+    rows = _saved_split(task_obj, data, config).part(split)
     one = Task(**{**task_obj.__dict__, "sensitive_attributes": (by,)})
-    _, subgroups, _ = score_rows(folder, one, load_predictor(folder.path), data, rows, split, options)
+    predictor = scoring_view(load_predictor(folder.path), rows)
+    _, subgroups, _ = score_rows(folder, one, predictor, data, rows, split, options)
     return subgroups[by]
 
 

@@ -94,6 +94,11 @@ def train_cmd(
     ensemble: Annotated[int, typer.Option(
         min=1, help="Train N networks with seeds S..S+N-1 and average their probabilities (or "
                     "survival curves); taggers keep the entities most members predict.")] = 1,
+    cross_fit: Annotated[bool, typer.Option(
+        "--cross-fit", help="With --ensemble N: member k stops early on fold k of N of the "
+                            "training rows, so every row fits N-1 members (otherwise the "
+                            "validation part fits none); validation metrics and calibration use "
+                            "each row's held-out member.")] = False,
     n_boot: Boot = 1000,
     threshold: Annotated[str, typer.Option(
         help="Decision threshold on the calibrated probability (binary tasks): a number in "
@@ -163,7 +168,7 @@ def train_cmd(
                                  "source": source}.items() if v is not None}
     path = api.train(task, data_root=data_root, out=out_dir, epochs=epochs, seed=seed,
                      model=model, resume=resume, device=device, progress=_progress(progress),
-                     task_options=options, ensemble=ensemble,
+                     task_options=options, ensemble=ensemble, cross_fit=cross_fit,
                      params={"weights": str(weights)} if weights else None,
                      eval_options=api.EvalOptions(n_boot=n_boot, threshold=_threshold(threshold),
                                                   seed=seed))
@@ -196,6 +201,9 @@ def tune_cmd(
     folds: Annotated[int, typer.Option(
         min=1, help="Score each setting by K-fold cross-validation over train + val (by "
                     "patient) instead of the one validation split; test is never used.")] = 1,
+    cross_fit: Annotated[bool, typer.Option(
+        "--cross-fit", help="With --folds K: keep the chosen setting as a cross-fit ensemble of "
+                            "K networks, member k stopped early on fold k.")] = False,
     seed: Annotated[int, typer.Option(help="Seed for the split, trials and sampling.")] = 0,
     n_boot: Boot = 1000,
     progress: Annotated[bool | None, typer.Option(
@@ -212,7 +220,7 @@ def tune_cmd(
 
     path = api.tune(task, parse_space(space), model=model, data_root=data_root, out=out_dir,
                     seed=seed, max_trials=max_trials, epochs=epochs, ensemble=ensemble, folds=folds,
-                    progress=_progress(progress),
+                    cross_fit=cross_fit, progress=_progress(progress),
                     eval_options=api.EvalOptions(n_boot=n_boot, seed=seed))
     tuning = json.loads((path / "tuning.json").read_text())
     scored_on = "val" if tuning.get("folds", 1) == 1 else f"{tuning['folds']}-fold CV"

@@ -16,6 +16,7 @@ from iatros.errors import ConfigError
 from iatros.evaluate import survival as S
 from iatros.models.survival import as_time_event
 from iatros.run_folder import PREDICTIONS, RunFolder, write_csv
+from iatros.train.predictors import scoring_view
 
 CURVES = "survival_curves.npz"
 N_EXAMPLES = 5
@@ -119,7 +120,7 @@ def score_rows(run: RunFolder, task: Any, predictor: Any, data: Any, rows: np.nd
 def finish_survival(run: RunFolder, task: Any, predictor: Any, data: Any, split: Split,
                     options: Any) -> dict[str, Any]:
     """Predict train/val/test curves, write predictions and curves, return metrics.json content."""
-    preds = {name: prediction(predictor, data.inputs[split.part(name)])
+    preds = {name: prediction(scoring_view(predictor, split.part(name)), data.inputs[split.part(name)])
              for name in ("train", "val", "test")}
     for name, p in preds.items():
         if not np.isfinite(p.risk).all():

@@ -436,6 +436,19 @@ def curves_from_outputs(model: nn.Module, outputs: np.ndarray) -> SurvivalCurves
     return _neg_expected_time(times, survival), times, survival
 
 
+def curve_times(model: nn.Module) -> np.ndarray:
+    """The time grid a fitted survival network's curves are given on."""
+    model = _survival_net(model)
+    times = model.baseline_times if isinstance(model, COX_MODELS) else model.cuts
+    return times.cpu().numpy().astype(np.float64)
+
+
+def curves_on_grid(times: np.ndarray, survival: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Survival curves (N, T) on `times` read as steps at the times of `grid` (1 before the first)."""
+    k = np.searchsorted(times, grid, side="right") - 1
+    return np.where(k[None, :] >= 0, survival[:, np.maximum(k, 0)], 1.0)
+
+
 def survival_curves(model: nn.Module, x: Any) -> SurvivalCurves:
     """(risk (N,), times (T,), survival (N, T)) for feature rows x."""
     return curves_from_outputs(model, predict_outputs(model, x))

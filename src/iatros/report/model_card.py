@@ -495,6 +495,7 @@ def build_context(run: RunFiles, figures: Mapping[str, str]) -> dict[str, Any]:
         "threshold": fmt(run.metrics.get("threshold")),
         "threshold_rule": str(run.metrics.get("threshold_rule") or ""),
         "is_binary": run.kind is TargetKind.BINARY,
+        "cross_fit": int(run.config.get("ensemble") or 1) if run.config.get("cross_fit") else 0,
         "performance": performance_rows(run.metrics, primary),
         "calibration": calibration_section(run.metrics),
         "survival_calibration": survival_calibration_rows(run.metrics),

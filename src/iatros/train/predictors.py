@@ -7,6 +7,7 @@ for classification, values for regression), whether a torch network or a scikit-
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,12 @@ class TorchPredictor:
 
         return curves_from_outputs(self.network, self.predict_outputs(inputs))
 
+    def survival_times(self) -> np.ndarray:
+        """The time grid of this survival network's curves."""
+        from iatros.models.survival import curve_times
+
+        return curve_times(self.network)
+
 
 @dataclass
 class SklearnPredictor:
@@ -96,12 +103,15 @@ class EnsemblePredictor:
     """Several networks trained with different seeds; probabilities (or curves) are averaged,
     tagged entities are kept by majority vote.
 
-    Explanations use the first member's network.
+    A cross-fit ensemble's members each validated on a different fold of the training rows;
+    `held_out[k]` are member k's rows (indices into the task's data), which `out_of_fold`
+    scores with that member alone. Explanations use the first member's network.
     """
 
     members: list[TorchPredictor]
     kind: TargetKind
     info: dict[str, Any] = field(default_factory=dict)
+    held_out: list[np.ndarray] | None = None
 
     @property
     def network(self) -> torch.nn.Module:
@@ -118,12 +128,82 @@ class EnsemblePredictor:
         return np.mean(scores, axis=0)
 
     def predict_survival(self, inputs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mean risk and mean curve; members fitted on different rows have different time grids,
+        so curves are read as steps on the union of the grids."""
         parts = [m.predict_survival(inputs) for m in self.members]
-        times = parts[0][1]
-        if any(len(p[1]) != len(times) or not np.allclose(p[1], times) for p in parts):
-            raise ConfigError("ensemble members predict on different time grids")
-        return (np.mean([p[0] for p in parts], axis=0), times,
-                np.mean([p[2] for p in parts], axis=0))
+        grid = self.time_grid()
+        return (np.mean([p[0] for p in parts], axis=0), grid,
+                np.mean([_on_grid(p, grid) for p in parts], axis=0))
+
+    def time_grid(self) -> np.ndarray:
+        """The members' common time grid: the union of their own (the same for seed ensembles)."""
+        grids = [m.survival_times() for m in self.members]
+        if all(len(g) == len(grids[0]) and np.allclose(g, grids[0]) for g in grids):
+            return grids[0]
+        return np.unique(np.concatenate(grids))
+
+    def out_of_fold(self, rows: np.ndarray) -> OutOfFold:
+        """This ensemble scoring `rows` without looking at its own training: each row a member
+        held out scores with that member; other rows (e.g. test) with the whole ensemble."""
+        member = np.full(len(rows), -1)
+        for k, held in enumerate(self.held_out or []):
+            member[np.isin(rows, held)] = k
+        return OutOfFold(self, member)
+
+
+def _on_grid(part: tuple[np.ndarray, np.ndarray, np.ndarray], grid: np.ndarray) -> np.ndarray:
+    from iatros.models.survival import curves_on_grid
+
+    times = np.asarray(part[1], dtype=np.float64)
+    if len(times) == len(grid) and np.allclose(times, grid):
+        return np.asarray(part[2])
+    return curves_on_grid(times, np.asarray(part[2]), grid)
+
+
+@dataclass
+class OutOfFold:
+    """A cross-fit ensemble's out-of-fold view of some rows: row i is scored by member
+    `member[i]`, or by the whole ensemble where that is -1. Inputs must be those rows, in order."""
+
+    ensemble: EnsemblePredictor
+    member: np.ndarray
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return self.ensemble.info
+
+    def _pieces(self, inputs: Any, predict: Any) -> list[tuple[np.ndarray, Any]]:
+        if len(inputs) != len(self.member):
+            raise ConfigError(f"out-of-fold scoring got {len(inputs)} rows for {len(self.member)}")
+        pieces = []
+        for k in np.unique(self.member):
+            idx = np.flatnonzero(self.member == k)
+            model = self.ensemble if k < 0 else self.ensemble.members[k]
+            pieces.append((idx, predict(model, inputs[idx])))
+        return pieces
+
+    def predict_scores(self, inputs: Any) -> np.ndarray:
+        pieces = self._pieces(inputs, lambda m, x: m.predict_scores(x))
+        out = np.empty((len(self.member), *np.shape(pieces[0][1])[1:]))
+        for idx, scores in pieces:
+            out[idx] = scores
+        return out
+
+    def predict_survival(self, inputs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pieces = self._pieces(inputs, lambda m, x: m.predict_survival(x))
+        grid = self.ensemble.time_grid()
+        risk, survival = np.empty(len(self.member)), np.empty((len(self.member), len(grid)))
+        for idx, part in pieces:
+            risk[idx], survival[idx] = part[0], _on_grid(part, grid)
+        return risk, grid, survival
+
+
+def scoring_view(predictor: Predictor, rows: np.ndarray) -> Predictor | OutOfFold:
+    """The predictor to score `rows` of the task's data honestly: out-of-fold for a cross-fit
+    ensemble, the predictor itself otherwise."""
+    if isinstance(predictor, EnsemblePredictor) and predictor.held_out:
+        return predictor.out_of_fold(np.asarray(rows))
+    return predictor
 
 
 def majority_spans(members: list[np.ndarray]) -> np.ndarray:
@@ -151,15 +231,17 @@ Predictor = TorchPredictor | SklearnPredictor | EnsemblePredictor
 ENSEMBLE_DONE = "member-complete"
 
 
-def fit_ensemble(n_members: int, spec: ModelSpec, kind: TargetKind, n_classes: int,
-                 train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
+def fit_ensemble(spec: ModelSpec, kind: TargetKind, n_classes: int,
+                 parts: Sequence[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]],
                  config: TrainConfig, *, run_dir: Path, resume: bool = False, device: str,
+                 held_out: Sequence[np.ndarray] | None = None,
                  **kwargs: Any) -> tuple[EnsemblePredictor, list[TrainResult]]:
-    """Train `n_members` copies with seeds seed, seed+1, ...; each member resumes on its own."""
+    """Train one member per (train, val) part with seeds seed, seed+1, ...; each member resumes
+    on its own. `held_out` (rows each member validated on) makes it a cross-fit ensemble."""
     from dataclasses import replace
 
     members, results = [], []
-    for k in range(n_members):
+    for k, (train, val) in enumerate(parts):
         member_dir = run_dir / "members" / f"m{k}"
         member_dir.mkdir(parents=True, exist_ok=True)
         if resume and (member_dir / ENSEMBLE_DONE).exists():
@@ -173,10 +255,18 @@ def fit_ensemble(n_members: int, spec: ModelSpec, kind: TargetKind, n_classes: i
         members.append(predictor)
         results.append(result)
     info = {"name": spec.name, "family": "ensemble", "kind": kind.value,
-            "members": [f"members/m{k}" for k in range(n_members)],
+            "members": [f"members/m{k}" for k in range(len(parts))],
             "params": members[0].info["params"]}
+    if held_out is not None:
+        info["held_out"] = [[int(r) for r in rows] for rows in held_out]
     _write_info(run_dir, info)
-    return EnsemblePredictor(members, kind, info), results
+    return _ensemble(members, kind, info), results
+
+
+def _ensemble(members: list[TorchPredictor], kind: TargetKind, info: dict[str, Any]) -> EnsemblePredictor:
+    held = info.get("held_out")
+    return EnsemblePredictor(members, kind, info,
+                             [np.asarray(r, dtype=np.int64) for r in held] if held else None)
 
 
 def _write_info(run_dir: Path, info: dict[str, Any]) -> None:
@@ -278,8 +368,7 @@ def load_predictor(run_dir: Path, device: str = "cpu") -> Predictor:
     spec = get_model_spec(info["name"])
     kind = TargetKind(info["kind"])
     if info["family"] == "ensemble":
-        return EnsemblePredictor([load_predictor(run_dir / m, device) for m in info["members"]],
-                                 kind, info)
+        return _ensemble([load_predictor(run_dir / m, device) for m in info["members"]], kind, info)
     if info["family"] == "sklearn":
         path = run_dir / "model.joblib"
         try:
