@@ -41,3 +41,26 @@ def test_auto_device_is_cpu_without_gpu(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert get_settings(device="auto").device == "cpu"
+
+
+def test_threads_from_environment_cap_torch_cpu_threads(monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("IATROS_THREADS", "1")
+    try:
+        assert get_settings().threads == 1
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    monkeypatch.delenv("IATROS_THREADS")
+    assert get_settings().threads is None
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two"])
+def test_bad_thread_count_names_the_variable(monkeypatch, value):
+    from iatros.errors import ConfigError
+
+    monkeypatch.setenv("IATROS_THREADS", value)
+    with pytest.raises(ConfigError, match="IATROS_THREADS must be a positive whole number"):
+        get_settings()

@@ -1,10 +1,13 @@
-"""The one settings object: where data is read, where runs are written, which database and device."""
+"""The one settings object: where data is read, where runs are written, which database, device
+and how many CPU threads torch may use."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from iatros.errors import ConfigError
 
 DEFAULT_DATA_ROOT = Path("~/.cache/iatros/data")
 DEFAULT_HOME = Path("~/.iatros")
@@ -18,6 +21,7 @@ class Settings:
     home: Path
     database_url: str
     device: str
+    threads: int | None = None
 
     @property
     def runs_dir(self) -> Path:
@@ -41,6 +45,20 @@ def auto_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _threads(value: str | None) -> int | None:
+    """IATROS_THREADS as a positive int (None: torch's own default, one per core)."""
+    if value is None or value.strip() == "":
+        return None
+    try:
+        threads = int(value)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise ConfigError(f"IATROS_THREADS must be a positive whole number of CPU threads, got "
+                          f"{value!r}; unset it to let torch use one per core")
+    return threads
+
+
 def get_settings(
     data_root: str | Path | None = None,
     home: str | Path | None = None,
@@ -56,6 +74,10 @@ def get_settings(
     dev = device or os.environ.get("IATROS_DEVICE") or "auto"
     if dev == "auto":
         dev = auto_device()
-    return Settings(
-        data_root=root.expanduser().resolve(), home=home_path, database_url=url, device=dev
-    )
+    threads = _threads(os.environ.get("IATROS_THREADS"))
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    return Settings(data_root=root.expanduser().resolve(), home=home_path, database_url=url,
+                    device=dev, threads=threads)
