@@ -75,12 +75,20 @@ def c_index_without(run: Path, rows: np.ndarray, n_boot: int, seed: int) -> dict
 
 
 def members_of(model: str, tune: bool, args: argparse.Namespace) -> tuple[int, bool]:
-    """(ensemble size, cross-fit?) of a model's runs under these arguments."""
+    """(ensemble size, cross-fit?) of a model's runs: --ensemble / --cross-fit, else the model's
+    defaults (DeepSurv: a 5-member cross-fit ensemble)."""
+    from iatros.models.registry import get_model_spec
+
     if model not in NETWORKS:
         return 1, False
-    if args.cross_fit and tune:
-        return args.folds, True
-    return args.ensemble, args.cross_fit and args.ensemble > 1
+    spec = get_model_spec(model)
+    cross_fit = args.cross_fit or (args.ensemble is None and spec.cross_fit)
+    if tune:
+        if cross_fit and args.folds > 1:
+            return args.folds, True
+        return args.ensemble or 1, False
+    ensemble = spec.ensemble if args.ensemble is None else args.ensemble
+    return ensemble, cross_fit and ensemble > 1
 
 
 def label_of(model: str, tune: bool, args: argparse.Namespace) -> str:
@@ -153,9 +161,10 @@ def main() -> None:
     parser.add_argument("--max-trials", type=int, default=24)
     parser.add_argument("--folds", type=int, default=1,
                         help="with --tune: score settings by K-fold CV over train + val")
-    parser.add_argument("--ensemble", type=int, default=1,
+    parser.add_argument("--ensemble", type=int, default=None,
                         help="networks become N-seed ensembles (averaged log-risk / curves); with "
-                             "--tune every trial is judged as such an ensemble")
+                             "--tune every trial is judged as such an ensemble (default: each "
+                             "model's own, DeepSurv a 5-member cross-fit ensemble; 1 for one network)")
     parser.add_argument("--cross-fit", action="store_true",
                         help="with --ensemble N: member k stops early on fold k of N of the training "
                              "file; with --tune --folds K: the chosen setting becomes a cross-fit "

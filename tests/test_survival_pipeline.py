@@ -48,7 +48,19 @@ def test_survival_audit_and_evaluate_on_another_split(whas_run):
     audit = api.audit(whas_run, by="age_group", eval_options=FAST)
     assert set(audit["groups"]) == {"<65", "65-79", ">=80"}
     result = api.evaluate(whas_run, split="val", eval_options=FAST)
-    assert result["splits"]["val"]["c_index"]["n"] == 75
+    test_n = json.loads((whas_run / "metrics.json").read_text())["splits"]["test"]["c_index"]["n"]
+    # DeepSurv's default is a cross-fit ensemble: every training row is validated on, out of fold
+    assert result["splits"]["val"]["c_index"]["n"] == 500 - test_n == 425
+
+
+def test_deepsurv_defaults_to_a_five_member_cross_fit_ensemble_unless_told(whas_run, tmp_path):
+    config = json.loads((whas_run / "config.json").read_text())
+    assert config["ensemble"] == 5 and config["cross_fit"] is True
+    single = api.train("survival-whas500", model="deepsurv", epochs=3, ensemble=1, out=tmp_path / "one",
+                       eval_options=FAST, register=False)
+    config = json.loads((single / "config.json").read_text())
+    assert config["ensemble"] == 1 and config["cross_fit"] is False
+    assert json.loads((single / "model.json").read_text())["family"] == "torch"
 
 
 def test_predict_returns_a_curve_per_patient(whas_run, tmp_path):

@@ -188,14 +188,14 @@ def train(
     params: dict[str, Any] | None = None,
     train_overrides: dict[str, Any] | None = None,
     task_options: dict[str, Any] | None = None,
-    ensemble: int = 1,
+    ensemble: int | None = None,
     eval_options: EvalOptions = EvalOptions(),
     progress: bool = False,
     register: bool = True,
     callbacks: Sequence[Callback] = (),
     settings: Settings | None = None,
     val_fold: tuple[int, int] | None = None,
-    cross_fit: bool = False,
+    cross_fit: bool | None = None,
 ) -> Path:
     """Train a model on a task, evaluate it, write its report, register it; return the run folder.
 
@@ -205,6 +205,7 @@ def train(
     re-cuts train + val so validation is that fold (used by `tune`); test stays the same.
     `cross_fit` with `ensemble` N trains member k with fold k of N as its validation, so every
     training row fits N-1 members; validation metrics and calibration use out-of-fold scores.
+    Left unset, both come from the model (DeepSurv: a 5-member cross-fit ensemble; others: one).
     """
     settings = _settings_for(data_root, settings, device)
     if isinstance(task, str):
@@ -229,6 +230,7 @@ def train(
         train_overrides = {**(saved.get("train") or {}), **(train_overrides or {})}
         log.info("resuming %s in %s", task.name, run.path)
     spec = _check_model(task, model or task.default_model)
+    ensemble, cross_fit = _ensemble_for(spec, ensemble, cross_fit, val_fold)
     if ensemble < 1 or (ensemble > 1 and spec.family != "torch"):
         raise ConfigError("--ensemble N needs N >= 1 and a torch model")
     _check_cross_fit(cross_fit, ensemble, val_fold, task)
@@ -267,6 +269,17 @@ def train(
     if register:
         _register(settings, run)
     return run.path
+
+
+def _ensemble_for(spec: ModelSpec, ensemble: int | None, cross_fit: bool | None,
+                  val_fold: tuple[int, int] | None) -> tuple[int, bool]:
+    """Members and cross-fitting: as asked, else the model's defaults (one network when a
+    validation fold is fixed, as in tuning trials)."""
+    if ensemble is None:
+        use_default = spec.family == "torch" and val_fold is None
+        ensemble = spec.ensemble if use_default else 1
+        cross_fit = (spec.cross_fit and use_default) if cross_fit is None else cross_fit
+    return ensemble, bool(cross_fit)
 
 
 def _check_cross_fit(cross_fit: bool, ensemble: int, val_fold: tuple[int, int] | None,

@@ -91,14 +91,15 @@ def train_cmd(
         "--resume", help="Continue an interrupted run (--out, or the task's newest unfinished "
                          "run) from its last checkpoint.")] = False,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, or auto.")] = None,
-    ensemble: Annotated[int, typer.Option(
+    ensemble: Annotated[int | None, typer.Option(
         min=1, help="Train N networks with seeds S..S+N-1 and average their probabilities (or "
-                    "survival curves); taggers keep the entities most members predict.")] = 1,
-    cross_fit: Annotated[bool, typer.Option(
-        "--cross-fit", help="With --ensemble N: member k stops early on fold k of N of the "
-                            "training rows, so every row fits N-1 members (otherwise the "
+                    "survival curves); taggers keep the entities most members predict. Default: "
+                    "the model's (deepsurv 5, cross-fit; others 1).")] = None,
+    cross_fit: Annotated[bool | None, typer.Option(
+        "--cross-fit/--no-cross-fit", help="With --ensemble N: member k stops early on fold k of "
+                            "N of the training rows, so every row fits N-1 members (otherwise the "
                             "validation part fits none); validation metrics and calibration use "
-                            "each row's held-out member.")] = False,
+                            "each row's held-out member.")] = None,
     n_boot: Boot = 1000,
     threshold: Annotated[str, typer.Option(
         help="Decision threshold on the calibrated probability (binary tasks): a number in "

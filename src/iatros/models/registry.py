@@ -24,7 +24,8 @@ class ModelSpec:
     `dataset(inputs, targets, kind, train, params)` turns a task's inputs into a torch Dataset
     (augmenting when `train`), and `n_inputs(inputs, params)` gives the input width / channels.
     sklearn models: `build(kind, seed, **params) -> estimator` with fit / predict(_proba).
-    `train_defaults` are Trainer settings that suit this model (lr, batch size, epochs, ...).
+    `train_defaults` are Trainer settings that suit this model (lr, batch size, epochs, ...);
+    `ensemble` / `cross_fit` how many networks a run trains when the user does not say.
     """
 
     name: str
@@ -36,6 +37,8 @@ class ModelSpec:
     train_defaults: dict[str, Any] = field(default_factory=dict)
     dataset: Callable[..., Any] | None = None
     n_inputs: Callable[..., int] | None = None
+    ensemble: int = 1
+    cross_fit: bool = False
 
 
 _MODELS: dict[str, ModelSpec] = {}
