@@ -303,7 +303,7 @@ def run_split(task: Task, data: TaskData, seed: int, val_fold: tuple[int, int] |
     if val_fold:
         split = validation_fold(split, data.patient_ids, *val_fold, seed=seed)
     if cross_fit:
-        pool = np.sort(np.concatenate([split.train, split.val]))
+        pool = np.union1d(split.train, split.val)
         split = Split(pool, pool, split.test)
     return split
 
@@ -403,8 +403,7 @@ def _fit(task: Task, spec: ModelSpec, data: TaskData, split: Split, run: RunFold
                   balance=bool(task.train_params.get("balance", False)))
     val_xy = (data.inputs[val_rows], data.targets[val_rows])
     if ensemble > 1:
-        pool = Split(split.train, np.empty(0, dtype=np.int64), split.test)  # train == val here
-        folds = ([validation_fold(pool, data.patient_ids, k, ensemble, seed=seed)
+        folds = ([validation_fold(split, data.patient_ids, k, ensemble, seed=seed)
                   for k in range(ensemble)] if cross_fit else [split] * ensemble)
         parts = [((data.inputs[f.train], data.targets[f.train]), (data.inputs[f.val], data.targets[f.val]))
                  for f in folds]

@@ -125,11 +125,12 @@ def carve_validation(split: Split, groups: np.ndarray, *, strata: np.ndarray | N
 def validation_fold(split: Split, groups: np.ndarray, fold: int, n_folds: int, *,
                     seed: int = 0) -> Split:
     """The same test part; train and validation re-cut so validation is fold `fold` of
-    `n_folds` over the groups of train + val (cross-validation that never sees test)."""
+    `n_folds` over the groups of train + val (cross-validation that never sees test); a row in
+    both parts (a cross-fit run's split) counts once."""
     if n_folds < 2 or not 0 <= fold < n_folds:
         raise ConfigError(f"fold must be in 0..{n_folds - 1} of at least 2 folds, "
                           f"got {fold} of {n_folds}")
-    pool = np.sort(np.concatenate([split.train, split.val]))
+    pool = np.union1d(split.train, split.val)
     uniq, inverse = np.unique(np.asarray(groups).astype(str)[pool], return_inverse=True)
     if len(uniq) < n_folds:
         raise ConfigError(f"{len(uniq)} patients in train + val cannot fill {n_folds} folds")
