@@ -317,3 +317,47 @@ def test_specs_registered_and_misuse_is_a_clear_error(whas):
         survival_curves(DeepSurvNet(14), whas["x"][:3])
     with pytest.raises(ConfigError, match="survival task"):
         get_model_spec("rsf").build(TargetKind.BINARY, 0)
+
+
+@pytest.mark.parametrize("cls", [DeepSurvNet, LogisticHazardNet, DeepHitNet])
+def test_networks_take_the_published_deepsurv_body(cls):
+    net = cls(6, hidden=(26, 26, 26), dropout=0.0, activation="selu", batch_norm=False, out_l2=0.5)
+    layers = [type(m) for m in net.net]
+    assert layers.count(torch.nn.SELU) == 3 and torch.nn.BatchNorm1d not in layers
+    assert torch.isclose(net.penalty(), 0.5 * net.net[-1].weight.pow(2).sum())
+    assert cls(6).penalty() is None
+    with pytest.raises(ConfigError, match="activation"):
+        cls(6, activation="swish")
+    with pytest.raises(ConfigError, match="out_l2"):
+        cls(6, out_l2=-1.0)
+
+
+@pytest.mark.parametrize("name", ["logistic-hazard", "deephit"])
+def test_discrete_curves_are_interpolated_between_cuts_and_break_within_interval_ties(whas, trained,
+                                                                                    name):
+    from iatros.evaluate.survival import SurvivalPrediction, evaluate_survival
+
+    model = trained[name]
+    x_test, t, e = _part(whas, "test")
+    _, t_train, e_train = _part(whas, "train")
+    model.interpolate = 1
+    try:
+        _, cut_times, at_cuts = survival_curves(model, x_test)
+    finally:
+        model.interpolate = 10
+    risk, times, surv = survival_curves(model, x_test)
+    _assert_curves(risk, times, surv, len(x_test))
+    np.testing.assert_allclose(cut_times, model.cuts.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(times[9::10], cut_times, rtol=1e-9)
+    np.testing.assert_allclose(surv[:, 9::10], at_cuts, atol=1e-9)
+    halfway = surv[:, 14]                      # midway through the second interval
+    expected = (np.sqrt(at_cuts[:, 0] * at_cuts[:, 1]) if name == "logistic-hazard"   # constant hazard
+                else (at_cuts[:, 0] + at_cuts[:, 1]) / 2)                              # constant density
+    np.testing.assert_allclose(halfway, expected, rtol=1e-9)
+
+    def c_td(grid, curves):
+        pred = SurvivalPrediction(risk, grid, curves)
+        result = evaluate_survival(t, e, pred, train_time=t_train, train_event=e_train, n_boot=0)
+        return result["c_td"]["value"]
+
+    assert c_td(times, surv) > c_td(cut_times, at_cuts)

@@ -61,6 +61,51 @@ def test_early_stopping_stops_after_patience(tmp_path):
     assert result.stopped_early and result.epochs_run == 4 and result.best_epoch == 1
 
 
+def test_keep_last_trains_every_epoch_and_keeps_the_final_weights(tmp_path):
+    torch.manual_seed(0)
+    config = TrainConfig(epochs=6, batch_size=32, lr=1e-2, progress=False, patience=2, keep="last")
+    model = Net()
+    scores = iter([0.9, 0.1, 0.1, 0.1, 0.1, 0.1])  # early stopping would keep epoch 1 and stop at 3
+    result = Trainer(config, checkpoint_dir=tmp_path / "c").fit(
+        model, nn.BCEWithLogitsLoss(), _data(), _data(64, 1), monitor=lambda o, t: next(scores))
+    last = torch.load(tmp_path / "c" / "last.pt", weights_only=False)
+    assert result.epochs_run == 6 and result.best_epoch == 6 and not result.stopped_early
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, last["model"][key])
+
+
+def test_plain_sgd_without_momentum_takes_lr_times_gradient_steps(tmp_path):
+    torch.manual_seed(0)
+    model = Net()
+    before = [p.detach().clone() for p in model.parameters()]
+    data = _data(32)
+    config = TrainConfig(epochs=1, batch_size=32, lr=0.1, optimizer="sgd", momentum=0.0,
+                         weight_decay=0.0, grad_clip=None, scheduler="none", progress=False)
+    x, y = data.tensors
+    nn.BCEWithLogitsLoss()(model(x), y).backward()
+    expected = [b - 0.1 * p.grad for b, p in zip(before, model.parameters(), strict=True)]
+    model.zero_grad()
+    Trainer(config, checkpoint_dir=None).fit(model, nn.BCEWithLogitsLoss(), data, _data(16, 1))
+    for got, want in zip(model.parameters(), expected, strict=True):
+        assert torch.allclose(got, want, atol=1e-6)
+
+
+class Penalised(Net):
+    def penalty(self):
+        return 10.0 * self.lin[-1].weight.pow(2).sum()
+
+
+def test_a_models_penalty_joins_the_loss(tmp_path):
+    torch.manual_seed(0)
+    config = TrainConfig(epochs=20, batch_size=32, lr=1e-2, progress=False, patience=0)
+    plain, penalised = Net(), Penalised()
+    penalised.load_state_dict(plain.state_dict())
+    for model in (plain, penalised):
+        Trainer(config, checkpoint_dir=None).fit(model, nn.BCEWithLogitsLoss(), _data(), _data(64, 1),
+                                                 monitor=_accuracy)
+    assert penalised.lin[-1].weight.norm() < 0.5 * plain.lin[-1].weight.norm()
+
+
 class Crash(Callback):
     def __init__(self, after):
         self.after = after
@@ -125,6 +170,10 @@ def test_invalid_config_is_rejected():
         TrainConfig(epochs=0)
     with pytest.raises(ConfigError):
         TrainConfig(optimizer="lbfgs")
+    with pytest.raises(ConfigError, match="keep"):
+        TrainConfig(keep="median")
+    with pytest.raises(ConfigError, match="momentum"):
+        TrainConfig(momentum=1.0)
 
 
 def test_ema_weights_are_validated_kept_and_resumed_exactly(tmp_path):

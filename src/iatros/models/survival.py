@@ -165,8 +165,8 @@ class DeepSurvNet(TabularMLP):
     survival_name = "deepsurv"
 
     def __init__(self, n_inputs: int, hidden: tuple[int, ...] = (32, 32), dropout: float = 0.1,
-                 ties: str = "efron") -> None:
-        super().__init__(n_inputs, 1, hidden=hidden, dropout=dropout)
+                 ties: str = "efron", **body: Any) -> None:
+        super().__init__(n_inputs, 1, hidden=hidden, dropout=dropout, **body)
         if ties not in ("efron", "breslow"):
             raise ConfigError(f"ties must be 'efron' or 'breslow', not {ties!r}")
         self.ties = ties
@@ -224,16 +224,22 @@ SURVIVAL_NETWORKS = ("deepsurv", "logistic-hazard", "deephit")
 
 
 class _DiscreteTimeNet(TabularMLP):
-    """A TabularMLP over a fixed grid of `n_intervals` cut points kept in the `cuts` buffer."""
+    """A TabularMLP over a fixed grid of `n_intervals` cut points kept in the `cuts` buffer.
+
+    Its curves are given at `interpolate` evenly spaced times per interval, read between the cuts
+    as pycox's `interpolate` does (constant hazard for the logistic hazard, constant density for
+    DeepHit), so events inside one interval are not all tied; `interpolate=1` gives the cuts only.
+    """
 
     survival_name = ""
 
     def __init__(self, n_inputs: int, n_outputs: int, hidden: tuple[int, ...], dropout: float,
-                 n_intervals: int) -> None:
-        if n_intervals < 1:
-            raise ConfigError(f"n_intervals must be >= 1, got {n_intervals}")
-        super().__init__(n_inputs, n_outputs, hidden=hidden, dropout=dropout)
+                 n_intervals: int, interpolate: int = 10, **body: Any) -> None:
+        if n_intervals < 1 or interpolate < 1:
+            raise ConfigError(f"n_intervals and interpolate must be >= 1, got {n_intervals}, {interpolate}")
+        super().__init__(n_inputs, n_outputs, hidden=hidden, dropout=dropout, **body)
         self.n_intervals = n_intervals
+        self.interpolate = int(interpolate)
         self.register_buffer("cuts", torch.zeros(n_intervals))
 
     @property
@@ -248,8 +254,8 @@ class LogisticHazardNet(_DiscreteTimeNet):
     survival_name = "logistic-hazard"
 
     def __init__(self, n_inputs: int, hidden: tuple[int, ...] = (32, 32), dropout: float = 0.1,
-                 n_intervals: int = 20) -> None:
-        super().__init__(n_inputs, n_intervals, hidden, dropout, n_intervals)
+                 n_intervals: int = 20, interpolate: int = 10, **body: Any) -> None:
+        super().__init__(n_inputs, n_intervals, hidden, dropout, n_intervals, interpolate, **body)
 
     def loss_params(self) -> dict[str, Any]:
         return {}
@@ -264,11 +270,12 @@ class DeepHitNet(_DiscreteTimeNet):
 
     def __init__(self, n_inputs: int, hidden: tuple[int, ...] = (32, 32), dropout: float = 0.1,
                  n_intervals: int = 20, n_risks: int = 1, alpha: float = 0.2,
-                 sigma: float = 0.1) -> None:
+                 sigma: float = 0.1, interpolate: int = 10, **body: Any) -> None:
         if n_risks < 1 or not 0 <= alpha <= 1 or sigma <= 0:
             raise ConfigError(f"DeepHit needs n_risks >= 1, 0 <= alpha <= 1, sigma > 0; got "
                               f"{n_risks}, {alpha}, {sigma}")
-        super().__init__(n_inputs, n_risks * n_intervals, hidden, dropout, n_intervals)
+        super().__init__(n_inputs, n_risks * n_intervals, hidden, dropout, n_intervals, interpolate,
+                         **body)
         self.n_risks, self.alpha, self.sigma = n_risks, alpha, sigma
 
     def loss_params(self) -> dict[str, Any]:
@@ -430,17 +437,37 @@ def curves_from_outputs(model: nn.Module, outputs: np.ndarray) -> SurvivalCurves
         return log_risk, times, np.exp(-cumhaz[None, :] * np.exp(log_risk)[:, None])
     if not model.head_fitted:
         raise ConfigError(f"{model.survival_name} has no cut points: call fit_survival_head first")
-    times = model.cuts.cpu().numpy().astype(np.float64)
+    cuts = model.cuts.cpu().numpy().astype(np.float64)
     log_s, _ = _discrete_log_survival(model, outputs)
-    survival = np.clip(np.exp(log_s), 0.0, 1.0)
-    return _neg_expected_time(times, survival), times, survival
+    risk = _neg_expected_time(cuts, np.clip(np.exp(log_s), 0.0, 1.0))
+    if isinstance(model, LogisticHazardNet):   # constant hazard: log S is linear between cuts
+        survival = np.exp(_between_cuts(log_s, 0.0, model.interpolate))
+    else:                                      # constant density: S is linear between cuts
+        survival = _between_cuts(np.exp(log_s), 1.0, model.interpolate)
+    return risk, _fine_grid(cuts, model.interpolate), np.clip(survival, 0.0, 1.0)
+
+
+def _fine_grid(cuts: np.ndarray, sub: int) -> np.ndarray:
+    """`sub` evenly spaced times in each interval (start, cut], ending on the cut; starts at 0."""
+    starts = np.concatenate([[0.0], cuts[:-1]])
+    frac = np.arange(1, sub + 1) / sub
+    return (starts[:, None] + (cuts - starts)[:, None] * frac[None, :]).reshape(-1)
+
+
+def _between_cuts(at_cuts: np.ndarray, at_zero: float, sub: int) -> np.ndarray:
+    """Values (..., m) at the cuts, linearly interpolated onto `_fine_grid` (value at 0 given)."""
+    prev = np.concatenate([np.full(at_cuts.shape[:-1] + (1,), at_zero), at_cuts[..., :-1]], axis=-1)
+    frac = np.tile(np.arange(1, sub + 1) / sub, at_cuts.shape[-1])
+    j = np.repeat(np.arange(at_cuts.shape[-1]), sub)
+    return prev[..., j] * (1 - frac) + at_cuts[..., j] * frac
 
 
 def curve_times(model: nn.Module) -> np.ndarray:
     """The time grid a fitted survival network's curves are given on."""
     model = _survival_net(model)
-    times = model.baseline_times if isinstance(model, COX_MODELS) else model.cuts
-    return times.cpu().numpy().astype(np.float64)
+    if isinstance(model, COX_MODELS):
+        return model.baseline_times.cpu().numpy().astype(np.float64)
+    return _fine_grid(model.cuts.cpu().numpy().astype(np.float64), model.interpolate)
 
 
 def curves_on_grid(times: np.ndarray, survival: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -465,7 +492,7 @@ def cumulative_incidence(model: nn.Module, x: Any) -> tuple[np.ndarray, np.ndarr
     if not model.head_fitted:
         raise ConfigError("deephit has no cut points: call fit_survival_head first")
     _, cif = _discrete_log_survival(model, predict_outputs(model, x))
-    return model.cuts.cpu().numpy().astype(np.float64), np.clip(cif, 0.0, 1.0)
+    return curve_times(model), np.clip(_between_cuts(cif, 0.0, model.interpolate), 0.0, 1.0)
 
 
 def concordance_monitor(model: nn.Module) -> Callable[[np.ndarray, np.ndarray], float]:
@@ -601,16 +628,17 @@ register_model(ModelSpec(
 ))
 register_model(ModelSpec(
     name="logistic-hazard", family="torch", modalities=(Modality.TABULAR,), build=build_logistic_hazard,
-    description="Discrete-time logistic hazard MLP over 20 intervals at event-time quantiles",
-    params={"hidden": (32, 32), "dropout": 0.1, "n_intervals": 20},
+    description="Discrete-time logistic hazard MLP over 20 intervals at event-time quantiles, curves "
+                "interpolated at constant hazard within each interval",
+    params={"hidden": (32, 32), "dropout": 0.1, "n_intervals": 20, "interpolate": 10},
     train_defaults=dict(_TRAIN_DEFAULTS), dataset=survival_dataset, n_inputs=tabular_width,
 ))
 register_model(ModelSpec(
     name="deephit", family="torch", modalities=(Modality.TABULAR,), build=build_deephit,
-    description="DeepHit: MLP probability mass over 20 intervals, likelihood + ranking loss; "
-                "competing risks with n_risks > 1",
-    params={"hidden": (32, 32), "dropout": 0.1, "n_intervals": 20, "n_risks": 1, "alpha": 0.2,
-            "sigma": 0.1},
+    description="DeepHit: MLP probability mass over 20 intervals (curves interpolated at constant "
+                "density), likelihood + ranking loss; competing risks with n_risks > 1",
+    params={"hidden": (32, 32), "dropout": 0.1, "n_intervals": 20, "interpolate": 10, "n_risks": 1,
+            "alpha": 0.2, "sigma": 0.1},
     train_defaults=dict(_TRAIN_DEFAULTS), dataset=survival_dataset, n_inputs=tabular_width,
 ))
 register_model(ModelSpec(

@@ -9,8 +9,11 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from iatros.errors import ConfigError
 from iatros.kinds import Modality, TargetKind
 from iatros.models.registry import ModelSpec, register_model, target_tensor
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "selu": nn.SELU, "gelu": nn.GELU}
 
 
 class TabularMLP(nn.Module):
@@ -21,8 +24,14 @@ class TabularMLP(nn.Module):
     """
 
     def __init__(self, n_inputs: int, n_outputs: int, hidden: tuple[int, ...] = (32,),
-                 dropout: float = 0.3) -> None:
+                 dropout: float = 0.3, activation: str = "relu", batch_norm: bool = True,
+                 out_l2: float = 0.0) -> None:
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ConfigError(f"activation must be one of {', '.join(ACTIVATIONS)}, not {activation!r}")
+        if out_l2 < 0:
+            raise ConfigError(f"out_l2 must be >= 0, not {out_l2}")
+        self.out_l2 = float(out_l2)
         self.register_buffer("center", torch.zeros(n_inputs))
         self.register_buffer("scale", torch.ones(n_inputs))
         self.register_buffer("fill", torch.zeros(n_inputs))
@@ -31,7 +40,8 @@ class TabularMLP(nn.Module):
         layers: list[nn.Module] = []
         width = n_inputs
         for h in hidden:
-            layers += [nn.Linear(width, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Dropout(dropout)]
+            layers += [nn.Linear(width, h), *([nn.BatchNorm1d(h)] if batch_norm else []),
+                       ACTIVATIONS[activation](), nn.Dropout(dropout)]
             width = h
         layers.append(nn.Linear(width, n_outputs))
         self.net = nn.Sequential(*layers)
@@ -56,6 +66,12 @@ class TabularMLP(nn.Module):
         self.out_scale.copy_(torch.as_tensor(np.where(scale > 1e-12, scale, 1.0),
                                              dtype=torch.float32))
         return self
+
+    def penalty(self) -> torch.Tensor | None:
+        """`out_l2` times the squared output weights (DeepSurv's L2 term), added to the loss."""
+        if not self.out_l2:
+            return None
+        return self.out_l2 * self.net[-1].weight.pow(2).sum()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.where(torch.isnan(x), self.fill, x)

@@ -37,6 +37,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     optimizer: str = "adamw"
+    momentum: float = 0.9
     scheduler: str = "cosine"
     patience: int = 10
     min_delta: float = 0.0
@@ -47,6 +48,7 @@ class TrainConfig:
     num_workers: int = 0
     progress: bool = True
     ema_decay: float = 0.0
+    keep: str = "best"
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
@@ -55,6 +57,10 @@ class TrainConfig:
             raise ConfigError(f"optimizer must be adamw, adam or sgd, not {self.optimizer!r}")
         if self.scheduler not in ("cosine", "plateau", "none"):
             raise ConfigError(f"scheduler must be cosine, plateau or none, not {self.scheduler!r}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ConfigError(f"momentum must be in [0, 1), not {self.momentum}")
+        if self.keep not in ("best", "last"):
+            raise ConfigError(f"keep must be 'best' (early stopping) or 'last', not {self.keep!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1), not {self.ema_decay}")
 
@@ -126,7 +132,8 @@ class Trainer:
     def fit(self, model: nn.Module, loss_fn: nn.Module, train_set: Dataset, val_set: Dataset,
             monitor: Monitor | None = None, mode: str = "max", resume: bool = False,
             ) -> TrainResult:
-        """Train until `epochs` or early stopping; leaves the best weights loaded in `model`.
+        """Train until `epochs` or early stopping; leaves the best weights loaded in `model`
+        (with `keep="last"`: no early stopping, the final epoch's weights).
 
         `monitor(val_outputs, val_targets)` scores an epoch (higher is better when mode="max");
         without one, validation loss is used. A NaN score counts as no improvement.
@@ -168,7 +175,7 @@ class Trainer:
             record = EpochRecord(epoch + 1, train_loss, val_loss, float(score),
                                  optimizer.param_groups[0]["lr"], time.perf_counter() - t0)
             history.append(record)
-            improved = self._improved(score, state["best_score"], mode)
+            improved = cfg.keep == "last" or self._improved(score, state["best_score"], mode)
             if improved:
                 state.update(best_score=float(score), best_epoch=epoch + 1, bad_epochs=0)
                 self._save_best(scored, epoch + 1, float(score))
@@ -219,6 +226,9 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)
             with self._autocast():
                 loss = loss_fn(model(inputs), target)
+                penalty = model.penalty() if hasattr(model, "penalty") else None
+                if penalty is not None:
+                    loss = loss + penalty
             if not torch.isfinite(loss):
                 raise RunError(f"training diverged at epoch {epoch + 1} (loss {loss.item()}); "
                                f"lower the learning rate or check the inputs for extreme values")
@@ -258,8 +268,8 @@ class Trainer:
     def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         cfg = self.config
         if cfg.optimizer == "sgd":
-            return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9,
-                                   weight_decay=cfg.weight_decay, nesterov=True)
+            return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                   weight_decay=cfg.weight_decay, nesterov=cfg.momentum > 0)
         cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
