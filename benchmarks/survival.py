@@ -12,8 +12,8 @@ validation part (`iatros tune`); the test file is scored once, for the chosen se
 table counts test rows that repeat a training row exactly and scores the others alone.
 --ensemble N makes every network an N-seed ensemble; with --cross-fit its member k stops early
 on fold k of N of the training file, so every training row fits N-1 members (tuned networks
-become cross-fit ensembles over the --folds CV folds). --repeat N retrains the untuned models
-with N seeds and prints how much one run's test C moves.
+become cross-fit ensembles over the --folds CV folds). --repeat N retrains every model with N
+seeds (a tuned model searches again per seed) and prints how much one run's test C moves.
 """
 
 from __future__ import annotations
@@ -129,22 +129,21 @@ def run_one(name: str, model: str, args: argparse.Namespace, tmp: Path, tune: bo
 
 
 def print_seed_spread(rows: list[dict], args: argparse.Namespace, jobs: list[tuple[str, bool]]) -> None:
-    """Test C of each untuned model over `args.repeat` seeds: how far one run's figure moves."""
+    """Test C of each model over `args.repeat` seeds: how far one run's figure moves. A tuned
+    model reruns its whole search per seed."""
     seeds = range(args.seed, args.seed + args.repeat)
     print(f"\nHarrell's C on test over seeds {seeds.start}-{seeds.stop - 1} (each seed: new initial "
-          "weights and a new validation part):\n")
+          "weights and a new validation part or folds; tuned models search again):\n")
     print("| dataset | model | published DeepSurv C | " + " | ".join(f"seed {s}" for s in seeds)
           + " | mean | min-max |")
     print("|---|---|---|" + "---|" * (len(seeds) + 2))
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.datasets:
             for model, tune in jobs:
-                if tune:
-                    continue
-                first = next(r for r in rows if r["dataset"] == name and r["model"].split(" ")[0] == model
-                             and not r["model"].endswith("tuned"))
+                label = label_of(model, tune, args)
+                first = next(r for r in rows if r["dataset"] == name and r["model"] == label)
                 values = [first["c_index"]["value"]] + [
-                    run_one(name, model, args, Path(tmp), False, seed)["c_index"]["value"]
+                    run_one(name, model, args, Path(tmp), tune, seed)["c_index"]["value"]
                     for seed in seeds[1:]]
                 print(f"| {name} | {first['model']} | {PUBLISHED_DEEPSURV_C[name]:.3f} | "
                       + " | ".join(f"{v:.3f}" for v in values)
@@ -171,8 +170,9 @@ def main() -> None:
                              "ensemble of K networks")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=1,
-                        help="retrain the untuned models with seeds seed+1 .. seed+N-1 (the seed also "
-                             "re-draws the validation part) and print each seed's test C")
+                        help="retrain every model with seeds seed+1 .. seed+N-1 (the seed also "
+                             "re-draws the validation part or folds; tuned models search again) and "
+                             "print each seed's test C")
     parser.add_argument("--n-boot", type=int, default=200)
     parser.add_argument("--json-out")
     args = parser.parse_args()

@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-PUBLISHED_C = {"whas": 0.863, "gbsg": 0.668, "metabric": 0.643, "support": 0.618}
+from survival import PUBLISHED_DEEPSURV_C as PUBLISHED_C
+from survival import _fmt
 
 # learning rate, dropout, L2 weight, hidden layers (the repository's *_selu_revision.0.json)
 SETTINGS = {
@@ -77,7 +77,7 @@ def table(rows: list[dict]) -> str:
         first = mine[0]["c_index"]
         values = np.array([r["c_index"]["value"] for r in mine])
         lines.append(f"| {name.upper()} | {mine[0]['n_test']} | {PUBLISHED_C[name]:.3f} "
-                     f"| {first['value']:.3f} ({first['ci95'][0]:.3f}-{first['ci95'][1]:.3f}) "
+                     f"| {_fmt(first)} "
                      f"| {values.mean():.3f} ({values.min():.3f}-{values.max():.3f}) "
                      f"| {np.mean([r['seconds'] for r in mine]):.1f} |")
     return "\n".join(lines)
