@@ -192,3 +192,18 @@ def test_data_download_fetches_with_checksum_into_the_root(tmp_path, capsys, mon
 def test_data_download_of_unknown_source_is_refused(capsys):
     code, _, err = run_cli(capsys, "data", "download", "kaggle:chest")
     assert code == 2 and "medmnist:NAME" in err
+
+
+def test_train_takes_model_parameters_and_training_settings_as_params(tmp_path, capsys):
+    code, out, err = run_cli(capsys, "train", "breast-cancer-wdbc", "--epochs", "2",
+                             "--param", "hidden=16x8", "--param", "dropout=0.1",
+                             "--param", "lr=1e-2", "--out", str(tmp_path / "r"), *FAST)
+    assert code == 0, err
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["model_params"]["hidden"] == [16, 8] and config["model_params"]["dropout"] == 0.1
+    assert config["train"]["lr"] == 0.01
+
+
+def test_a_malformed_param_is_a_one_line_error(capsys):
+    code, _, err = run_cli(capsys, "train", "breast-cancer-wdbc", "--param", "hidden")
+    assert code == 2 and "is not NAME=VALUE" in err

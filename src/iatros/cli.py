@@ -100,6 +100,10 @@ def train_cmd(
                             "N of the training rows, so every row fits N-1 members (otherwise the "
                             "validation part fits none); validation metrics and calibration use "
                             "each row's held-out member.")] = None,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", help="NAME=VALUE: a model parameter or training setting (repeatable), e.g. "
+                        "--param widen_factor=0.5 --param hidden=64x64 --param lr=3e-3 "
+                        "--param keep=last; `iatros tune --space` takes the same names.")] = None,
     n_boot: Boot = 1000,
     threshold: Annotated[str, typer.Option(
         help="Decision threshold on the calibrated probability (binary tasks): a number in "
@@ -160,6 +164,7 @@ def train_cmd(
     e.g. `iatros train ehr:bundles/ --target readmit_30d` or `--target code:SNOMED//44054006@365`.
     """
     from iatros import api
+    from iatros.train.search import parse_params, split_trial
 
     options = {k: v for k, v in {"target": target, "time": time_col, "event": event_col,
                                  "kind": kind, "positive": positive,
@@ -167,10 +172,13 @@ def train_cmd(
                                  "drop": drop or None, "labels": str(labels) if labels else None,
                                  "size": size, "channels": channels, "window": window,
                                  "source": source}.items() if v is not None}
+    params, train_settings = split_trial(parse_params(param or []))
+    if weights:
+        params["weights"] = str(weights)
     path = api.train(task, data_root=data_root, out=out_dir, epochs=epochs, seed=seed,
                      model=model, resume=resume, device=device, progress=_progress(progress),
                      task_options=options, ensemble=ensemble, cross_fit=cross_fit,
-                     params={"weights": str(weights)} if weights else None,
+                     params=params or None, train_overrides=train_settings or None,
                      eval_options=api.EvalOptions(n_boot=n_boot, threshold=_threshold(threshold),
                                                   seed=seed))
     metrics = json.loads((path / "metrics.json").read_text())

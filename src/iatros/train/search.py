@@ -51,6 +51,21 @@ def parse_space(options: list[str]) -> dict[str, list[Any]]:
     return space
 
 
+def parse_params(options: list[str]) -> dict[str, Any]:
+    """`["widen_factor=0.5", "lr=3e-3"]` -> {"widen_factor": 0.5, "lr": 0.003}: one value each."""
+    params: dict[str, Any] = {}
+    for option in options:
+        name, sep, value = option.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name or not value.strip():
+            raise ConfigError(f"--param {option!r} is not NAME=VALUE (e.g. widen_factor=0.5, "
+                              f"hidden=64x64 or lr=3e-3)")
+        if name in params:
+            raise ConfigError(f"--param {name!r} is given twice")
+        params[name] = parse_value(value)
+    return params
+
+
 def grid_trials(space: dict[str, list[Any]], max_trials: int, seed: int) -> list[dict[str, Any]]:
     """Every combination when the grid has at most `max_trials`, else a seeded random sample."""
     if max_trials < 1:
