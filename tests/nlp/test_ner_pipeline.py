@@ -85,8 +85,8 @@ def test_perfect_tagging_scores_one(rows):
 
 def test_tiny_tagger_trains_end_to_end(tmp_path):
     from iatros import api
+    from iatros.api.nlp import load_tagger
     from iatros.nlp.pipeline import ClinicalPipeline
-    from iatros.nlp_api import load_tagger
 
     _write_iob(tmp_path / "data" / "bioner" / "NCBI-disease-IOB")
     run = api.train("ner-ncbi-disease", data_root=tmp_path / "data", epochs=2, register=False,

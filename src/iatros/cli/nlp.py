@@ -77,7 +77,7 @@ def extract_cmd(
     """Entities with context and offsets: a JSON list, one object per note:
     {"source", "entities": [{"text", "label", "start", "end", "negated", "uncertain",
     "historical", "family", "hypothetical", "section", ...}], "sections": [...]}."""
-    from iatros import nlp_api
+    from iatros.api import nlp as nlp_api
 
     results = nlp_api.extract(paths, fhir=fhir, tagger_run=tagger, column=column,
                               id_column=id_column, progress=_progress(progress))
@@ -96,7 +96,7 @@ def summarize_cmd(
 ) -> None:
     """Extractive summary of each note (key sentences, problems, medications, findings, plan)
     and, per patient, the problem and medication lists across all their notes."""
-    from iatros import nlp_api
+    from iatros.api import nlp as nlp_api
 
     result = nlp_api.summarize(paths, max_sentences=sentences, column=column, id_column=id_column,
                                progress=_progress(progress))
@@ -122,7 +122,7 @@ def deid_cmd(
 ) -> None:
     """Replace names, dates (shifted per patient), phone numbers, e-mails, addresses, record
     numbers and ages over 89; print the text and a report of every replacement."""
-    from iatros import nlp_api
+    from iatros.api import nlp as nlp_api
 
     results = nlp_api.deid(paths, out_dir=out_dir, key=key, column=column, id_column=id_column,
                            include_originals=show_originals, progress=_progress(progress))

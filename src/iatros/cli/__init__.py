@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from iatros.cli.nlp import nlp_app
 from iatros.errors import IatrosError
-from iatros.nlp_cli import nlp_app
 
 app = typer.Typer(
     name="iatros",
