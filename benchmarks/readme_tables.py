@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import sys
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -62,6 +63,28 @@ def machine() -> str:
     """What the numbers were measured on, in words."""
     cpu = platform.processor() or platform.machine()
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} (no GPU unless stated)"
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """This benchmark's command line as `python benchmarks/SCRIPT.py ARGS`: absolute paths that
+    exist are written relative to the repository (the data root reads `../shared/data`)."""
+    argv = list(sys.argv if argv is None else argv)
+    script = Path(argv[0])
+    words = ["python", f"benchmarks/{script.name}"]
+    for arg in argv[1:]:
+        if os.path.isabs(arg) and os.path.exists(arg):
+            arg = os.path.relpath(arg, HERE.parent)
+        words.append(shlex.quote(arg))
+    return " ".join(words)
+
+
+def timing_note() -> str:
+    """How the timings were taken: cores, torch threads, and how busy the machine was at start."""
+    threads = os.environ.get("IATROS_THREADS") or "unset (torch's default)"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"Timings: {os.cpu_count()}-core CPU machine, no GPU, IATROS_THREADS={threads}; other jobs "
+            f"may share the cores (1-minute load average {load:.1f} at the start), so seconds are "
+            "upper bounds for an idle machine.")
 
 
 def write_tables(name: str, tables: dict[str, Table], *, results: Path = RESULTS) -> Path:

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from readme_tables import Table, command_line, timing_note, write_tables
 
 from iatros import api
 
@@ -32,13 +33,16 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=list(api.DEMO_MODELS))
     args = parser.parse_args()
     os.environ.setdefault("IATROS_HOME", tempfile.mkdtemp(prefix="iatros-bench-"))
+    note = timing_note()
+    t_all = time.perf_counter()
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"seeds 0..{args.seeds - 1}; 70/15/15 split by patient; n_boot={args.n_boot}\n")
-    header = ("| task | model | metric | test mean ± SD over seeds | seed 0 (95% CI), n | "
-              "seed 0 ECE | s / run |")
-    print(header)
-    print("|" + "---|" * 7)
+    columns = ["task", "model", "metric", f"test mean ± SD over {args.seeds} seeds",
+               "seed 0 (95% CI), n", "seed 0 ECE", "s / run"]
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    table = []
     for task in args.tasks:
         for model in args.models:
             values, seconds, first, primary = [], [], None, ""
@@ -59,11 +63,21 @@ def main() -> None:
             lo, hi = head["ci95"]
             ece = f"{first['ece']['value']:.3f}" if "ece" in first else "-"
             spread = np.std(values, ddof=1) if len(values) > 1 else float("nan")
-            print(f"| {task} | {model} | {primary} | {np.mean(values):.3f} ± {spread:.3f} | "
-                  f"{head['value']:.3f} ({lo:.3f}-{hi:.3f}), {head['n']} | {ece} | "
-                  f"{np.mean(seconds):.1f} |", flush=True)
+            digits = 3 if abs(head["value"]) < 10 else 1
+            table.append([task, model, primary.upper(),
+                          f"{np.mean(values):.{digits}f} ± {spread:.{digits}f}",
+                          f"{head['value']:.{digits}f} ({lo:.{digits}f}-{hi:.{digits}f}), {head['n']}",
+                          ece, f"{np.mean(seconds):.1f}"])
+            print("| " + " | ".join(table[-1]) + " |", flush=True)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak resident memory of the benchmark process: {peak_mb:.0f} MB")
+    write_tables("tabular", {"tabular": Table(columns, table, command_line(), [
+        f"Split seeds 0-{args.seeds - 1} (each seed: a new patient-level 70/15/15 split and new "
+        f"initial weights); seed 0 with its 95% bootstrap CI ({args.n_boot} resamples of test "
+        "patients); ECE after calibration on validation; `logreg` on the regression task is ridge "
+        "regression.",
+        f"{note} The whole benchmark took {time.perf_counter() - t_all:.0f} s; peak memory "
+        f"{peak_mb:.0f} MB."])})
 
 
 if __name__ == "__main__":
