@@ -1,11 +1,12 @@
 """Imaging benchmark against the published MedMNIST v2 figures (test AUC / ACC, 28x28).
 
 MedMNIST protocol: fit on the official train split, select the epoch on val, report on test.
-Each dataset trains in its own process (peak memory per run). Our ACC is reported two ways:
-at the threshold chosen on validation (the pipeline's default; argmax for multiclass) and at
-0.5 on the uncalibrated probability, as MedMNIST computes it.
+Each row is one `iatros train` run, given by its arguments (`--row "breast-ultrasound --ensemble 5
+--param widen_factor=0.5"`), and trains in its own process (peak memory per run). Our ACC is
+reported two ways: at the threshold chosen on validation (the pipeline's default; argmax for
+multiclass) and at 0.5 on the uncalibrated probability, as MedMNIST computes it.
 
-    python benchmarks/imaging.py --data-root ../shared/data [--tasks pneumonia-cxr ...]
+    python benchmarks/imaging.py --data-root ../shared/data [--row "pneumonia-cxr" ...]
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import json
 import os
 import resource
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -22,7 +24,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from readme_tables import Table, command_line, shown, timing_note, write_tables
 
+# Yang et al., "MedMNIST v2 - A large-scale lightweight benchmark for 2D and 3D biomedical image
+# classification", Scientific Data 10:41 (2023), the 2D benchmark table: test AUC / ACC at 28x28.
+PUBLISHED_SOURCE = ("MedMNIST v2 columns: Yang et al., Scientific Data 10:41 (2023), 2D benchmark "
+                    "table, test AUC / ACC of each method at 28x28 on the same official splits.")
+ROWS = ("pneumonia-cxr",
+        "breast-ultrasound --ensemble 5 --param widen_factor=0.5",
+        "retinopathy-grade --ensemble 3 --param widen_factor=0.5",
+        "breast-ultrasound",
+        "retinopathy-grade")
 PUBLISHED = {  # MedMNIST v2 (Yang et al., Scientific Data 2023), test AUC / ACC
     "pneumonia-cxr": {"ResNet-18 (28)": (.944, .854), "ResNet-50 (28)": (.948, .854),
                       "AutoKeras": (.947, .878), "Google AutoML Vision": (.991, .946)},
@@ -33,21 +45,34 @@ PUBLISHED = {  # MedMNIST v2 (Yang et al., Scientific Data 2023), test AUC / ACC
 }
 
 
-def run_one(task: str, data_root: str, model: str, seed: int, n_boot: int,
-            reuse: str | None = None, ensemble: int = 1, widen: float | None = None) -> dict:
-    """Train one task in this process (or take a run folder it already trained) and measure it."""
+def parse_row(row: str) -> argparse.Namespace:
+    """A row's `iatros train` arguments: TASK [--model M] [--ensemble N] [--param NAME=VALUE ...]."""
+    parser = argparse.ArgumentParser(prog="row", add_help=False)
+    parser.add_argument("task")
+    parser.add_argument("--model")
+    parser.add_argument("--ensemble", type=int)
+    parser.add_argument("--param", action="append", default=[])
+    return parser.parse_args(shlex.split(row))
+
+
+def run_one(row: str, data_root: str, seed: int, n_boot: int, reuse: str | None = None) -> dict:
+    """Train one row's run in this process (or take a run folder it already trained); measure it."""
     from iatros import api
     from iatros.evaluate import metrics as M
     from iatros.kinds import TargetKind
     from iatros.tasks import get_task
+    from iatros.train.search import parse_params, split_trial
 
     os.environ.setdefault("IATROS_HOME", tempfile.mkdtemp(prefix="iatros-bench-"))
+    spec = parse_row(row)
+    task = spec.task
     t0 = time.perf_counter()
     if reuse:
         run = Path(reuse)
     else:
-        run = api.train(task, data_root=data_root, model=model, seed=seed, ensemble=ensemble,
-                        params={"widen_factor": widen} if widen else None,
+        params, train_settings = split_trial(parse_params(spec.param))
+        run = api.train(task, data_root=data_root, model=spec.model, seed=seed, ensemble=spec.ensemble,
+                        params=params or None, train_overrides=train_settings or None,
                         out=Path(tempfile.mkdtemp()) / "run", progress=False,
                         eval_options=api.EvalOptions(n_boot=n_boot, seed=seed), register=False)
     wall = None if reuse else time.perf_counter() - t0
@@ -78,7 +103,7 @@ def run_one(task: str, data_root: str, model: str, seed: int, n_boot: int,
     infer_s = time.perf_counter() - t1
     test_metrics = metrics["splits"]["test"]
     return {
-        "task": task, "model": model, "seed": seed, "auroc": test_metrics["auroc"],
+        "row": row, "task": task, "model": config["model"], "seed": seed, "auroc": test_metrics["auroc"],
         "accuracy": test_metrics["accuracy"], "accuracy_at_0.5_raw": acc05,
         "kappa": test_metrics.get("kappa"), "threshold": metrics.get("threshold"),
         "ensemble": ensemble, "widen_factor": widen,
@@ -99,66 +124,64 @@ def _fmt(entry: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", default=os.environ.get("IATROS_DATA", "../shared/data"))
-    parser.add_argument("--tasks", nargs="*", default=list(PUBLISHED))
-    parser.add_argument("--model", default="resnet18")
+    parser.add_argument("--row", nargs="*", default=list(ROWS), dest="rows",
+                        help="one row per `iatros train` argument string (TASK [--model M] "
+                             "[--ensemble N] [--param NAME=VALUE ...])")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--one", help=argparse.SUPPRESS)
-    parser.add_argument("--reuse", nargs="*", default=[], metavar="TASK=RUN",
-                        help="measure a run folder this benchmark already trained (e.g. after the "
-                             "process was interrupted during reporting) instead of training again")
+    parser.add_argument("--reuse", nargs="*", default=[], metavar="ROW=RUN",
+                        help="measure a run folder this benchmark already trained for ROW (e.g. after "
+                             "the process was interrupted during reporting) instead of training again")
     parser.add_argument("--json-out", help="also write the results as JSON here")
-    parser.add_argument("--ensemble", nargs="*", default=[], metavar="TASK=N",
-                        help="train N members for TASK and average them (e.g. breast-ultrasound=3)")
-    parser.add_argument("--widen", nargs="*", default=[], metavar="TASK=W",
-                        help="ResNet width factor for TASK (e.g. retinopathy-grade=0.5)")
     args = parser.parse_args()
-    reuse = dict(item.split("=", 1) for item in args.reuse)
-    ensembles = {k: int(v) for k, v in (item.split("=", 1) for item in args.ensemble)}
-    widths = {k: float(v) for k, v in (item.split("=", 1) for item in args.widen)}
+    reuse = dict(item.rsplit("=", 1) for item in args.reuse)
     if args.one:
-        print(json.dumps(run_one(args.one, args.data_root, args.model, args.seed, args.n_boot,
-                                 reuse.get(args.one), ensembles.get(args.one, 1),
-                                 widths.get(args.one))))
+        print(json.dumps(run_one(args.one, args.data_root, args.seed, args.n_boot, reuse.get(args.one))))
         return
+    note = timing_note()
     results = []
-    for task in args.tasks:
-        proc = subprocess.run([sys.executable, __file__, "--one", task, "--data-root", args.data_root,
-                               "--model", args.model, "--seed", str(args.seed),
-                               "--n-boot", str(args.n_boot),
-                               *(["--reuse", f"{task}={reuse[task]}"] if task in reuse else []),
-                               *(["--ensemble", f"{task}={ensembles[task]}"] if task in ensembles else []),
-                               *(["--widen", f"{task}={widths[task]}"] if task in widths else [])],
+    for row in args.rows:
+        proc = subprocess.run([sys.executable, __file__, "--one", row, "--data-root", args.data_root,
+                               "--seed", str(args.seed), "--n-boot", str(args.n_boot),
+                               *(["--reuse", f"{row}={reuse[row]}"] if row in reuse else [])],
                               capture_output=True, text=True)
         if proc.returncode != 0:
-            print(f"{task}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
+            print(f"{row}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
             continue
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         r = results[-1]
-        print(f"# {task}: {r['epochs_run']} epochs (best {r['best_epoch']}) in {r['train_seconds']:.0f} s",
+        print(f"# {row}: {r['epochs_run']} epochs (best {r['best_epoch']}) in {r['train_seconds']:.0f} s",
               file=sys.stderr, flush=True)
-    print(f"\nMedMNIST test AUC / ACC at 28x28, seed {args.seed}, {os.cpu_count()} CPU cores; ours "
-          f"with 95% bootstrap CIs (n = test images). Our model: MONAI {args.model}, 3x3 stem, "
-          f"no max-pool, bf16 autocast, augmentation, mirror TTA.\n")
-    print("| dataset | ours AUC (95% CI) | ours ACC, val threshold (95% CI) | ours ACC @0.5 | "
-          "ResNet-18 (28) | ResNet-50 (28) | AutoKeras | Google AutoML |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in results:
-        pub = PUBLISHED[r["task"]]
-        cols = " | ".join(f"{a:.3f} / {c:.3f}" for a, c in pub.values())
-        print(f"| {r['task']} | {_fmt(r['auroc'])} | {_fmt(r['accuracy'])} | "
-              f"{r['accuracy_at_0.5_raw']['value']:.3f} | {cols} |")
-    print("\n| dataset | networks | n test | epochs (best) | train s | train img/s | inference img/s | "
-          "peak RSS MB |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in results:
-        nets = f"{r['ensemble']} x {args.model} (width {r['widen_factor']:g})"
-        print(f"| {r['task']} | {nets} | {r['auroc']['n']} | {r['epochs_run']} ({r['best_epoch']}) | "
-              f"{r['train_seconds']:.0f} | {r['train_images_per_s']:.0f} | "
-              f"{r['inference_images_per_s']:.0f} | {r['peak_rss_mb']:.0f} |")
+    cli = {r["row"]: f"iatros train {r['row']} --data-root {shown(args.data_root)} --seed {args.seed}"
+           for r in results}
+    names = list(next(iter(PUBLISHED.values())))
+    scores = [[f"{r['task']}, n={r['auroc']['n']}", f"`{cli[r['row']]}`", _fmt(r["auroc"]),
+               f"{r['accuracy_at_0.5_raw']['value']:.3f}", _fmt(r["accuracy"]),
+               *(f"{a:.3f} / {c:.3f}" for a, c in PUBLISHED[r["task"]].values())] for r in results]
+    cost = [[r["task"], f"{r['ensemble']} x {r['model']} (width {r['widen_factor']:g})",
+             (f"{r['epochs_run']} ({r['best_epoch']})" if r["ensemble"] == 1
+              else f"{r['epochs_run']} per member"),
+             f"{r['train_seconds']:.0f}", f"{r['train_images_per_s']:.0f}",
+             f"{r['inference_images_per_s']:.0f}", f"{r['peak_rss_mb']:.0f}"] for r in results]
+    cmd = command_line()
+    tables = {
+        "medmnist": Table(
+            ["dataset, n test", "run", "ours AUC (95% CI)", "ours ACC @0.5",
+             "ours ACC, val threshold (95% CI)", *(f"{n}: AUC / ACC" for n in names)], scores, cmd,
+            [f"Seed {args.seed}; 95% bootstrap CIs ({args.n_boot} resamples of test images). ACC @0.5 is "
+             "MedMNIST's own definition (0.5 on the uncalibrated probability, argmax for multiclass); "
+             "'val threshold' is iatros' default operating point (Youden's J on validation after Platt "
+             "scaling; argmax for multiclass).", PUBLISHED_SOURCE]),
+        "cost": Table(["dataset", "networks", "epochs (best)", "train s", "train img/s", "inference img/s",
+                       "peak RSS MB"], cost, cmd,
+                      ["Rows in the order of the table above; one process per run.", note]),
+    }
+    for key, table in tables.items():
+        print(f"\n{key}\n\n{table.markdown()}")
+    write_tables("imaging", tables)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=2))
-
 
 if __name__ == "__main__":
     main()

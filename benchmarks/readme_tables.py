@@ -65,17 +65,18 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} (no GPU unless stated)"
 
 
+def shown(arg: str) -> str:
+    """A command-line word as the README shows it: an absolute path that exists relative to the
+    repository (the data root reads `../shared/data`), shell-quoted."""
+    if os.path.isabs(arg) and os.path.exists(arg):
+        arg = os.path.relpath(arg, HERE.parent)
+    return shlex.quote(arg)
+
+
 def command_line(argv: list[str] | None = None) -> str:
-    """This benchmark's command line as `python benchmarks/SCRIPT.py ARGS`: absolute paths that
-    exist are written relative to the repository (the data root reads `../shared/data`)."""
+    """This benchmark's command line as `python benchmarks/SCRIPT.py ARGS` (words as `shown`)."""
     argv = list(sys.argv if argv is None else argv)
-    script = Path(argv[0])
-    words = ["python", f"benchmarks/{script.name}"]
-    for arg in argv[1:]:
-        if os.path.isabs(arg) and os.path.exists(arg):
-            arg = os.path.relpath(arg, HERE.parent)
-        words.append(shlex.quote(arg))
-    return " ".join(words)
+    return " ".join(["python", f"benchmarks/{Path(argv[0]).name}", *map(shown, argv[1:])])
 
 
 def timing_note() -> str:

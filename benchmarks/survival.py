@@ -227,8 +227,8 @@ def tables(rows: list[dict], labels: list[str], copied: dict[str, np.ndarray],
             ["dataset", "published DeepSurv C",
              *(f"{m}, mean (min-max) over seeds {seeds[0]}-{seeds[-1]}" for m in labels)], spread, cmd,
             [f"Harrell's C on the test file; each seed draws new initial weights and a new validation "
-             f"part (or new folds); a tuned model searches again per seed. {about}", PUBLISHED_SOURCE,
-             *notes])
+             "part (or new folds); a tuned model searches again per seed. Runs as in the table for seed "
+             f"{args.seed}.", PUBLISHED_SOURCE])
     detail = []
     for r in first:
         same = [x for x in rows if x["dataset"] == r["dataset"] and x["model"] == r["model"]]
@@ -258,7 +258,7 @@ def tables(rows: list[dict], labels: list[str], copied: dict[str, np.ndarray],
              *(f"{m}: C all / unseen rows" for m in labels)], unseen, cmd,
             [f"A copied test row repeats a training row exactly (features, time and event). Seed "
              f"{args.seed}, Harrell's C with 95% bootstrap CIs on all test rows and on the unseen ones."
-             + (f" {', '.join(others)}: no copied rows." if others else ""), *notes])
+             + (f" {', '.join(others)}: no copied rows." if others else "")])
     tuned = [m for m in labels if m.endswith(" tuned")]
     if tuned:
         chosen = []
@@ -272,7 +272,7 @@ def tables(rows: list[dict], labels: list[str], copied: dict[str, np.ndarray],
             ["dataset", "model", *(f"seed {s}: chosen (test C)" for s in seeds)], chosen, cmd,
             [f"Settings chosen by {folds} from a {args.max_trials}-setting grid ("
              + "; ".join(f"{m}: `{space_options(m)}`" for m in SPACES if any(m == j for j, t in jobs if t))
-             + "); the test file is scored once, for the chosen setting.", *notes])
+             + "); the test file is scored once, for the chosen setting."])
     return out
 
 
