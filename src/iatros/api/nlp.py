@@ -144,36 +144,34 @@ def summarize(paths: Sequence[str | Path], *, max_sentences: int = 4, column: st
 
 
 def deid(paths: Sequence[str | Path], *, out_dir: str | Path | None = None, key: str | None = None,
+         random_key: bool = False, mode: str = "tags", tagger_run: str | Path | None = None,
          column: str | None = None, id_column: str | None = None, include_originals: bool = False,
-         progress: bool = False) -> list[dict[str, Any]]:
-    """De-identify notes. With `out_dir`, each note's text is written there (one .txt per
-    note); the returned list holds the text (without `out_dir`) and each note's report."""
-    target = Path(out_dir) if out_dir else None
-    if target is not None:
-        target.mkdir(parents=True, exist_ok=True)
-    from iatros.nlp.deid import default_key
+         show_shift: bool = False, progress: bool = False) -> list[dict[str, Any]]:
+    """De-identify notes (iatros.nlp.deid): `mode` "tags" or "surrogates"; `tagger_run` adds a
+    trained PHI tagger (`iatros train deid-physionet`) to the rules. A key is required (`key`,
+    else IATROS_DEID_KEY) unless `random_key`. With `out_dir` (never an input folder or inside
+    one) each note's text is written there as .txt; the returned list holds each note's report
+    and, without `out_dir`, its text. The key is never returned; the date shift only with
+    `show_shift`."""
+    from iatros.nlp.deid import MODES, resolve_key
+    from iatros.nlp.deid_output import NoteWriter, check_out_dir
 
-    secret, persistent = (key.encode(), True) if key else default_key()
-    key_note = "persistent" if persistent else ("random for this run (pass --key or set "
-                                                "IATROS_DEID_KEY for shifts that repeat across runs)")
-    written: set[str] = set()
+    secret, key_source = resolve_key(key, random_key=random_key)
+    if mode not in MODES:
+        raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if out_dir is not None:
+        check_out_dir(paths, out_dir)
+    writer = NoteWriter(paths, out_dir) if out_dir is not None else None
+    tagger = load_tagger(tagger_run) if tagger_run else None
 
     def work(source: str, patient: str, note: Note) -> dict[str, Any]:
-        text, report = deidentify(note.text, patient, secret, include_originals)
-        report["date_shift_key"] = key_note
+        text, report = deidentify(note.text, patient, secret, mode=mode, tagger=tagger,
+                                  include_originals=include_originals, show_shift=show_shift)
+        report["key"] = key_source
         out: dict[str, Any] = {"source": source, "report": report}
-        if target is None:
+        if writer is None:
             out["text"] = text
         else:
-            name = Path(source.replace(":", "_")).name
-            stem = name if name.endswith(".txt") else f"{name}.txt"
-            while stem in written:
-                stem = f"_{stem}"
-            written.add(stem)
-            path = target / stem
-            tmp = path.with_name(f".{stem}.tmp")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(path)
-            out["output"] = str(path)
+            out["output"] = str(writer.write(source, text))
         return out
     return _run(paths, work, column=column, id_column=id_column, progress=progress, desc="deid")

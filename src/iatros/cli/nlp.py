@@ -110,21 +110,40 @@ def deid_cmd(
     out: Out = None,
     out_dir: Annotated[Path | None, typer.Option(
         "--out-dir", help="Write each de-identified note here as a .txt file (the JSON then holds "
-                          "only the replacement reports).")] = None,
+                          "only the reports). Refused when it is an input folder or inside one.")] = None,
     key: Annotated[str | None, typer.Option(
-        envvar="IATROS_DEID_KEY", help="Secret for the per-patient date shift; the same key and "
-                                       "patient give the same shift in every run.")] = None,
+        envvar="IATROS_DEID_KEY", show_envvar=True,
+        help="Secret (16+ characters) behind the pseudonyms, surrogates and per-patient date "
+             "shifts: the same key gives the same ones in every run. Required unless "
+             "--random-key. Never printed.")] = None,
+    random_key: Annotated[bool, typer.Option(
+        "--random-key", help="Run without a key: a random one for this run only (pseudonyms and "
+                             "shifts will not match any other run).")] = False,
+    mode: Annotated[str, typer.Option(
+        help="tags: replace PHI by its type ([NAME], [DATE] ...); surrogates: by a realistic "
+             "value of the same type (fake names, dates shifted per patient keeping the "
+             "format, 90+ for ages over 89).")] = "tags",
+    tagger: Annotated[Path | None, typer.Option(
+        help="Run folder of a trained PHI tagger (`iatros train deid-physionet`) whose spans are "
+             "added to the rules.")] = None,
+    show_shift: Annotated[bool, typer.Option(
+        "--show-shift", help="Put each patient's date shift (days) in the report; without it the "
+                             "shift is never shown (it would undo the shifting).")] = False,
     show_originals: Annotated[bool, typer.Option(
         help="Put the original PHI text in the report (do not share such a report).")] = False,
     column: Column = None,
     id_column: IdColumn = None,
     progress: Progress = None,
 ) -> None:
-    """Replace names, dates (shifted per patient), phone numbers, e-mails, addresses, record
-    numbers and ages over 89; print the text and a report of every replacement."""
+    """Remove the 18 HIPAA Safe Harbor identifiers (names, places smaller than a state, dates,
+    ages over 89, phone / fax, e-mail, SSN, record / plan / account / licence / vehicle / device
+    numbers, URLs, IP addresses, biometric ids, photo files, other ids); print the text (or
+    write it with --out-dir) and a report of every replacement."""
     from iatros.api import nlp as nlp_api
 
-    results = nlp_api.deid(paths, out_dir=out_dir, key=key, column=column, id_column=id_column,
-                           include_originals=show_originals, progress=_progress(progress))
+    results = nlp_api.deid(paths, out_dir=out_dir, key=key, random_key=random_key, mode=mode,
+                           tagger_run=tagger, column=column, id_column=id_column,
+                           include_originals=show_originals, show_shift=show_shift,
+                           progress=_progress(progress))
     _emit(results, out)
     _report_failures(results)

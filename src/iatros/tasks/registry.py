@@ -20,7 +20,8 @@ from iatros.tasks.base import Task
 _TASKS: dict[str, Task] = {}
 _FAMILIES: dict[str, Callable[[str, dict[str, Any]], Task]] = {}
 _BUILTIN_MODULES = ("iatros.tasks.tabular", "iatros.tasks.csv_task", "iatros.tasks.imaging",
-                    "iatros.tasks.survival", "iatros.tasks.ehr", "iatros.tasks.text")
+                    "iatros.tasks.survival", "iatros.tasks.ehr", "iatros.tasks.text",
+                    "iatros.tasks.deid")
 _loaded = False
 
 
