@@ -112,10 +112,9 @@ def deid_cmd(
         "--out-dir", help="Write each de-identified note here as a .txt file (the JSON then holds "
                           "only the reports). Refused when it is an input folder or inside one.")] = None,
     key: Annotated[str | None, typer.Option(
-        envvar="IATROS_DEID_KEY", show_envvar=True,
         help="Secret (16+ characters) behind the pseudonyms, surrogates and per-patient date "
-             "shifts: the same key gives the same ones in every run. Required unless "
-             "--random-key. Never printed.")] = None,
+             "shifts: the same key gives the same ones in every run. Default: $IATROS_DEID_KEY. "
+             "Required unless --random-key. Never printed.")] = None,
     random_key: Annotated[bool, typer.Option(
         "--random-key", help="Run without a key: a random one for this run only (pseudonyms and "
                              "shifts will not match any other run).")] = False,

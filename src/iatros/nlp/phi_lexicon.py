@@ -15,9 +15,10 @@ Every list is read once per process and kept (about 1 s); nothing is fetched.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 
 _TOML_LIST = re.compile(r'^(\w+)\s*=\s*\[(.*?)\]', re.S | re.M)
 
@@ -54,9 +55,12 @@ CLINICAL_WORDS = frozenset(["aline", "vea", "lg", "dim", "fent", "kilo", "nite",
 @lru_cache(maxsize=1)
 def _philter_sets() -> dict[str, frozenset[str]]:
     """philter-lite's word sets (firstnames, lastnames, nonames); empty when not installed."""
+    spec = importlib.util.find_spec("philter_lite")  # locates the package without importing nltk
+    if spec is None or not spec.submodule_search_locations:
+        return {}
     try:
-        text = resources.files("philter_lite").joinpath("filters/set.toml").read_text("utf-8")
-    except (ModuleNotFoundError, FileNotFoundError, OSError):
+        text = (Path(spec.submodule_search_locations[0]) / "filters" / "set.toml").read_text("utf-8")
+    except OSError:
         return {}
     return {m[1]: frozenset(re.findall(r'"([^"]*)"', m[2])) for m in _TOML_LIST.finditer(text)}
 

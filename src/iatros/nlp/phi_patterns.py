@@ -33,9 +33,9 @@ _HISTORY = (r"(?:mi|nqwmi|cabg|ptca|pci|avr|mvr|cva|tia|stent|ppm|pacer|dvt|pe|s
 
 # (type, pattern): the whole match, or group "phi" when there is one, is the PHI
 PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("EMAIL", re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}", I)),
+    ("EMAIL", re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}", I)),
     ("URL", re.compile(r"\b(?:https?://|ftp://|www\.)[^\s<>\"')\]]+[^\s<>\"'.,;:!?)\]]", I)),
-    ("URL", re.compile(r"\b[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|edu|gov|io|us|info|health|biz)"
+    ("URL", re.compile(r"(?<![\w.-])[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|edu|gov|io|us|info|health|biz)"
                        r"(?:/[^\s<>\"')\]]*[^\s<>\"'.,;:!?)\]])?(?![\w@])", I)),
     ("IP", re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)"
                       r"(?![\d.]|\.\d)")),
@@ -72,7 +72,7 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("BIOMETRIC", re.compile(r"\b(?:fingerprint|voiceprint|voice print|retina(?:l)? scan|iris scan|"
                              r"biometric|palm ?print|dna)(?:\s+(?:id|template|hash|sample))?\s*"
                              r"(?:id|number|no\.?|#)?\s*[:#]\s*(?P<phi>[\w/+=-]{4,})", I)),
-    ("PHOTO", re.compile(r"[\w-]+\.(?:jpe?g|png|heic|tiff?|bmp|gif)\b", I)),
+    ("PHOTO", re.compile(r"(?<![\w-])[\w-]+\.(?:jpe?g|png|heic|tiff?|bmp|gif)\b", I)),
     ("ID", re.compile(r"\b(?:patient|pt|person|study|subject|employee|staff|case|specimen|accession|"
                       r"passport|driver'?s?\s+licen[cs]e|id)\s*(?:id|number|no\.?|#)\s*[:#]?\s*"
                       r"(?P<phi>[a-z]{0,4}[-#]?\d[\w-]{2,})", I)),
