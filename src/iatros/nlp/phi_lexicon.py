@@ -49,7 +49,9 @@ CLINICAL_WORDS = frozenset(["aline", "vea", "lg", "dim", "fent", "kilo", "nite",
                             "fellow", "resident", "intern", "micro", "wnl", "nad", "ams", "loc", "sob",
                             "doe", "cp", "abd", "ext", "heme", "onc", "lft", "lfts", "ck", "cks", "trop",
                             "carevue", "amber", "neice", "muir", "rusty", "promod", "flowby", "antibx",
-                            "hall", "spo", "dobhoff"])
+                            "hall", "spo", "dobhoff",
+                            "pcu", "osh", "micu", "sicu", "ccu", "csru", "nicu", "picu", "cvicu",
+                            "cticu", "ctu", "tcu", "pacu", "ew", "ir", "cath", "ward", "floor"])
 
 
 @lru_cache(maxsize=1)

@@ -74,6 +74,10 @@ MOVED_TO = re.compile(r"\b(?:transfer(?:red|ed|s)?|trans|admitted|adm|sent|went|
                       r"taken|returned|discharged|dc'?d|d/c'?d|flighted|moved|referred|go|goes|going)\s+"
                       r"(?:back\s+)?(?:in)?(?:to|from|at)\s+(?:the\s+)?(?=\w)|\b(?:at|@)\s+(?=[A-Za-z]{2,4}\b)",
                       re.I)
+NAMED_FACILITY = frozenset(["memorial", "general", "regional", "adventist", "baptist", "methodist",
+                            "presbyterian", "lutheran", "mercy", "union", "deaconess", "episcopal"])
+_FACILITY_NAMES = frozenset(["heart", "cross", "sinai", "hope", "shepherd", "samaritan", "harbor", "bay",
+                             "square", "valley", "county", "city", "university", "children's"])
 PLACE_CONTEXT = frozenset(["in", "from", "to", "at", "near", "of", "lives", "live", "living", "moved"])
 
 
@@ -105,7 +109,7 @@ def mixed_case(text: str) -> bool:
 def namey(w: Word, cased: bool) -> bool:
     """Could be (part of) a name: not a common or clinical word, or a listed name that the
     note capitalises."""
-    if len(w.text) < 2 or w.lower in _STOP:
+    if len(w.text) < 2 or w.lower in _NEVER:
         return False
     if not is_safe(w.text):
         return True
@@ -114,7 +118,7 @@ def namey(w: Word, cased: bool) -> bool:
 
 def _listed(w: Word) -> bool:
     """A listed name that is no function word or clinical term (for runs next to a name)."""
-    return len(w.text) > 1 and w.lower not in _STOP and is_name(w.text) and not is_clinical(w.text)
+    return len(w.text) > 1 and w.lower not in _NEVER and is_name(w.text) and not is_clinical(w.text)
 
 
 def namey_word(text: str, cased: bool) -> bool:
@@ -193,7 +197,8 @@ def name_spans(text: str) -> Iterator[tuple[int, int, str]]:
 def _credential_names(text: str, toks: list[Word], cased: bool) -> Iterator[tuple[int, int]]:
     """Names before a credential ("J. Smith, RN", "q. lander rrt") or a context word ("aware")."""
     for i, w in enumerate(toks):
-        cred = w.lower in CREDENTIALS and (w.text.isupper() or not cased or len(w.text) > 2)
+        cred = w.lower in CREDENTIALS and (len(w.text) > 2 or w.text.isupper()
+                                           or text[max(0, w.start - 2):w.start].strip() == ",")
         after = w.lower in CONTEXT_AFTER and w.lower not in ("here", "in")
         if not (cred or after) or i == 0:
             continue
@@ -251,7 +256,8 @@ def place_spans(text: str) -> Iterator[tuple[int, int, str]]:
         while j > 0 and k - j < 3 and toks[j - 1].lower not in _STOP | GENERIC \
                 and re.fullmatch(r"[ \t]{1,3}|-", _gap(text, toks[j - 1], toks[j])) \
                 and (j < k or namey(toks[j - 1], cased) or is_name(toks[j - 1].text)
-                     or toks[j - 1].lower in places()):
+                     or toks[j - 1].lower in places() or toks[j - 1].lower in NAMED_FACILITY
+                     or (cased and toks[j - 1].text[:1].isupper() and toks[j - 1].lower in _FACILITY_NAMES)):
             j -= 1
         if j < k:
             yield toks[j].start, m.end(), "LOCATION"
@@ -271,19 +277,22 @@ def place_spans(text: str) -> Iterator[tuple[int, int, str]]:
                 yield m.start(), end, "LOCATION"
     for m in ACRONYM.finditer(text):
         if m[0] not in NOT_ACRONYMS and m[0].upper() not in NOT_ACRONYMS and len(m[0]) >= 2 \
-                and (not is_safe(m[0]) or _moved_before(text, m.start())):
+                and (not is_safe(m[0]) or (_moved_before(text, m.start()) and not is_clinical(m[0]))):
             yield m.start(), m.end(), "LOCATION"
     for m in MOVED_TO.finditer(text):
         k = index.get(m.end())
-        if k is not None and toks[k].lower not in _STOP and not is_safe(toks[k].text) \
-                and len(toks[k].text) > 2:
-            yield toks[k].start, toks[k].end, "LOCATION"
+        if k is None or toks[k].lower in _NEVER or len(toks[k].text) < 3 or is_clinical(toks[k].text):
+            continue
+        w = toks[k]
+        if not is_safe(w.text) or (cased and w.text[0].isupper() and not w.text.isupper()
+                                   and w.lower not in _DEPARTMENTS):
+            yield w.start, w.end, "LOCATION"
     yield from _gazetteer(text, toks, cased)
 
 
 def _moved_before(text: str, start: int) -> bool:
     """Whether "transferred to (the)", "admitted from", "at" ... ends right at `start`."""
-    return any(m.end() == start for m in MOVED_TO.finditer(text, max(0, start - 40), start + 1))
+    return any(m.end() == start for m in MOVED_TO.finditer(text, max(0, start - 40), start + 12))
 
 
 def _gazetteer(text: str, toks: list[Word], cased: bool) -> Iterator[tuple[int, int, str]]:
@@ -301,7 +310,8 @@ def _gazetteer(text: str, toks: list[Word], cased: bool) -> Iterator[tuple[int, 
                 continue
             common = n == 1 and (is_safe(w.text) or is_name(w.text))
             if common and not (cased and w.text[0].isupper() and i > 0
-                               and toks[i - 1].lower in PLACE_CONTEXT):
+                               and toks[i - 1].lower in PLACE_CONTEXT
+                               and _gap(text, toks[i - 1], w).isspace()):
                 continue
             yield group[0].start, group[-1].end, "LOCATION"
             break
@@ -319,3 +329,11 @@ _STOP = frozenset(["a", "an", "the", "and", "or", "but", "if", "of", "in", "on",
                    "pt", "pts", "patient", "patients", "family", "said", "states", "stated", "says", "re",
                    "regarding", "about", "today", "tonight", "yesterday", "tomorrow", "morning", "evening",
                    "night"])
+# words that are never (part of) a name: function words, relatives, roles, verbs the noisy lists hold
+_NEVER = _STOP | RELATIVES | CREDENTIALS | TITLES | frozenset(
+    ["came", "made", "said", "went", "got", "told", "asked", "left", "stayed", "arrived", "brought", "took",
+     "gave", "seen", "wants", "will", "family", "friend", "friends", "team", "staff", "house", "unit"])
+_DEPARTMENTS = frozenset(["radiology", "cardiology", "surgery", "rehab", "rehabilitation", "floor", "unit",
+                          "icu", "oncology", "neurology", "dialysis", "pathology", "pharmacy", "home",
+                          "bed", "room", "ward", "service", "clinic", "lab", "hospital", "the", "her",
+                          "his", "their", "nursing", "medicine", "or", "ir", "endoscopy", "echo"])

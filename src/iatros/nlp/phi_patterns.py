@@ -25,8 +25,9 @@ NOT_DATES = frozenset({"1/2", "1/3", "1/4", "2/3", "3/4", "1/5", "2/5", "3/5", "
                        "2/4", "1/6", "2/6", "3/6", "4/6", "0/0"})
 _UNIT_AFTER = re.compile(r"\s*(?:mg|mcg|ml|cc|g|gm|kg|l|units?|u|meq|mmol|cal|kcal|%|x|"
                          r"hours?|hrs?|min|minutes?|times|patients?)\b", I)
-_VENT_BEFORE = re.compile(r"\b(?:peep|ps|psv|cpap|bipap|ipap|epap|ps/peep|vent|settings?|"
-                          r"strength|motor|grade|murmur|pain|scale|score)\W{0,3}$", I)
+_VENT_BEFORE = re.compile(r"(?:\b(?:peep|ps|psv|cpap|bipap|bi-pap|ipap|epap|flowby|simv|strength|motor|"
+                          r"murmur|scale|score|grade)\b[^.;,\n\d]{0,8}|\dx)$", I)
+_VENT_AFTER = re.compile(r"\s?(?:%|/\d+%|\W{0,3}(?:bipap|bi-pap|cpap|peep|psv|ps|fio2)\b)", I)
 _HISTORY = (r"(?:mi|nqwmi|cabg|ptca|pci|avr|mvr|cva|tia|stent|ppm|pacer|dvt|pe|surgery|redo|repair|"
             r"ablation|cath|resection|nephrectomy|cholecystectomy|appendectomy|turp|ca|cancer|"
             r"dx|diagnosed|smoking|quit)")
@@ -104,7 +105,9 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("DATE", re.compile(rf"\bMay\s+\d{{1,2}}{_ORD}(?![\d:])\b")),
     ("DATE", re.compile(rf"\b\d{{1,2}}{_ORD}\s+(?:of\s+)?(?!may\b){MONTH}\b\.?", I)),
     ("DATE", re.compile(r"\b(?:the\s+)\d{1,2}(?:st|nd|rd|th)\b(?!\s*(?:of\s+)?(?:day|week|month|year|"
-                        r"percentile|time|dose|cycle|floor|rib|ics|intercostal|grade|degree))", I)),
+                        r"percentile|time|dose|cycle|floor|rib|ics|intercostal|grade|degree|ventricle|"
+                        r"toe|finger|digit|nerve|metacarpal|metatarsal|lumbar|cervical|thoracic|space|"
+                        r"attempt|try|generation|trimester|stage))", I)),
     ("DATE", re.compile(rf"\b(?:in|since|until|during|early|late|mid|end of|beginning of)[\s-]+"
                         rf"(?P<phi>(?!may\b|mar\b|jun\b|dec\b){MONTH}\b\.?)", I)),
     ("DATE", re.compile(r"\b(?:christmas|xmas|thanksgiving|easter|hanukkah|new year'?s(?:\s+(?:day|eve))?|"
@@ -117,10 +120,11 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("DATE", re.compile(rf"{_NB}(?:0?[1-9]|1[0-2])/(?:19|20)\d\d{_NA}")),
     ("DATE", re.compile(rf"(?<![\d/.])(?:0?[1-9]|1[0-2])/\d{{1,2}}{_NA}")),
     # years: an apostrophe year, a 4-digit year that cannot be a clock time, or after history
-    ("DATE", re.compile(r"(?<![\d'])'(?P<phi>\d\d)(?![\w'])|(?<![\w'])(?P<y>\d\d)'(?!\w)")),
+    ("DATE", re.compile(r"(?<![\d'])'(?P<phi>\d\d)(?![\w'])|(?<!\bx )(?<!\bq )(?<!\bat )(?<!\bhob )(?<![\w'])"
+                        r"(?P<y>[4-9]\d|0\d)'(?!\w)", I)),
     ("DATE", re.compile(r"(?<![\w.:/-])(?:19[6-9]\d|20[6-9]\d)(?![\w:/-]|\.\d)")),
-    ("DATE", re.compile(r"\b(?:in|since|of|from|until|year|born|dob|circa|ca\.?)\s+(?P<phi>(?:19|20)\d\d)\b",
-                        I)),
+    ("DATE", re.compile(r"\b(?:in|since|year|born|dob|circa|ca\.?)\s+(?P<phi>(?:19|20)\d\d)\b", I)),
+    ("DATE", re.compile(r"\b(?:of|from|until)\s+(?P<phi>19[6-9]\d|20[6-9]\d)\b", I)),
     ("DATE", re.compile(rf"\b{_HISTORY}\s+(?:x\s?\d\s+)?(?P<phi>(?:19|20)\d\d|[4-9]\d|0\d|1[0-9])"
                         rf"(?:,\s+(?P<y2>(?:19|20)\d\d|[4-9]\d))?(?![\w%/:-]|\.\d)", I)),
 ]
@@ -157,6 +161,6 @@ def _plausible_date(text: str, start: int, end: int, value: str) -> bool:
         day_first = len(parts) == 3 and len(parts[2]) == 4 and 1 <= day <= 12 and 1 <= month <= 31
         if not (1 <= month <= 12 and (len(parts) == 2 or 1 <= day <= 31)) and not day_first:
             return False
-        if _VENT_BEFORE.search(text, max(0, start - 12), start):
+        if _VENT_BEFORE.search(text, max(0, start - 40), start) or _VENT_AFTER.match(text, end):
             return False
     return not (value.isdigit() and _UNIT_AFTER.match(text, end))
