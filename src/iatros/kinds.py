@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
 
 
 class TargetKind(str, Enum):
@@ -19,8 +18,34 @@ class TargetKind(str, Enum):
 
     @property
     def is_classification(self) -> bool:
-        return self in (TargetKind.BINARY, TargetKind.MULTICLASS, TargetKind.ORDINAL,
-                        TargetKind.MULTILABEL)
+        """Targets are classes or labels (probabilities are scored and may be calibrated)."""
+        return self.value in _CLASSIFICATION
+
+    @property
+    def class_indices(self) -> bool:
+        """Targets are one class index per row (trained with cross-entropy)."""
+        return self.value in _CLASS_INDICES
+
+    @property
+    def stratified(self) -> bool:
+        """Splits stratify on the target itself (one class per row)."""
+        return self.value in _STRATIFIED
+
+    @property
+    def label_matrix(self) -> bool:
+        """Targets are a 0/1 matrix, one column per label (several labels per row)."""
+        return self.value == "multilabel"
+
+    @property
+    def strata_column(self) -> int | None:
+        """For 2-column targets, the column splits stratify on (survival: the event)."""
+        return _STRATA_COLUMN.get(self.value)
+
+
+_CLASSIFICATION = frozenset({"binary", "multiclass", "ordinal", "multilabel"})
+_CLASS_INDICES = frozenset({"multiclass", "ordinal"})
+_STRATIFIED = frozenset({"binary", "multiclass", "ordinal"})
+_STRATA_COLUMN = {"survival": 1}
 
 
 class Modality(str, Enum):
@@ -33,22 +58,3 @@ class Modality(str, Enum):
     SIGNAL = "signal"
     OMICS = "omics"
     MOLECULE = "molecule"
-
-
-def bio_spans(tags: Any) -> set[tuple[int, int, int]]:
-    """Entities (start, end exclusive, type) in one row of BIO tag ids.
-
-    Convention for every tokens task: 0 is O, 2k+1 is B of entity type k, 2k+2 is I of type k,
-    -1 is padding. An I that does not continue an entity of its type starts one (conlleval).
-    """
-    spans: set[tuple[int, int, int]] = set()
-    start, kind = -1, -1
-    row = [int(t) for t in tags]
-    for i, t in enumerate([*row, 0]):
-        inside = t > 0 and t % 2 == 0 and (t - 2) // 2 == kind and start >= 0
-        if start >= 0 and not inside:
-            spans.add((start, i, kind))
-            start, kind = -1, -1
-        if t > 0 and not inside:
-            start, kind = i, (t - 1) // 2
-    return spans

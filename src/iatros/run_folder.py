@@ -1,18 +1,30 @@
-"""A run folder on disk: its files, its status, and atomic writes so nothing is half-written."""
+"""The one run-folder format: file names, atomic writers, and the readers every layer uses.
+
+A run folder holds `config.json` (settings, with `run_format`), `status.json`, the model
+(`model.json` plus `checkpoints/` or `model.joblib`, or `members/mK/` for ensembles),
+`calibration.json`, `predictions.csv`, `metrics.json`, optional `train_log.csv`,
+`explanations.json`, `survival_curves.npz`, `tuning.json`, `figures/`, `report.html` and
+`evaluations/NAME/`. The report, CLI, API and registry read it through `RunFolder`, so a reader
+can never skip the completeness check (`RunFolder.open`) or the format-version check.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import tempfile
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from iatros.errors import RunError
 
+RUN_FORMAT = 2  # 1: folders written before the version was recorded (same layout)
 CONFIG = "config.json"
 STATUS = "status.json"
 METRICS = "metrics.json"
@@ -21,6 +33,13 @@ CALIBRATION = "calibration.json"
 TRAIN_LOG = "train_log.csv"
 TUNING = "tuning.json"
 REPORT = "report.html"
+EXPLANATIONS = "explanations.json"
+CURVES = "survival_curves.npz"
+MODEL_INFO = "model.json"
+CHECKPOINTS = "checkpoints"
+MEMBERS = "members"
+FIGURES = "figures"
+EVALUATIONS = "evaluations"
 
 
 def now_iso() -> str:
@@ -32,33 +51,97 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "run"
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+# --------------------------------------------------------------------------------------------
+# Atomic writers: a crash leaves the old file or the new one, never half of one
+# --------------------------------------------------------------------------------------------
+TEMP_SUFFIX = ".tmp"
 
 
-def write_json(path: Path, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, allow_nan=False, default=str) + "\n")
+def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
+    """Call `write(tmp)` on a fresh temporary file beside `path`, flush it to disk, then rename
+    it over `path`; on any failure the temporary file is removed and `path` is untouched."""
+    path = Path(path)
+    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                        suffix=TEMP_SUFFIX)
+    os.close(descriptor)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
 
 
-def write_csv(path: Path, frame: pd.DataFrame) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+def write_text_atomic(path: Path, text: str) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def read_json(path: Path) -> dict[str, Any]:
+def write_json(path: Path, obj: Any) -> Path:
+    return write_text_atomic(path, json.dumps(obj, indent=2, allow_nan=False, default=str) + "\n")
+
+
+def write_csv(path: Path, frame: pd.DataFrame) -> Path:
+    return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def write_npz(path: Path, **arrays: np.ndarray) -> Path:
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+    return atomic_write(path, save)
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Temporary files a killed writer left in `folder` (and below); removed, and returned."""
+    stale = [p for p in Path(folder).rglob(f".*{TEMP_SUFFIX}") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+# --------------------------------------------------------------------------------------------
+# Readers: each names the file and says what to do when it is missing or damaged
+# --------------------------------------------------------------------------------------------
+def _one_line(exc: Exception) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
+def read_json(path: Path, hint: str = "") -> Any:
+    """A JSON file; RunError naming it (and `hint`, what to do) when missing or corrupt."""
+    hint = f"; {hint}" if hint else ""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
-        raise RunError(f"{path} is missing: {path.parent} is not a complete run folder") from e
-    except (OSError, json.JSONDecodeError) as e:
-        raise RunError(f"{path} is unreadable or corrupt ({e})") from e
+        raise RunError(f"run folder {path.parent} has no {path.name}: it is not a complete run "
+                       f"folder{hint}") from e
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise RunError(f"run folder {path.parent}: {path.name} cannot be read "
+                       f"({_one_line(e)}){hint}") from e
+
+
+def read_json_object(path: Path, hint: str = "") -> dict[str, Any]:
+    data = read_json(path, hint)
+    if not isinstance(data, dict):
+        raise RunError(f"run folder {path.parent}: {path.name} is not a JSON object"
+                       f"{'; ' + hint if hint else ''}")
+    return data
+
+
+def optional_json(path: Path) -> Any:
+    """An optional JSON file (explanations, tuning): None when absent or unreadable."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
 
 
 class RunFolder:
-    """Paths and status of one run."""
+    """Paths, status and readers of one run folder."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser().resolve()
@@ -66,18 +149,26 @@ class RunFolder:
     def file(self, name: str) -> Path:
         return self.path / name
 
+    # -- lifecycle ----------------------------------------------------------------------------
     @property
     def exists(self) -> bool:
         return self.file(CONFIG).is_file()
 
     def config(self) -> dict[str, Any]:
+        """config.json, checking the folder's format version."""
         if not self.path.is_dir():
             raise RunError(f"run folder {self.path} does not exist; `iatros runs` lists runs")
-        return read_json(self.file(CONFIG))
+        config = read_json_object(self.file(CONFIG),
+                                  "it is not an iatros run folder, or it was copied incompletely")
+        version = config.get("run_format", 1)
+        if not isinstance(version, int) or not 1 <= version <= RUN_FORMAT:
+            raise RunError(f"run folder {self.path} has run format {version!r}; this iatros reads "
+                           f"formats 1-{RUN_FORMAT}: upgrade iatros to read it")
+        return config
 
     def status(self) -> dict[str, Any]:
         path = self.file(STATUS)
-        return read_json(path) if path.is_file() else {"state": "unknown"}
+        return read_json_object(path) if path.is_file() else {"state": "unknown"}
 
     @property
     def is_complete(self) -> bool:
@@ -89,6 +180,10 @@ class RunFolder:
             status.pop("error", None)
         write_json(self.file(STATUS), status)
 
+    def resume_hint(self, task: str | None = None) -> str:
+        task = task or "TASK"
+        return f"resume it with `iatros train {task} --out {self.path} --resume`"
+
     def require_complete(self, task: str | None = None) -> dict[str, Any]:
         """The config of a finished run, checking it belongs to `task` when one is given."""
         config = self.config()
@@ -97,6 +192,85 @@ class RunFolder:
                            f"not {task!r}")
         if not self.is_complete:
             raise RunError(f"run {self.path} did not finish (state: {self.status()['state']}); "
-                           f"resume it with `iatros train {config.get('task')} --out {self.path} "
-                           f"--resume`")
+                           f"{self.resume_hint(config.get('task'))}")
         return config
+
+    # -- readers of a finished run ------------------------------------------------------------
+    def metrics(self) -> dict[str, Any]:
+        return read_json_object(self.file(METRICS),
+                                f"the run did not finish; {self.resume_hint(self._task())}")
+
+    def calibration(self) -> dict[str, Any] | None:
+        """calibration.json, or None for runs that have none (survival, token tagging)."""
+        path = self.file(CALIBRATION)
+        return read_json_object(path) if path.is_file() else None
+
+    def predictions(self) -> pd.DataFrame:
+        """predictions.csv with its required columns (split and a target) checked."""
+        path = self.file(PREDICTIONS)
+        hint = f"the run did not finish; {self.resume_hint(self._task())}"
+        if not path.is_file():
+            raise RunError(f"run folder {self.path} has no {PREDICTIONS}: {hint}")
+        try:
+            frame = pd.read_csv(path, dtype={"patient_id": str, "split": str})
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise RunError(f"run folder {self.path}: {PREDICTIONS} cannot be read "
+                           f"({_one_line(e)}); {hint}") from e
+        has_target = any(c in ("target", "time") or c.startswith("target_") for c in frame.columns)
+        missing = [c for c, ok in (("split", "split" in frame.columns), ("target", has_target))
+                   if not ok]
+        if missing:
+            raise RunError(f"run folder {self.path}: {PREDICTIONS} lacks column(s) "
+                           f"{', '.join(missing)}; {hint}")
+        return frame
+
+    def train_log(self) -> pd.DataFrame | None:
+        """train_log.csv when the run has a usable one (it is optional)."""
+        path = self.file(TRAIN_LOG)
+        if not path.is_file():
+            return None
+        try:
+            frame = pd.read_csv(path)
+        except (OSError, UnicodeDecodeError, ValueError):
+            return None
+        return frame if "epoch" in frame.columns and len(frame) else None
+
+    def explanations(self) -> Any:
+        return optional_json(self.file(EXPLANATIONS))
+
+    def tuning(self) -> dict[str, Any]:
+        return read_json_object(self.file(TUNING), "only runs made by `iatros tune` have one")
+
+    def curves(self) -> dict[str, np.ndarray]:
+        """survival_curves.npz: test/val curves, training targets and horizons."""
+        path = self.file(CURVES)
+        try:
+            with np.load(path) as saved:
+                return {name: saved[name] for name in saved.files}
+        except FileNotFoundError as e:
+            raise RunError(f"{path} is missing: survival runs keep their training targets there; "
+                           f"{self.resume_hint(self._task())}") from e
+        except (OSError, ValueError) as e:
+            raise RunError(f"{path} is unreadable or corrupt ({_one_line(e)})") from e
+
+    def evaluations(self) -> list[tuple[str, dict[str, Any] | str]]:
+        """(name, metrics.json or why it could not be read) of each evaluations/NAME."""
+        folder = self.file(EVALUATIONS)
+        out: list[tuple[str, dict[str, Any] | str]] = []
+        for path in sorted(folder.glob(f"*/{METRICS}")) if folder.is_dir() else []:
+            try:
+                out.append((path.parent.name, read_json_object(path)))
+            except RunError as e:
+                out.append((path.parent.name, f"{METRICS} cannot be read ({e})"))
+        return out
+
+    def new_evaluation(self, name: str) -> Path:
+        folder = self.file(EVALUATIONS) / slug(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def _task(self) -> str | None:
+        try:
+            return json.loads(self.file(CONFIG).read_text(encoding="utf-8")).get("task")
+        except (OSError, ValueError, AttributeError):
+            return None

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 
 from iatros import api
-from iatros.errors import ConfigError
 
 
 @pytest.fixture
@@ -44,5 +44,10 @@ def test_2d_image_given_to_a_3d_model_names_the_file(nodule_root, tmp_path):
                     out=tmp_path / "run", eval_options=api.EvalOptions(n_boot=10))
     flat = tmp_path / "flat.png"
     Image.fromarray(np.zeros((28, 28), dtype=np.uint8)).save(flat)
-    with pytest.raises(ConfigError, match="flat.png.*2D image given to a 3D model"):
-        api.predict(run, [flat])
+    import nibabel as nib
+
+    good = tmp_path / "good.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((28, 28, 28), dtype=np.float32), np.eye(4)), good)
+    bad, fine = api.predict(run, [flat, good])  # a bad input is an entry; the batch goes on
+    assert re.search("flat.png.*2D image given to a 3D model", bad["error"])
+    assert fine["input"] == str(good) and set(fine["probabilities"]) == {"benign", "malignant"}

@@ -11,6 +11,7 @@ from sklearn.model_selection import train_test_split
 from sksurv.datasets import load_bmt, load_whas500
 from sksurv.metrics import concordance_index_censored
 
+from iatros import api
 from iatros.errors import ConfigError
 from iatros.kinds import TargetKind
 from iatros.models.registry import get_model_spec
@@ -315,8 +316,8 @@ def test_specs_registered_and_misuse_is_a_clear_error(whas):
         survival_loss_for(LogisticHazardNet(14))
     with pytest.raises(ConfigError, match="fit_survival_baseline"):
         survival_curves(DeepSurvNet(14), whas["x"][:3])
-    with pytest.raises(ConfigError, match="survival task"):
-        get_model_spec("rsf").build(TargetKind.BINARY, 0)
+    with pytest.raises(ConfigError, match="'rsf' does not predict binary targets"):
+        api.train("breast-cancer-wdbc", model="rsf", register=False)
 
 
 @pytest.mark.parametrize("cls", [DeepSurvNet, LogisticHazardNet, DeepHitNet])

@@ -132,7 +132,7 @@ def test_predict_on_note_files_returns_the_taggers_entities_with_offsets(tmp_pat
 
 
 def test_tagger_ensembles_keep_entities_most_members_predict_and_ties_go_to_the_first():
-    from iatros.train.predictors import majority_spans
+    from iatros.targets import majority_spans
 
     a = np.array([[0, 1, 2, 0, 3, -1]])  # entities (1, 3, Disease) and (4, 5, Chemical)
     b = np.array([[0, 1, 2, 0, 0, -1]])  # (1, 3)
@@ -146,7 +146,7 @@ def test_tagger_ensembles_keep_entities_most_members_predict_and_ties_go_to_the_
 @given(st.lists(st.lists(st.integers(0, 4), min_size=1, max_size=12), min_size=1, max_size=4))
 @settings(max_examples=60, deadline=None)
 def test_voted_entities_are_exactly_those_of_a_majority(rows):
-    from iatros.train.predictors import majority_spans
+    from iatros.targets import majority_spans
 
     members = [np.array([row]) for row in rows]
     width = max(len(r) for r in rows)
@@ -164,7 +164,8 @@ def test_voted_entities_are_exactly_those_of_a_majority(rows):
 
 def test_an_ensemble_of_taggers_trains_and_scores_end_to_end(tmp_path):
     from iatros import api
-    from iatros.train.predictors import load_predictor, majority_spans
+    from iatros.targets import majority_spans
+    from iatros.train.predictors import load_predictor
 
     _write_iob(tmp_path / "data" / "bioner" / "NCBI-disease-IOB")
     run = api.train("ner-ncbi-disease", data_root=tmp_path / "data", epochs=2, register=False,

@@ -22,7 +22,8 @@ from iatros.nlp.io import Note, NoteError, decode_note, read_note
 from iatros.nlp.patients import problem_and_medication_lists
 from iatros.nlp.pipeline import ClinicalPipeline, Tagger
 from iatros.nlp.summarize import summarize as summarize_text
-from iatros.text_run import tagger_from
+from iatros.pipeline.scoring import tagger_for
+from iatros.run_folder import RunFolder
 
 Item = tuple[str, str, Note | IatrosError]  # (source, patient id, note or the error)
 
@@ -75,18 +76,12 @@ def iter_notes(paths: Sequence[str | Path], column: str | None = None,
 
 def load_tagger(run: str | Path, device: str = "cpu") -> Tagger:
     """A trained token tagger (e.g. a `ner-ncbi-disease` run) as a callable for the pipeline."""
-    import json
-
     from iatros.train.predictors import load_predictor
 
-    run = Path(run)
-    try:
-        config = json.loads((run / "config.json").read_text())
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{run} is not a run folder (config.json: {e})") from e
-    if config.get("target_kind") != "tokens":
-        raise ConfigError(f"run {run} is a {config.get('target_kind')} model, not a token tagger")
-    return tagger_from(load_predictor(run, device), list(config["classes"]))
+    folder = RunFolder(run)
+    config = folder.require_complete()
+    return tagger_for(config["target_kind"], load_predictor(folder.path, device),
+                      list(config["classes"]), str(folder.path))
 
 
 def _run(paths: Sequence[str | Path], work: Callable[[str, str, Note], Any], *, column: str | None,

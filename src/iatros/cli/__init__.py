@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from iatros.cli.nlp import nlp_app
+from iatros.cli.output import progress_flag as _progress
+from iatros.cli.output import report_failures
 from iatros.errors import IatrosError
 
 app = typer.Typer(
@@ -38,11 +40,9 @@ Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.
 
 
 def _fmt(entry: dict[str, Any] | None) -> str:
-    if not entry or entry.get("value") is None:
-        return "n/a"
-    lo, hi = entry.get("ci95") or [None, None]
-    ci = f" ({lo:.3f}-{hi:.3f})" if lo is not None and hi is not None else ""
-    return f"{entry['value']:.3f}{ci}"
+    from iatros import api
+
+    return api.fmt_entry(entry)
 
 
 def _threshold(value: str) -> str | float:
@@ -52,15 +52,10 @@ def _threshold(value: str) -> str | float:
         return value
 
 
-def _progress(flag: bool | None) -> bool:
-    return sys.stderr.isatty() if flag is None else flag
-
-
 @app.command("tasks")
 def tasks_cmd(as_json: Json = False) -> None:
     """List the registered tasks."""
     from iatros import api
-    from iatros.tasks import list_families
 
     rows = api.tasks()
     if as_json:
@@ -73,7 +68,7 @@ def tasks_cmd(as_json: Json = False) -> None:
         table.add_row(r["name"], r["modality"], r["target"], ", ".join(r["models"]),
                       ", ".join(r["sensitive_attributes"]) or "-", r["description"])
     out.print(table)
-    families = list_families()
+    families = api.families()
     if families:
         out.print("Task families: " + ", ".join(f"{f}:ARG" for f in families))
 
@@ -164,7 +159,6 @@ def train_cmd(
     e.g. `iatros train ehr:bundles/ --target readmit_30d` or `--target code:SNOMED//44054006@365`.
     """
     from iatros import api
-    from iatros.train.search import parse_params, split_trial
 
     options = {k: v for k, v in {"target": target, "time": time_col, "event": event_col,
                                  "kind": kind, "positive": positive,
@@ -172,7 +166,7 @@ def train_cmd(
                                  "drop": drop or None, "labels": str(labels) if labels else None,
                                  "size": size, "channels": channels, "window": window,
                                  "source": source}.items() if v is not None}
-    params, train_settings = split_trial(parse_params(param or []))
+    params, train_settings = api.split_trial(api.parse_params(param or []))
     if weights:
         params["weights"] = str(weights)
     path = api.train(task, data_root=data_root, out=out_dir, epochs=epochs, seed=seed,
@@ -181,11 +175,7 @@ def train_cmd(
                      params=params or None, train_overrides=train_settings or None,
                      eval_options=api.EvalOptions(n_boot=n_boot, threshold=_threshold(threshold),
                                                   seed=seed))
-    metrics = json.loads((path / "metrics.json").read_text())
-    primary = metrics["primary_metric"]
-    test = metrics["splits"]["test"][primary]
-    err.print(f"test {primary} {_fmt(test)}, n={test.get('n')}; report: {path / 'report.html'}",
-              soft_wrap=True)
+    err.print(api.summary_line(path), soft_wrap=True)
     print(path)
 
 
@@ -225,23 +215,19 @@ def tune_cmd(
     untouched until the chosen run is scored. The run's tuning.json lists every trial.
     """
     from iatros import api
-    from iatros.train.search import parse_space
 
-    path = api.tune(task, parse_space(space), model=model, data_root=data_root, out=out_dir,
+    path = api.tune(task, api.parse_space(space), model=model, data_root=data_root, out=out_dir,
                     seed=seed, max_trials=max_trials, epochs=epochs, ensemble=ensemble, folds=folds,
                     cross_fit=cross_fit, progress=_progress(progress),
                     eval_options=api.EvalOptions(n_boot=n_boot, seed=seed))
-    tuning = json.loads((path / "tuning.json").read_text())
+    tuning = api.run_tuning(path)
     scored_on = "val" if tuning.get("folds", 1) == 1 else f"{tuning['folds']}-fold CV"
     for row in tuning["trials"]:
         mark = "*" if row["trial"] == tuning["chosen"] else " "
         val = "n/a" if row["val"] is None else f"{row['val']:.4f}"
         err.print(f"{mark} trial {row['trial']}: {scored_on} {tuning['metric']} {val}  {row['settings']}",
                   soft_wrap=True)
-    metrics = json.loads((path / "metrics.json").read_text())
-    test = metrics["splits"]["test"][metrics["primary_metric"]]
-    err.print(f"chosen trial {tuning['chosen']}: test {metrics['primary_metric']} {_fmt(test)}, "
-              f"n={test.get('n')}; report: {path / 'report.html'}", soft_wrap=True)
+    err.print(f"chosen trial {tuning['chosen']}: {api.summary_line(path)}", soft_wrap=True)
     print(path)
 
 
@@ -325,29 +311,15 @@ def predict_cmd(
     results = api.predict(run, files, out=out_dir, explain=not no_explain)
     if as_json:
         print(json.dumps(results, indent=2))
+        report_failures(results)
         return
     table = Table(title=f"predictions of {run}")
-    for col in ("input", "prediction", "probabilities / survival", "heat map / figure"):
+    for col in ("input", "prediction", "probabilities / details", "heat map / figure"):
         table.add_column(col, overflow="fold")
-    for r in results:
-        if "error" in r:
-            table.add_row(r["input"], "error", r["error"], "-")
-            continue
-        if "entities" in r:  # a token tagger: the entities it found, with character offsets
-            found = "; ".join(f"{e['text']} [{e['label']}] {e['start']}-{e['end']}"
-                              for e in r["entities"])
-            table.add_row(r["input"], f"{len(r['entities'])} entities", found or "-", "-")
-            continue
-        if "risk" in r:  # survival: risk, median survival and survival at the run's horizons
-            at = ", ".join(f"S({t}) = {v:.3f}" for t, v in r["survival_at"].items())
-            median = "not reached" if r["median_survival"] is None else f"{r['median_survival']:.4g}"
-            table.add_row(r["input"], f"risk {r['risk']:.3f}, median {median}", at, r["figure"])
-            continue
-        probs = ", ".join(f"{k}: {v:.3f}" for k, v in (r.get("probabilities") or {}).items())
-        pred = r["prediction"] if isinstance(r["prediction"], str) else f"{r['prediction']:.3f}"
-        words = ", ".join(w["term"] for w in r.get("words", []))
-        table.add_row(r["input"], pred, probs, r.get("heatmap") or (f"words: {words}" if words else "-"))
+    for r, cells in zip(results, api.prediction_cells(run, results), strict=True):
+        table.add_row(str(r["input"]), *cells)
     out.print(table)
+    report_failures(results)
 
 
 data_app = typer.Typer(help="Datasets in the data home.", no_args_is_help=True)
@@ -407,8 +379,11 @@ def explain_cmd(
             top = ", ".join(f"{v['variable']} {v['attribution']:+.3f}" for v in r["variables"][:3])
             print(f"{r['stay_id']}\t{r['caption']}\t{top}\t{r['path']}")
         return
-    for r in api.predict(run, [Path(i) for i in items], out=out_dir, method=method):
-        print(f"{r['input']}\t{r['prediction']}\t{r.get('heatmap', '-')}")
+    results = api.predict(run, [Path(i) for i in items], out=out_dir, method=method)
+    for r in results:
+        if "error" not in r:
+            print(f"{r['input']}\t{r['prediction']}\t{r.get('heatmap', '-')}")
+    report_failures(results)
 
 
 @app.command("report")

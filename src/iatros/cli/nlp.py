@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from iatros.errors import ConfigError
+from iatros.cli.output import progress_flag as _progress
+from iatros.cli.output import report_failures as _report_failures
 
 nlp_app = typer.Typer(
     help="Clinical text: extract problems, symptoms, medications (dose, route, frequency), labs "
@@ -33,10 +34,6 @@ Progress = Annotated[bool | None, typer.Option(
     "--progress/--no-progress", help="Progress bar on stderr (default: when it is a terminal).")]
 
 
-def _progress(flag: bool | None) -> bool:
-    return sys.stderr.isatty() if flag is None else flag
-
-
 def _emit(payload: Any, out: Path | None) -> None:
     text = json.dumps(payload, indent=2, ensure_ascii=False, default=str)
     if out is None:
@@ -47,17 +44,6 @@ def _emit(payload: Any, out: Path | None) -> None:
     tmp.write_text(text + "\n", encoding="utf-8")
     tmp.replace(out)
     typer.echo(f"wrote {out}", err=True)
-
-
-def _report_failures(results: list[dict[str, Any]]) -> None:
-    failed = [r for r in results if "error" in r]
-    for r in failed:
-        typer.echo(f"failed: {r['error']}", err=True)
-    if failed and len(failed) == len(results):
-        raise ConfigError(f"all {len(results)} input(s) failed (see above)")
-    if failed:
-        typer.echo(f"{len(failed)} of {len(results)} input(s) failed; the others are in the output",
-                   err=True)
 
 
 @nlp_app.command("extract")

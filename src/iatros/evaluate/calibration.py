@@ -175,6 +175,14 @@ def _degenerate_reason(kind: TargetKind, y_true: Any) -> str | None:
     return None
 
 
+# The post-hoc calibrator of each kind that has one (others are left uncalibrated, with a note).
+CALIBRATORS: dict[TargetKind, type[PlattScaler] | type[TemperatureScaler]] = {
+    TargetKind.BINARY: PlattScaler,
+    TargetKind.MULTICLASS: TemperatureScaler,
+    TargetKind.ORDINAL: TemperatureScaler,
+}
+
+
 def fit_calibrator(kind: TargetKind | str, y_score_val: Any, y_true_val: Any) -> Calibrator:
     """Fit the calibrator for `kind` on validation predictions.
 
@@ -182,14 +190,12 @@ def fit_calibrator(kind: TargetKind | str, y_score_val: Any, y_true_val: Any) ->
     validation set cannot support a fit (the reason is kept in to_dict()["note"]).
     """
     kind = as_kind(kind)
-    if kind not in (TargetKind.BINARY, TargetKind.MULTICLASS, TargetKind.ORDINAL):
+    if kind not in CALIBRATORS:
         return IdentityCalibrator(note=f"no calibration method for {kind.value} targets")
     reason = _degenerate_reason(kind, y_true_val)
     if reason is not None:
         return IdentityCalibrator(note=reason)
-    if kind is TargetKind.BINARY:
-        return PlattScaler().fit(y_score_val, y_true_val)
-    return TemperatureScaler().fit(y_score_val, y_true_val)
+    return CALIBRATORS[kind]().fit(y_score_val, y_true_val)
 
 
 def reliability_curve(

@@ -56,9 +56,49 @@ def group_labels(groups: Any, n: int) -> np.ndarray:
     return np.array([_label(v) for v in values], dtype=object)
 
 
-def _ordered(labels: np.ndarray) -> list[str]:
+def ordered_groups(labels: np.ndarray) -> list[str]:
     """Distinct labels, sorted, with 'unknown' last."""
     return sorted(set(labels.tolist()), key=lambda g: (g == UNKNOWN_GROUP, g))
+
+
+@dataclass(frozen=True)
+class Groups:
+    """The rows of each group of one attribute (in audit order) and the resampling clusters."""
+
+    labels: np.ndarray
+    rows: dict[str, np.ndarray]
+    clusters: np.ndarray | None
+
+    def eligible(self, min_size: int) -> list[str]:
+        """Groups big enough to enter a gap."""
+        return [g for g, idx in self.rows.items() if len(idx) >= min_size]
+
+    def small(self, min_size: int) -> list[str]:
+        return [g for g, idx in self.rows.items() if len(idx) < min_size]
+
+    def cluster_ids(self, group: str) -> np.ndarray | None:
+        return None if self.clusters is None else self.clusters[self.rows[group]]
+
+
+def group_rows(groups: Any, n: int, clusters: Any = None) -> Groups:
+    """Every audit starts here: labels (missing = 'unknown'), rows per group, clusters checked."""
+    labels = group_labels(groups, n)
+    cluster_ids = None if clusters is None else np.asarray(clusters, dtype=object).ravel()
+    if cluster_ids is not None and len(cluster_ids) != n:
+        raise ConfigError(f"clusters has {len(cluster_ids)} entries but there are {n} rows")
+    return Groups(labels, {g: np.flatnonzero(labels == g) for g in ordered_groups(labels)},
+                  cluster_ids)
+
+
+def extremes(values: dict[str, float]) -> tuple[str, str] | None:
+    """(highest, lowest) group of a metric's defined values; None with fewer than two."""
+    if len(values) < 2:
+        return None
+    return max(values, key=values.get), min(values, key=values.get)
+
+
+def best_and_worst(high: str, low: str, higher_is_better: bool) -> tuple[str, str]:
+    return (high, low) if higher_is_better else (low, high)
 
 
 def _range(values: np.ndarray) -> np.ndarray:
@@ -114,21 +154,13 @@ def _gap_groups(
     return {g: v for g, v in values.items() if v is not None}
 
 
-def subgroup_audit(
-    y_true: Any,
-    y_score: Any,
-    groups: Any,
-    kind: TargetKind | str,
-    *,
-    attribute: str = "group",
-    metrics: Iterable[str] | str | None = None,
-    threshold: float = 0.5,
-    n_boot: int = 1000,
-    seed: int = 0,
-    clusters: Any = None,
-    min_group_size: int = 10,
-    ci: float = 0.95,
-) -> dict[str, Any]:
+THRESHOLDED = frozenset({TargetKind.BINARY})
+
+
+def subgroup_audit(y_true: Any, y_score: Any, groups: Any, kind: TargetKind | str, *,
+                   attribute: str = "group", metrics: Iterable[str] | str | None = None,
+                   threshold: float = 0.5, n_boot: int = 1000, seed: int = 0, clusters: Any = None,
+                   min_group_size: int = 10, ci: float = 0.95) -> dict[str, Any]:
     """Metrics per group of one attribute, between-group gaps, and (binary) fairness gaps.
 
     Groups smaller than `min_group_size` are reported but left out of every gap. A gap is
@@ -139,25 +171,22 @@ def subgroup_audit(
     kind = as_kind(kind)
     names = resolve_metrics(kind, metrics)
     pred = Predictions(y_true, y_score, kind, threshold)
-    labels = group_labels(groups, pred.n)
-    cluster_ids = None if clusters is None else np.asarray(clusters, dtype=object).ravel()
-    if cluster_ids is not None and len(cluster_ids) != pred.n:
-        raise ConfigError(f"clusters has {len(cluster_ids)} entries but there are {pred.n} rows")
-    rows = {g: np.flatnonzero(labels == g) for g in _ordered(labels)}
+    grouped = group_rows(groups, pred.n, clusters)
+    labels, rows = grouped.labels, grouped.rows
+    thresholded = kind in THRESHOLDED  # one decision threshold: prevalence, EOD and DPD apply
 
     per_group: dict[str, dict[str, Any]] = {}
     for g, idx in rows.items():
         sub = pred.subset(idx)
         per_group[g] = {
             "n": len(idx),
-            "prevalence": float(sub.y.mean()) if kind is TargetKind.BINARY else None,
+            "prevalence": float(sub.y.mean()) if thresholded else None,
             "metrics": evaluate(sub.y, sub.s, kind, metrics=names, threshold=threshold,
-                                n_boot=n_boot, seed=seed, ci=ci,
-                                clusters=None if cluster_ids is None else cluster_ids[idx]),
+                                n_boot=n_boot, seed=seed, ci=ci, clusters=grouped.cluster_ids(g)),
         }
-    eligible = [g for g, idx in rows.items() if len(idx) >= min_group_size]
+    eligible = grouped.eligible(min_group_size)
     gap_sets = {m: _gap_groups(per_group, eligible, m) for m in names}
-    fairness = _fairness_gaps_for(pred, labels, rows, eligible) if kind is TargetKind.BINARY else []
+    fairness = _fairness_gaps_for(pred, labels, rows, eligible) if thresholded else []
 
     boot = _bootstrap_gaps(pred, rows, gap_sets, fairness, int(n_boot), seed, clusters)
     result: dict[str, Any] = {
@@ -168,7 +197,7 @@ def subgroup_audit(
     for f in fairness:
         result[f.key] = _entry(_fairness_point(pred, labels, f), boot[f.key], ci, pred.n)
         result[f.key]["groups"] = list(f.groups)
-    result["small_groups"] = [g for g, idx in rows.items() if len(idx) < min_group_size]
+    result["small_groups"] = grouped.small(min_group_size)
     result["threshold"] = float(threshold)
     return result
 
@@ -177,15 +206,15 @@ def _gap_entry(
     metric: str, values: dict[str, float], samples: np.ndarray, ci: float, n: int
 ) -> dict[str, Any]:
     """Gap summary for one metric: value, interval, best and worst group."""
-    if len(values) < 2:
+    pair = extremes(values)
+    if pair is None:
         entry = _entry(None, samples, ci, n)
         entry.update(best_group=None, worst_group=None, groups=sorted(values))
         return entry
-    high, low = max(values, key=values.get), min(values, key=values.get)
-    better_high = METRICS[metric].higher_is_better
+    high, low = pair
+    best, worst = best_and_worst(high, low, METRICS[metric].higher_is_better)
     entry = _entry(values[high] - values[low], samples, ci, n)
-    entry.update(best_group=high if better_high else low, worst_group=low if better_high else high,
-                 groups=list(values))
+    entry.update(best_group=best, worst_group=worst, groups=list(values))
     return entry
 
 
@@ -259,9 +288,9 @@ def _bootstrap_gaps(
     for w in bootstrap_weights(pred.n, n_boot, seed, clusters):
         per_group = {g: compute_metrics(subs[g], names, w[:, rows[g]]) for g in needed}
         for m, values in gap_sets.items():
-            if len(values) >= 2:
-                high, low = max(values, key=values.get), min(values, key=values.get)
-                parts[m].append(per_group[high][m] - per_group[low][m])
+            pair = extremes(values)
+            if pair is not None:
+                parts[m].append(per_group[pair[0]][m] - per_group[pair[1]][m])
         for f in fairness:
             if len(f.groups) >= 2:
                 y, hard = pred.y[f.rows], pred.pred_label[f.rows].astype(float)

@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from iatros.errors import ConfigError
-from iatros.kinds import TargetKind, bio_spans
+from iatros.kinds import TargetKind
+from iatros.targets import bio_spans
 
 __all__ = [
     "METRICS",

@@ -16,13 +16,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from scipy import stats
 from sksurv.nonparametric import CensoringDistributionEstimator
 from sksurv.util import Surv
 
 from iatros.errors import ConfigError
-from iatros.evaluate.fairness import UNKNOWN_GROUP, group_labels
+from iatros.evaluate.fairness import (
+    best_and_worst,
+    extremes,
+    group_labels,
+    group_rows,
+    ordered_groups,
+)
 from iatros.evaluate.metrics import (
     Predictions,
     _check_ci,
@@ -35,6 +40,7 @@ from iatros.evaluate.metrics import (
     percentile_ci,
 )
 from iatros.kinds import TargetKind
+from iatros.targets import survival_pairs
 
 __all__ = [
     "SURVIVAL_METRICS",
@@ -71,38 +77,7 @@ def _survival_arrays(
     time: Any, event: Any, name: str, *, require_event: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validated (time float > 0, event bool) arrays; ConfigError names the rows at fault."""
-    t_raw, e_raw = np.asarray(time), np.asarray(event)
-    if t_raw.ndim != 1 or e_raw.ndim != 1:
-        raise ConfigError(f"{name} time and event must be 1-D, got shapes {t_raw.shape} and "
-                          f"{e_raw.shape}")
-    if len(t_raw) != len(e_raw):
-        raise ConfigError(f"{name} time has {len(t_raw)} rows but {name} event has {len(e_raw)}")
-    if len(t_raw) == 0:
-        raise ConfigError(f"{name} has no rows: nothing to evaluate")
-    t = pd.to_numeric(pd.Series(t_raw, dtype=object), errors="coerce").to_numpy(dtype=float)
-    for bad, what in ((np.isnan(t), "is missing (NaN) or not a number"),
-                      (np.isinf(t), "is infinite")):
-        rows = np.flatnonzero(bad)
-        if len(rows):
-            raise ConfigError(f"{name} time {what} in {len(rows)} rows (rows {_row_list(rows)}): "
-                              "every row needs a follow-up time")
-    rows = np.flatnonzero(t <= 0)
-    if len(rows):
-        raise ConfigError(f"{name} time must be > 0; {len(rows)} rows are not (rows "
-                          f"{_row_list(rows)}, e.g. {t[rows[0]]:g})")
-    if e_raw.dtype == bool:
-        e = e_raw.copy()
-    else:
-        e_num = pd.to_numeric(pd.Series(e_raw, dtype=object), errors="coerce").to_numpy(float)
-        rows = np.flatnonzero(~np.isin(e_num, (0.0, 1.0)))
-        if len(rows):
-            raise ConfigError(f"{name} event must be 0/1 or True/False; {len(rows)} rows are not "
-                              f"(rows {_row_list(rows)}, e.g. {e_raw[rows[0]]!r})")
-        e = e_num == 1.0
-    if require_event and not e.any():
-        raise ConfigError(f"{name} event has no events: all {len(e)} rows are censored, so no "
-                          "survival metric is defined")
-    return t, e
+    return survival_pairs(time, event, name, require_event=require_event)
 
 
 def check_survival_target(
@@ -285,11 +260,6 @@ def kaplan_meier(time: Any, event: Any, *, ci: float = 0.95) -> dict[str, list]:
 # --------------------------------------------------------------------------------------------
 
 
-def _ordered_groups(labels: np.ndarray) -> list[str]:
-    """Distinct group labels, sorted, with 'unknown' last (as fairness.py orders them)."""
-    return sorted(set(labels.tolist()), key=lambda g: (g == UNKNOWN_GROUP, g))
-
-
 def number_at_risk(time: Any, groups: Any, at_times: Sequence[float]) -> dict[str, Any]:
     """Patients still under observation (time >= t) at each of `at_times`, per group.
 
@@ -300,7 +270,7 @@ def number_at_risk(time: Any, groups: Any, at_times: Sequence[float]) -> dict[st
     at = np.asarray(at_times, dtype=float).ravel()
     labels = np.full(len(t), "all", dtype=object) if groups is None else group_labels(groups, len(t))
     table = {}
-    for g in _ordered_groups(labels):
+    for g in ordered_groups(labels):
         sorted_t = np.sort(t[labels == g])
         table[g] = [int(v) for v in len(sorted_t) - np.searchsorted(sorted_t, at, side="left")]
     return {"times": [json_float(v) for v in at], "at_risk": table}
@@ -314,7 +284,7 @@ def logrank(time: Any, event: Any, groups: Any) -> dict[str, Any]:
     """
     t, e = _survival_arrays(time, event, "survival")
     labels = group_labels(groups, len(t))
-    names = _ordered_groups(labels)
+    names = ordered_groups(labels)
     if len(names) < 2:
         raise ConfigError(f"the log-rank test needs at least 2 groups, got {len(names)}: {names}")
     event_times = np.unique(t[e])
@@ -775,36 +745,33 @@ def subgroup_survival_audit(
     _check_ci(ci, n_boot)
     t, e, pred, tt, censoring = _prepare(time, event, pred, train_time, train_event)
     grid = _ibs_times(t, tt, pred)
-    labels = group_labels(groups, len(t))
-    cluster_ids = None if clusters is None else np.asarray(clusters, dtype=object).ravel()
-    if cluster_ids is not None and len(cluster_ids) != len(t):
-        raise ConfigError(f"clusters has {len(cluster_ids)} entries but there are {len(t)} rows")
-    rows = {g: np.flatnonzero(labels == g) for g in _ordered_groups(labels)}
+    grouped = group_rows(groups, len(t), clusters)
+    rows = grouped.rows
     sets = {g: _SurvivalSet(t[idx], e[idx], pred.subset(idx), censoring, np.empty(0), grid)
             for g, idx in rows.items()}
     per_group = {
         g: {"n": len(idx), "n_events": sets[g].n_events, "prevalence": None,
             "metrics": _entries(sets[g], _AUDIT_METRICS, int(n_boot), seed,
-                                None if cluster_ids is None else cluster_ids[idx], ci)}
+                                grouped.cluster_ids(g), ci)}
         for g, idx in rows.items()
     }
-    eligible = [g for g, idx in rows.items() if len(idx) >= min_group_size]
+    eligible = grouped.eligible(min_group_size)
     values = {m: {g: per_group[g]["metrics"][m]["value"] for g in eligible} for m in _AUDIT_METRICS}
     values = {m: {g: v for g, v in vals.items() if v is not None} for m, vals in values.items()}
-    extremes = {m: (max(v, key=v.get), min(v, key=v.get)) for m, v in values.items() if len(v) >= 2}
-    needed = sorted({g for pair in extremes.values() for g in pair})
+    pairs = {m: pair for m, v in values.items() if (pair := extremes(v)) is not None}
+    needed = sorted({g for pair in pairs.values() for g in pair})
 
     def gaps(w: np.ndarray) -> dict[str, np.ndarray]:
         got = {g: sets[g].compute(w[:, rows[g]], _AUDIT_METRICS) for g in needed}
-        return {m: got[hi][m] - got[lo][m] for m, (hi, lo) in extremes.items()}
+        return {m: got[hi][m] - got[lo][m] for m, (hi, lo) in pairs.items()}
 
     _, boot = _estimate(gaps, len(t), int(n_boot), seed, clusters)
     gap_entries = {}
     for m in _AUDIT_METRICS:
-        if m in extremes:
-            hi, lo = extremes[m]
+        if m in pairs:
+            hi, lo = pairs[m]
             entry = _entry(values[m][hi] - values[m][lo], boot[m], ci, len(t), int(e.sum()))
-            best, worst = (hi, lo) if SURVIVAL_METRICS[m] else (lo, hi)
+            best, worst = best_and_worst(hi, lo, SURVIVAL_METRICS[m])
             entry.update(best_group=best, worst_group=worst, groups=list(values[m]))
         else:
             entry = _entry(float("nan"), np.empty(0), ci, len(t), int(e.sum()))
@@ -814,7 +781,7 @@ def subgroup_survival_audit(
         "attribute": attribute,
         "groups": per_group,
         "gaps": gap_entries,
-        "small_groups": [g for g, idx in rows.items() if len(idx) < min_group_size],
+        "small_groups": grouped.small(min_group_size),
         "threshold": None,
         "ibs_time_range": [float(grid[0]), float(grid[-1])],
     }

@@ -18,6 +18,19 @@ from iatros.explain.figure import pyplot, save_figure
 METHODS = ("gradcam", "gradcampp")
 
 
+class _Columns(nn.Module):
+    """The model with its outputs as (batch, units), as Grad-CAM expects: a survival head's
+    single log-risk comes out flat (batch,)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        return out.reshape(len(out), -1)
+
+
 def heatmap(model: nn.Module, x: torch.Tensor, class_index: int, method: str = "gradcam") -> np.ndarray:
     """Attribution of one input (C, *spatial) for one output unit, in [0, 1], input-sized."""
     from monai.visualize import GradCAM, GradCAMpp
@@ -27,20 +40,23 @@ def heatmap(model: nn.Module, x: torch.Tensor, class_index: int, method: str = "
     layer = getattr(model, "cam_layer", None)
     if layer is None:
         raise ConfigError(f"{type(model).__name__} does not name a layer for Grad-CAM")
-    tta, was_training = getattr(model, "tta", False), model.training
+    # two forward passes (mirror TTA) would leave the hooks on the mirrored one: turn it off
+    tta = {m: m.tta for m in model.modules() if getattr(m, "tta", False)}
+    was_training = model.training
     model.eval()
-    if tta:
-        model.tta = False  # two forward passes would leave the hooks on the mirrored one
+    for m in tta:
+        m.tta = False
     device = next(model.parameters()).device
     try:
         # MONAI's default post-processing maps (min, max) to (1, 0), flipping the map: keep raw
         cam = (GradCAM if method == "gradcam" else GradCAMpp)(
-            nn_module=model, target_layers=layer, postprocessing=lambda t: t)
+            nn_module=_Columns(model), target_layers=f"model.{layer}", postprocessing=lambda t: t)
         with torch.enable_grad():
             result = cam(x.unsqueeze(0).float().to(device).requires_grad_(True),
                          class_idx=class_index)
     finally:
-        model.tta = tta
+        for m, value in tta.items():
+            m.tta = value
         model.train(was_training)
     heat = np.asarray(result.detach().cpu().numpy()[0, 0], dtype=np.float32)
     heat = np.nan_to_num(heat)

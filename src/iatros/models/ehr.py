@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from iatros.kinds import Modality, TargetKind
-from iatros.models.registry import ModelSpec, register_model, target_tensor
+from iatros.models.registry import NETWORK_KINDS, ModelSpec, fit_preprocessing, register_model, target_tensor
 
 
 class EhrDataset(Dataset):
@@ -263,7 +263,7 @@ register_model(ModelSpec(
     params={"hidden": 64, "dropout": 0.3},
     train_defaults={"epochs": 40, "batch_size": 64, "lr": 2e-3, "weight_decay": 1e-3,
                     "patience": 8},
-    dataset=ehr_dataset, n_inputs=ehr_width,
+    dataset=ehr_dataset, n_inputs=ehr_width, kinds=NETWORK_KINDS, prepare=fit_preprocessing,
 ))
 register_model(ModelSpec(
     name="event-transformer", family="torch", modalities=(Modality.EHR,),
@@ -274,5 +274,5 @@ register_model(ModelSpec(
     params={"width": 64, "heads": 4, "layers": 2, "dropout": 0.2},
     train_defaults={"epochs": 40, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-2,
                     "patience": 8},
-    dataset=ehr_dataset, n_inputs=ehr_width,
+    dataset=ehr_dataset, n_inputs=ehr_width, kinds=NETWORK_KINDS, prepare=fit_preprocessing,
 ))

@@ -18,7 +18,7 @@ from torch import nn
 from iatros.data.transforms.imaging import Augment, ImageDataset
 from iatros.errors import ConfigError, MissingDataError
 from iatros.kinds import Modality, TargetKind
-from iatros.models.registry import ModelSpec, register_model
+from iatros.models.registry import NETWORK_KINDS, ModelSpec, register_model
 
 log = logging.getLogger("iatros")
 
@@ -111,7 +111,7 @@ def image_dataset(inputs: Any, targets: Any, kind: TargetKind, train: bool = Fal
                   params: dict[str, Any] | None = None) -> ImageDataset:
     """MedMNIST arrays or image paths, prepared to the task's size and channels."""
     params = params or {}
-    dtype = torch.long if kind in (TargetKind.MULTICLASS, TargetKind.ORDINAL) else torch.float32
+    dtype = torch.long if kind.class_indices else torch.float32
     reader = None
     if isinstance(inputs, np.ndarray) and inputs.dtype == object:
         from iatros.data.formats import read_image
@@ -139,6 +139,7 @@ for _depth in (18, 50):
         description=f"MONAI ResNet-{_depth} (2D or 3D; 3x3 stride-1 stem for small images)",
         params={"stem": "small", "widen_factor": 1.0, "tta": True},
         train_defaults=_TRAIN, dataset=image_dataset, n_inputs=image_channels,
+        kinds=NETWORK_KINDS, heatmaps=True,
     ))
 
 register_model(ModelSpec(
@@ -146,4 +147,5 @@ register_model(ModelSpec(
     description="MONAI DenseNet-121 (2D or 3D; 3x3 stride-1 stem for small images)",
     params={"stem": "small", "tta": True},
     train_defaults=_TRAIN, dataset=image_dataset, n_inputs=image_channels,
+    kinds=NETWORK_KINDS, heatmaps=True,
 ))

@@ -9,11 +9,14 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from torch import nn
 
 from iatros.errors import ConfigError
 from iatros.kinds import Modality, TargetKind
 
 Family = Literal["torch", "sklearn"]
+Survival = Literal["cox", "discrete"]
+EVERY_KIND = tuple(TargetKind)
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,13 @@ class ModelSpec:
     sklearn models: `build(kind, seed, **params) -> estimator` with fit / predict(_proba).
     `train_defaults` are Trainer settings that suit this model (lr, batch size, epochs, ...);
     `ensemble` / `cross_fit` how many networks a run trains when the user does not say.
+
+    Declared hooks (no duck typing): `kinds` the target kinds it predicts; `prepare(network,
+    train_inputs)` fits input preprocessing kept in the network (imputation, scaling);
+    `scale_targets(network, train_targets)` fits a regression target scale; `survival` says the
+    network is a survival model of its own ("cox": log-risk, "discrete": intervals), else a
+    survival task puts a Cox head on it; `heatmaps` (Grad-CAM layer) and `word_attributions`
+    (exact linear word weights) say which explanations apply.
     """
 
     name: str
@@ -39,6 +49,12 @@ class ModelSpec:
     n_inputs: Callable[..., int] | None = None
     ensemble: int = 1
     cross_fit: bool = False
+    kinds: tuple[TargetKind, ...] = EVERY_KIND
+    prepare: Callable[[nn.Module, Any], Any] | None = None
+    scale_targets: Callable[[nn.Module, Any], Any] | None = None
+    survival: Survival | None = None
+    heatmaps: bool = False
+    word_attributions: bool = False
 
 
 _MODELS: dict[str, ModelSpec] = {}
@@ -49,8 +65,25 @@ _loaded = False
 
 def target_tensor(targets: Any, kind: TargetKind) -> torch.Tensor:
     """Targets typed for the kind's loss: class indices as long, everything else as float."""
-    dtype = torch.long if kind in (TargetKind.MULTICLASS, TargetKind.ORDINAL) else torch.float32
+    dtype = torch.long if kind.class_indices else torch.float32
     return torch.as_tensor(np.asarray(targets), dtype=dtype)
+
+
+# Target kinds a general-purpose network or estimator predicts (tokens need a tagger).
+NETWORK_KINDS = (TargetKind.BINARY, TargetKind.MULTICLASS, TargetKind.ORDINAL,
+                 TargetKind.MULTILABEL, TargetKind.REGRESSION, TargetKind.SURVIVAL)
+ESTIMATOR_KINDS = (TargetKind.BINARY, TargetKind.MULTICLASS, TargetKind.ORDINAL,
+                   TargetKind.REGRESSION)
+
+
+def fit_preprocessing(network: nn.Module, inputs: Any) -> Any:
+    """The `prepare` hook of networks that keep their own imputation and scaling."""
+    return network.fit_preprocessing(inputs)
+
+
+def fit_target_scaling(network: nn.Module, targets: Any) -> Any:
+    """The `scale_targets` hook of networks that predict in standard units internally."""
+    return network.fit_target_scaling(targets)
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:

@@ -23,7 +23,7 @@ from torch.utils.data import TensorDataset
 
 from iatros.errors import ConfigError
 from iatros.kinds import Modality, TargetKind
-from iatros.models.registry import ModelSpec, register_model
+from iatros.models.registry import ModelSpec, fit_preprocessing, register_model
 from iatros.models.tabular import TabularMLP, tabular_width
 
 SurvivalCurves = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -211,8 +211,7 @@ class CoxHead(nn.Module):
 
     def fit_preprocessing(self, x: Any) -> CoxHead:
         """Pass the training rows to an encoder that learns preprocessing (e.g. TabularMLP)."""
-        if hasattr(self.encoder, "fit_preprocessing"):
-            self.encoder.fit_preprocessing(x)
+        self.encoder.fit_preprocessing(x)
         return self
 
     def loss_params(self) -> dict[str, Any]:
@@ -220,7 +219,6 @@ class CoxHead(nn.Module):
 
 
 COX_MODELS = (DeepSurvNet, CoxHead)
-SURVIVAL_NETWORKS = ("deepsurv", "logistic-hazard", "deephit")
 
 
 class _DiscreteTimeNet(TabularMLP):
@@ -556,11 +554,6 @@ def _preprocessor(categorical: tuple[Any, ...] | list[Any]) -> Any:
     return ColumnTransformer([("categorical", onehot, list(categorical))], remainder=numeric)
 
 
-def _check_kind(kind: TargetKind) -> None:
-    if kind is not TargetKind.SURVIVAL:
-        raise ConfigError(f"survival baselines need a survival task, not {kind.value!r}")
-
-
 def build_coxph(kind: TargetKind, seed: int, alpha: float = 0.01, ties: str = "efron",
                 categorical: tuple[Any, ...] | list[Any] = ()) -> Any:
     """Cox proportional hazards (scikit-survival) with a small ridge penalty `alpha`, after
@@ -568,7 +561,6 @@ def build_coxph(kind: TargetKind, seed: int, alpha: float = 0.01, ties: str = "e
     from sklearn.pipeline import make_pipeline
     from sksurv.linear_model import CoxPHSurvivalAnalysis
 
-    _check_kind(kind)
     return SurvivalEstimator(make_pipeline(_preprocessor(categorical),
                                            CoxPHSurvivalAnalysis(alpha=alpha, ties=ties)))
 
@@ -580,7 +572,6 @@ def build_rsf(kind: TargetKind, seed: int, n_estimators: int = 200, min_samples_
     from sklearn.pipeline import make_pipeline
     from sksurv.ensemble import RandomSurvivalForest
 
-    _check_kind(kind)
     forest = RandomSurvivalForest(n_estimators=n_estimators, min_samples_leaf=min_samples_leaf,
                                   max_features=max_features, n_jobs=n_jobs, random_state=seed)
     return SurvivalEstimator(make_pipeline(_preprocessor(categorical), forest))
@@ -614,6 +605,7 @@ def baseline_survival_curves(estimator: Any, x: Any, times: np.ndarray | None = 
 
 
 # -- registration -----------------------------------------------------------------------------
+_SURVIVAL_NET: dict[str, Any] = {"kinds": (TargetKind.SURVIVAL,), "prepare": fit_preprocessing}
 _TRAIN_DEFAULTS = {"epochs": 200, "batch_size": 256, "lr": 1e-3, "weight_decay": 1e-4, "patience": 20}
 
 register_model(ModelSpec(
@@ -624,7 +616,7 @@ register_model(ModelSpec(
     # lr 1e-2 over 1e-3: higher 5-fold CV C on all four DeepSurv training files (benchmarks/survival.py);
     # a 5-fold cross-fit ensemble over one network: higher nested-CV C on all four (README)
     train_defaults={**_TRAIN_DEFAULTS, "lr": 1e-2}, dataset=survival_dataset, n_inputs=tabular_width,
-    ensemble=5, cross_fit=True,
+    ensemble=5, cross_fit=True, **_SURVIVAL_NET, survival="cox",
 ))
 register_model(ModelSpec(
     name="logistic-hazard", family="torch", modalities=(Modality.TABULAR,), build=build_logistic_hazard,
@@ -632,6 +624,7 @@ register_model(ModelSpec(
                 "interpolated at constant hazard within each interval",
     params={"hidden": (32, 32), "dropout": 0.1, "n_intervals": 20, "interpolate": 10},
     train_defaults=dict(_TRAIN_DEFAULTS), dataset=survival_dataset, n_inputs=tabular_width,
+    **_SURVIVAL_NET, survival="discrete",
 ))
 register_model(ModelSpec(
     name="deephit", family="torch", modalities=(Modality.TABULAR,), build=build_deephit,
@@ -640,15 +633,16 @@ register_model(ModelSpec(
     params={"hidden": (32, 32), "dropout": 0.1, "n_intervals": 20, "interpolate": 10, "n_risks": 1,
             "alpha": 0.2, "sigma": 0.1},
     train_defaults=dict(_TRAIN_DEFAULTS), dataset=survival_dataset, n_inputs=tabular_width,
+    **_SURVIVAL_NET, survival="discrete",
 ))
 register_model(ModelSpec(
     name="coxph", family="sklearn", modalities=(Modality.TABULAR, Modality.EHR), build=build_coxph,
     description="Cox proportional hazards (scikit-survival, ridge alpha 0.01) after imputation and "
                 "scaling",
-    params={"alpha": 0.01},
+    params={"alpha": 0.01}, kinds=(TargetKind.SURVIVAL,),
 ))
 register_model(ModelSpec(
     name="rsf", family="sklearn", modalities=(Modality.TABULAR, Modality.EHR), build=build_rsf,
     description="Random survival forest (scikit-survival, 200 trees, min_samples_leaf 15)",
-    params={"n_estimators": 200, "min_samples_leaf": 15},
+    params={"n_estimators": 200, "min_samples_leaf": 15}, kinds=(TargetKind.SURVIVAL,),
 ))

@@ -11,7 +11,15 @@ from torch.utils.data import TensorDataset
 
 from iatros.errors import ConfigError
 from iatros.kinds import Modality, TargetKind
-from iatros.models.registry import ModelSpec, register_model, target_tensor
+from iatros.models.registry import (
+    ESTIMATOR_KINDS,
+    NETWORK_KINDS,
+    ModelSpec,
+    fit_preprocessing,
+    fit_target_scaling,
+    register_model,
+    target_tensor,
+)
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "selu": nn.SELU, "gelu": nn.GELU}
 
@@ -103,8 +111,8 @@ def build_logreg(kind: TargetKind, seed: int, C: float = 1.0) -> Any:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    head = (Ridge(alpha=1.0 / C) if kind is TargetKind.REGRESSION
-            else LogisticRegression(C=C, max_iter=5000, random_state=seed))
+    head = (LogisticRegression(C=C, max_iter=5000, random_state=seed) if kind.is_classification
+            else Ridge(alpha=1.0 / C))
     return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True),
                          StandardScaler(), head)
 
@@ -138,13 +146,15 @@ def build_gbm(kind: TargetKind, seed: int, max_iter: int = 300, learning_rate: f
     """Histogram gradient boosting with early stopping on an internal validation fraction."""
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
-    cls = (HistGradientBoostingRegressor if kind is TargetKind.REGRESSION
-           else HistGradientBoostingClassifier)
+    cls = HistGradientBoostingClassifier if kind.is_classification else HistGradientBoostingRegressor
     from sklearn.pipeline import make_pipeline
 
     return make_pipeline(DropAllMissing(), cls(
         max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes,
         early_stopping=True, validation_fraction=0.15, n_iter_no_change=20, random_state=seed))
+
+
+CV_SCORING = {TargetKind.BINARY: "roc_auc"}  # other kinds: the estimator's default (accuracy)
 
 
 def build_logreg_cv(kind: TargetKind, seed: int, folds: int = 5) -> Any:
@@ -156,9 +166,9 @@ def build_logreg_cv(kind: TargetKind, seed: int, folds: int = 5) -> Any:
     from sklearn.preprocessing import StandardScaler
 
     grid = np.logspace(-4, 1, 11)
-    head = (RidgeCV(alphas=1.0 / grid) if kind is TargetKind.REGRESSION
-            else LogisticRegressionCV(Cs=grid, cv=folds, max_iter=5000, random_state=seed,
-                                      scoring="roc_auc" if kind is TargetKind.BINARY else None))
+    head = (LogisticRegressionCV(Cs=grid, cv=folds, max_iter=5000, random_state=seed,
+                                 scoring=CV_SCORING.get(kind)) if kind.is_classification
+            else RidgeCV(alphas=1.0 / grid))
     return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True),
                          StandardScaler(), head)
 
@@ -176,7 +186,7 @@ def build_gbm_bag(kind: TargetKind, seed: int, bags: int = 5, max_iter: int = 20
     )
     from sklearn.pipeline import make_pipeline
 
-    regression = kind is TargetKind.REGRESSION
+    regression = not kind.is_classification
     cls = HistGradientBoostingRegressor if regression else HistGradientBoostingClassifier
     members = [(f"gbm{k}", cls(max_iter=max_iter, learning_rate=learning_rate,
                                max_leaf_nodes=max_leaf_nodes, l2_regularization=l2_regularization,
@@ -194,16 +204,19 @@ register_model(ModelSpec(
     train_defaults={"epochs": 100, "batch_size": 64, "lr": 3e-3, "weight_decay": 1e-2,
                     "patience": 30},
     dataset=tabular_dataset, n_inputs=tabular_width,
+    kinds=NETWORK_KINDS, prepare=fit_preprocessing, scale_targets=fit_target_scaling,
 ))
 register_model(ModelSpec(
     name="logreg", family="sklearn", modalities=(Modality.TABULAR, Modality.EHR), build=build_logreg,
     description="L2 logistic regression (ridge for regression) after imputation and scaling",
     params={"C": 1.0},
+    kinds=ESTIMATOR_KINDS,
 ))
 register_model(ModelSpec(
     name="gbm", family="sklearn", modalities=(Modality.TABULAR, Modality.EHR), build=build_gbm,
     description="Histogram gradient boosting (scikit-learn), native missing-value handling",
     params={"max_iter": 300, "learning_rate": 0.05, "max_leaf_nodes": 15},
+    kinds=ESTIMATOR_KINDS,
 ))
 register_model(ModelSpec(
     name="logreg-cv", family="sklearn", modalities=(Modality.TABULAR, Modality.EHR),
@@ -211,6 +224,7 @@ register_model(ModelSpec(
     description="L2 logistic regression (ridge for regression) with its strength chosen by 5-fold "
                 "cross-validation on training rows, after imputation and scaling",
     params={"folds": 5},
+    kinds=ESTIMATOR_KINDS,
 ))
 register_model(ModelSpec(
     name="gbm-bag", family="sklearn", modalities=(Modality.TABULAR, Modality.EHR),
@@ -218,4 +232,5 @@ register_model(ModelSpec(
     description="Five histogram gradient-boosting models (learning rate 0.02, 31 leaves, L2 1.0), "
                 "each early-stopped on its own internal split, probabilities averaged",
     params={"bags": 5, "learning_rate": 0.02, "max_leaf_nodes": 31, "l2_regularization": 1.0},
+    kinds=ESTIMATOR_KINDS,
 ))

@@ -113,8 +113,6 @@ class TaggingDataset(Dataset):
 
 def tagging_dataset(inputs: Any, targets: Any, kind: TargetKind, *, train: bool,
                     params: dict[str, Any]) -> Dataset:
-    if kind is not TargetKind.TOKENS:
-        raise ConfigError(f"the sequence tagger predicts tokens targets, not {kind.value}")
     return TaggingDataset(inputs, targets, params)
 
 
@@ -257,6 +255,7 @@ register_model(ModelSpec(
     train_defaults=_TAGGER_TRAINING,
     dataset=tagging_dataset,
     n_inputs=build_vocabulary,
+    kinds=(TargetKind.TOKENS,),
 ))
 
 register_model(ModelSpec(
@@ -270,6 +269,7 @@ register_model(ModelSpec(
     train_defaults={**_TAGGER_TRAINING, "epochs": 25, "patience": 6},
     dataset=tagging_dataset,
     n_inputs=build_vocabulary,
+    kinds=(TargetKind.TOKENS,),
 ))
 
 
@@ -282,8 +282,6 @@ def _tfidf_logreg(kind: TargetKind, seed: int, *, C: float = 10.0, max_features:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
 
-    if kind not in (TargetKind.BINARY, TargetKind.MULTICLASS):
-        raise ConfigError(f"tfidf-logreg classifies notes (binary or multiclass), not {kind.value}")
     return Pipeline([
         ("tfidf", TfidfVectorizer(sublinear_tf=True, ngram_range=(1, ngram_max), min_df=min_df,
                                   max_features=max_features, strip_accents="unicode")),
@@ -322,4 +320,5 @@ register_model(ModelSpec(
     build=_tfidf_logreg,
     description="tf-idf (words and bigrams, sublinear tf) + class-balanced logistic regression",
     params={"C": 10.0, "max_features": 50_000, "ngram_max": 2, "min_df": 2},
+    kinds=(TargetKind.BINARY, TargetKind.MULTICLASS), word_attributions=True,
 ))

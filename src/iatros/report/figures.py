@@ -8,7 +8,6 @@ shares, so a figure legend and the report print a metric the same way.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,13 +21,14 @@ from sklearn.metrics import auc, average_precision_score, precision_recall_curve
 
 from iatros.errors import RunError
 from iatros.kinds import TargetKind
+from iatros.run_folder import FIGURES, RunFolder
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 FIGURE_DPI = 120
-FIGURE_DIR = "figures"
+FIGURE_DIR = FIGURES
 _CHANCE_STYLE = {"color": "grey", "linestyle": "--", "linewidth": 1}
 
 
@@ -171,7 +171,7 @@ def metric_text(entry: Mapping[str, Any] | None) -> str:
 
 @dataclass
 class RunFiles:
-    """What a finished run folder holds, parsed."""
+    """What a run folder holds for its report, read through `RunFolder`."""
 
     run_dir: Path
     config: dict[str, Any]
@@ -192,62 +192,6 @@ class RunFiles:
         return [str(c) for c in (self.config.get("classes") or [])]
 
 
-def _one_line(exc: Exception) -> str:
-    """An exception as a single line, for RunError messages the CLI prints as one line."""
-    return " ".join(f"{type(exc).__name__}: {exc}".split())
-
-
-def _resume_hint(run_dir: Path, task: str) -> str:
-    return f"re-run `iatros train {task} --resume --out {run_dir}`"
-
-
-def read_json(run_dir: Path, name: str, missing_hint: str) -> dict[str, Any]:
-    """Parse ``run_dir/name`` as a JSON object, raising RunError naming the file on failure."""
-    path = run_dir / name
-    if not path.is_file():
-        raise RunError(f"run folder {run_dir} has no {name}: {missing_hint}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise RunError(f"run folder {run_dir}: {name} cannot be read ({_one_line(exc)}); "
-                       f"{missing_hint}") from exc
-    if not isinstance(data, dict):
-        raise RunError(f"run folder {run_dir}: {name} is not a JSON object; {missing_hint}")
-    return data
-
-
-def read_predictions(run_dir: Path, task: str) -> pd.DataFrame:
-    """Parse ``predictions.csv``, raising RunError naming the file when missing or malformed."""
-    path = run_dir / "predictions.csv"
-    hint = f"the run did not finish; {_resume_hint(run_dir, task)}"
-    if not path.is_file():
-        raise RunError(f"run folder {run_dir} has no predictions.csv: {hint}")
-    try:
-        frame = pd.read_csv(path, dtype={"patient_id": str, "split": str})
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise RunError(f"run folder {run_dir}: predictions.csv cannot be read "
-                       f"({_one_line(exc)}); {hint}") from exc
-    has_target = any(c in ("target", "time") or c.startswith("target_") for c in frame.columns)
-    missing = [c for c, ok in (("split", "split" in frame.columns), ("target", has_target))
-               if not ok]
-    if missing:
-        raise RunError(f"run folder {run_dir}: predictions.csv lacks column(s) "
-                       f"{', '.join(missing)}; {hint}")
-    return frame
-
-
-def read_train_log(run_dir: Path) -> pd.DataFrame | None:
-    """Parse the optional ``train_log.csv``; None when absent or unreadable (it is optional)."""
-    path = run_dir / "train_log.csv"
-    if not path.is_file():
-        return None
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    return frame if "epoch" in frame.columns and len(frame) else None
-
-
 def target_kind(config: Mapping[str, Any], metrics: Mapping[str, Any], run_dir: Path) -> TargetKind:
     """The run's target kind from config.json (or metrics.json), as a TargetKind."""
     raw = config.get("target_kind") or metrics.get("target_kind")
@@ -259,17 +203,12 @@ def target_kind(config: Mapping[str, Any], metrics: Mapping[str, Any], run_dir: 
 
 
 def load_run(run_dir: Path) -> RunFiles:
-    """Read config.json, metrics.json, predictions.csv and train_log.csv from a run folder."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunError(f"run folder {run_dir} does not exist or is not a folder")
-    config = read_json(run_dir, "config.json",
-                       "it is not an iatros run folder, or it was copied incompletely")
-    task = str(config.get("task") or "TASK")
-    metrics = read_json(run_dir, "metrics.json",
-                        f"the run did not finish; {_resume_hint(run_dir, task)}")
-    predictions = read_predictions(run_dir, task)
-    run = RunFiles(run_dir, config, metrics, predictions, read_train_log(run_dir))
+    """config.json, metrics.json, predictions.csv and train_log.csv of a run folder, each
+    checked by `RunFolder` (a missing or damaged file is a RunError naming it)."""
+    folder = RunFolder(run_dir)
+    config = folder.config()
+    run = RunFiles(Path(run_dir), config, folder.metrics(), folder.predictions(),
+                   folder.train_log())
     _ = run.kind  # fail early, with a clear message, on an unknown target kind
     return run
 
@@ -591,11 +530,10 @@ def probability_matrix(frame: pd.DataFrame, prefix: str) -> np.ndarray | None:
 
 
 def _scores(run: RunFiles, test: pd.DataFrame, raw: bool = False) -> np.ndarray | None:
-    """Test-set scores: P(class 1) for binary, the probability matrix for multi-class tasks."""
-    if run.kind is TargetKind.BINARY:
+    """Test-set scores: P(class 1) (a `prob` column, binary), else the probability matrix
+    (`prob_0`, `prob_1`, ...)."""
+    if "prob" in test.columns:
         column = "prob_raw" if raw and "prob_raw" in test.columns else "prob"
-        if column not in test.columns:
-            return None
         return pd.to_numeric(test[column], errors="coerce").to_numpy(dtype=float)
     if raw and probability_matrix(test, "prob_raw_") is not None:
         return probability_matrix(test, "prob_raw_")
@@ -704,20 +642,32 @@ def _learning_curve_figure(run: RunFiles, fig_dir: Path) -> dict[str, Path]:
                                                   lower_is_better=info.lower_is_better)}
 
 
+def _survival_figures(run: RunFiles, test: pd.DataFrame, fig_dir: Path) -> dict[str, Path]:
+    from iatros.report.survival_figures import survival_figures
+
+    return survival_figures(run.metrics, fig_dir)
+
+
+def _none(run: RunFiles, test: pd.DataFrame, fig_dir: Path) -> dict[str, Path]:
+    return {}
+
+
+# The figures of each target kind beside the shared calibration, subgroup and learning ones.
+KIND_FIGURES: dict[TargetKind, Any] = {
+    TargetKind.BINARY: _classification_figures,
+    TargetKind.MULTICLASS: _classification_figures,
+    TargetKind.ORDINAL: _classification_figures,
+    TargetKind.REGRESSION: _regression_figures,
+    TargetKind.SURVIVAL: _survival_figures,
+}
+
+
 def figures_for_run(run: RunFiles) -> dict[str, str]:
     """Draw every figure that applies to an already-read run; names -> paths relative to it."""
     fig_dir = run.run_dir / FIGURE_DIR
     fig_dir.mkdir(parents=True, exist_ok=True)
     test = _split_rows(run.predictions, "test")
-    written: dict[str, Path] = {}
-    if run.kind in (TargetKind.BINARY, TargetKind.MULTICLASS, TargetKind.ORDINAL):
-        written.update(_classification_figures(run, test, fig_dir))
-    elif run.kind is TargetKind.REGRESSION:
-        written.update(_regression_figures(run, test, fig_dir))
-    elif run.kind is TargetKind.SURVIVAL:
-        from iatros.report.survival_figures import survival_figures
-
-        written.update(survival_figures(run.metrics, fig_dir))
+    written: dict[str, Path] = dict(KIND_FIGURES.get(run.kind, _none)(run, test, fig_dir))
     written.update(_calibration_figure(run, test, fig_dir))
     written.update(_subgroup_figure(run, fig_dir))
     written.update(_learning_curve_figure(run, fig_dir))

@@ -8,8 +8,6 @@ config, such as a task description, from being read as HTML.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -31,10 +29,10 @@ from iatros.report.figures import (
     metric_info,
     metric_text,
 )
+from iatros.run_folder import REPORT, RunFolder, write_text_atomic
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATE_NAME = "model_card.html"
-REPORT_NAME = "report.html"
 
 GAP_WARNING = 0.05  # a subgroup gap above this, with a CI excluding 0, gets a visible warning
 SMALL_TEST_SET = 100  # fewer test patients than this: estimates are too uncertain to rely on
@@ -183,9 +181,7 @@ def headline(run: RunFiles) -> str:
 
 
 def _operating_point(run: RunFiles) -> str | None:
-    """Binary tasks: sensitivity and specificity at the threshold, in words."""
-    if run.kind is not TargetKind.BINARY:
-        return None
+    """Sensitivity and specificity at the threshold, in words (runs that report both)."""
     test = _splits(run.metrics).get("test") or {}
     sens = as_float((test.get("sensitivity") or {}).get("value"))
     spec = as_float((test.get("specificity") or {}).get("value"))
@@ -318,15 +314,10 @@ def subgroup_section(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [subgroup_attribute(name, entry or {}) for name, entry in subgroups.items()]
 
 
-def _read_evaluation(path: Path) -> dict[str, Any]:
-    """One ``evaluations/<name>/metrics.json``, or an entry carrying why it could not be read."""
-    name = path.parent.name
-    try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(metrics, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        return {"name": name, "error": f"{path.name} cannot be read ({type(exc).__name__})"}
+def _evaluation_entry(name: str, metrics: dict[str, Any] | str) -> dict[str, Any]:
+    """One evaluations/NAME/metrics.json for the card, or an entry carrying why it is unusable."""
+    if isinstance(metrics, str):
+        return {"name": name, "error": metrics}
     primary = str(metrics.get("primary_metric") or "")
     splits = [{"split": split, "rows": performance_rows({"splits": {"test": table}}, primary)}
               for split, table in (metrics.get("splits") or {}).items()]
@@ -338,10 +329,7 @@ def _read_evaluation(path: Path) -> dict[str, Any]:
 
 def evaluations_section(run_dir: Path) -> list[dict[str, Any]]:
     """Additional evaluations of this model on other data copies or splits."""
-    folder = run_dir / "evaluations"
-    if not folder.is_dir():
-        return []
-    return [_read_evaluation(path) for path in sorted(folder.glob("*/metrics.json"))]
+    return [_evaluation_entry(name, metrics) for name, metrics in RunFolder(run_dir).evaluations()]
 
 
 def _calibration_limitations(metrics: Mapping[str, Any], kind: TargetKind) -> list[str]:
@@ -428,19 +416,9 @@ def reproducibility_section(run: RunFiles) -> dict[str, Any]:
     }
 
 
-def _read_explanations(run_dir: Path) -> Any:
-    path = run_dir / "explanations.json"
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
 def explanations_section(run_dir: Path) -> list[dict[str, str]]:
     """Saved explanation figures (e.g. Grad-CAM overlays) listed in explanations.json."""
-    items = _read_explanations(run_dir)
+    items = RunFolder(run_dir).explanations()
     out = []
     for item in items if isinstance(items, list) else []:
         rel = Path(str(item.get("path", "")))
@@ -454,7 +432,7 @@ def explanations_section(run_dir: Path) -> list[dict[str, str]]:
 def word_explanations_section(run_dir: Path) -> dict[str, Any] | None:
     """A note classifier's word attributions (explanations.json as a dict): each class's top
     terms and, for a few test notes, the terms that pushed them toward the predicted class."""
-    data = _read_explanations(run_dir)
+    data = RunFolder(run_dir).explanations()
     if not isinstance(data, dict) or "class_top_terms" not in data:
         return None
     classes = [{"name": str(name), "terms": ", ".join(map(str, terms))}
@@ -494,7 +472,7 @@ def build_context(run: RunFiles, figures: Mapping[str, str]) -> dict[str, Any]:
         "data": data_section(run),
         "threshold": fmt(run.metrics.get("threshold")),
         "threshold_rule": str(run.metrics.get("threshold_rule") or ""),
-        "is_binary": run.kind is TargetKind.BINARY,
+        "is_binary": bool(run.metrics.get("threshold_rule")),
         "cross_fit": int(run.config.get("ensemble") or 1) if run.config.get("cross_fit") else 0,
         "performance": performance_rows(run.metrics, primary),
         "calibration": calibration_section(run.metrics),
@@ -523,23 +501,6 @@ def render(context: Mapping[str, Any]) -> str:
     return environment.get_template(TEMPLATE_NAME).render(**context)
 
 
-def write_atomic(path: Path, text: str) -> Path:
-    """Write text to path via a temporary file and os.replace, so readers never see half."""
-    descriptor, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                             suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_report(run_dir: Path) -> Path:
     """Draw the figures and write ``run_dir/report.html``; returns the report's path.
 
@@ -549,4 +510,4 @@ def write_report(run_dir: Path) -> Path:
     run = load_run(Path(run_dir))
     figures = figures_for_run(run)
     html = render(build_context(run, figures))
-    return write_atomic(run.run_dir / REPORT_NAME, html)
+    return write_text_atomic(run.run_dir / REPORT, html)

@@ -114,11 +114,10 @@ class Task:
 
     def _strata(self, data: TaskData) -> np.ndarray | None:
         """What to stratify splits on: the class, or the event indicator for survival."""
-        if self.target in (TargetKind.BINARY, TargetKind.MULTICLASS, TargetKind.ORDINAL):
+        if self.target.stratified:
             return data.targets
-        if self.target is TargetKind.SURVIVAL:
-            return np.asarray(data.targets)[:, 1]
-        return None
+        column = self.target.strata_column
+        return None if column is None else np.asarray(data.targets)[:, column]
 
     def summary(self) -> dict[str, Any]:
         """One line of the task table."""

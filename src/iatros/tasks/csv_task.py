@@ -16,85 +16,36 @@ import numpy as np
 import pandas as pd
 
 from iatros.data.sources.csv_table import load_csv_table, read_table, resolve_path
-from iatros.errors import ConfigError, CorruptDataError
+from iatros.errors import ConfigError
 from iatros.kinds import Modality, TargetKind
 from iatros.tasks.base import Task, TaskData
+from iatros.tasks.outcomes import (
+    DEFAULT_TABLE_MODELS,
+    PRIMARY_METRIC,
+    TABLE_KINDS,
+    TABLE_MODELS,
+    class_labels,
+    encode_target,
+    infer_kind,
+    survival_targets,
+)
 from iatros.tasks.registry import register_family
-
-KINDS = (TargetKind.BINARY, TargetKind.MULTICLASS, TargetKind.ORDINAL, TargetKind.REGRESSION)
-PRIMARY = {TargetKind.BINARY: "auroc", TargetKind.MULTICLASS: "auroc", TargetKind.ORDINAL: "kappa",
-           TargetKind.REGRESSION: "rmse", TargetKind.SURVIVAL: "c_index"}
-
-
-def infer_kind(values: pd.Series) -> TargetKind:
-    """Binary for two values, multiclass for few labels or small integers, else regression."""
-    values = values.dropna()
-    n_unique = values.nunique()
-    if n_unique == 2:
-        return TargetKind.BINARY
-    if not pd.api.types.is_numeric_dtype(values):
-        return TargetKind.MULTICLASS
-    integral = np.allclose(values, np.round(values))
-    return TargetKind.MULTICLASS if integral and n_unique <= 10 else TargetKind.REGRESSION
-
-
-def class_labels(values: pd.Series, kind: TargetKind, positive: str | None) -> tuple[str, ...]:
-    labels = sorted(values.dropna().astype(str).unique(), key=_natural)
-    if kind is TargetKind.BINARY and positive is not None:
-        if positive not in labels:
-            raise ConfigError(f"positive value {positive!r} is not among the target's values "
-                              f"{labels}")
-        labels = [v for v in labels if v != positive] + [positive]
-    return tuple(labels)
-
-
-def _natural(label: str) -> tuple[int, float | str]:
-    try:
-        return (0, float(label))
-    except ValueError:
-        return (1, label)
-
-
-def encode_target(target: pd.Series, kind: TargetKind, classes: tuple[str, ...], path: Path) -> np.ndarray:
-    if kind is TargetKind.REGRESSION:
-        try:
-            return target.astype("float64").to_numpy()
-        except ValueError as e:
-            raise CorruptDataError(f"{path}: target is not numeric ({e})") from e
-    lookup = {c: i for i, c in enumerate(classes)}
-    as_text = target.astype(str)
-    unknown = sorted(set(as_text) - set(lookup))
-    if unknown:
-        raise CorruptDataError(f"{path}: target values {unknown[:5]} were not seen when the task "
-                               f"was defined (classes {list(classes)})")
-    return as_text.map(lookup).to_numpy(np.int64)
 
 
 def _survival_target(frame: pd.DataFrame, table: Any, options: dict[str, Any], path: Path) -> np.ndarray:
-    """(time, event) of the rows kept, with the checks survival models need."""
-    from iatros.tasks.survival import survival_targets
-
+    """(time, event) of the rows kept, checked, errors naming the file's lines."""
     event = frame.loc[table.target.index, options["event"]]
-    values = pd.to_numeric(event, errors="coerce")
-    bad = np.flatnonzero(~values.isin([0, 1]).to_numpy())
-    if len(bad):
-        raise CorruptDataError(f"{path}: event column {options['event']!r} must hold 0 or 1; rows "
-                               f"{', '.join(str(r + 2) for r in bad[:5])} do not")
-    if values.sum() == 0:
-        raise CorruptDataError(f"{path}: every row is censored ({options['event']!r} is 0 "
-                               f"everywhere): there is no event to learn from")
-    return survival_targets(pd.to_numeric(table.target, errors="coerce"), values.to_numpy(), str(path))
+    return survival_targets(table.target, event.to_numpy(), str(path),
+                            positions=table.target.index.to_numpy())
 
 
 def _load(root: Path, *, argument: str, options: dict[str, Any]) -> TaskData:
     path = resolve_path(argument, root)
     kind = TargetKind(options["kind"])
-    survival = kind is TargetKind.SURVIVAL
-    drop = tuple(options.get("drop", ())) + ((options["event"],) if survival else ())
+    drop = tuple(options.get("drop", ())) + ((options["event"],) if options.get("event") else ())
     table = load_csv_table(path, options["target"], patient_id=options.get("patient_id"),
                            attributes=tuple(options.get("attributes", ())), drop=drop)
-    targets = (_survival_target(read_table(path).dropna(subset=[options["target"]]).reset_index(drop=True),
-                                table, options, path) if survival
+    targets = (_survival_target(read_table(path), table, options, path) if options.get("event")
                else encode_target(table.target, kind, tuple(options.get("classes", ())), path))
     return TaskData(
         inputs=table.features.to_numpy(np.float32),
@@ -121,12 +72,14 @@ def csv_task(argument: str, options: dict[str, Any]) -> Task:
             raise ConfigError(f"{path}: target column {resolved['target']!r} not found; columns are "
                               f"{', '.join(map(str, frame.columns))}")
         values = frame[resolved["target"]]
-        kind = TargetKind(resolved["kind"]) if resolved.get("kind") else infer_kind(values)
-        if kind not in KINDS:
-            raise ConfigError(f"csv tasks support kinds {[k.value for k in KINDS]}, not {kind.value}")
+        kind = (TargetKind(resolved["kind"]) if resolved.get("kind")
+                else infer_kind(values, f"{path}, column {resolved['target']!r}"))
+        if kind not in TABLE_KINDS:
+            raise ConfigError(f"csv tasks support kinds {[k.value for k in TABLE_KINDS]}, "
+                              f"not {kind.value}")
         resolved["kind"] = kind.value
-        resolved["classes"] = (list(class_labels(values, kind, resolved.get("positive")))
-                               if kind is not TargetKind.REGRESSION else [])
+        resolved["classes"] = list(class_labels(values, kind, resolved.get("positive"),
+                                                f"{path}, column {resolved['target']!r}"))
     resolved.pop("data_root", None)
     kind = TargetKind(resolved["kind"])
     return Task(
@@ -134,12 +87,11 @@ def csv_task(argument: str, options: dict[str, Any]) -> Task:
         description=f"{resolved['target']} from the other columns of {Path(argument).name}",
         modality=Modality.TABULAR, target=kind,
         loader=partial(_load, argument=argument, options=resolved),
-        default_model="deepsurv" if kind is TargetKind.SURVIVAL else "mlp",
-        models=(("deepsurv", "logistic-hazard", "deephit", "coxph", "rsf")
-                if kind is TargetKind.SURVIVAL else ("mlp", "logreg", "gbm")),
+        default_model=TABLE_MODELS.get(kind, DEFAULT_TABLE_MODELS)[0],
+        models=TABLE_MODELS.get(kind, DEFAULT_TABLE_MODELS),
         classes=tuple(resolved["classes"]),
         sensitive_attributes=tuple(resolved.get("attributes", ())),
-        primary_metric=PRIMARY[kind],
+        primary_metric=PRIMARY_METRIC[kind],
         source=f"user table {argument}",
         intended_use="Defined by the user who supplied the table.",
         limitations=("A user-supplied table: its provenance, coding and cohort selection are "

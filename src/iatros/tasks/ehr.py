@@ -21,9 +21,10 @@ from iatros.data.ehr.tensors import build_inputs, choose_vocabulary
 from iatros.errors import ConfigError, CorruptDataError, MissingDataError
 from iatros.kinds import Modality, TargetKind
 from iatros.settings import get_settings
+from iatros.tasks.attributes import age_groups
 from iatros.tasks.base import Task, TaskData
+from iatros.tasks.outcomes import PRIMARY_METRIC
 from iatros.tasks.registry import register_family, register_task
-from iatros.tasks.tabular import age_groups
 
 EHR_MODELS = ("grud", "event-transformer", "gbm", "gbm-bag", "logreg", "logreg-cv", "mlp")
 AGE_BANDS = (50, 65, 80)
@@ -109,8 +110,8 @@ def cohort_data(tables: EventTables, cohort: Cohort, target: TargetKind, label: 
     static, static_names = (cohort.static or base_static)(stays)
     inputs = build_inputs(events, stays, variables=variables, codes=codes, static=static,
                           static_names=static_names, hours=cohort.hours, anchor=cohort.anchor)
-    targets = (y.to_numpy().astype(np.float64) if target is TargetKind.SURVIVAL
-               else y.to_numpy().astype(np.float64 if target is TargetKind.REGRESSION else np.int64))
+    targets = y.to_numpy().astype(np.int64 if target.class_indices or target.stratified
+                                  else np.float64)
     attributes = pd.DataFrame({
         "sex": stays["sex"].fill_null("unknown").to_list(),
         "age_group": age_groups(pd.Series(stays["age"].to_numpy()), AGE_BANDS).to_list(),
@@ -340,12 +341,14 @@ def ehr_task(arg: str, options: dict[str, Any]) -> Task:
     return Task(
         name=f"ehr:{arg}", description=f"{source} data at {path}: predict {target_spec} {when}",
         modality=Modality.EHR, target=probe, loader=load,
-        classes=("no", "yes") if probe is TargetKind.BINARY else (),
-        primary_metric="auroc" if probe is TargetKind.BINARY else "rmse",
+        classes=EHR_CLASSES.get(probe, ()), primary_metric=PRIMARY_METRIC[probe],
         models=EHR_MODELS, default_model="gbm", sensitive_attributes=("sex", "age_group"),
         source=f"{source}: {path}", extra={"options": {k: v for k, v in options.items()
                                                         if k != "data_root"}},
     )
+
+
+EHR_CLASSES = {TargetKind.BINARY: ("no", "yes")}
 
 
 def _kind(values: pl.Series) -> TargetKind:

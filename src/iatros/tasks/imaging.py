@@ -12,7 +12,7 @@ from iatros.data.sources.medmnist import MedMNISTInfo, dataset_info, load_medmni
 from iatros.errors import ConfigError
 from iatros.kinds import Modality, TargetKind
 from iatros.tasks.base import Task, TaskData
-from iatros.tasks.csv_task import class_labels, encode_target, infer_kind
+from iatros.tasks.outcomes import class_labels, encode_target, infer_kind, survival_targets
 from iatros.tasks.registry import register_family, register_task
 
 IMAGE_MODELS = ("resnet18", "resnet50", "densenet121")
@@ -128,19 +128,20 @@ NODULE_CT = register_task(medmnist_task(
 ))
 
 
+FOLDER_METRIC = {TargetKind.SURVIVAL: "c_index"}  # classes of any kind: AUROC
+
+
 def _folder_loader(folder: Path, options: dict[str, Any]) -> Any:
     def load(root: Path) -> TaskData:
         data = _read_folder(folder, options, root)
-        kind = TargetKind(options["kind"])
-        if kind is TargetKind.SURVIVAL:
-            from iatros.tasks.survival import survival_targets
-
+        if options.get("event"):
             if options["event"] not in data.attributes.columns:
                 raise ConfigError(f"{data.csv_path}: event column {options['event']!r} not found")
-            targets = survival_targets(pd.to_numeric(data.labels, errors="coerce"),
-                                       data.attributes[options["event"]].to_numpy(), str(data.csv_path))
+            targets = survival_targets(data.labels, data.attributes[options["event"]].to_numpy(),
+                                       str(data.csv_path))
         else:
-            targets = encode_target(data.labels, kind, tuple(options["classes"]), data.csv_path)
+            targets = encode_target(data.labels, TargetKind(options["kind"]),
+                                    tuple(options["classes"]), data.csv_path)
         attrs = data.attributes[list(options.get("attributes", ()))].astype(str).reset_index(drop=True)
         return TaskData(inputs=np.array([str(p) for p in data.paths], dtype=object),
                         targets=targets, patient_ids=data.patient_ids, attributes=attrs,
@@ -175,12 +176,14 @@ def images_task(argument: str, options: dict[str, Any]) -> Task:
         resolved.update(target=resolved["time"], kind=TargetKind.SURVIVAL.value, classes=[])
     if "kind" not in resolved or "classes" not in resolved:
         data = _read_folder(folder, resolved, root)
-        kind = TargetKind(resolved["kind"]) if resolved.get("kind") else infer_kind(data.labels)
-        if kind not in (TargetKind.BINARY, TargetKind.MULTICLASS, TargetKind.ORDINAL):
+        kind = (TargetKind(resolved["kind"]) if resolved.get("kind")
+                else infer_kind(data.labels, str(data.csv_path)))
+        if not kind.stratified:
             raise ConfigError(f"image folder tasks support binary, multiclass or ordinal labels; "
                               f"{data.csv_path} looks like {kind.value}: pass --kind")
         resolved["kind"] = kind.value
-        resolved["classes"] = list(class_labels(data.labels, kind, resolved.get("positive")))
+        resolved["classes"] = list(class_labels(data.labels, kind, resolved.get("positive"),
+                                                str(data.csv_path)))
     dims = int(resolved.get("dims", 2))
     size = int(resolved.get("size", 64 if dims == 2 else 28))
     kind = TargetKind(resolved["kind"])
@@ -193,7 +196,7 @@ def images_task(argument: str, options: dict[str, Any]) -> Task:
                                                f"{folder.name}",
         modality=Modality.IMAGE, target=kind, loader=_folder_loader(folder, resolved),
         classes=tuple(resolved["classes"]), sensitive_attributes=tuple(resolved.get("attributes", ())),
-        primary_metric="c_index" if kind is TargetKind.SURVIVAL else "auroc",
+        primary_metric=FOLDER_METRIC.get(kind, "auroc"),
         default_model="resnet18", models=IMAGE_MODELS, source=f"user image folder {argument}",
         intended_use="Defined by the user who supplied the images.",
         limitations=("User-supplied images: acquisition, labelling and cohort are not checked by "

@@ -15,35 +15,14 @@ import pandas as pd
 
 from iatros.data.sources.csv_table import one_hot_text_columns
 from iatros.data.sources.deepsurv import DEEPSURV_REPO, load_deepsurv
-from iatros.errors import CorruptDataError
 from iatros.kinds import Modality, TargetKind
+from iatros.tasks.attributes import ADULT_BANDS, ELDERLY_BANDS, age_groups
 from iatros.tasks.base import Task, TaskData
+from iatros.tasks.outcomes import SURVIVAL_MODELS, survival_targets
 from iatros.tasks.registry import register_task
-from iatros.tasks.tabular import ADULT_BANDS, ELDERLY_BANDS, age_groups
 
 log = logging.getLogger("iatros")
 
-SURVIVAL_MODELS = ("deepsurv", "logistic-hazard", "deephit", "coxph", "rsf")
-
-
-def survival_targets(time: Any, event: Any, source: str = "") -> np.ndarray:
-    """(N, 2) float array of time and 0/1 event, the pipeline's survival target.
-
-    A follow-up of exactly 0 (an event or censoring on the day of entry, present in some public
-    files) becomes half the smallest positive time, with a warning: survival models and IPCW
-    metrics need time > 0. Negative times are an error.
-    """
-    t = np.asarray(time, dtype=np.float64).copy()
-    if np.isnan(t).any() or (t < 0).any():
-        bad = np.flatnonzero(np.isnan(t) | (t < 0))
-        raise CorruptDataError(f"{source}: {len(bad)} row(s) have a missing or negative time "
-                               f"(rows {', '.join(map(str, bad[:5]))})")
-    zero = t == 0
-    if zero.any():
-        t[zero] = t[~zero].min() / 2
-        log.warning("%s: %d row(s) with follow-up time 0 set to %g (half the shortest follow-up)",
-                    source, int(zero.sum()), t[zero][0])
-    return np.column_stack([t, np.asarray(event).astype(np.float64)])
 
 
 def _deepsurv_loader(name: str, attributes: Callable[[pd.DataFrame], pd.DataFrame]) -> Any:

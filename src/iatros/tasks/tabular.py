@@ -16,19 +16,9 @@ from iatros.data.sources.packaged import (
     load_whas500,
 )
 from iatros.kinds import Modality, TargetKind
+from iatros.tasks.attributes import ADULT_BANDS, age_groups
 from iatros.tasks.base import Task, TaskData
 from iatros.tasks.registry import register_task
-
-ELDERLY_BANDS = (65, 80)
-ADULT_BANDS = (40, 60)
-
-
-def age_groups(age: pd.Series, cuts: tuple[int, ...] = ELDERLY_BANDS) -> pd.Series:
-    """Age bands for audits, e.g. cuts (65, 80) give '<65', '65-79', '>=80'; missing -> 'unknown'."""
-    edges = [-np.inf, *cuts, np.inf]
-    labels = [f"<{cuts[0]}", *(f"{a}-{b - 1}" for a, b in zip(cuts, cuts[1:], strict=False)), f">={cuts[-1]}"]
-    bands = pd.cut(age, bins=edges, labels=labels, right=False).astype(object)
-    return bands.where(bands.notna(), "unknown").astype(str)
 
 
 def _wdbc(_root: Path) -> TaskData:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -36,45 +38,51 @@ class SequenceNLLLoss(nn.Module):
         return output[:, 0].mean()
 
 
-def n_outputs(kind: TargetKind, n_classes: int) -> int:
-    """Width of the output layer for a target kind (tokens: the number of BIO tags)."""
-    if kind in (TargetKind.BINARY, TargetKind.REGRESSION):
-        return 1
-    if kind in (TargetKind.MULTICLASS, TargetKind.ORDINAL, TargetKind.MULTILABEL, TargetKind.TOKENS):
-        return n_classes
-    raise ConfigError(f"target kind {kind.value!r} has no output layer defined yet")
+def _binary_loss(train_targets: np.ndarray, balance: bool) -> nn.Module:
+    """BCE; `balance` weights the rarer positive class up by negatives / positives."""
+    pos = float(np.sum(train_targets == 1))
+    neg = float(len(train_targets) - pos)
+    return BinaryLoss(pos_weight=neg / pos if balance and pos > 0 else None)
+
+
+def _sigmoid(outputs: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-outputs))
+
+
+def _softmax(outputs: np.ndarray) -> np.ndarray:
+    z = outputs - outputs.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+LOSSES: dict[TargetKind, Callable[[np.ndarray, bool], nn.Module]] = {
+    TargetKind.BINARY: _binary_loss,
+    TargetKind.MULTICLASS: lambda y, balance: nn.CrossEntropyLoss(),
+    TargetKind.ORDINAL: lambda y, balance: nn.CrossEntropyLoss(),
+    TargetKind.MULTILABEL: lambda y, balance: nn.BCEWithLogitsLoss(),
+    TargetKind.REGRESSION: lambda y, balance: RegressionLoss(),
+    TargetKind.TOKENS: lambda y, balance: SequenceNLLLoss(),
+}
+SCORES: dict[TargetKind, Callable[[np.ndarray], np.ndarray]] = {
+    TargetKind.BINARY: lambda out: _sigmoid(out.reshape(-1)),
+    TargetKind.MULTICLASS: _softmax,
+    TargetKind.ORDINAL: _softmax,
+    TargetKind.MULTILABEL: _sigmoid,
+    TargetKind.REGRESSION: lambda out: out.reshape(-1),
+    # column 0 is the sentence NLL, the rest decoded tag ids
+    TargetKind.TOKENS: lambda out: np.rint(out[:, 1:]),
+}
 
 
 def loss_for(kind: TargetKind, train_targets: np.ndarray, balance: bool = False) -> nn.Module:
     """The training loss for a kind; `balance` weights the rarer class up (binary)."""
-    if kind is TargetKind.BINARY:
-        pos = float(np.sum(train_targets == 1))
-        neg = float(len(train_targets) - pos)
-        return BinaryLoss(pos_weight=neg / pos if balance and pos > 0 else None)
-    if kind in (TargetKind.MULTICLASS, TargetKind.ORDINAL):
-        return nn.CrossEntropyLoss()
-    if kind is TargetKind.MULTILABEL:
-        return nn.BCEWithLogitsLoss()
-    if kind is TargetKind.REGRESSION:
-        return RegressionLoss()
-    if kind is TargetKind.TOKENS:
-        return SequenceNLLLoss()
-    raise ConfigError(f"no loss for target kind {kind.value!r} yet")
+    if kind not in LOSSES:
+        raise ConfigError(f"no loss for target kind {TargetKind(kind).value!r} yet")
+    return LOSSES[kind](train_targets, balance)
 
 
 def to_probabilities(outputs: np.ndarray, kind: TargetKind) -> np.ndarray:
     """Map raw network outputs to the score convention of the metrics module."""
-    outputs = np.asarray(outputs, dtype=np.float64)
-    if kind is TargetKind.BINARY:
-        return 1.0 / (1.0 + np.exp(-outputs.reshape(-1)))
-    if kind in (TargetKind.MULTICLASS, TargetKind.ORDINAL):
-        z = outputs - outputs.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
-    if kind is TargetKind.MULTILABEL:
-        return 1.0 / (1.0 + np.exp(-outputs))
-    if kind is TargetKind.REGRESSION:
-        return outputs.reshape(-1)
-    if kind is TargetKind.TOKENS:  # column 0 is the sentence NLL, the rest decoded tag ids
-        return np.rint(outputs[:, 1:])
-    raise ConfigError(f"no output mapping for target kind {kind.value!r} yet")
+    if kind not in SCORES:
+        raise ConfigError(f"no output mapping for target kind {TargetKind(kind).value!r} yet")
+    return SCORES[kind](np.asarray(outputs, dtype=np.float64))

@@ -6,9 +6,8 @@ for classification, values for regression), whether a torch network or a scikit-
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +17,12 @@ import torch
 from torch.utils.data import Dataset
 
 from iatros.errors import ConfigError, RunError
-from iatros.kinds import TargetKind, bio_spans
+from iatros.kinds import TargetKind
 from iatros.models.registry import ModelSpec, get_model_spec
-from iatros.models.survival import SURVIVAL_NETWORKS
-from iatros.train.losses import loss_for, n_outputs, to_probabilities
+from iatros.run_folder import CHECKPOINTS, MEMBERS, MODEL_INFO, read_json_object, write_json
+from iatros.train.heads import head_for
 from iatros.train.seed import seed_everything
-from iatros.train.trainer import Callback, Monitor, TrainConfig, Trainer, TrainResult, atomic_save
-
-MODEL_INFO = "model.json"
-CHECKPOINTS = "checkpoints"
+from iatros.train.trainer import Callback, Monitor, TrainConfig, Trainer, TrainResult
 
 
 def as_model_input(inputs: Any) -> np.ndarray:
@@ -61,7 +57,7 @@ class TorchPredictor:
         return self.trainer.predict(self.network, data)
 
     def predict_scores(self, inputs: Any) -> np.ndarray:
-        return to_probabilities(self.predict_outputs(inputs), self.kind)
+        return head_for(self.kind).scores(self.predict_outputs(inputs))
 
     def predict_survival(self, inputs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(risk, times, survival curves) for a survival network."""
@@ -83,6 +79,7 @@ class SklearnPredictor:
     estimator: Any
     kind: TargetKind
     info: dict[str, Any] = field(default_factory=dict)
+    spec: ModelSpec | None = None
 
     def predict_survival(self, inputs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(risk, times, survival curves) for a Cox or random-survival-forest baseline."""
@@ -91,11 +88,7 @@ class SklearnPredictor:
         return baseline_survival_curves(self.estimator, np.asarray(inputs, dtype=np.float64))
 
     def predict_scores(self, inputs: Any) -> np.ndarray:
-        x = as_model_input(inputs)
-        if self.kind is TargetKind.REGRESSION:
-            return np.asarray(self.estimator.predict(x), dtype=np.float64)
-        proba = np.asarray(self.estimator.predict_proba(x), dtype=np.float64)
-        return proba[:, 1] if self.kind is TargetKind.BINARY else proba
+        return head_for(self.kind).sklearn_scores(self.estimator, as_model_input(inputs))
 
 
 @dataclass
@@ -122,10 +115,7 @@ class EnsemblePredictor:
         return self.members[0].spec
 
     def predict_scores(self, inputs: Any) -> np.ndarray:
-        scores = [m.predict_scores(inputs) for m in self.members]
-        if self.kind is TargetKind.TOKENS:
-            return majority_spans(scores)
-        return np.mean(scores, axis=0)
+        return head_for(self.kind).combine([m.predict_scores(inputs) for m in self.members])
 
     def predict_survival(self, inputs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Mean risk and mean curve; members fitted on different rows have different time grids,
@@ -201,26 +191,6 @@ def scoring_view(predictor: Predictor, rows: np.ndarray) -> Predictor | OutOfFol
     return predictor
 
 
-def majority_spans(members: list[np.ndarray]) -> np.ndarray:
-    """Entity-level vote of several taggers' tag ids ((N, L), -1 on padding): an entity (span and
-    type) is kept when more than half the members predict it, or exactly half including the first
-    member. Kept entities never overlap (a member's own entities are disjoint), so they are
-    written back as B/I tags; two members give the first one's entities."""
-    stacked = np.stack([np.asarray(m) for m in members])  # (M, N, L)
-    n_members = len(stacked)
-    out = np.where(stacked[0] < 0, stacked[0], 0).astype(stacked.dtype)
-    for i in range(stacked.shape[1]):
-        votes: dict[tuple[int, int, int], int] = {}
-        for k in range(n_members):
-            for span in bio_spans(stacked[k, i][stacked[k, i] >= 0]):
-                votes[span] = votes.get(span, 0) + 2 + (k == 0)  # the first member breaks ties
-        for (start, end, kind), score in votes.items():
-            if score > n_members:
-                out[i, start] = 2 * kind + 1
-                out[i, start + 1:end] = 2 * kind + 2
-    return out
-
-
 Predictor = TorchPredictor | SklearnPredictor | EnsemblePredictor
 
 ENSEMBLE_DONE = "member-complete"
@@ -233,11 +203,9 @@ def fit_ensemble(spec: ModelSpec, kind: TargetKind, n_classes: int,
                  **kwargs: Any) -> tuple[EnsemblePredictor, list[TrainResult]]:
     """Train one member per (train, val) part with seeds seed, seed+1, ...; each member resumes
     on its own. `held_out` (rows each member validated on) makes it a cross-fit ensemble."""
-    from dataclasses import replace
-
     members, results = [], []
     for k, (train, val) in enumerate(parts):
-        member_dir = run_dir / "members" / f"m{k}"
+        member_dir = run_dir / MEMBERS / f"m{k}"
         member_dir.mkdir(parents=True, exist_ok=True)
         if resume and (member_dir / ENSEMBLE_DONE).exists():
             members.append(load_predictor(member_dir, device))
@@ -250,7 +218,7 @@ def fit_ensemble(spec: ModelSpec, kind: TargetKind, n_classes: int,
         members.append(predictor)
         results.append(result)
     info = {"name": spec.name, "family": "ensemble", "kind": kind.value,
-            "members": [f"members/m{k}" for k in range(len(parts))],
+            "members": [f"{MEMBERS}/m{k}" for k in range(len(parts))],
             "params": members[0].info["params"]}
     if held_out is not None:
         info["held_out"] = [[int(r) for r in rows] for rows in held_out]
@@ -265,7 +233,7 @@ def _ensemble(members: list[TorchPredictor], kind: TargetKind, info: dict[str, A
 
 
 def _write_info(run_dir: Path, info: dict[str, Any]) -> None:
-    (run_dir / MODEL_INFO).write_text(json.dumps(info, indent=2, default=str))
+    write_json(run_dir / MODEL_INFO, info)
 
 
 def fit_torch(spec: ModelSpec, kind: TargetKind, n_classes: int,
@@ -274,67 +242,38 @@ def fit_torch(spec: ModelSpec, kind: TargetKind, n_classes: int,
               monitor: Monitor | None = None, mode: str = "max", callbacks: tuple[Callback, ...] = (),
               params: dict[str, Any] | None = None, balance: bool = False,
               ) -> tuple[TorchPredictor, TrainResult]:
-    """Build the network, train it with the one Trainer, keep the best epoch's weights."""
+    """Build the network, train it with the one Trainer, keep the best epoch's weights.
+
+    The target kind's head decides the output width, loss and monitor (survival: cut points,
+    partial likelihood, C-index; a Cox head on encoders that are not survival networks) and
+    what is fitted from the best weights afterwards; the model spec's hooks fit its own
+    preprocessing and target scale."""
     params = {**spec.params, **(params or {})}
     x_train, y_train = train
     n_inputs = spec.n_inputs(x_train, params) if spec.n_inputs else int(np.asarray(x_train).shape[1])
-    survival = kind is TargetKind.SURVIVAL
-    cox_head = survival and spec.name not in SURVIVAL_NETWORKS
-    width = 1 if cox_head else 0 if survival else n_outputs(kind, n_classes)
+    head = head_for(kind)
+    wrapped = head.wraps(spec)
+    width = head.outputs(spec, n_classes)
     seed_everything(config.seed, config.deterministic)  # initial weights follow the run's seed
-    network = _build(spec, n_inputs, width, params, cox_head)
-    if hasattr(network, "fit_preprocessing"):
-        network.fit_preprocessing(x_train)
-    if kind is TargetKind.REGRESSION and hasattr(network, "fit_target_scaling"):
-        network.fit_target_scaling(y_train)
-    if survival:
-        loss_fn, monitor, mode = _survival_setup(network, y_train, params)
-    else:
-        loss_fn = loss_for(kind, y_train, balance=balance)
+    network = head.build(spec, n_inputs, width, params, wrapped)
+    if spec.prepare is not None:
+        spec.prepare(network, x_train)
+    loss_fn, monitor, mode = head.setup(spec, network, y_train, params, balance, monitor, mode)
     trainer = Trainer(config, device=device, checkpoint_dir=run_dir / CHECKPOINTS,
                       callbacks=callbacks)
     info = {"name": spec.name, "family": "torch", "kind": kind.value, "n_inputs": n_inputs,
             "n_outputs": width, "params": params, "batch_size": config.batch_size,
-            "amp": config.amp, "cox_head": cox_head}
+            "amp": config.amp, "cox_head": wrapped}
     _write_info(run_dir, info)
     result = trainer.fit(network, loss_fn,
                          make_dataset(spec, x_train, y_train, kind, train=True, params=params),
                          make_dataset(spec, *val, kind, train=False, params=params),
                          monitor=monitor, mode=mode, resume=resume)
-    if survival:  # the Breslow baseline comes from the best weights, then joins the checkpoint
-        from iatros.models.survival import as_time_event, fit_survival_baseline
-
-        train_out = trainer.predict(network, make_dataset(spec, x_train, y_train, kind, train=False,
-                                                          params=params))
-        fit_survival_baseline(network, x_train, *as_time_event(y_train), train_log_risk=train_out)
-        best = run_dir / CHECKPOINTS / "best.pt"
-        atomic_save({**torch.load(best, map_location="cpu"), "model": network.state_dict()}, best)
+    head.after_fit(spec, network, x_train, y_train,
+                   lambda: trainer.predict(network, make_dataset(spec, x_train, y_train, kind,
+                                                                 train=False, params=params)),
+                   run_dir / CHECKPOINTS / "best.pt")
     return TorchPredictor(network, kind, trainer, spec, info), result
-
-
-def _build(spec: ModelSpec, n_inputs: int, width: int, params: dict[str, Any],
-           cox_head: bool) -> torch.nn.Module:
-    """The network; a non-survival encoder gets a Cox head when the task is survival."""
-    if not cox_head:
-        return spec.build(n_inputs, width, **params)
-    from iatros.models.survival import CoxHead
-
-    return CoxHead(spec.build(n_inputs, 1, **params))
-
-
-def _survival_setup(network: torch.nn.Module, y_train: np.ndarray,
-                    params: dict[str, Any]) -> tuple[torch.nn.Module, Monitor | None, str]:
-    """Cut points / label transform from the training times, the loss and the C-index monitor."""
-    from iatros.models.survival import as_time_event, concordance_monitor, fit_survival_head
-    from iatros.train.survival_losses import survival_loss_for
-
-    fit_survival_head(network, *as_time_event(y_train))
-    loss = survival_loss_for(network, **params)
-    if hasattr(network, "cuts"):
-        # Discrete-time nets start near h = 0.5 per interval; the C-index peaks long before
-        # their hazard levels settle, so they stop on validation likelihood instead.
-        return loss, None, "min"
-    return loss, concordance_monitor(network), "max"
 
 
 def fit_sklearn(spec: ModelSpec, kind: TargetKind, train: tuple[np.ndarray, np.ndarray], *,
@@ -350,16 +289,12 @@ def fit_sklearn(spec: ModelSpec, kind: TargetKind, train: tuple[np.ndarray, np.n
     joblib.dump(estimator, tmp)
     tmp.replace(run_dir / "model.joblib")
     _write_info(run_dir, info)
-    return SklearnPredictor(estimator, kind, info)
+    return SklearnPredictor(estimator, kind, info, spec)
 
 
 def load_predictor(run_dir: Path, device: str = "cpu") -> Predictor:
     """The fitted model saved in a run folder (best checkpoint for torch models)."""
-    info_path = run_dir / MODEL_INFO
-    try:
-        info = json.loads(info_path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise RunError(f"cannot read {info_path}: {e}; the run folder is incomplete") from e
+    info = read_json_object(Path(run_dir) / MODEL_INFO, "the run folder is incomplete")
     spec = get_model_spec(info["name"])
     kind = TargetKind(info["kind"])
     if info["family"] == "ensemble":
@@ -367,11 +302,11 @@ def load_predictor(run_dir: Path, device: str = "cpu") -> Predictor:
     if info["family"] == "sklearn":
         path = run_dir / "model.joblib"
         try:
-            return SklearnPredictor(joblib.load(path), kind, info)
+            return SklearnPredictor(joblib.load(path), kind, info, spec)
         except Exception as e:
             raise RunError(f"cannot load {path}: {e}") from e
-    network = _build(spec, info["n_inputs"], info["n_outputs"], info["params"],
-                     bool(info.get("cox_head")))
+    network = head_for(kind).build(spec, info["n_inputs"], info["n_outputs"], info["params"],
+                                  bool(info.get("cox_head")))
     path = run_dir / CHECKPOINTS / "best.pt"
     try:
         network.load_state_dict(torch.load(path, map_location="cpu")["model"])

@@ -19,7 +19,7 @@ class CsvTable:
     """Features (numeric, categories one-hot encoded), raw target, ids and attribute columns."""
 
     features: pd.DataFrame
-    target: pd.Series
+    target: pd.Series  # indexed by each row's position in the file, so errors can name lines
     patient_ids: np.ndarray
     attributes: pd.DataFrame
     path: Path
@@ -75,7 +75,9 @@ def load_csv_table(path: Path, target: str, *, patient_id: str | None = None,
         skipped["missing target"] = int(len(rows))
         log.warning("%s: skipped %d row(s) with no %r value (data rows %s%s)", path, len(rows),
                     target, ", ".join(str(r + 2) for r in rows[:5]), "..." if len(rows) > 5 else "")
-        frame = frame.loc[~missing_target].reset_index(drop=True)
+        frame = frame.loc[~missing_target]
+    positions = frame.index.to_numpy()  # each kept row's position in the file (line = it + 2)
+    frame = frame.reset_index(drop=True)
     if frame.empty:
         raise CorruptDataError(f"{path}: no row has a value in the target column {target!r}")
     ids = (frame[patient_id].astype(str).to_numpy() if patient_id
@@ -86,5 +88,6 @@ def load_csv_table(path: Path, target: str, *, patient_id: str | None = None,
     if features.shape[1] == 0:
         raise ConfigError(f"{path}: no feature columns left after removing target, id and drops")
     attrs = frame[list(attributes)].astype(object).where(frame[list(attributes)].notna(), "unknown")
-    return CsvTable(features.astype("float64"), frame[target], ids,
+    return CsvTable(features.astype("float64"), pd.Series(frame[target].to_numpy(), index=positions,
+                                                          name=target), ids,
                     attrs.astype(str).reset_index(drop=True), path, skipped)

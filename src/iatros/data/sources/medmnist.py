@@ -352,7 +352,7 @@ def _check_labels(arr: np.ndarray, info: MedMNISTInfo, n: int, path: Path, key: 
     """Labels as int64: (N,) for single-label tasks, (N, L) for multilabel; values within the catalog."""
     if arr.dtype.kind not in "biuf" or (arr.dtype.kind == "f" and not np.all(np.mod(arr, 1) == 0)):
         raise CorruptDataError(f"{path}: key {key!r} holds {arr.dtype} values, not integer class labels.")
-    if info.kind is TargetKind.MULTILABEL:
+    if info.kind.label_matrix:
         if arr.ndim != 2 or arr.shape[1] != info.n_classes:
             raise CorruptDataError(
                 f"{path}: key {key!r} has shape {arr.shape}; {info.name} labels must be "

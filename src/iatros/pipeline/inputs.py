@@ -1,0 +1,112 @@
+"""Reading new inputs for `predict`, looked up by modality: image files, note files, or CSV
+tables with the training columns. A file that cannot be read becomes an error entry and the
+rest go on; a modality without a reader is a clear error."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from iatros.errors import ConfigError, IatrosError, MissingDataError
+from iatros.kinds import Modality
+
+log = logging.getLogger("iatros")
+
+
+@dataclass
+class NewInputs:
+    """What could be read: a batch for the model with one name per item, and the failures."""
+
+    batch: Any
+    names: list[str]
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def _existing(files: Sequence[Path]) -> tuple[list[Path], list[dict[str, str]]]:
+    found, errors = [], []
+    for f in files:
+        if f.is_file():
+            found.append(f)
+        else:
+            errors.append({"input": str(f), "error": str(MissingDataError(
+                f"input file {f} not found"))})
+    return found, errors
+
+
+def read_images(files: Sequence[Path], config: dict[str, Any]) -> NewInputs:
+    """Image files by path; the model's dataset reads them (a bad one fails on its own)."""
+    found, errors = _existing(files)
+    return NewInputs(np.array([str(f) for f in found], dtype=object), [str(f) for f in found],
+                     errors)
+
+
+def read_notes(files: Sequence[Path], config: dict[str, Any]) -> NewInputs:
+    """Note files as text (binary, empty or undecodable files become error entries)."""
+    from iatros.nlp.io import read_note
+
+    found, errors = _existing(files)
+    texts, names = [], []
+    for f in found:
+        try:
+            texts.append(read_note(f).text)
+            names.append(str(f))
+        except IatrosError as e:
+            errors.append({"input": str(f), "error": str(e)})
+    return NewInputs(np.array(texts, dtype=object), names, errors)
+
+
+def read_tables(files: Sequence[Path], config: dict[str, Any]) -> NewInputs:
+    """CSV rows in the training column order; each row is named FILE:LINE (its line in the
+    file, the header being line 1)."""
+    from iatros.data.sources.csv_table import one_hot_text_columns, read_table
+
+    features = config["data"]["features"]
+    found, errors = _existing(files)
+    tables, names = [], []
+    for f in found:
+        try:
+            frame = one_hot_text_columns(read_table(f))
+        except IatrosError as e:
+            errors.append({"input": str(f), "error": str(e)})
+            continue
+        missing = [c for c in features if c not in frame.columns]
+        if len(missing) == len(features):
+            errors.append({"input": str(f), "error": f"{f} has none of the model's features "
+                                                      f"({', '.join(features[:8])}, ...)"})
+            continue
+        if missing:
+            log.warning("%s lacks %d feature(s), treated as missing: %s", f, len(missing),
+                        ", ".join(missing[:10]))
+        tables.append(frame.reindex(columns=features).to_numpy(np.float32))
+        names += [f"{f}:{i + 2}" for i in range(len(frame))]
+    batch = np.concatenate(tables) if tables else np.zeros((0, len(features)), np.float32)
+    return NewInputs(batch, names, errors)
+
+
+def _no_reader(modality: Modality) -> Callable[[Sequence[Path], dict[str, Any]], NewInputs]:
+    def refuse(files: Sequence[Path], config: dict[str, Any]) -> NewInputs:
+        raise ConfigError(f"{modality.value} runs do not predict from files yet; score another "
+                          f"copy with `iatros evaluate RUN --data-root COPY` (health records: "
+                          f"`iatros explain RUN STAY_ID` for one stay)")
+    return refuse
+
+
+READERS: dict[Modality, Callable[[Sequence[Path], dict[str, Any]], NewInputs]] = {
+    Modality.IMAGE: read_images,
+    Modality.TEXT: read_notes,
+    Modality.TABULAR: read_tables,
+}
+
+
+def read_inputs(modality: Modality, files: Sequence[str | Path],
+                config: dict[str, Any]) -> NewInputs:
+    reader = READERS.get(modality) or _no_reader(modality)
+    return reader([Path(p).expanduser() for p in files], config)

@@ -1,0 +1,112 @@
+"""Using a finished run on new data: predictions for new files (read by modality, scored by the
+run's scorer, explained by the modality's explainer) and explanations of named stays."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from iatros.errors import ConfigError, IatrosError, MissingDataError
+from iatros.pipeline.explain import explainer_for
+from iatros.pipeline.inputs import NewInputs, read_inputs
+from iatros.pipeline.runs import load_data, open_run, settings_for
+from iatros.pipeline.scoring import scorer_for
+from iatros.run_folder import EXPLANATIONS, RunFolder, write_json
+from iatros.settings import get_settings
+from iatros.tasks import Task
+from iatros.train.predictors import load_predictor
+
+log = logging.getLogger("iatros")
+
+
+def _timestamped(folder: RunFolder, kind: str, out: str | Path | None) -> Path:
+    return Path(out) if out else folder.path / kind / time.strftime("%Y%m%d-%H%M%S")
+
+
+def _one_by_one(scorer: Any, folder: RunFolder, task: Task, predictor: Any, inputs: NewInputs,
+                out_dir: Path) -> tuple[list[dict[str, Any]], list[int], Any]:
+    """Score each input alone after the batch failed: bad ones become error entries."""
+    results, kept, scores = [], [], []
+    for k, name in enumerate(inputs.names):
+        try:
+            got, score = scorer.predict(folder, task, predictor, inputs.batch[k:k + 1], [name],
+                                        out_dir)
+        except IatrosError as e:
+            results.append({"input": name, "error": str(e)})
+            continue
+        results += got
+        kept.append(k)
+        scores.append(None if score is None else np.asarray(score)[0])
+    stacked = None if not scores or scores[0] is None else np.stack(scores)
+    return results, kept, stacked
+
+
+def predict(run: str | Path, inputs: Sequence[str | Path], *, out: str | Path | None = None,
+            explain: bool = True, method: str = "gradcam",
+            device: str | None = None) -> list[dict[str, Any]]:
+    """Calibrated probabilities, values, curves or entities for new inputs, one dict each, in
+    the order given; an input that cannot be read or scored becomes {"input", "error"}.
+
+    Image runs take image files (PNG, JPEG, DICOM, NIfTI; with a Grad-CAM overlay); tabular runs
+    take CSV files with the training columns, one prediction per row (named FILE:LINE); text
+    runs take note files, one prediction (or a tagger's entities) per file.
+    """
+    folder, config, task = open_run(run)
+    settings = get_settings(device=device)
+    scorer = scorer_for(task.target)
+    new = read_inputs(task.modality, inputs, config)
+    out_dir = _timestamped(folder, "predictions", out)
+    results: list[dict[str, Any]] = []
+    if len(new):
+        predictor = load_predictor(folder.path, settings.device)
+        try:
+            results, scores = scorer.predict(folder, task, predictor, new.batch, new.names, out_dir)
+            kept = list(range(len(new)))
+        except IatrosError as e:
+            log.warning("the batch failed (%s); scoring inputs one at a time", e)
+            results, kept, scores = _one_by_one(scorer, folder, task, predictor, new, out_dir)
+        if explain and kept:
+            good = [r for r in results if "error" not in r]
+            explainer_for(task.modality).new_inputs(task, predictor, new.batch[kept],
+                                                    [new.names[k] for k in kept], good, scores,
+                                                    out_dir, method)
+    order = {str(Path(p).expanduser()): i for i, p in enumerate(inputs)}
+    everything = results + new.errors
+    return sorted(everything, key=lambda r: order.get(str(r["input"]).rsplit(":", 1)[0],
+                                                      order.get(str(r["input"]), len(order))))
+
+
+def explain_records(run: str | Path, stays: Sequence[str], *, data_root: str | Path | None = None,
+                    out: str | Path | None = None, device: str | None = None) -> list[dict[str, Any]]:
+    """Per-stay attributions (variables, hours, static features) of a health-record run, for
+    stays of its data (or of the copy at `data_root`); JSON entries plus one figure each."""
+    settings = settings_for(data_root, None, device)
+    folder, config, task = open_run(run, settings=settings, data_root=data_root)
+    if data_root is None:
+        settings = settings.with_data_root(config["data_root"])
+    explainer = explainer_for(task.modality)
+    if not explainer.explains_records:
+        raise ConfigError(f"{folder.path} is a {task.modality.value} run; stay explanations need "
+                          f"a health-record run (image runs: pass image files)")
+    data = load_data(task, config, settings)
+    known = {str(s): i for i, s in enumerate(data.attributes["stay_id"])}
+    missing = [s for s in stays if str(s) not in known]
+    if missing:
+        raise MissingDataError(f"stay id(s) {', '.join(map(str, missing[:5]))} are not in "
+                               f"{task.name} at {settings.data_root} (ids look like "
+                               f"{', '.join(list(known)[:3])})")
+    rows = np.array([known[str(s)] for s in stays])
+    predictor = load_predictor(folder.path, settings.device)
+    scores = scorer_for(task.target).scores(folder, predictor, data.inputs[rows])
+    out_dir = _timestamped(folder, "explanations", out)
+    items = explainer.records(task, predictor, data, rows, np.asarray(scores), out_dir)
+    if not items:
+        raise ConfigError(f"{config['model']} has no per-time-point explanation; train a sequence "
+                          f"model (--model grud or event-transformer)")
+    write_json(out_dir / EXPLANATIONS, items)
+    return items

@@ -1,0 +1,148 @@
+"""The life of one training run: open the folder, fit, let the task's scorer finish it (predict,
+calibrate, score, audit), explain a few test rows, write the report, register."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from iatros.errors import RunError
+from iatros.pipeline.explain import explain_test_examples
+from iatros.pipeline.fit import (
+    check_ensemble,
+    check_model,
+    check_params,
+    ensemble_for,
+    fit,
+    train_config,
+)
+from iatros.pipeline.options import EvalOptions
+from iatros.pipeline.runs import (
+    new_config,
+    resolve_run_dir,
+    run_split,
+    settings_for,
+    split_summary,
+    task_for,
+)
+from iatros.pipeline.scoring import FinishContext, scorer_for
+from iatros.registry import Registry, RunEntry
+from iatros.report import write_report
+from iatros.run_folder import CONFIG, METRICS, RunFolder, now_iso, write_json
+from iatros.settings import Settings
+from iatros.tasks import Task
+from iatros.train.trainer import Callback
+
+log = logging.getLogger("iatros")
+
+
+def train(
+    task: str | Task,
+    *,
+    data_root: str | Path | None = None,
+    out: str | Path | None = None,
+    epochs: int | None = None,
+    seed: int = 0,
+    model: str | None = None,
+    resume: bool = False,
+    device: str | None = None,
+    params: dict[str, Any] | None = None,
+    train_overrides: dict[str, Any] | None = None,
+    task_options: dict[str, Any] | None = None,
+    ensemble: int | None = None,
+    eval_options: EvalOptions = EvalOptions(),
+    progress: bool = False,
+    register: bool = True,
+    callbacks: Sequence[Callback] = (),
+    settings: Settings | None = None,
+    val_fold: tuple[int, int] | None = None,
+    cross_fit: bool | None = None,
+) -> Path:
+    """Train a model on a task, evaluate it, write its report, register it; return the run folder.
+
+    With `resume`, continue an interrupted run in `out` (or the task's newest unfinished run)
+    from its last checkpoint, using the configuration saved when it started. `task_options`
+    configure family tasks, e.g. {"target": "died"} for `csv:PATH`. `val_fold` (fold, n_folds)
+    re-cuts train + val so validation is that fold (used by `tune`); test stays the same.
+    `cross_fit` with `ensemble` N trains member k with fold k of N as its validation, so every
+    training row fits N-1 members; validation metrics and calibration use out-of-fold scores.
+    Left unset, both come from the model (DeepSurv: a 5-member cross-fit ensemble; others: one).
+    """
+    settings = settings_for(data_root, settings, device)
+    if isinstance(task, str):
+        if resume and out is not None and RunFolder(out).exists:
+            saved_options = RunFolder(out).config().get("task_options") or {}
+            task_options = {**saved_options, **(task_options or {})}
+        task = task_for(task, task_options, settings)
+    run = resolve_run_dir(settings, task, model or task.default_model, out, resume)
+    if resume:
+        saved = run.config()
+        if saved.get("task") != task.name:
+            raise RunError(f"run folder {run.path} belongs to task {saved.get('task')!r}, "
+                           f"not {task.name!r}")
+        if run.is_complete:
+            raise RunError(f"run {run.path} already finished; start a new run instead")
+        if model and model != saved["model"]:
+            raise RunError(f"run {run.path} trains {saved['model']!r}, not {model!r}")
+        model, seed, params = saved["model"], saved["seed"], saved["model_params"]
+        ensemble = int(saved.get("ensemble", 1))
+        val_fold = tuple(saved["val_fold"]) if saved.get("val_fold") else None
+        cross_fit = bool(saved.get("cross_fit"))
+        train_overrides = {**(saved.get("train") or {}), **(train_overrides or {})}
+        log.info("resuming %s in %s", task.name, run.path)
+    spec = check_model(task, model or task.default_model)
+    scorer = scorer_for(task.target)
+    ensemble, cross_fit = ensemble_for(spec, ensemble, cross_fit, val_fold)
+    check_ensemble(spec, ensemble, cross_fit, val_fold, scorer.supports_cross_fit)
+    config = (train_config(spec, task, epochs, seed, progress, train_overrides)
+              if spec.family == "torch" else None)
+    if spec.family == "torch" and not resume:
+        params = {**task.model_params, **(params or {})}
+    check_params(spec, params)
+    data = task.load(settings.data_root)
+    split = run_split(task, data, seed, val_fold, cross_fit)
+    run.path.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        saved = new_config(task, spec, settings, seed, config, params)
+        saved["data"] = {"n_rows": len(data), "n_patients": int(len(np.unique(data.patient_ids))),
+                         "n_features": len(data.feature_names or []),
+                         "features": data.feature_names, "loader": data.source,
+                         "splits": split_summary(data, split,
+                                                 lambda y: scorer.split_counts(task, y))}
+        saved.update(task_options=task.extra.get("options"), ensemble=ensemble,
+                     val_fold=list(val_fold) if val_fold else None, cross_fit=cross_fit)
+        write_json(run.file(CONFIG), saved)
+    run.set_status("running", started=now_iso())
+    try:
+        t0 = time.perf_counter()
+        predictor = fit(task, spec, data, split, run, settings, seed, config, resume, params,
+                        tuple(callbacks), ensemble, cross_fit)
+        train_seconds = time.perf_counter() - t0
+        finished = scorer.finish(FinishContext(run, task, predictor, data, split, eval_options))
+        write_json(run.file(METRICS), finished.metrics)
+        if finished.test_scores is not None:
+            explain_test_examples(run, task, predictor, data, split.test, finished.test_scores)
+        write_report(run.path)
+        run.set_status("complete", finished=now_iso(), train_seconds=round(train_seconds, 2))
+    except (Exception, KeyboardInterrupt) as e:
+        if not isinstance(e, KeyboardInterrupt):
+            run.set_status("failed", error=str(e))
+        raise
+    if register:
+        register_run(settings, run)
+    return run.path
+
+
+def register_run(settings: Settings, run: RunFolder) -> RunEntry:
+    """Index a finished run in the registry with its headline test metric."""
+    config = run.config()
+    metrics = run.metrics()
+    primary = config.get("primary_metric") or metrics.get("primary_metric")
+    return Registry(settings.database_url).register_run(
+        run.path, config["task"], config["model"], config["seed"], primary,
+        metrics["splits"]["test"].get(primary))

@@ -1,0 +1,142 @@
+"""The contract every registered model keeps, like scikit-learn's estimator checks: on a tiny task
+of each modality it declares it trains through the pipeline, predicts, loads back from its run
+folder and predicts identically, and (torch models) resumes an interrupted training from its
+last checkpoint. A new model is covered by being registered; it cannot skip a step."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from iatros import api
+from iatros.kinds import Modality, TargetKind
+from iatros.models.registry import list_models
+from iatros.run_folder import RunFolder
+from iatros.tasks import Task, TaskData, get_task
+from iatros.train.predictors import load_predictor
+from iatros.train.trainer import Callback
+from tests.tasks.ehr_fixture import write_physionet_root
+
+FAST = api.EvalOptions(n_boot=10)
+KIND_ORDER = (TargetKind.BINARY, TargetKind.SURVIVAL, TargetKind.MULTICLASS, TargetKind.TOKENS)
+SENTENCES = [("Patients with cystic fibrosis often cough .", "O O B-Disease I-Disease O O O"),
+             ("Breast cancer risk rises with age .", "B-Disease I-Disease O O O O O"),
+             ("No signs of diabetes were seen .", "O O O B-Disease O O O"),
+             ("The gene was sequenced in all samples .", "O O O O O O O O")]
+NOTES = {"cardiology": "chest pain troponin echocardiogram ejection fraction stent angina",
+         "orthopedics": "knee fracture cast femur ligament arthroscopy tibia bone"}
+
+
+def _tabular(kind: TargetKind) -> Task:
+    def load(_root: Path) -> TaskData:
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(120, 4)).astype(np.float32)
+        if kind is TargetKind.SURVIVAL:
+            time = np.exp(1.0 - x[:, 0] + 0.3 * rng.normal(size=120))
+            y = np.column_stack([time, (rng.random(120) < 0.7).astype(float)])
+        else:
+            y = (x[:, 0] + 0.5 * rng.normal(size=120) > 0).astype(np.int64)
+        return TaskData(x, y, np.arange(120), pd.DataFrame(index=range(120)),
+                        feature_names=[f"f{j}" for j in range(4)])
+    return Task(name=f"contract-tabular-{kind.value}", description="contract", target=kind,
+                modality=Modality.TABULAR, loader=load, classes=("no", "yes"),
+                primary_metric="c_index" if kind is TargetKind.SURVIVAL else "auroc")
+
+
+def _images(_root: Path) -> TaskData:
+    rng = np.random.default_rng(0)
+    y = np.arange(24) % 2
+    x = rng.integers(0, 60, size=(24, 16, 16)).astype(np.uint8)
+    x[y == 1, :6, :6] = 255
+    return TaskData(x, y, np.arange(24), pd.DataFrame(index=range(24)))
+
+
+def _notes(_root: Path) -> TaskData:
+    texts = [f"{NOTES[c]} note {i}" for i in range(30) for c in NOTES]
+    y = np.array([k for _ in range(30) for k in range(2)])
+    return TaskData(np.array(texts, dtype=object), y, np.arange(60), pd.DataFrame(index=range(60)))
+
+
+def _iob_root(root: Path) -> Path:
+    folder = root / "bioner" / "NCBI-disease-IOB"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("train.tsv", "devel.tsv", "test.tsv"):
+        rows = [f"{w}\t{t}" for _ in range(3) for words, tags in SENTENCES
+                for w, t in [*zip(words.split(), tags.split(), strict=True), ("", "")]]
+        (folder / name).write_text("\n".join(r.strip() for r in rows) + "\n")
+    return root
+
+
+def _case(modality: Modality, kind: TargetKind, tmp: Path) -> tuple[Task | str, Path | None]:
+    """A tiny task of this modality and kind, and its data root."""
+    if modality is Modality.TABULAR:
+        return _tabular(kind), None
+    if modality is Modality.IMAGE:
+        return Task(name="contract-images", description="contract", modality=Modality.IMAGE,
+                    target=kind, loader=_images, classes=("no", "yes"),
+                    model_params={"spatial_dims": 2, "in_channels": 1, "size": 16,
+                                  "widen_factor": 0.125}), None
+    if modality is Modality.EHR:
+        name = "icu-survival" if kind is TargetKind.SURVIVAL else "icu-mortality"
+        return name, write_physionet_root(tmp / "ehr", n=60)
+    if kind is TargetKind.TOKENS:
+        return "ner-ncbi-disease", _iob_root(tmp / "iob")
+    return Task(name="contract-notes", description="contract", modality=Modality.TEXT,
+                target=kind, loader=_notes, classes=tuple(NOTES), primary_metric="auroc"), None
+
+
+CASES = [pytest.param(spec.name, modality, next(k for k in KIND_ORDER if k in spec.kinds),
+                      id=f"{spec.name}-{modality.value}")
+         for spec in list_models() for modality in spec.modalities]
+
+
+def _outputs(predictor, inputs) -> np.ndarray:
+    if predictor.kind is TargetKind.SURVIVAL:
+        return np.asarray(predictor.predict_survival(inputs)[2])
+    return np.asarray(predictor.predict_scores(inputs))
+
+
+class _Interrupt(Callback):
+    def on_epoch_end(self, trainer, record) -> None:
+        if record.epoch == 1:
+            raise KeyboardInterrupt
+
+
+def test_every_registered_model_is_covered():
+    assert {p.values[0] for p in CASES} == {s.name for s in list_models()}
+
+
+@pytest.mark.filterwarnings("ignore:.*checksum")
+@pytest.mark.parametrize(("model", "modality", "kind"), CASES)
+def test_model_trains_predicts_reloads_identically_and_resumes(model, modality, kind, tmp_path):
+    task, root = _case(modality, kind, tmp_path)
+    spec = next(s for s in list_models() if s.name == model)
+    options = dict(data_root=root, model=model, eval_options=FAST, register=False)
+    torch = spec.family == "torch"
+    run = api.train(task, out=tmp_path / "run", epochs=2 if torch else None, ensemble=1,
+                    cross_fit=False, **options)
+    assert RunFolder(run).is_complete and (run / "report.html").is_file()
+
+    task_obj = get_task(task) if isinstance(task, str) else task
+    data = task_obj.load(root or tmp_path)
+    inputs = data.inputs[np.arange(min(8, len(data)))]
+    first = _outputs(load_predictor(run), inputs)
+    again = _outputs(load_predictor(run), inputs)
+    assert np.all(np.isfinite(first.astype(float)))
+    assert np.array_equal(first, again), "a reloaded model must predict exactly as before"
+    assert json.loads((run / "metrics.json").read_text())["splits"]["test"]
+
+    if not torch:
+        return
+    stopped = tmp_path / "stopped"
+    with pytest.raises(KeyboardInterrupt):
+        api.train(task, out=stopped, epochs=2, ensemble=1, cross_fit=False,
+                  callbacks=[_Interrupt()], **options)
+    assert not RunFolder(stopped).is_complete
+    api.train(task, out=stopped, resume=True, **options)
+    log = pd.read_csv(stopped / "train_log.csv")
+    assert RunFolder(stopped).is_complete and log["epoch"].tolist() == [1, 2]
