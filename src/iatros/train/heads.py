@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from iatros.targets import majority_spans
 from iatros.errors import ConfigError
 from iatros.kinds import TargetKind
 from iatros.models.registry import ModelSpec
+from iatros.targets import majority_spans
 from iatros.train.losses import LOSSES, SCORES
 
 Monitor = Callable[[np.ndarray, np.ndarray], float] | None
