@@ -90,6 +90,11 @@ def write_csv(path: Path, frame: pd.DataFrame) -> Path:
 
 
 def write_npz(path: Path, **arrays: np.ndarray) -> Path:
+    """Numeric arrays only: an object array would be pickled, and run folders never hold pickles."""
+    for name, array in arrays.items():
+        if np.asarray(array).dtype == object:
+            raise TypeError(f"{path.name}: array {name!r} holds Python objects; store numbers")
+
     def save(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, **arrays)
