@@ -6,6 +6,7 @@ from iatros.registry import Registry
 
 @pytest.fixture
 def registry(tmp_path):
+    (tmp_path / "db").mkdir()
     return Registry(f"sqlite:///{tmp_path / 'db' / 'registry.db'}")
 
 

@@ -33,15 +33,27 @@ def test_new_runs_record_their_format_version(run):
     assert json.loads((run / CONFIG).read_text())["run_format"] == RUN_FORMAT
 
 
-def test_a_folder_written_before_versions_were_recorded_still_loads(run, tmp_path):
+def test_a_format_1_folder_is_refused_by_name_until_sealed_and_its_pickle_until_trusted(run, tmp_path):
     import shutil
 
-    old = tmp_path / "old"
+    import joblib
+
+    from iatros.train.artifacts import load_estimator
+
+    old = tmp_path / "old"  # as iatros wrote folders before: no version, no manifest, a pickle
     shutil.copytree(run, old)
     config = json.loads((old / CONFIG).read_text())
     del config["run_format"]
     (old / CONFIG).write_text(json.dumps(config))
-    result = api.evaluate(old, split="val", eval_options=FAST)
+    joblib.dump(load_estimator(old), old / "model.joblib")
+    (old / "model.skops").unlink()
+    (old / "manifest.json").unlink()
+    with pytest.raises(RunError, match=r"run format 1\).*no manifest.json.*--seal"):
+        api.evaluate(old, split="val", eval_options=FAST)
+    api.verify(old, seal=True)
+    with pytest.raises(RunError, match=r"model.joblib is a pickle.*--trust"):
+        api.evaluate(old, split="val", eval_options=FAST)
+    result = api.evaluate(old, split="val", eval_options=FAST, trust=True)
     assert result["splits"]["val"]["auroc"]["n"] > 0
 
 

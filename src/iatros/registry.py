@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,7 +17,10 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     func,
+    inspect,
+    make_url,
     select,
+    text,
 )
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -42,6 +46,7 @@ class RunRow(Base):
     ci_low: Mapped[float | None] = mapped_column(Float, nullable=True)
     ci_high: Mapped[float | None] = mapped_column(Float, nullable=True)
     n: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    manifest_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class ModelVersionRow(Base):
@@ -69,6 +74,7 @@ class RunEntry:
     ci_low: float | None
     ci_high: float | None
     n: int | None
+    manifest_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,26 +88,70 @@ class ModelVersion:
 
 def _entry(row: RunRow) -> RunEntry:
     return RunEntry(row.id, row.path, row.task, row.model, row.seed, row.created, row.metric,
-                    row.value, row.ci_low, row.ci_high, row.n)
+                    row.value, row.ci_low, row.ci_high, row.n, row.manifest_sha256)
+
+
+def masked(url: str) -> str:
+    """A database URL fit for messages: the password replaced by ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can parse: hide anything between : and @
+        return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def without_secret(message: str, url: str) -> str:
+    """A driver's message with the URL masked and its password removed (first line only)."""
+    message = message.replace(url, masked(url)).splitlines()[0][:300] if message else ""
+    try:
+        password = make_url(url).password
+    except Exception:
+        password = None
+    return message.replace(str(password), "***") if password else message
+
+
+def _sqlite_folder(url: str) -> Path | None:
+    """The folder of a SQLite file URL (None for other databases and in-memory SQLite)."""
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return None
+    if not parsed.drivername.startswith("sqlite") or not parsed.database \
+            or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database).expanduser().resolve().parent
 
 
 class Registry:
     """Index of runs and model versions behind a SQLAlchemy URL."""
 
     def __init__(self, url: str) -> None:
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        folder = _sqlite_folder(url)
+        if folder is not None and not folder.is_dir():
+            raise ConfigError(f"the registry database {masked(url)} is in a folder that does not "
+                              f"exist ({folder}); create it, or fix IATROS_DATABASE_URL")
         try:
             self.engine = create_engine(url)
             Base.metadata.create_all(self.engine)
-        except (SQLAlchemyError, ModuleNotFoundError) as e:
-            raise ConfigError(f"cannot open the registry database {url}: {e}. Check "
+            self._add_missing_columns()
+        except (SQLAlchemyError, ModuleNotFoundError, ValueError) as e:
+            raise ConfigError(f"cannot open the registry database {masked(url)}: "
+                              f"{without_secret(str(e), url)}. Check "
                               f"IATROS_DATABASE_URL (PostgreSQL needs `pip install "
-                              f"iatros[postgres]`).") from e
+                              f"iatros[postgres]`).") from None
+        self.url = masked(url)
+
+    def _add_missing_columns(self) -> None:
+        """Registries made by an older iatros gain the columns added since (nullable)."""
+        columns = {c["name"] for c in inspect(self.engine).get_columns("runs")}
+        if "manifest_sha256" not in columns:
+            with self.engine.begin() as connection:
+                connection.execute(text("ALTER TABLE runs ADD COLUMN manifest_sha256 VARCHAR(64)"))
 
     def register_run(self, path: Path, task: str, model: str, seed: int, metric: str,
-                     summary: dict[str, Any] | None, created: datetime | None = None) -> RunEntry:
-        """Add (or refresh) a finished run with its headline metric {value, ci95, n}."""
+                     summary: dict[str, Any] | None, created: datetime | None = None,
+                     manifest_sha256: str | None = None) -> RunEntry:
+        """Add (or refresh) a finished run with its headline metric {value, ci95, n} and the
+        sha256 of its manifest (so a later change to the folder is detected)."""
         summary = summary or {}
         ci = summary.get("ci95") or [None, None]
         with Session(self.engine) as session, session.begin():
@@ -113,6 +163,7 @@ class Registry:
             row.created = created or datetime.now(timezone.utc)
             row.value, row.ci_low, row.ci_high = summary.get("value"), ci[0], ci[1]
             row.n = summary.get("n")
+            row.manifest_sha256 = manifest_sha256
             session.flush()
             return _entry(row)
 
@@ -125,6 +176,12 @@ class Registry:
             query = query.limit(limit)
         with Session(self.engine) as session:
             return [_entry(r) for r in session.scalars(query)]
+
+    def find_run_or_none(self, ref: str | Path) -> RunEntry | None:
+        try:
+            return self.find_run(ref)
+        except RunError:
+            return None
 
     def find_run(self, ref: str | Path) -> RunEntry:
         """A run by registry id or by folder path."""

@@ -1,15 +1,17 @@
 """The one run-folder format: file names, atomic writers, and the readers every layer uses.
 
 A run folder holds `config.json` (settings, with `run_format`), `status.json`, the model
-(`model.json` plus `checkpoints/` or `model.joblib`, or `members/mK/` for ensembles),
+(`model.json` plus `checkpoints/` or `model.skops`, or `members/mK/` for ensembles),
 `calibration.json`, `predictions.csv`, `metrics.json`, optional `train_log.csv`,
-`explanations.json`, `survival_curves.npz`, `tuning.json`, `figures/`, `report.html` and
-`evaluations/NAME/`. The report, CLI, API and registry read it through `RunFolder`, so a reader
-can never skip the completeness check (`RunFolder.open`) or the format-version check.
+`explanations.json`, `survival_curves.npz`, `tuning.json`, `manifest.json` (sha256 of every
+artifact), `figures/`, `report.html` and `evaluations/NAME/`. The report, CLI, API, registry
+and predictors read it through `RunFolder`, so no reader skips the completeness check
+(`require_complete`), the format-version check (`config`) or the manifest (`require_intact`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -36,10 +38,17 @@ REPORT = "report.html"
 EXPLANATIONS = "explanations.json"
 CURVES = "survival_curves.npz"
 MODEL_INFO = "model.json"
+SKLEARN_MODEL = "model.skops"
+SKLEARN_PICKLE = "model.joblib"  # format 1 only: refused unless trusted
+MANIFEST = "manifest.json"
 CHECKPOINTS = "checkpoints"
 MEMBERS = "members"
 FIGURES = "figures"
 EVALUATIONS = "evaluations"
+# Not sealed by the manifest: the status, the manifest itself, and what is redrawn or added
+# after training (report, figures, evaluations, predictions and explanations of new inputs).
+UNSEALED = frozenset({STATUS, MANIFEST, REPORT, FIGURES, EVALUATIONS, "predictions",
+                      "explanations"})
 
 
 def now_iso() -> str:
@@ -99,6 +108,14 @@ def write_npz(path: Path, **arrays: np.ndarray) -> Path:
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, **arrays)
     return atomic_write(path, save)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def remove_stale_temp_files(folder: Path) -> list[Path]:
@@ -268,6 +285,53 @@ class RunFolder:
             except RunError as e:
                 out.append((path.parent.name, f"{METRICS} cannot be read ({e})"))
         return out
+
+    # -- manifest: sha256 of every artifact, so a changed file is detected before it is used ---
+    def artifacts(self) -> list[Path]:
+        """Files the manifest seals: everything but UNSEALED entries and temporary files."""
+        return sorted(p for p in self.path.rglob("*") if p.is_file()
+                      and p.relative_to(self.path).parts[0] not in UNSEALED
+                      and not p.name.endswith(TEMP_SUFFIX))
+
+    def seal(self) -> str:
+        """Write manifest.json (sha256 of each artifact); return the manifest's own sha256."""
+        files = {p.relative_to(self.path).as_posix(): sha256_file(p) for p in self.artifacts()}
+        write_json(self.file(MANIFEST), {"run_format": RUN_FORMAT, "algorithm": "sha256",
+                                         "files": files})
+        return self.manifest_digest()
+
+    def manifest_digest(self) -> str | None:
+        path = self.file(MANIFEST)
+        return sha256_file(path) if path.is_file() else None
+
+    def verify(self) -> dict[str, list[str]]:
+        """Artifacts that differ from the manifest: changed, missing and added files."""
+        manifest = read_json_object(self.file(MANIFEST), "seal it with `iatros verify RUN --seal` "
+                                                         "once you have checked it")
+        sealed = manifest.get("files") or {}
+        present = {p.relative_to(self.path).as_posix(): p for p in self.artifacts()}
+        return {"changed": sorted(n for n, d in sealed.items()
+                                  if n in present and sha256_file(present[n]) != d),
+                "missing": sorted(n for n in sealed if n not in present),
+                "added": sorted(n for n in present if n not in sealed)}
+
+    def require_intact(self, trust: bool = False) -> None:
+        """Refuse a run folder whose artifacts differ from its manifest (or that has none),
+        unless the caller trusts it."""
+        if trust:
+            return
+        if not self.file(MANIFEST).is_file():
+            version = self.config().get("run_format", 1)
+            raise RunError(f"run folder {self.path} (run format {version}) has no {MANIFEST} "
+                           f"sealing its files, so a changed file could not be detected; check "
+                           f"it, then seal it with `iatros verify {self.path} --seal`, or pass "
+                           f"--trust")
+        problems = {k: v for k, v in self.verify().items() if v}
+        if problems:
+            listed = "; ".join(f"{k}: {', '.join(v[:5])}" for k, v in problems.items())
+            raise RunError(f"run folder {self.path} does not match its {MANIFEST} ({listed}); "
+                           f"a file was changed after training. Restore it, or pass --trust if "
+                           f"you changed it yourself")
 
     def new_evaluation(self, name: str) -> Path:
         folder = self.file(EVALUATIONS) / slug(name)

@@ -15,26 +15,26 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from iatros.errors import ConfigError
+from iatros.errors import ConfigError, RunError
 from iatros.pipeline.evaluation import audit, evaluate
 from iatros.pipeline.options import EvalOptions
 from iatros.pipeline.prediction import explain_records, predict
-from iatros.pipeline.runs import open_run
+from iatros.pipeline.runs import open_registry, open_run
 from iatros.pipeline.scoring import scorer_for
 from iatros.pipeline.scoring.base import fmt_entry
-from iatros.pipeline.training import train
+from iatros.pipeline.training import register_run, train
 from iatros.pipeline.tuning import tune
-from iatros.registry import ModelVersion, Registry, RunEntry
+from iatros.registry import ModelVersion, RunEntry
 from iatros.report import write_report
-from iatros.run_folder import RunFolder
+from iatros.run_folder import MANIFEST, RunFolder
 from iatros.settings import Settings, get_settings
 from iatros.tasks import list_families, list_tasks
 from iatros.train.search import parse_params, parse_space, split_trial
 
-__all__ = ["EvalOptions", "audit", "convert", "demo", "download", "evaluate", "explain_records",
-           "families", "fmt_entry", "parse_params", "parse_space", "predict", "prediction_cells", "promote",
-           "report", "run_metrics", "run_modality", "run_tuning", "runs", "split_trial",
-           "summary_line", "tasks", "train", "tune"]
+__all__ = ["audit", "convert", "demo", "download", "EvalOptions", "evaluate", "explain_records",
+           "families", "fmt_entry", "parse_params", "parse_space", "predict", "prediction_cells",
+           "promote", "register", "report", "run_metrics", "run_modality", "run_tuning", "runs",
+           "split_trial", "summary_line", "tasks", "train", "tune", "verify"]
 
 
 def tasks() -> list[dict[str, Any]]:
@@ -59,21 +59,21 @@ def run_tuning(run: str | Path) -> dict[str, Any]:
     return RunFolder(run).tuning()
 
 
-def run_modality(run: str | Path) -> str:
+def run_modality(run: str | Path, *, trust: bool = False) -> str:
     """The modality of a finished run's task (image, tabular, ehr, text)."""
-    return open_run(run)[2].modality.value
+    return open_run(run, trust=trust)[2].modality.value
 
 
-def summary_line(run: str | Path) -> str:
+def summary_line(run: str | Path, *, trust: bool = False) -> str:
     """The one line the CLI prints after training: the headline test metric and the report."""
-    folder, _, task = open_run(run)
+    folder, _, task = open_run(run, trust=trust)
     return f"{scorer_for(task.target).summary(folder.metrics())}; report: {folder.file('report.html')}"
 
 
-def prediction_cells(run: str | Path,
-                     results: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+def prediction_cells(run: str | Path, results: Sequence[Mapping[str, Any]], *,
+                     trust: bool = False) -> list[tuple[str, str, str]]:
     """(prediction, details, figure) of each `predict` result, as the CLI's table shows them."""
-    scorer = scorer_for(open_run(run)[2].target)
+    scorer = scorer_for(open_run(run, trust=trust)[2].target)
     return [("error", str(r["error"]), "-") if "error" in r else scorer.prediction_cells(r)
             for r in results]
 
@@ -101,26 +101,62 @@ def convert(source: str, path: str | Path, out: str | Path, *, progress: bool = 
     return convert_events(get_source(source), path, out, progress=progress).summary()
 
 
-def report(run: str | Path) -> Path:
+def report(run: str | Path, *, trust: bool = False) -> Path:
     """Re-draw the figures and rewrite report.html of a finished run."""
-    folder, _, _ = open_run(run)
+    folder, _, _ = open_run(run, trust=trust)
     return write_report(folder.path)
 
 
 def runs(task: str | None = None, limit: int | None = None,
          settings: Settings | None = None) -> list[RunEntry]:
     """Registered runs, newest first."""
-    return Registry((settings or get_settings()).database_url).runs(task, limit)
+    return open_registry(settings or get_settings()).runs(task, limit)
+
+
+def register(run: str | Path, settings: Settings | None = None) -> RunEntry:
+    """Register a finished run that training could not register (the registry was down)."""
+    return register_run(settings or get_settings(), run)
+
+
+def verify(run: str | Path, *, seal: bool = False,
+           settings: Settings | None = None) -> dict[str, Any]:
+    """Check a run folder's files against its manifest (and the registry's record of it).
+
+    With `seal`, first write a manifest for a folder that has none (a folder from before
+    manifests, checked by hand). Returns the changed, missing and added files, the manifest's
+    sha256 and whether it matches the registry; `ok` is true only when nothing differs."""
+    folder = RunFolder(run)
+    folder.require_complete()
+    if seal:
+        if folder.file(MANIFEST).is_file():
+            raise RunError(f"{folder.path} is already sealed; `iatros verify` checks it")
+        folder.seal()
+    found = folder.verify()
+    digest = folder.manifest_digest()
+    registered = open_registry(settings or get_settings()).find_run_or_none(folder.path)
+    result: dict[str, Any] = {"path": str(folder.path), "manifest_sha256": digest, **found,
+                              "registered": registered is not None,
+                              "registry_matches": (registered.manifest_sha256 == digest
+                                                   if registered is not None else None)}
+    result["ok"] = not any(found.values()) and result["registry_matches"] is not False
+    return result
 
 
 def promote(run: str | Path, name: str, stage: str = "candidate",
-            settings: Settings | None = None) -> ModelVersion:
-    """Register a finished run as the next version of a named model."""
+            settings: Settings | None = None, trust: bool = False) -> ModelVersion:
+    """Register a finished run as the next version of a named model; the run folder must still
+    match its manifest and the manifest the one recorded at registration (unless `trust`)."""
     settings = settings or get_settings()
-    registry = Registry(settings.database_url)
-    if not str(run).isdigit():
-        RunFolder(run).require_complete()
-    return registry.promote(run, name, stage)
+    registry = open_registry(settings)
+    entry = registry.find_run(run)
+    folder = RunFolder(entry.path)
+    folder.require_complete()
+    folder.require_intact(trust)
+    if not trust and entry.manifest_sha256 != folder.manifest_digest():
+        raise RunError(f"run {folder.path} changed since it was registered (its manifest differs "
+                       f"from the registry's record); check it with `iatros verify "
+                       f"{folder.path}`, or pass --trust")
+    return registry.promote(entry.id, name, stage)
 
 
 DEMO_TASKS = ("breast-cancer-wdbc", "whas500-mortality-1y", "diabetes-progression")

@@ -37,6 +37,10 @@ DataRoot = Annotated[Path | None, typer.Option(
 Boot = Annotated[int, typer.Option("--n-boot", min=0,
                                    help="Bootstrap resamples for 95% confidence intervals.")]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+Trust = Annotated[bool, typer.Option(
+    "--trust", help="Use the run folder even if its files differ from its manifest (or it has "
+                    "none), and load a pickled model from an older iatros: only for folders you "
+                    "made or checked yourself, since a crafted file can run code.")]
 
 
 def _fmt(entry: dict[str, Any] | None) -> str:
@@ -239,12 +243,13 @@ def evaluate_cmd(
         help="train, val, test or all (default: test; all on another data root).")] = None,
     n_boot: Boot = 1000,
     as_json: Json = False,
+    trust: Trust = False,
 ) -> None:
     """Score a finished run on a split, or on another copy of its dataset (--data-root)."""
     from iatros import api
 
     result = api.evaluate(run, data_root=data_root, split=split,
-                          eval_options=api.EvalOptions(n_boot=n_boot))
+                          eval_options=api.EvalOptions(n_boot=n_boot), trust=trust)
     if as_json:
         print(json.dumps(result, indent=2))
         return
@@ -266,11 +271,13 @@ def audit_cmd(
     split: Annotated[str, typer.Option(help="val or test.")] = "test",
     n_boot: Boot = 1000,
     as_json: Json = False,
+    trust: Trust = False,
 ) -> None:
     """Subgroup (fairness) audit: each metric per group, the largest gaps, EOD and DPD."""
     from iatros import api
 
-    result = api.audit(run, by=by, split=split, eval_options=api.EvalOptions(n_boot=n_boot))
+    result = api.audit(run, by=by, split=split, eval_options=api.EvalOptions(n_boot=n_boot),
+                       trust=trust)
     if as_json:
         print(json.dumps(result, indent=2))
         return
@@ -302,13 +309,14 @@ def predict_cmd(
         "--out", help="Folder for heat maps (default: RUN/predictions/TIME).")] = None,
     no_explain: Annotated[bool, typer.Option("--no-explain", help="Skip Grad-CAM heat maps.")] = False,
     as_json: Json = False,
+    trust: Trust = False,
 ) -> None:
     """Predict with a finished run: calibrated probabilities per class and a heat-map path
     (images), a survival curve per patient (survival runs), entities with character offsets
     (NER runs) or a specialty with the words that drove it (note classifiers)."""
     from iatros import api
 
-    results = api.predict(run, files, out=out_dir, explain=not no_explain)
+    results = api.predict(run, files, out=out_dir, explain=not no_explain, trust=trust)
     if as_json:
         print(json.dumps(results, indent=2))
         report_failures(results)
@@ -316,7 +324,7 @@ def predict_cmd(
     table = Table(title=f"predictions of {run}")
     for col in ("input", "prediction", "probabilities / details", "heat map / figure"):
         table.add_column(col, overflow="fold")
-    for r, cells in zip(results, api.prediction_cells(run, results), strict=True):
+    for r, cells in zip(results, api.prediction_cells(run, results, trust=trust), strict=True):
         table.add_row(str(r["input"]), *cells)
     out.print(table)
     report_failures(results)
@@ -368,18 +376,19 @@ def explain_cmd(
     out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for the figures.")] = None,
     data_root: Annotated[Path | None, typer.Option(
         help="Health records: the copy holding the stays (default: the run's data root).")] = None,
+    trust: Trust = False,
 ) -> None:
     """What drove a prediction: Grad-CAM overlays for images; for health-record runs
     (GRU-D, event Transformer), integrated gradients per variable and hour for each stay id,
     as a figure and explanations.json."""
     from iatros import api
 
-    if api.run_modality(run) == "ehr":
-        for r in api.explain_records(run, items, data_root=data_root, out=out_dir):
+    if api.run_modality(run, trust=trust) == "ehr":
+        for r in api.explain_records(run, items, data_root=data_root, out=out_dir, trust=trust):
             top = ", ".join(f"{v['variable']} {v['attribution']:+.3f}" for v in r["variables"][:3])
             print(f"{r['stay_id']}\t{r['caption']}\t{top}\t{r['path']}")
         return
-    results = api.predict(run, [Path(i) for i in items], out=out_dir, method=method)
+    results = api.predict(run, [Path(i) for i in items], out=out_dir, method=method, trust=trust)
     for r in results:
         if "error" not in r:
             print(f"{r['input']}\t{r['prediction']}\t{r.get('heatmap', '-')}")
@@ -387,15 +396,47 @@ def explain_cmd(
 
 
 @app.command("report")
-def report_cmd(run: Annotated[Path, typer.Argument(help="Run folder.")]) -> None:
+def report_cmd(run: Annotated[Path, typer.Argument(help="Run folder.")], trust: Trust = False) -> None:
     """Redraw the figures and rewrite RUN/report.html."""
     from iatros import api
 
-    print(api.report(run))
+    print(api.report(run, trust=trust))
 
 
-@app.command("runs")
+@app.command("verify")
+def verify_cmd(
+    run: Annotated[Path, typer.Argument(help="Run folder.")],
+    seal: Annotated[bool, typer.Option(
+        "--seal", help="Write a manifest for a folder that has none (made before manifests); "
+                       "check the folder first: from then on, any change is detected.")] = False,
+    as_json: Json = False,
+) -> None:
+    """Check every file of a run folder against its manifest (sha256) and the registry's record;
+    exits 1 when anything changed, is missing or was added."""
+    from iatros import api
+
+    result = api.verify(run, seal=seal)
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        for key in ("changed", "missing", "added"):
+            for name in result[key]:
+                print(f"{key}\t{name}")
+        registry = {True: "matches the registry", False: "DIFFERS from the registry's record",
+                    None: "not registered"}[result["registry_matches"]]
+        print(f"{'ok' if result['ok'] else 'MISMATCH'}: {result['path']} (manifest sha256 "
+              f"{result['manifest_sha256']}, {registry})")
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
+runs_app = typer.Typer(help="The registry of finished runs.", invoke_without_command=True)
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.callback()
 def runs_cmd(
+    ctx: typer.Context,
     task: Annotated[str | None, typer.Option(help="Only runs of this task.")] = None,
     limit: Annotated[int, typer.Option(help="Show at most this many.")] = 50,
     as_json: Json = False,
@@ -403,6 +444,8 @@ def runs_cmd(
     """List registered runs with task, date and headline test metric."""
     from iatros import api
 
+    if ctx.invoked_subcommand is not None:
+        return
     entries = api.runs(task, limit)
     if as_json:
         print(json.dumps([e.__dict__ for e in entries], indent=2, default=str))
@@ -417,16 +460,27 @@ def runs_cmd(
     out.print(table)
 
 
+@runs_app.command("register")
+def register_cmd(run: Annotated[Path, typer.Argument(help="Run folder.")]) -> None:
+    """Register a finished run that training could not register (the registry was down)."""
+    from iatros import api
+
+    entry = api.register(run)
+    print(f"registered run {entry.id}: {entry.path}")
+
+
 @app.command("promote")
 def promote_cmd(
     run: Annotated[str, typer.Argument(help="Run folder or registry id.")],
     name: Annotated[str, typer.Option("--name", help="Model name to version.")],
     stage: Annotated[str, typer.Option(help="candidate, staging or production.")] = "candidate",
+    trust: Trust = False,
 ) -> None:
-    """Promote a run to the next version of a named model."""
+    """Promote a run to the next version of a named model (its folder must be unchanged since it
+    was registered)."""
     from iatros import api
 
-    mv = api.promote(run, name, stage)
+    mv = api.promote(run, name, stage, trust=trust)
     print(f"{mv.name} v{mv.version} ({mv.stage}) <- run {mv.run.id} {mv.run.path}")
 
 

@@ -23,14 +23,15 @@ from iatros.train.predictors import load_predictor, scoring_view
 
 def evaluate(run: str | Path, *, data_root: str | Path | None = None, split: str | None = None,
              task: str | None = None, eval_options: EvalOptions = EvalOptions(),
-             device: str | None = None, settings: Settings | None = None) -> dict[str, Any]:
+             device: str | None = None, settings: Settings | None = None,
+             trust: bool = False) -> dict[str, Any]:
     """Score a finished run on a split of its data or on another copy of the same dataset.
 
     `split` is train, val, test or all; the default is test on the training data root and all
     rows on another root. Results go to RUN/evaluations/NAME/ and are returned.
     """
     settings = settings_for(data_root, settings, device)
-    folder, config, task_obj = open_run(run, task, settings, data_root)
+    folder, config, task_obj = open_run(run, task, settings, data_root, trust)
     if data_root is None:
         settings = settings.with_data_root(config["data_root"])
     external = Path(settings.data_root) != Path(config["data_root"])
@@ -40,7 +41,7 @@ def evaluate(run: str | Path, *, data_root: str | Path | None = None, split: str
     data = load_data(task_obj, config, settings)
     rows = (np.arange(len(data)) if split == "all"
             else saved_split(task_obj, data, config).part(split))
-    predictor = load_predictor(folder.path, settings.device)
+    predictor = load_predictor(folder.path, settings.device, trust)
     if not external:
         predictor = scoring_view(predictor, rows)
     threshold = folder.metrics().get("threshold", eval_options.threshold)
@@ -64,7 +65,7 @@ def evaluate(run: str | Path, *, data_root: str | Path | None = None, split: str
 
 
 def audit(run: str | Path, *, by: str, split: str = "test",
-          eval_options: EvalOptions = EvalOptions()) -> dict[str, Any]:
+          eval_options: EvalOptions = EvalOptions(), trust: bool = False) -> dict[str, Any]:
     """Subgroup audit of a finished run's predictions by one attribute."""
-    folder, _, task_obj = open_run(run)
-    return scorer_for(task_obj.target).audit(folder, task_obj, by, split, eval_options)
+    folder, _, task_obj = open_run(run, trust=trust)
+    return scorer_for(task_obj.target).audit(folder, task_obj, by, split, eval_options, trust)

@@ -47,8 +47,8 @@ def _one_by_one(scorer: Any, folder: RunFolder, task: Task, predictor: Any, inpu
 
 
 def predict(run: str | Path, inputs: Sequence[str | Path], *, out: str | Path | None = None,
-            explain: bool = True, method: str = "gradcam",
-            device: str | None = None) -> list[dict[str, Any]]:
+            explain: bool = True, method: str = "gradcam", device: str | None = None,
+            trust: bool = False) -> list[dict[str, Any]]:
     """Calibrated probabilities, values, curves or entities for new inputs, one dict each, in
     the order given; an input that cannot be read or scored becomes {"input", "error"}.
 
@@ -56,14 +56,14 @@ def predict(run: str | Path, inputs: Sequence[str | Path], *, out: str | Path | 
     take CSV files with the training columns, one prediction per row (named FILE:LINE); text
     runs take note files, one prediction (or a tagger's entities) per file.
     """
-    folder, config, task = open_run(run)
+    folder, config, task = open_run(run, trust=trust)
     settings = get_settings(device=device)
     scorer = scorer_for(task.target)
     new = read_inputs(task.modality, inputs, config)
     out_dir = _timestamped(folder, "predictions", out)
     results: list[dict[str, Any]] = []
     if len(new):
-        predictor = load_predictor(folder.path, settings.device)
+        predictor = load_predictor(folder.path, settings.device, trust)
         try:
             results, scores = scorer.predict(folder, task, predictor, new.batch, new.names, out_dir)
             kept = list(range(len(new)))
@@ -82,11 +82,12 @@ def predict(run: str | Path, inputs: Sequence[str | Path], *, out: str | Path | 
 
 
 def explain_records(run: str | Path, stays: Sequence[str], *, data_root: str | Path | None = None,
-                    out: str | Path | None = None, device: str | None = None) -> list[dict[str, Any]]:
+                    out: str | Path | None = None, device: str | None = None,
+                    trust: bool = False) -> list[dict[str, Any]]:
     """Per-stay attributions (variables, hours, static features) of a health-record run, for
     stays of its data (or of the copy at `data_root`); JSON entries plus one figure each."""
     settings = settings_for(data_root, None, device)
-    folder, config, task = open_run(run, settings=settings, data_root=data_root)
+    folder, config, task = open_run(run, settings=settings, data_root=data_root, trust=trust)
     if data_root is None:
         settings = settings.with_data_root(config["data_root"])
     explainer = explainer_for(task.modality)
@@ -101,7 +102,7 @@ def explain_records(run: str | Path, stays: Sequence[str], *, data_root: str | P
                                f"{task.name} at {settings.data_root} (ids look like "
                                f"{', '.join(list(known)[:3])})")
     rows = np.array([known[str(s)] for s in stays])
-    predictor = load_predictor(folder.path, settings.device)
+    predictor = load_predictor(folder.path, settings.device, trust)
     scores = scorer_for(task.target).scores(folder, predictor, data.inputs[rows])
     out_dir = _timestamped(folder, "explanations", out)
     items = explainer.records(task, predictor, data, rows, np.asarray(scores), out_dir)

@@ -16,6 +16,7 @@ from iatros import __version__
 from iatros.data.splits import SPLIT_NAMES, Split, validation_fold
 from iatros.errors import MissingDataError, RunError
 from iatros.models.registry import ModelSpec
+from iatros.registry import Registry
 from iatros.run_folder import RUN_FORMAT, RunFolder, now_iso, slug
 from iatros.settings import Settings, get_settings
 from iatros.tasks import Task, TaskData, get_task
@@ -42,12 +43,20 @@ def task_for(name: str, options: dict[str, Any] | None, settings: Settings) -> T
     return get_task(name, {**(options or {}), "data_root": str(settings.data_root)})
 
 
+def open_registry(settings: Settings) -> Registry:
+    """The registry of these settings (the workspace folder is created for the default one)."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return Registry(settings.database_url)
+
+
 def open_run(run: str | Path, task: str | None = None, settings: Settings | None = None,
-             data_root: str | Path | None = None) -> tuple[RunFolder, dict[str, Any], Task]:
-    """A finished run folder, its config and its task (built against `data_root` when given,
-    else the run's own data root)."""
+             data_root: str | Path | None = None,
+             trust: bool = False) -> tuple[RunFolder, dict[str, Any], Task]:
+    """A finished, intact run folder (its files match its manifest unless `trust`), its config
+    and its task (built against `data_root` when given, else the run's own data root)."""
     folder = RunFolder(run)
     config = folder.require_complete(task)
+    folder.require_intact(trust)
     settings = (settings or get_settings()).with_data_root(data_root or config["data_root"])
     return folder, config, task_for(config["task"], config.get("task_options"), settings)
 
@@ -154,11 +163,11 @@ def load_data(task: Task, config: dict[str, Any], settings: Settings) -> TaskDat
     return align_features(task.load(settings.data_root), config.get("data", {}).get("features"))
 
 
-def load_saved_rows(run: RunFolder, task: Task, split: str,
-                    device: str = "cpu") -> tuple[TaskData, np.ndarray, Predictor]:
+def load_saved_rows(run: RunFolder, task: Task, split: str, device: str = "cpu",
+                    trust: bool = False) -> tuple[TaskData, np.ndarray, Predictor]:
     """The run's own data, the rows of `split`, and the predictor that scores them honestly."""
     config = run.require_complete()
     settings = get_settings().with_data_root(config["data_root"])
     data = load_data(task, config, settings)
     rows = saved_split(task, data, config).part(split)
-    return data, rows, scoring_view(load_predictor(run.path, device), rows)
+    return data, rows, scoring_view(load_predictor(run.path, device, trust), rows)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from iatros.errors import RunError
+from iatros.errors import IatrosError, RunError
 from iatros.pipeline.explain import explain_test_examples
 from iatros.pipeline.fit import (
     check_ensemble,
@@ -24,6 +24,7 @@ from iatros.pipeline.fit import (
 from iatros.pipeline.options import EvalOptions
 from iatros.pipeline.runs import (
     new_config,
+    open_registry,
     resolve_run_dir,
     run_split,
     settings_for,
@@ -31,9 +32,16 @@ from iatros.pipeline.runs import (
     task_for,
 )
 from iatros.pipeline.scoring import FinishContext, scorer_for
-from iatros.registry import Registry, RunEntry
+from iatros.registry import RunEntry
 from iatros.report import write_report
-from iatros.run_folder import CONFIG, METRICS, RunFolder, now_iso, write_json
+from iatros.run_folder import (
+    CONFIG,
+    METRICS,
+    RunFolder,
+    now_iso,
+    remove_stale_temp_files,
+    write_json,
+)
 from iatros.settings import Settings
 from iatros.tasks import Task
 from iatros.train.trainer import Callback
@@ -104,9 +112,13 @@ def train(
     if spec.family == "torch" and not resume:
         params = {**task.model_params, **(params or {})}
     check_params(spec, params)
+    if register:
+        open_registry(settings)  # an unusable registry fails now, not after hours of training
     data = task.load(settings.data_root)
     split = run_split(task, data, seed, val_fold, cross_fit)
     run.path.mkdir(parents=True, exist_ok=True)
+    for stale in remove_stale_temp_files(run.path):
+        log.warning("removed %s, left by an interrupted write", stale)
     if not resume:
         saved = new_config(task, spec, settings, seed, config, params)
         saved["data"] = {"n_rows": len(data), "n_patients": int(len(np.unique(data.patient_ids))),
@@ -128,7 +140,9 @@ def train(
         if finished.test_scores is not None:
             explain_test_examples(run, task, predictor, data, split.test, finished.test_scores)
         write_report(run.path)
-        run.set_status("complete", finished=now_iso(), train_seconds=round(train_seconds, 2))
+        run.seal()
+        run.set_status("complete", finished=now_iso(), train_seconds=round(train_seconds, 2),
+                       registered=False)
     except (Exception, KeyboardInterrupt) as e:
         if not isinstance(e, KeyboardInterrupt):
             run.set_status("failed", error=str(e))
@@ -138,11 +152,22 @@ def train(
     return run.path
 
 
-def register_run(settings: Settings, run: RunFolder) -> RunEntry:
-    """Index a finished run in the registry with its headline test metric."""
-    config = run.config()
+def register_run(settings: Settings, run: str | Path | RunFolder) -> RunEntry:
+    """Index a finished, intact run in the registry with its headline test metric and the
+    sha256 of its manifest. When the registry cannot be written the run stays complete but
+    marked unregistered, and the error says how to register it later."""
+    run = run if isinstance(run, RunFolder) else RunFolder(run)
+    config = run.require_complete()
+    run.require_intact()
     metrics = run.metrics()
     primary = config.get("primary_metric") or metrics.get("primary_metric")
-    return Registry(settings.database_url).register_run(
-        run.path, config["task"], config["model"], config["seed"], primary,
-        metrics["splits"]["test"].get(primary))
+    try:
+        entry = open_registry(settings).register_run(
+            run.path, config["task"], config["model"], config["seed"], primary,
+            metrics["splits"]["test"].get(primary), manifest_sha256=run.manifest_digest())
+    except IatrosError as e:
+        run.set_status("complete", registered=False, registry_error=str(e))
+        raise RunError(f"run {run.path} finished but was not registered ({e}); register it with "
+                       f"`iatros runs register {run.path}` once the registry works") from e
+    run.set_status("complete", registered=True, registry_id=entry.id)
+    return entry

@@ -15,7 +15,7 @@ from iatros.evaluate import metrics as M
 from iatros.pipeline.fit import check_model
 from iatros.pipeline.options import EvalOptions
 from iatros.pipeline.runs import settings_for, task_for
-from iatros.pipeline.training import train
+from iatros.pipeline.training import register_run, train
 from iatros.run_folder import TUNING, RunFolder, write_json
 from iatros.settings import Settings
 from iatros.tasks import Task
@@ -87,10 +87,13 @@ def tune(
     params, train_settings = split_trial(trials[chosen])
     run = train(task_obj, settings=settings, out=out, epochs=epochs, seed=seed, model=spec.name,
                 params=params, train_overrides=train_settings, eval_options=eval_options,
-                progress=progress, register=register, ensemble=folds if cross_fit else ensemble,
+                progress=progress, register=False, ensemble=folds if cross_fit else ensemble,
                 cross_fit=cross_fit)
     write_json(run / TUNING, {"metric": metric, "split": "val", "higher_is_better": higher,
                               "space": space, "max_trials": max_trials, "ensemble": ensemble,
                               "folds": folds, "cross_fit": cross_fit,
                               "chosen": chosen, "trials": rows})
+    RunFolder(run).seal()  # tuning.json is part of the run
+    if register:
+        register_run(settings, run)
     return run

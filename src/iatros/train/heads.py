@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from iatros.errors import ConfigError
@@ -117,11 +116,11 @@ class SurvivalHead(Head):
     def after_fit(self, spec: ModelSpec, network: nn.Module, x_train: Any, y_train: np.ndarray,
                   train_outputs: Callable[[], np.ndarray], checkpoint: Path) -> None:
         from iatros.models.survival import as_time_event, fit_survival_baseline
-        from iatros.train.trainer import atomic_save
+        from iatros.train.trainer import atomic_save, load_checkpoint
 
         fit_survival_baseline(network, x_train, *as_time_event(y_train),
                               train_log_risk=train_outputs())
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        saved = load_checkpoint(checkpoint)
         atomic_save({**saved, "model": network.state_dict()}, checkpoint)
 
     def scores(self, outputs: np.ndarray) -> np.ndarray:

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -20,9 +19,10 @@ from iatros.errors import ConfigError, RunError
 from iatros.kinds import TargetKind
 from iatros.models.registry import ModelSpec, get_model_spec
 from iatros.run_folder import CHECKPOINTS, MEMBERS, MODEL_INFO, read_json_object, write_json
+from iatros.train.artifacts import load_estimator, save_estimator
 from iatros.train.heads import head_for
 from iatros.train.seed import seed_everything
-from iatros.train.trainer import Callback, Monitor, TrainConfig, Trainer, TrainResult
+from iatros.train.trainer import Callback, Monitor, TrainConfig, Trainer, TrainResult, load_checkpoint
 
 
 def as_model_input(inputs: Any) -> np.ndarray:
@@ -285,33 +285,32 @@ def fit_sklearn(spec: ModelSpec, kind: TargetKind, train: tuple[np.ndarray, np.n
     x_train, y_train = train
     estimator.fit(as_model_input(x_train), np.asarray(y_train))
     info = {"name": spec.name, "family": "sklearn", "kind": kind.value, "params": params}
-    tmp = run_dir / "model.joblib.tmp"
-    joblib.dump(estimator, tmp)
-    tmp.replace(run_dir / "model.joblib")
+    save_estimator(estimator, run_dir)
     _write_info(run_dir, info)
     return SklearnPredictor(estimator, kind, info, spec)
 
 
-def load_predictor(run_dir: Path, device: str = "cpu") -> Predictor:
-    """The fitted model saved in a run folder (best checkpoint for torch models)."""
-    info = read_json_object(Path(run_dir) / MODEL_INFO, "the run folder is incomplete")
+def load_predictor(run_dir: Path, device: str = "cpu", trust: bool = False) -> Predictor:
+    """The fitted model saved in a run folder (best checkpoint for torch models), loaded without
+    unpickling anything: torch weights only, scikit-learn models through skops against a list
+    of trusted types (a format-1 pickle only with `trust`)."""
+    run_dir = Path(run_dir)
+    info = read_json_object(run_dir / MODEL_INFO, "the run folder is incomplete")
     spec = get_model_spec(info["name"])
     kind = TargetKind(info["kind"])
     if info["family"] == "ensemble":
-        return _ensemble([load_predictor(run_dir / m, device) for m in info["members"]], kind, info)
+        return _ensemble([load_predictor(run_dir / m, device, trust) for m in info["members"]],
+                         kind, info)
     if info["family"] == "sklearn":
-        path = run_dir / "model.joblib"
-        try:
-            return SklearnPredictor(joblib.load(path), kind, info, spec)
-        except Exception as e:
-            raise RunError(f"cannot load {path}: {e}") from e
+        return SklearnPredictor(load_estimator(run_dir, trust), kind, info, spec)
     network = head_for(kind).build(spec, info["n_inputs"], info["n_outputs"], info["params"],
                                   bool(info.get("cox_head")))
     path = run_dir / CHECKPOINTS / "best.pt"
     try:
-        network.load_state_dict(torch.load(path, map_location="cpu")["model"])
-    except Exception as e:
-        raise RunError(f"cannot load checkpoint {path}: {e}") from e
+        network.load_state_dict(load_checkpoint(path)["model"])
+    except (RuntimeError, KeyError) as e:
+        raise RunError(f"checkpoint {path} does not fit model {spec.name!r} as configured in "
+                       f"{MODEL_INFO} ({str(e).splitlines()[0][:200]})") from e
     batch = int(info.get("batch_size", 64))
     trainer = Trainer(TrainConfig(progress=False, batch_size=batch,
                                   amp=info.get("amp")), device=device)

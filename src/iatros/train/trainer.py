@@ -110,6 +110,20 @@ def atomic_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint as tensors and plain values: `weights_only=True`, so a crafted file cannot
+    run code; a truncated, foreign or unsafe file is a RunError naming it."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, foreign, or holding objects the safe loader refuses
+        raise RunError(f"cannot read checkpoint {path} safely ({type(e).__name__}: "
+                       f"{str(e).splitlines()[0][:200]}); it is damaged or was not written by "
+                       f"iatros: retrain, or restore the file") from e
+    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        raise RunError(f"checkpoint {path} holds no model weights")
+    return ckpt
+
+
 class Trainer:
     """Fits a model; with `checkpoint_dir`, saves last.pt every epoch and best.pt on improvement."""
 
@@ -312,7 +326,7 @@ class Trainer:
     def _load_best(self, model: nn.Module) -> None:
         path = self._path("best.pt")
         if path is not None and path.exists():
-            model.load_state_dict(torch.load(path, map_location=self.device)["model"])
+            model.load_state_dict(load_checkpoint(path)["model"])
         elif self._best_in_memory is not None:
             model.load_state_dict(self._best_in_memory)
 
@@ -335,10 +349,7 @@ class Trainer:
         if path is None or not path.exists():
             raise RunError(f"nothing to resume: no checkpoint at "
                            f"{path or 'an in-memory trainer'}; start the run without --resume")
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:  # a truncated or foreign file
-            raise RunError(f"cannot read checkpoint {path}: {e}") from e
+        ckpt = load_checkpoint(path)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         if scheduler is not None and ckpt.get("scheduler") is not None:

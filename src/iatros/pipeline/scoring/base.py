@@ -66,7 +66,7 @@ class Scorer(Protocol):
         """Score a finished run on `rows` of (a copy of) its data, as saved."""
 
     def audit(self, run: RunFolder, task: Task, by: str, split: str,
-              options: EvalOptions) -> dict[str, Any]:
+              options: EvalOptions, trust: bool = False) -> dict[str, Any]:
         """Subgroup audit of a finished run by one attribute."""
 
     def scores(self, run: RunFolder, predictor: Any, batch: Any) -> np.ndarray:

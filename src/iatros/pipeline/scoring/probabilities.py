@@ -121,7 +121,7 @@ class ProbabilityScorer:
                       self.frame(split_name, rows, data, raw, calibrated))
 
     def audit(self, run: RunFolder, task: Task, by: str, split: str,
-              options: EvalOptions) -> dict[str, Any]:
+              options: EvalOptions, trust: bool = False) -> dict[str, Any]:
         frame = run.predictions()
         column = f"attr_{by}"
         if column not in frame.columns:

@@ -110,9 +110,9 @@ class SurvivalScorer:
                       self.frame(split_name, rows, data, pred, horizons))
 
     def audit(self, run: RunFolder, task: Task, by: str, split: str,
-              options: EvalOptions) -> dict[str, Any]:
+              options: EvalOptions, trust: bool = False) -> dict[str, Any]:
         """Survival audits need the curves, so the split is predicted again from the model."""
-        data, rows, predictor = load_saved_rows(run, task, split)
+        data, rows, predictor = load_saved_rows(run, task, split, trust=trust)
         if by not in data.attributes.columns:
             raise ConfigError(f"run {run.path} has no attribute {by!r}; available: "
                               f"{', '.join(map(str, data.attributes.columns)) or 'none'}")

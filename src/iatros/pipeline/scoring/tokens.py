@@ -93,7 +93,7 @@ class TokenScorer:
         return Scored(scores, {}, frame)
 
     def audit(self, run: RunFolder, task: Task, by: str, split: str,
-              options: EvalOptions) -> dict[str, Any]:
+              options: EvalOptions, trust: bool = False) -> dict[str, Any]:
         raise ConfigError(f"run {run.path} tags tokens; its sentences carry no sensitive "
                           f"attributes to audit by {by!r}")
 
