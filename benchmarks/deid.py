@@ -45,7 +45,7 @@ GROUPS = {"name": ("HCPName", "PTName", "PTNameInitial", "RelativeProxyName"), "
           "location": ("Location",), "phone": ("Phone",), "other": ("Age", "Other")}
 PUBLISHED = ("deid.pl, published (Neamatullah et al. 2008, BMC Med Inform Decis Mak 8:32), whole corpus "
              "(all 163 patients), their PPV definition", "0.967", "0.749")
-PHILTER_SAMPLE = 60
+PHILTER_SAMPLE = 30
 
 
 @dataclass
