@@ -38,6 +38,8 @@ REPORT = "report.html"
 EXPLANATIONS = "explanations.json"
 CURVES = "survival_curves.npz"
 MODEL_INFO = "model.json"
+MODEL_DATA = "model_data.json"  # parameters learned from training text (vocabulary): not shared
+ENCODING = "encoding.json"  # how raw table rows become features; may hold raw values: not shared
 SKLEARN_MODEL = "model.skops"
 SKLEARN_PICKLE = "model.joblib"  # format 1 only: refused unless trusted
 MANIFEST = "manifest.json"
@@ -262,6 +264,11 @@ class RunFolder:
 
     def tuning(self) -> dict[str, Any]:
         return read_json_object(self.file(TUNING), "only runs made by `iatros tune` have one")
+
+    def encoding(self) -> dict[str, Any] | None:
+        """encoding.json of a run on a user's table (None for other runs)."""
+        path = self.file(ENCODING)
+        return read_json_object(path) if path.is_file() else None
 
     def curves(self) -> dict[str, np.ndarray]:
         """survival_curves.npz: test/val curves, training targets and horizons."""

@@ -131,6 +131,14 @@ def train_cmd(
     attr: Annotated[list[str] | None, typer.Option(
         help="csv:PATH tasks: a sensitive attribute column to audit (repeatable).",
         rich_help_panel="Your own table")] = None,
+    allow_text_feature: Annotated[bool, typer.Option(
+        "--allow-text-feature", help="csv:PATH tasks: one-hot encode columns that look like free "
+                                     "text or identifiers instead of refusing them; their values "
+                                     "stay out of config.json, the report and the registry.",
+        rich_help_panel="Your own table")] = False,
+    keep_text: Annotated[bool, typer.Option(
+        "--keep-text", help="Token tagging: keep each sentence's words in predictions.csv "
+                            "(default: token counts and tags only).")] = False,
     drop: Annotated[list[str] | None, typer.Option(
         help="csv:PATH tasks: a column to leave out of the features (repeatable).",
         rich_help_panel="Your own table")] = None,
@@ -169,7 +177,9 @@ def train_cmd(
                                  "patient_id": patient_id, "attributes": attr or None,
                                  "drop": drop or None, "labels": str(labels) if labels else None,
                                  "size": size, "channels": channels, "window": window,
-                                 "source": source}.items() if v is not None}
+                                 "source": source,
+                                 "allow_text_feature": allow_text_feature or None}.items()
+               if v is not None}
     params, train_settings = api.split_trial(api.parse_params(param or []))
     if weights:
         params["weights"] = str(weights)
@@ -178,7 +188,7 @@ def train_cmd(
                      task_options=options, ensemble=ensemble, cross_fit=cross_fit,
                      params=params or None, train_overrides=train_settings or None,
                      eval_options=api.EvalOptions(n_boot=n_boot, threshold=_threshold(threshold),
-                                                  seed=seed))
+                                                  seed=seed, keep_text=keep_text))
     err.print(api.summary_line(path), soft_wrap=True)
     print(path)
 

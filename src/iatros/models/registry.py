@@ -35,7 +35,8 @@ class ModelSpec:
     `scale_targets(network, train_targets)` fits a regression target scale; `survival` says the
     network is a survival model of its own ("cox": log-risk, "discrete": intervals), else a
     survival task puts a Cox head on it; `heatmaps` (Grad-CAM layer) and `word_attributions`
-    (exact linear word weights) say which explanations apply.
+    (exact linear word weights) say which explanations apply; `private_params` are parameters
+    learned from the training text (a vocabulary), kept out of the shareable model.json.
     """
 
     name: str
@@ -55,6 +56,7 @@ class ModelSpec:
     survival: Survival | None = None
     heatmaps: bool = False
     word_attributions: bool = False
+    private_params: tuple[str, ...] = ()
 
 
 _MODELS: dict[str, ModelSpec] = {}

@@ -255,7 +255,7 @@ register_model(ModelSpec(
     train_defaults=_TAGGER_TRAINING,
     dataset=tagging_dataset,
     n_inputs=build_vocabulary,
-    kinds=(TargetKind.TOKENS,),
+    kinds=(TargetKind.TOKENS,), private_params=("vocab", "chars"),
 ))
 
 register_model(ModelSpec(
@@ -269,7 +269,7 @@ register_model(ModelSpec(
     train_defaults={**_TAGGER_TRAINING, "epochs": 25, "patience": 6},
     dataset=tagging_dataset,
     n_inputs=build_vocabulary,
-    kinds=(TargetKind.TOKENS,),
+    kinds=(TargetKind.TOKENS,), private_params=("vocab", "chars"),
 ))
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from iatros.data.splits import SPLIT_NAMES
 from iatros.errors import ConfigError
 from iatros.pipeline.options import EvalOptions
+from iatros.pipeline.phi_scan import check_report
 from iatros.pipeline.runs import load_data, open_run, saved_split, settings_for
 from iatros.pipeline.scoring import scorer_for
 from iatros.pipeline.scoring.base import bootstrap_block, metrics_header
@@ -60,6 +61,7 @@ def evaluate(run: str | Path, *, data_root: str | Path | None = None, split: str
     write_csv(out_dir / PREDICTIONS, scored.frame)
     write_json(out_dir / METRICS, result)
     write_report(folder.path)
+    check_report(folder, data)
     result["path"] = str(out_dir)
     return result
 

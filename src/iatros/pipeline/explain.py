@@ -24,6 +24,20 @@ from iatros.train.predictors import Predictor, make_dataset
 N_NOTE_EXAMPLES = 5
 
 
+def phi_words(text: str) -> set[str]:
+    """Lower-cased words inside the PHI the de-identification detector finds in `text`."""
+    from iatros.nlp.phi import find_phi
+
+    return {w.lower() for s in find_phi(text) for w in text[s.start:s.end].split()}
+
+
+def looks_like_phi(term: str) -> bool:
+    """A term (word or bigram) the detector flags on its own, e.g. a common first name."""
+    from iatros.nlp.phi import find_phi
+
+    return bool(find_phi(term))
+
+
 class Explainer:
     """No explanations: the default for modalities without an explainer."""
 
@@ -79,8 +93,8 @@ class ImageExplainer(Explainer):
         scorer = scorer_for(task.target)
         picks = scorer.pick_examples(data.targets[rows], scores)
         chosen = rows[picks]
-        labels = [f"{data.patient_ids[r]} (true: {scorer.true_label(task, data.targets[r])})"
-                  for r in chosen]
+        labels = [f"test example {k + 1} (true: {scorer.true_label(task, data.targets[r])})"
+                  for k, r in enumerate(chosen)]
         items = self.images(task, predictor, data.inputs[chosen], labels, scores[picks],
                             run.file(FIGURES))
         return _relative(run, items, self.intro)
@@ -104,7 +118,9 @@ class StayExplainer(Explainer):
              "what caused the outcome.")
 
     def records(self, task: Task, predictor: Predictor, data: TaskData, rows: np.ndarray,
-                scores: np.ndarray, out_dir: Path) -> list[dict[str, Any]]:
+                scores: np.ndarray, out_dir: Path, anonymous: bool = False) -> list[dict[str, Any]]:
+        """Attributions per stay; `anonymous` captions say "test stay k" instead of the stay
+        and patient ids (for the report, which is shared)."""
         from iatros.explain.sequence import explain_stay, explainable
 
         network = explainable(_network(predictor))
@@ -121,11 +137,13 @@ class StayExplainer(Explainer):
             x, _ = dataset[k]
             unit, shown, explained = scorer.output_unit(task, scores[k])
             truth = scorer.true_label(task, data.targets[r])
-            caption = (f"stay {stays[r]} (patient {data.patient_ids[r]}, true: {truth}): {shown}; "
-                       f"attributions for {explained}"
+            who = (f"test stay {k + 1}" if anonymous
+                   else f"stay {stays[r]} (patient {data.patient_ids[r]})")
+            caption = (f"{who} (true: {truth}): {shown}; attributions for {explained}"
                        f"{f' (of the first of {members} ensemble members)' if members > 1 else ''}")
+            figure = f"test_stay_{k + 1}.png" if anonymous else f"stay_{stays[r]}.png"
             item = explain_stay(network, {n: v.unsqueeze(0) for n, v in x.items()},
-                                data.inputs[[r]], unit, caption, out_dir / f"stay_{stays[r]}.png")
+                                data.inputs[[r]], unit, caption, out_dir / figure)
             items.append({"stay_id": str(stays[r]), "patient_id": str(data.patient_ids[r]),
                           "score": np.asarray(scores[k]).tolist(), **item})
         return items
@@ -133,7 +151,8 @@ class StayExplainer(Explainer):
     def test_examples(self, run: RunFolder, task: Task, predictor: Predictor, data: TaskData,
                       rows: np.ndarray, scores: np.ndarray) -> Any:
         picks = scorer_for(task.target).pick_examples(data.targets[rows], scores)
-        items = self.records(task, predictor, data, rows[picks], scores[picks], run.file(FIGURES))
+        items = self.records(task, predictor, data, rows[picks], scores[picks], run.file(FIGURES),
+                             anonymous=True)
         return _relative(run, items, self.intro)
 
 
@@ -168,15 +187,20 @@ class NoteExplainer(Explainer):
         examples = []
         for i in range(min(N_NOTE_EXAMPLES, len(rows))):
             k = int(np.argmax(scores[i]))
+            note = str(data.inputs[rows[i]])
             examples.append({
                 "row": int(rows[i]), "patient_id": str(data.patient_ids[rows[i]]),
                 "true": task.classes[int(data.targets[rows[i]])], "predicted": task.classes[k],
                 "probability": round(float(scores[i, k]), 4),
                 "words": [{"term": w, "contribution": c}
-                          for w, c in word_attributions(pipeline, str(data.inputs[rows[i]]), k)],
+                          for w, c in word_attributions(pipeline, note, k)
+                          if w not in phi_words(note)],
             })
-        return {"method": self.method, "class_top_terms": class_top_words(pipeline, task.classes),
-                "examples": examples}
+        top = {c: [t for t in terms if not looks_like_phi(t)]
+               for c, terms in class_top_words(pipeline, task.classes).items()}
+        return {"method": self.method, "class_top_terms": top, "examples": examples,
+                "phi_filtered": "terms the de-identification detector flags as PHI (in the note, "
+                                "or on their own) are left out"}
 
     def new_inputs(self, task: Task, predictor: Predictor, batch: Any, names: Sequence[str],
                    results: list[dict[str, Any]], scores: Any, out_dir: Path, method: str) -> None:

@@ -16,6 +16,7 @@ from iatros.errors import ConfigError, IatrosError, MissingDataError
 from iatros.kinds import Modality
 
 log = logging.getLogger("iatros")
+Reader = Callable[[Sequence[Path], dict[str, Any], dict[str, Any] | None], "NewInputs"]
 
 
 @dataclass
@@ -41,14 +42,16 @@ def _existing(files: Sequence[Path]) -> tuple[list[Path], list[dict[str, str]]]:
     return found, errors
 
 
-def read_images(files: Sequence[Path], config: dict[str, Any]) -> NewInputs:
+def read_images(files: Sequence[Path], config: dict[str, Any],
+                encoding: dict[str, Any] | None = None) -> NewInputs:
     """Image files by path; the model's dataset reads them (a bad one fails on its own)."""
     found, errors = _existing(files)
     return NewInputs(np.array([str(f) for f in found], dtype=object), [str(f) for f in found],
                      errors)
 
 
-def read_notes(files: Sequence[Path], config: dict[str, Any]) -> NewInputs:
+def read_notes(files: Sequence[Path], config: dict[str, Any],
+               encoding: dict[str, Any] | None = None) -> NewInputs:
     """Note files as text (binary, empty or undecodable files become error entries)."""
     from iatros.nlp.io import read_note
 
@@ -63,17 +66,22 @@ def read_notes(files: Sequence[Path], config: dict[str, Any]) -> NewInputs:
     return NewInputs(np.array(texts, dtype=object), names, errors)
 
 
-def read_tables(files: Sequence[Path], config: dict[str, Any]) -> NewInputs:
-    """CSV rows in the training column order; each row is named FILE:LINE (its line in the
-    file, the header being line 1)."""
+def read_tables(files: Sequence[Path], config: dict[str, Any],
+                encoding: dict[str, Any] | None = None) -> NewInputs:
+    """CSV rows encoded as in training (the run's encoding.json; older runs: one-hot columns
+    in the training order); each row is named FILE:LINE (its line in the file, the header
+    being line 1)."""
     from iatros.data.sources.csv_table import one_hot_text_columns, read_table
+    from iatros.data.sources.table_encoding import TableEncoding
 
     features = config["data"]["features"]
     found, errors = _existing(files)
     tables, names = [], []
     for f in found:
         try:
-            frame = one_hot_text_columns(read_table(f))
+            raw = read_table(f)
+            frame = (TableEncoding.from_dict(encoding).transform(raw, f) if encoding
+                     else one_hot_text_columns(raw))
         except IatrosError as e:
             errors.append({"input": str(f), "error": str(e)})
             continue
@@ -91,22 +99,23 @@ def read_tables(files: Sequence[Path], config: dict[str, Any]) -> NewInputs:
     return NewInputs(batch, names, errors)
 
 
-def _no_reader(modality: Modality) -> Callable[[Sequence[Path], dict[str, Any]], NewInputs]:
-    def refuse(files: Sequence[Path], config: dict[str, Any]) -> NewInputs:
+def _no_reader(modality: Modality) -> Reader:
+    def refuse(files: Sequence[Path], config: dict[str, Any],
+               encoding: dict[str, Any] | None = None) -> NewInputs:
         raise ConfigError(f"{modality.value} runs do not predict from files yet; score another "
                           f"copy with `iatros evaluate RUN --data-root COPY` (health records: "
                           f"`iatros explain RUN STAY_ID` for one stay)")
     return refuse
 
 
-READERS: dict[Modality, Callable[[Sequence[Path], dict[str, Any]], NewInputs]] = {
+READERS: dict[Modality, Reader] = {
     Modality.IMAGE: read_images,
     Modality.TEXT: read_notes,
     Modality.TABULAR: read_tables,
 }
 
 
-def read_inputs(modality: Modality, files: Sequence[str | Path],
-                config: dict[str, Any]) -> NewInputs:
+def read_inputs(modality: Modality, files: Sequence[str | Path], config: dict[str, Any],
+                encoding: dict[str, Any] | None = None) -> NewInputs:
     reader = READERS.get(modality) or _no_reader(modality)
-    return reader([Path(p).expanduser() for p in files], config)
+    return reader([Path(p).expanduser() for p in files], config, encoding)

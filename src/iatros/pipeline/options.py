@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -12,6 +12,7 @@ class EvalOptions:
     n_boot: int = 1000
     threshold: str | float = "youden"
     seed: int = 0
+    keep_text: bool = False  # token tagging: keep sentences' words in predictions.csv
 
     def with_threshold(self, threshold: str | float) -> EvalOptions:
-        return EvalOptions(self.n_boot, threshold, self.seed)
+        return replace(self, threshold=threshold)

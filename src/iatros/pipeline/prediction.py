@@ -59,7 +59,7 @@ def predict(run: str | Path, inputs: Sequence[str | Path], *, out: str | Path | 
     folder, config, task = open_run(run, trust=trust)
     settings = get_settings(device=device)
     scorer = scorer_for(task.target)
-    new = read_inputs(task.modality, inputs, config)
+    new = read_inputs(task.modality, inputs, config, folder.encoding())
     out_dir = _timestamped(folder, "predictions", out)
     results: list[dict[str, Any]] = []
     if len(new):

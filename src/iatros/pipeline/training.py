@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from iatros.data.sources.table_encoding import TableEncoding
 from iatros.errors import IatrosError, RunError
 from iatros.pipeline.explain import explain_test_examples
 from iatros.pipeline.fit import (
@@ -22,6 +23,7 @@ from iatros.pipeline.fit import (
     train_config,
 )
 from iatros.pipeline.options import EvalOptions
+from iatros.pipeline.phi_scan import check_report
 from iatros.pipeline.runs import (
     new_config,
     open_registry,
@@ -36,6 +38,7 @@ from iatros.registry import RunEntry
 from iatros.report import write_report
 from iatros.run_folder import (
     CONFIG,
+    ENCODING,
     METRICS,
     RunFolder,
     now_iso,
@@ -128,6 +131,9 @@ def train(
                                                  lambda y: scorer.split_counts(task, y))}
         saved.update(task_options=task.extra.get("options"), ensemble=ensemble,
                      val_fold=list(val_fold) if val_fold else None, cross_fit=cross_fit)
+        if data.encoding is not None:
+            write_json(run.file(ENCODING), data.encoding)
+            saved["data"]["encoding"] = TableEncoding.from_dict(data.encoding).summary()
         write_json(run.file(CONFIG), saved)
     run.set_status("running", started=now_iso())
     try:
@@ -140,6 +146,7 @@ def train(
         if finished.test_scores is not None:
             explain_test_examples(run, task, predictor, data, split.test, finished.test_scores)
         write_report(run.path)
+        check_report(run, data)
         run.seal()
         run.set_status("complete", finished=now_iso(), train_seconds=round(train_seconds, 2),
                        registered=False)

@@ -229,7 +229,10 @@ def data_section(run: RunFiles) -> dict[str, Any]:
             "n_rows": fmt_count(data.get("n_rows")),
             "n_patients": fmt_count(data.get("n_patients")),
             "n_features": fmt_count(data.get("n_features")), "splits": rows,
-            "has_positives": has_positives}
+            "has_positives": has_positives,
+            "text_features": ", ".join(f"{c} ({n} distinct values)" for c, n in
+                                       ((data.get("encoding") or {}).get("text_features")
+                                        or {}).items())}
 
 
 def performance_rows(metrics: Mapping[str, Any], primary: str = "") -> list[dict[str, Any]]:
@@ -437,11 +440,11 @@ def word_explanations_section(run_dir: Path) -> dict[str, Any] | None:
         return None
     classes = [{"name": str(name), "terms": ", ".join(map(str, terms))}
                for name, terms in (data.get("class_top_terms") or {}).items()]
-    examples = [{"id": str(e.get("patient_id", "")), "true": str(e.get("true", "")),
+    examples = [{"id": f"test note {k + 1}", "true": str(e.get("true", "")),
                  "predicted": str(e.get("predicted", "")), "probability": fmt(e.get("probability")),
                  "words": ", ".join(f"{w['term']} ({w['contribution']:+.2f})"
                                     for w in e.get("words") or [])}
-                for e in data.get("examples") or []]
+                for k, e in enumerate(data.get("examples") or [])]
     return {"method": str(data.get("method", "")), "classes": classes, "examples": examples}
 
 

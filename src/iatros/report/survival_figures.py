@@ -107,8 +107,10 @@ def survival_figures(metrics: Mapping[str, Any], fig_dir: Path) -> dict[str, Pat
     if section.get("risk_groups"):
         out["km_risk_groups"] = plot_km_by_risk(section["risk_groups"], fig_dir / "km_risk_groups.png")
     if section.get("examples"):
-        out["survival_curves"] = plot_individual_curves(section["examples"],
-                                                        fig_dir / "survival_curves.png")
+        examples = section["examples"]  # the report names test patients by rank, not by id
+        shown = {**examples, "patients": [{**p, "patient_id": f"test patient {k + 1}"}
+                                          for k, p in enumerate(examples.get("patients") or [])]}
+        out["survival_curves"] = plot_individual_curves(shown, fig_dir / "survival_curves.png")
     if section.get("calibration"):
         out["survival_calibration"] = plot_survival_calibration(section["calibration"],
                                                                 fig_dir / "survival_calibration.png")

@@ -39,6 +39,7 @@ class TaskData:
     feature_names: list[str] | None = None
     split: np.ndarray | None = None
     source: str = ""
+    encoding: dict[str, Any] | None = None  # how raw table rows become features (csv:PATH)
 
     def __post_init__(self) -> None:
         n = len(self.targets)
@@ -63,7 +64,7 @@ class TaskData:
             attributes=self.attributes.iloc[rows].reset_index(drop=True),
             feature_names=self.feature_names,
             split=None if self.split is None else self.split[rows],
-            source=self.source,
+            source=self.source, encoding=self.encoding,
         )
 
 

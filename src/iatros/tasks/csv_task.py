@@ -44,7 +44,8 @@ def _load(root: Path, *, argument: str, options: dict[str, Any]) -> TaskData:
     kind = TargetKind(options["kind"])
     drop = tuple(options.get("drop", ())) + ((options["event"],) if options.get("event") else ())
     table = load_csv_table(path, options["target"], patient_id=options.get("patient_id"),
-                           attributes=tuple(options.get("attributes", ())), drop=drop)
+                           attributes=tuple(options.get("attributes", ())), drop=drop,
+                           allow_text=bool(options.get("allow_text_feature")))
     targets = (_survival_target(read_table(path), table, options, path) if options.get("event")
                else encode_target(table.target, kind, tuple(options.get("classes", ())), path))
     return TaskData(
@@ -52,6 +53,7 @@ def _load(root: Path, *, argument: str, options: dict[str, Any]) -> TaskData:
         targets=targets,
         patient_ids=table.patient_ids, attributes=table.attributes,
         feature_names=list(table.features.columns), source=f"csv:{path}",
+        encoding=table.encoding.to_dict(),
     )
 
 

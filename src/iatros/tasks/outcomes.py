@@ -5,13 +5,14 @@ and the default metric and models per kind. Problems name the file and its line 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from iatros.data.sources.table_encoding import file_lines
 from iatros.errors import ConfigError, CorruptDataError
 from iatros.kinds import TargetKind
 from iatros.targets import survival_pairs
@@ -27,13 +28,6 @@ TABLE_MODELS = {TargetKind.SURVIVAL: SURVIVAL_MODELS}
 DEFAULT_TABLE_MODELS = ("mlp", "logreg", "gbm")
 N_CLASSES = {TargetKind.BINARY: 2}
 STRAY_SHARE = 0.01  # a value this rare beside common ones looks like a typo, not a class
-
-
-def lines(rows: Sequence[int] | np.ndarray, header_lines: int = 1, limit: int = 5) -> str:
-    """Row positions (0-based, as read) as the file's line numbers, e.g. "lines 3, 9"."""
-    shown = ", ".join(str(int(r) + header_lines + 1) for r in list(rows)[:limit])
-    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
-    return f"line{'s' if len(rows) > 1 else ''} {shown}{more}"
 
 
 def _natural(label: str) -> tuple[int, float | str]:
@@ -65,7 +59,7 @@ def infer_kind(values: pd.Series, source: str = "") -> TargetKind:
         rows = np.flatnonzero(values.astype(str).isin(stray).to_numpy())
         positions = values.index.to_numpy()[rows]
         raise CorruptDataError(f"{source}: the outcome has rare value(s) {stray[:5]} on "
-                               f"{lines(positions)} beside common ones: fix or remove those rows, "
+                               f"{file_lines(positions)} beside common ones: fix or remove those rows, "
                                f"or pass --kind multiclass if they are real classes")
     n_unique = values.nunique()
     if n_unique < 2:
@@ -99,7 +93,7 @@ def class_labels(values: pd.Series, kind: TargetKind, positive: str | None,
         extra = list(counts.index[2:])
         rows = values.index.to_numpy()[np.flatnonzero(values.astype(str).isin(extra).to_numpy())]
         raise CorruptDataError(f"{source}: a binary outcome needs two values, found {len(labels)} "
-                               f"({labels[:6]}); unexpected {extra[:5]} on {lines(rows)}")
+                               f"({labels[:6]}); unexpected {extra[:5]} on {file_lines(rows)}")
     return tuple(labels)
 
 
@@ -108,7 +102,7 @@ def _numeric(target: pd.Series, classes: tuple[str, ...], source: str) -> np.nda
     bad = np.flatnonzero(values.isna().to_numpy() & target.notna().to_numpy())
     if len(bad):
         raise CorruptDataError(f"{source}: the outcome is not a number on "
-                               f"{lines(target.index.to_numpy()[bad])} (e.g. "
+                               f"{file_lines(target.index.to_numpy()[bad])} (e.g. "
                                f"{target.iloc[bad[0]]!r})")
     return values.to_numpy(np.float64)
 
@@ -120,7 +114,7 @@ def _class_index(target: pd.Series, classes: tuple[str, ...], source: str) -> np
     if unknown.any():
         values = sorted(set(as_text[unknown]))
         raise CorruptDataError(f"{source}: outcome value(s) {values[:5]} on "
-                               f"{lines(target.index.to_numpy()[np.flatnonzero(unknown)])} were not "
+                               f"{file_lines(target.index.to_numpy()[np.flatnonzero(unknown)])} were not "
                                f"seen when the task was defined (classes {list(classes)})")
     return as_text.map(lookup).to_numpy(np.int64)
 
@@ -152,7 +146,7 @@ def survival_targets(time: Any, event: Any, source: str = "",
     becomes half the smallest positive time, with a warning: survival models and IPCW metrics
     need time > 0."""
     def where(rows: np.ndarray) -> str:
-        return lines(np.asarray(positions)[rows]) if positions is not None else \
+        return file_lines(np.asarray(positions)[rows]) if positions is not None else \
             f"rows {', '.join(map(str, rows[:5]))}"
     t, e = survival_pairs(np.asarray(time).ravel(), np.asarray(event).ravel(), source or "survival",
                           allow_zero_time=True, where=where, error=CorruptDataError)

@@ -18,7 +18,14 @@ from torch.utils.data import Dataset
 from iatros.errors import ConfigError, RunError
 from iatros.kinds import TargetKind
 from iatros.models.registry import ModelSpec, get_model_spec
-from iatros.run_folder import CHECKPOINTS, MEMBERS, MODEL_INFO, read_json_object, write_json
+from iatros.run_folder import (
+    CHECKPOINTS,
+    MEMBERS,
+    MODEL_DATA,
+    MODEL_INFO,
+    read_json_object,
+    write_json,
+)
 from iatros.train.artifacts import load_estimator, save_estimator
 from iatros.train.heads import head_for
 from iatros.train.seed import seed_everything
@@ -222,7 +229,7 @@ def fit_ensemble(spec: ModelSpec, kind: TargetKind, n_classes: int,
             "params": members[0].info["params"]}
     if held_out is not None:
         info["held_out"] = [[int(r) for r in rows] for rows in held_out]
-    _write_info(run_dir, info)
+    _write_info(run_dir, info, spec)
     return _ensemble(members, kind, info), results
 
 
@@ -232,8 +239,14 @@ def _ensemble(members: list[TorchPredictor], kind: TargetKind, info: dict[str, A
                              [np.asarray(r, dtype=np.int64) for r in held] if held else None)
 
 
-def _write_info(run_dir: Path, info: dict[str, Any]) -> None:
-    write_json(run_dir / MODEL_INFO, info)
+def _write_info(run_dir: Path, info: dict[str, Any], spec: ModelSpec) -> None:
+    """model.json, which is shared with the model card; parameters learned from the training
+    data's text (a tagger's vocabulary) go to model_data.json, which is not."""
+    params = dict(info.get("params") or {})
+    private = {k: params.pop(k) for k in spec.private_params if k in params}
+    write_json(run_dir / MODEL_INFO, {**info, "params": params})
+    if private:
+        write_json(run_dir / MODEL_DATA, private)
 
 
 def fit_torch(spec: ModelSpec, kind: TargetKind, n_classes: int,
@@ -264,7 +277,7 @@ def fit_torch(spec: ModelSpec, kind: TargetKind, n_classes: int,
     info = {"name": spec.name, "family": "torch", "kind": kind.value, "n_inputs": n_inputs,
             "n_outputs": width, "params": params, "batch_size": config.batch_size,
             "amp": config.amp, "cox_head": wrapped}
-    _write_info(run_dir, info)
+    _write_info(run_dir, info, spec)
     result = trainer.fit(network, loss_fn,
                          make_dataset(spec, x_train, y_train, kind, train=True, params=params),
                          make_dataset(spec, *val, kind, train=False, params=params),
@@ -286,7 +299,7 @@ def fit_sklearn(spec: ModelSpec, kind: TargetKind, train: tuple[np.ndarray, np.n
     estimator.fit(as_model_input(x_train), np.asarray(y_train))
     info = {"name": spec.name, "family": "sklearn", "kind": kind.value, "params": params}
     save_estimator(estimator, run_dir)
-    _write_info(run_dir, info)
+    _write_info(run_dir, info, spec)
     return SklearnPredictor(estimator, kind, info, spec)
 
 
@@ -296,6 +309,8 @@ def load_predictor(run_dir: Path, device: str = "cpu", trust: bool = False) -> P
     of trusted types (a format-1 pickle only with `trust`)."""
     run_dir = Path(run_dir)
     info = read_json_object(run_dir / MODEL_INFO, "the run folder is incomplete")
+    if (run_dir / MODEL_DATA).is_file():
+        info["params"] = {**info.get("params", {}), **read_json_object(run_dir / MODEL_DATA)}
     spec = get_model_spec(info["name"])
     kind = TargetKind(info["kind"])
     if info["family"] == "ensemble":

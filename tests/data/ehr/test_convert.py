@@ -256,3 +256,31 @@ def test_the_cli_prints_one_summary_line_with_patients_events_and_skip_reasons(t
     assert (out / "manifest.json").is_file()
     again = runner.invoke(app, ["data", "convert", "physionet2012", str(root), "--out", str(out)])
     assert again.exit_code == 0 and "(cached)" in again.stdout
+
+
+@pytest.mark.parametrize("damaged", ["events.parquet", "parts/set-a.events.parquet"])
+def test_a_damaged_cached_table_is_rebuilt_with_a_warning(tmp_path, caplog, damaged):
+    import logging
+
+    root, out = set_a(tmp_path / "in"), tmp_path / "out"
+    first = convert(SOURCE, root, out)
+    target = out / damaged
+    target.write_bytes(target.read_bytes()[: target.stat().st_size // 2])  # truncated by a crash
+    if damaged.startswith("parts/"):
+        add_set_b(root)  # the tables are rebuilt from the parts, so the damaged one is read
+    with caplog.at_level(logging.WARNING, logger="iatros"):
+        again = convert(SOURCE, root, out)
+    assert "damaged or incomplete" in caplog.text and "rebuilding" in caplog.text
+    kept = again.events.filter(pl.col("stay_id").is_in(first.stays["stay_id"].implode()))
+    assert kept.equals(first.events) and again.manifest["from_cache"] is False
+    assert convert(SOURCE, root, out).manifest["from_cache"] is True  # sound again
+
+
+def test_temporary_files_of_a_killed_conversion_are_removed_on_the_next_run(tmp_path):
+    root, out = set_a(tmp_path / "in"), tmp_path / "out"
+    convert(SOURCE, root, out)
+    stale = [out / "events.parquet.tmp4242", out / "parts" / "set-a.events.parquet.tmp4242"]
+    for path in stale:
+        path.write_bytes(b"")  # the 0-byte file a SIGKILL leaves
+    convert(SOURCE, root, out)
+    assert not any(p.exists() for p in stale)

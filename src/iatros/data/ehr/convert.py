@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,9 +29,12 @@ import polars as pl
 from iatros.data.ehr.schema import SkipLog, conform_events, drop_unit_mismatches
 from iatros.errors import ConfigError, CorruptDataError, MissingDataError
 
-FORMAT_VERSION = 3   # 2: FHIR parts hold raw patients/encounters, joined across files; 3: FHIR
-#                      resources entered in error are skipped
+FORMAT_VERSION = 4   # 2: FHIR parts hold raw patients/encounters, joined across files; 3: FHIR
+#                      resources entered in error are skipped; 4: sha256 of every cached table
 MANIFEST = "manifest.json"
+
+
+log = logging.getLogger("iatros")
 
 
 @dataclass
@@ -88,6 +93,46 @@ def _tmp_name(path: Path) -> Path:
     return path.with_name(path.name + f".tmp{os.getpid()}")
 
 
+STALE_TMP = re.compile(r"\.tmp\d+$")
+
+
+def _remove_stale_temp_files(out: Path) -> None:
+    """Temporary files a killed conversion left behind (any size, 0 bytes included)."""
+    for path in [*out.glob("*"), *out.glob("parts/*")]:
+        if path.is_file() and STALE_TMP.search(path.name):
+            log.warning("%s: removed a temporary file left by an interrupted conversion", path)
+            path.unlink(missing_ok=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _intact(files: dict[str, Path], sums: dict[str, str] | None) -> bool:
+    """Every cached file present with the checksum recorded when it was written."""
+    return bool(sums) and all(path.exists() and sums.get(name) == _sha256(path)
+                              for name, path in files.items())
+
+
+def _read_cached(files: dict[str, Path], sums: dict[str, str] | None,
+                 what: str) -> dict[str, pl.DataFrame] | None:
+    """The cached tables, or None (with a warning) when one is damaged: then it is rebuilt."""
+    if not _intact(files, sums):
+        log.warning("%s: cached %s is damaged or incomplete (checksum differs); rebuilding it",
+                    next(iter(files.values())).parent, what)
+        return None
+    try:
+        return {name: pl.read_parquet(path) for name, path in files.items()}
+    except Exception as e:  # noqa: BLE001 - any unreadable cache is rebuilt, never trusted
+        log.warning("%s: cached %s cannot be read (%s); rebuilding it",
+                    next(iter(files.values())).parent, what, type(e).__name__)
+        return None
+
+
 def _write_tmp(path: Path, write: Callable[[Path], object]) -> Path:
     """Write `path`'s temporary sibling with `write`; on failure remove it and re-raise."""
     tmp = _tmp_name(path)
@@ -135,12 +180,15 @@ def _convert_part(part: Part, source: str, folder: Path) -> tuple[PartResult, st
     meta_path = folder / f"{part.name}.json"
     meta = _read_json(meta_path)
     ev_path, st_path = folder / f"{part.name}.events.parquet", folder / f"{part.name}.stays.parquet"
-    if meta and meta.get("fingerprint") == fp and ev_path.exists():
+    files = {"events": ev_path, **({"stays": st_path} if meta and "stays" in
+                                   (meta.get("sha256") or {}) else {})}
+    cached = (_read_cached(files, meta.get("sha256"), f"part {part.name}")
+              if meta and meta.get("fingerprint") == fp else None)
+    if cached is not None:
         skips = SkipLog()
         for s in meta.get("skips", []):
             skips.add(s["where"], s["reason"])
-        stays = pl.read_parquet(st_path) if st_path.exists() else None
-        return PartResult(pl.read_parquet(ev_path), stays, skips, meta.get("notes", [])), fp, True
+        return PartResult(cached["events"], cached.get("stays"), skips, meta.get("notes", [])), fp, True
     result = part.convert()
     result.events = conform_events(result.events)
     _invalidate(meta_path)     # the part's files change below; its metadata goes first
@@ -149,7 +197,10 @@ def _convert_part(part: Part, source: str, folder: Path) -> tuple[PartResult, st
         write_parquet(result.stays, st_path)
     else:
         st_path.unlink(missing_ok=True)
-    write_json_atomic({"fingerprint": fp, "skips": [s.as_dict() for s in result.skips.items],
+    sums = {"events": _sha256(ev_path), **({"stays": _sha256(st_path)}
+                                           if result.stays is not None else {})}
+    write_json_atomic({"fingerprint": fp, "sha256": sums,
+                       "skips": [s.as_dict() for s in result.skips.items],
                        "notes": result.notes}, meta_path)
     return result, fp, False
 
@@ -169,14 +220,16 @@ def convert(source: Source, path: str | Path, out: str | Path, *, progress: bool
         raise ConfigError(f"{source.name}: two parts share a name in {path}")
     parts_dir = out / "parts"
     parts_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temp_files(out)
     fingerprints = {p.name: p.fingerprint(source.name) for p in parts}
     manifest = _read_json(out / MANIFEST)
+    tables = {"events": out / "events.parquet", "stays": out / "stays.parquet"}
     if (manifest and manifest.get("parts") == fingerprints
-            and manifest.get("format_version") == FORMAT_VERSION
-            and (out / "events.parquet").exists() and (out / "stays.parquet").exists()):
-        manifest["from_cache"] = True
-        return EventTables(pl.read_parquet(out / "events.parquet"),
-                           pl.read_parquet(out / "stays.parquet"), manifest, out)
+            and manifest.get("format_version") == FORMAT_VERSION):
+        cached = _read_cached(tables, manifest.get("sha256"), "event tables")
+        if cached is not None:
+            manifest["from_cache"] = True
+            return EventTables(cached["events"], cached["stays"], manifest, out)
     t0 = time.perf_counter()
     results, reused = [], []
     iterator: Sequence[Part] = parts
@@ -215,6 +268,7 @@ def convert(source: Source, path: str | Path, out: str | Path, *, progress: bool
         "n_subjects": stays["subject_id"].n_unique(), "n_stays": stays.height,
         "n_events": events.height, "notes": [n for _, r in results for n in r.notes],
         "skipped": {**skips.as_dict(), "summary": skips.summary()},
+        "sha256": {name: _sha256(path) for name, path in tables.items()},
     }
     write_json_atomic(manifest, out / MANIFEST)
     return EventTables(events, stays, {**manifest, "from_cache": False}, out)

@@ -23,7 +23,7 @@ from iatros.data.formats.image import (
     optional_import,
     resolve_window,
 )
-from iatros.errors import ConfigError, CorruptDataError
+from iatros.errors import ConfigError, CorruptDataError, IatrosError
 
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
@@ -203,7 +203,21 @@ def _spacing(ds: Any, ndim_spatial: int) -> tuple[tuple[float, ...] | None, str 
 
 
 def read_dicom(path: Path, *, window: Window = None, frame: int | None = None) -> ImageVolume:
-    """Read one DICOM file: (H, W), (frames, H, W), or with a trailing RGB axis for colour images."""
+    """Read one DICOM file: (H, W), (frames, H, W), or with a trailing RGB axis for colour images.
+
+    pydicom parses elements lazily, so a damaged element fails wherever it is first read: any
+    such failure becomes a CorruptDataError naming the file."""
+    try:
+        return _read_dicom(Path(path), window=window, frame=frame)
+    except IatrosError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the reader's boundary: a damaged file, not a bug here
+        raise CorruptDataError(f"{path}: damaged DICOM ({type(e).__name__}: "
+                               f"{str(e).splitlines()[0][:200] if str(e) else 'no detail'}); the "
+                               f"file is truncated or corrupt: export it again") from e
+
+
+def _read_dicom(path: Path, *, window: Window = None, frame: int | None = None) -> ImageVolume:
     path = Path(path)
     resolved = resolve_window(window)
     ds = _read_dataset(path)

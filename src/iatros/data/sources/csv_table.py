@@ -9,6 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from iatros.data.sources.table_encoding import (
+    TableEncoding,
+    file_lines,
+    fit_encoding,
+    is_free_text,
+)
 from iatros.errors import ConfigError, CorruptDataError, MissingDataError
 
 log = logging.getLogger("iatros")
@@ -19,6 +25,7 @@ class CsvTable:
     """Features (numeric, categories one-hot encoded), raw target, ids and attribute columns."""
 
     features: pd.DataFrame
+    encoding: TableEncoding
     target: pd.Series  # indexed by each row's position in the file, so errors can name lines
     patient_ids: np.ndarray
     attributes: pd.DataFrame
@@ -61,9 +68,11 @@ def _require(frame: pd.DataFrame, columns: list[str], path: Path, what: str) -> 
 
 
 def load_csv_table(path: Path, target: str, *, patient_id: str | None = None,
-                   attributes: tuple[str, ...] = (), drop: tuple[str, ...] = ()) -> CsvTable:
+                   attributes: tuple[str, ...] = (), drop: tuple[str, ...] = (),
+                   allow_text: bool = False) -> CsvTable:
     """Split a table into features / target / ids / attributes; rows without a target are skipped
-    and counted (a log line says how many and which)."""
+    and counted (a log line names their lines). Features follow `fit_encoding`: free-text or
+    identifier columns are refused unless `allow_text`; an attribute must hold groups."""
     frame = read_table(path)
     _require(frame, [target], path, "target")
     _require(frame, [c for c in (patient_id,) if c], path, "patient id")
@@ -73,8 +82,8 @@ def load_csv_table(path: Path, target: str, *, patient_id: str | None = None,
     if missing_target.any():
         rows = np.flatnonzero(missing_target)
         skipped["missing target"] = int(len(rows))
-        log.warning("%s: skipped %d row(s) with no %r value (data rows %s%s)", path, len(rows),
-                    target, ", ".join(str(r + 2) for r in rows[:5]), "..." if len(rows) > 5 else "")
+        log.warning("%s: skipped %d row(s) with no %r value (%s)", path, len(rows), target,
+                    file_lines(rows))
         frame = frame.loc[~missing_target]
     positions = frame.index.to_numpy()  # each kept row's position in the file (line = it + 2)
     frame = frame.reset_index(drop=True)
@@ -82,12 +91,18 @@ def load_csv_table(path: Path, target: str, *, patient_id: str | None = None,
         raise CorruptDataError(f"{path}: no row has a value in the target column {target!r}")
     ids = (frame[patient_id].astype(str).to_numpy() if patient_id
            else np.array([f"row-{i}" for i in range(len(frame))]))
+    for column in attributes:
+        if is_free_text(frame[column]):
+            raise ConfigError(f"{path}: attribute {column!r} has {frame[column].nunique()} distinct "
+                              f"values; audits compare groups (sex, age band, site), so an "
+                              f"identifier or free-text column cannot be one")
     excluded = {target, *(c for c in (patient_id,) if c), *drop}
-    features = frame.drop(columns=[c for c in frame.columns if c in excluded])
-    features = one_hot_text_columns(features)
-    if features.shape[1] == 0:
+    raw = frame.drop(columns=[c for c in frame.columns if c in excluded])
+    if raw.shape[1] == 0:
         raise ConfigError(f"{path}: no feature columns left after removing target, id and drops")
+    encoding = fit_encoding(raw, path, allow_text=allow_text)
+    features = encoding.transform(raw, path, positions)
     attrs = frame[list(attributes)].astype(object).where(frame[list(attributes)].notna(), "unknown")
-    return CsvTable(features.astype("float64"), pd.Series(frame[target].to_numpy(), index=positions,
+    return CsvTable(features, encoding, pd.Series(frame[target].to_numpy(), index=positions,
                                                           name=target), ids,
                     attrs.astype(str).reset_index(drop=True), path, skipped)

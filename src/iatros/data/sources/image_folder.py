@@ -149,6 +149,13 @@ def load_image_folder(folder: str | Path, labels_csv: str | Path, *, image_colum
                                    f"in one split")
     names = [str(v) for v in values]
     paths = [_resolve(folder, v) for v in names]
+    root = Path(os.path.realpath(folder))
+    outside = np.array([not Path(os.path.realpath(p)).is_relative_to(root) for p in paths])
+    if outside.any():
+        shown = [names[i] for i in np.flatnonzero(outside)]
+        raise CorruptDataError(f"{csv_path}: {int(outside.sum())} listed image(s) lie outside "
+                               f"{folder}: {_shown(shown)} (lines {_rows(outside)}); images must be "
+                               f"inside the folder (no '..', absolute paths or links leading out)")
     keys = pd.Series([os.path.normcase(str(p)) for p in paths])
     repeated = keys.duplicated(keep=False).to_numpy()
     if repeated.any():

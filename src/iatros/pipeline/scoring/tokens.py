@@ -87,9 +87,11 @@ class TokenScorer:
         scores = M.evaluate(pad_tags(gold, width), pad_tags(pred, width), TargetKind.TOKENS,
                             metrics=task.metrics or None, n_boot=options.n_boot, seed=options.seed,
                             clusters=data.patient_ids[rows])
+        words = ({"tokens": [" ".join(s) for s in sentences]} if options.keep_text
+                 else {"n_tokens": [len(s) for s in sentences]})  # the words may be PHI
         frame = base.prediction_frame(split_name, rows, data, {
-            "tokens": [" ".join(s) for s in sentences],
-            "target": [_names(task, g) for g in gold], "predicted": [_names(task, p) for p in pred]})
+            **words, "target": [_names(task, g) for g in gold],
+            "predicted": [_names(task, p) for p in pred]})
         return Scored(scores, {}, frame)
 
     def audit(self, run: RunFolder, task: Task, by: str, split: str,
