@@ -31,8 +31,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from iatros.nlp.phi_names import name_spans, place_spans
-from iatros.nlp.phi_patterns import pattern_spans
+from iatros.nlp.phi_names import name_candidates, place_candidates
+from iatros.nlp.phi_patterns import pattern_candidates
 from iatros.nlp.phi_tokens import Tagger, tagger_spans
 
 # most specific first: decides the type of merged overlapping findings
@@ -51,9 +51,15 @@ class PhiSpan:
     type: str
 
 
+def rule_candidates(text: str) -> list[tuple[int, int, str, str]]:
+    """Every finding of the patterns, name rules and place rules, overlapping or not, as
+    (start, end, type, rule) with `rule` naming the rule that fired."""
+    return [*pattern_candidates(text), *name_candidates(text), *place_candidates(text)]
+
+
 def rule_spans(text: str) -> list[tuple[int, int, str]]:
     """Every finding of the patterns, name rules and place rules, overlapping or not."""
-    return [*pattern_spans(text), *name_spans(text), *place_spans(text)]
+    return [(s, e, t) for s, e, t, _ in rule_candidates(text)]
 
 
 def merge(found: Iterable[tuple[int, int, str]]) -> list[PhiSpan]:

@@ -70,10 +70,20 @@ NOT_ACRONYMS = frozenset(["ICH", "SAH", "IVH", "DOH", "PPH", "BPH", "HH", "NH", 
                           "CHH", "FSH", "LDH", "ALH", "AVH", "MCH", "SMC", "ACMC", "VMC", "NMC", "CMC",
                           "EMC", "GMC", "HMC", "IMC", "LMC", "PMC", "RMC", "TMC", "DMC", "ah", "oh", "eh",
                           "uh", "sh", "th", "ch"])
-MOVED_TO = re.compile(r"\b(?:transfer(?:red|ed|s)?|trans|admitted|adm|sent|went|came|brought|"
-                      r"taken|returned|discharged|dc'?d|d/c'?d|flighted|moved|referred|go|goes|going)\s+"
-                      r"(?:back\s+)?(?:in)?(?:to|from|at)\s+(?:the\s+)?(?=\w)|\b(?:at|@)\s+(?=[A-Za-z]{2,4}\b)",
+MOVED_TO = re.compile(r"\b(?:transfer(?:red|ed|s)?|trans|admitted|adm|sent|went|came|come|comes|coming|"
+                      r"brought|taken|returned|returning|return|discharged|dc'?d|d/c'?d|flighted|moved|"
+                      r"referred|go|goes|going|enroute|en route|arrived|arrives|arriving|flown|flew|"
+                      r"transported|driven|followed)\s+"
+                      r"(?:back\s+)?(?:in)?(?:to|from|at)\s+(?:the\s+)?(?=\w)|\b(?:at|@)\s+(?=[A-Za-z]{2,4}\b)|"
+                      r"\b(?:leave|leaves|leaving)\s+(?=[A-Za-z]{2,4}\b)",
                       re.I)
+# a ward or unit: an unknown word and its number after a preposition ("on Quartermain 6")
+WARD = re.compile(r"\b(?:to|from|on|onto|at|in)\s+(?:the\s+)?(?P<name>[^\W\d_]{4,})\s?\d{1,2}"
+                  r"(?![\w/:%-]|\.\d)", re.I)
+# an employer or a business: "works at X", "employed by X", "CEO of X", "his business X"
+EMPLOYER = re.compile(r"\b(?:works?|worked|working|employed|employee|retired|job|ceo|president|owner|"
+                      r"manager|engineer|business|company|firm)\s+(?:(?:at|for|by|of|from|with|in)\s+)?"
+                      r"(?:the\s+)?(?=[^\W\d_])", re.I)
 NAMED_FACILITY = frozenset(["memorial", "general", "regional", "adventist", "baptist", "methodist",
                             "presbyterian", "lutheran", "mercy", "union", "deaconess", "episcopal"])
 _FACILITY_NAMES = frozenset(["heart", "cross", "sinai", "hope", "shepherd", "samaritan", "harbor", "bay",
@@ -160,9 +170,17 @@ def _span(toks: list[Word], i: int, j: int) -> tuple[int, int]:
 
 def name_spans(text: str) -> Iterator[tuple[int, int, str]]:
     """(start, end, "NAME") for each name the context rules and the lists find."""
+    for start, end, kind, _ in name_candidates(text):
+        yield start, end, kind
+
+
+def name_candidates(text: str) -> Iterator[tuple[int, int, str, str]]:
+    """(start, end, "NAME", rule) for each name found, `rule` naming the rule that found it
+    (name:title, name:relative, name:context, name:initial, name:label, name:credential,
+    name:after, name:listed, name:repeat)."""
     toks = words(text)
     cased = mixed_case(text)
-    found: list[tuple[int, int]] = []
+    found: list[tuple[int, int, str]] = []
     for i, w in enumerate(toks):
         nxt = toks[i + 1] if i + 1 < len(toks) else None
         if nxt is None:
@@ -173,28 +191,29 @@ def name_spans(text: str) -> Iterator[tuple[int, int, str]]:
                          and is_safe(nxt.text)):
             j = _follow(text, toks, i + 1, cased, first_ok=True)
             if j > i + 1:
-                found.append(_span(toks, i + 1, j))
+                found.append((*_span(toks, i + 1, j), "name:title"))
         elif (w.lower in RELATIVES or w.lower in CONTEXT_BEFORE
               or (i > 0 and (toks[i - 1].lower, w.lower) in CONTEXT_PAIRS)) \
                 and re.fullmatch(r"[\s,:(\-/]{1,4}", gap) \
                 and (namey(nxt, cased) or (w.lower in RELATIVES and _listed(nxt))):
-            found.append(_span(toks, i + 1, _follow(text, toks, i + 1, cased, first_ok=True)))
+            rule = "name:relative" if w.lower in RELATIVES else "name:context"
+            found.append((*_span(toks, i + 1, _follow(text, toks, i + 1, cased, first_ok=True)), rule))
         elif _initial(text, w) and w.text.isupper() and re.fullmatch(r"\. ?", gap) \
                 and (w.start == 0 or text[w.start - 1].isspace()) \
                 and (namey(nxt, cased) or (_listed(nxt) and nxt.text[0].isupper())):
-            found.append(_span(toks, i, _follow(text, toks, i + 1, cased, first_ok=True)))
+            found.append((*_span(toks, i, _follow(text, toks, i + 1, cased, first_ok=True)), "name:initial"))
     for m in LABELS.finditer(text):
         k = next((n for n, t in enumerate(toks) if t.start >= m.end()), None)
         if k is not None and toks[k].start - m.end() <= 1 and namey(toks[k], cased):
-            found.append(_span(toks, k, _follow(text, toks, k, cased)))
+            found.append((*_span(toks, k, _follow(text, toks, k, cased)), "name:label"))
     found += list(_credential_names(text, toks, cased))
-    found += list(_listed_names(text, toks, cased))
-    found += list(_repeats(text, toks, found))
-    for start, end in found:
-        yield start, end, "NAME"
+    found += [(s, e, "name:listed") for s, e in _listed_names(text, toks, cased)]
+    found += [(s, e, "name:repeat") for s, e in _repeats(text, toks, [(s, e) for s, e, _ in found])]
+    for start, end, rule in found:
+        yield start, end, "NAME", rule
 
 
-def _credential_names(text: str, toks: list[Word], cased: bool) -> Iterator[tuple[int, int]]:
+def _credential_names(text: str, toks: list[Word], cased: bool) -> Iterator[tuple[int, int, str]]:
     """Names before a credential ("J. Smith, RN", "q. lander rrt") or a context word ("aware")."""
     for i, w in enumerate(toks):
         cred = w.lower in CREDENTIALS and (len(w.text) > 2 or w.text.isupper()
@@ -215,7 +234,7 @@ def _credential_names(text: str, toks: list[Word], cased: bool) -> Iterator[tupl
         if j < i and (cred or j < i - 1 or _initial(text, toks[j]) or toks[j].text[0].isupper()):
             if after and not any(namey(t, cased) and is_name(t.text) for t in toks[j:i]):
                 continue
-            yield _span(toks, j, i)
+            yield (*_span(toks, j, i), "name:credential" if cred else "name:after")
 
 
 def _listed_names(text: str, toks: list[Word], cased: bool) -> Iterator[tuple[int, int]]:
@@ -245,6 +264,14 @@ def _repeats(text: str, toks: list[Word], found: list[tuple[int, int]]) -> Itera
 
 def place_spans(text: str) -> Iterator[tuple[int, int, str]]:
     """(start, end, "LOCATION") for facilities, hospital acronyms, cities and states."""
+    for start, end, kind, _ in place_candidates(text):
+        yield start, end, kind
+
+
+def place_candidates(text: str) -> Iterator[tuple[int, int, str, str]]:
+    """(start, end, "LOCATION", rule) for facilities (place:facility, place:saint,
+    place:university), hospital acronyms (place:acronym), places after "transferred to" ...
+    (place:moved), cities and states (place:gazetteer)."""
     toks = words(text)
     cased = mixed_case(text)
     index = {w.start: k for k, w in enumerate(toks)}
@@ -260,25 +287,26 @@ def place_spans(text: str) -> Iterator[tuple[int, int, str]]:
                      or (cased and toks[j - 1].text[:1].isupper() and toks[j - 1].lower in _FACILITY_NAMES)):
             j -= 1
         if j < k:
-            yield toks[j].start, m.end(), "LOCATION"
-    for pattern in (FACILITY_BEFORE, UNIVERSITY):
+            yield toks[j].start, m.end(), "LOCATION", "place:facility"
+    for pattern, rule in ((FACILITY_BEFORE, "place:saint"), (UNIVERSITY, "place:university")):
         for m in pattern.finditer(text):
             first = m[0].split()[0].rstrip(".").lower()
             if m["name"].lower() in _STOP or (first in ("st", "mt") and not (
                     (namey_word(m["name"], cased) or is_name(m["name"]))
                     and (not cased or m["name"][0].isupper()))):
                 continue
-            if True:
-                end = m.end("name")
-                k = index.get(m.start("name"))
-                if k is not None and k + 1 < len(toks) and namey(toks[k + 1], cased) \
-                        and _gap(text, toks[k], toks[k + 1]) == " ":
-                    end = toks[k + 1].end
-                yield m.start(), end, "LOCATION"
+            end = m.end("name")
+            k = index.get(m.start("name"))
+            if k is not None and k + 1 < len(toks) and namey(toks[k + 1], cased) \
+                    and _gap(text, toks[k], toks[k + 1]) == " ":
+                end = toks[k + 1].end
+            yield m.start(), end, "LOCATION", rule
     for m in ACRONYM.finditer(text):
         if m[0] not in NOT_ACRONYMS and m[0].upper() not in NOT_ACRONYMS and len(m[0]) >= 2 \
-                and (not is_safe(m[0]) or (_moved_before(text, m.start()) and not is_clinical(m[0]))):
-            yield m.start(), m.end(), "LOCATION"
+                and (not is_safe(m[0]) or ((_moved_before(text, m.start())
+                                            or (len(m[0]) <= 3 and _to_before(text, m.start())))
+                                           and not is_clinical(m[0]))):
+            yield m.start(), m.end(), "LOCATION", "place:acronym"
     for m in MOVED_TO.finditer(text):
         k = index.get(m.end())
         if k is None or toks[k].lower in _NEVER or len(toks[k].text) < 3 or is_clinical(toks[k].text):
@@ -286,7 +314,24 @@ def place_spans(text: str) -> Iterator[tuple[int, int, str]]:
         w = toks[k]
         if not is_safe(w.text) or (cased and w.text[0].isupper() and not w.text.isupper()
                                    and w.lower not in _DEPARTMENTS):
-            yield w.start, w.end, "LOCATION"
+            yield w.start, w.end, "LOCATION", "place:moved"
+    for m in WARD.finditer(text):
+        name = m["name"]
+        if not is_safe(name) and not is_clinical(name) and name.lower() not in _NEVER \
+                and (not is_name(name) or (cased and name[0].isupper())):
+            yield m.start("name"), m.end("name"), "LOCATION", "place:ward"
+    for m in EMPLOYER.finditer(text):
+        k = index.get(m.end())
+        if k is None:
+            continue
+        j = k
+        while j < len(toks) and j - k < 3 and toks[j].lower not in _STOP \
+                and (j == k or _gap(text, toks[j - 1], toks[j]) == " ") \
+                and ((cased and toks[j].text[0].isupper()) or (not is_safe(toks[j].text)
+                                                               and not is_clinical(toks[j].text))):
+            j += 1
+        if j > k:
+            yield toks[k].start, toks[j - 1].end, "LOCATION", "place:employer"
     yield from _gazetteer(text, toks, cased)
 
 
@@ -295,7 +340,12 @@ def _moved_before(text: str, start: int) -> bool:
     return any(m.end() == start for m in MOVED_TO.finditer(text, max(0, start - 40), start + 12))
 
 
-def _gazetteer(text: str, toks: list[Word], cased: bool) -> Iterator[tuple[int, int, str]]:
+def _to_before(text: str, start: int) -> bool:
+    """Whether "to " ends right at `start` ("sent to GH")."""
+    return re.search(r"\bto\s+$", text[max(0, start - 6):start], re.I) is not None
+
+
+def _gazetteer(text: str, toks: list[Word], cased: bool) -> Iterator[tuple[int, int, str, str]]:
     """Cities and states from the place lists, one to three words long."""
     known = places()
     for i, w in enumerate(toks):
@@ -313,7 +363,7 @@ def _gazetteer(text: str, toks: list[Word], cased: bool) -> Iterator[tuple[int, 
                                and toks[i - 1].lower in PLACE_CONTEXT
                                and _gap(text, toks[i - 1], w).isspace()):
                 continue
-            yield group[0].start, group[-1].end, "LOCATION"
+            yield group[0].start, group[-1].end, "LOCATION", "place:gazetteer"
             break
 
 

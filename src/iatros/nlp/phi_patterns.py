@@ -52,6 +52,10 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("PHONE", re.compile(r"\b(?:phone|tel|telephone|cell|mobile|pager|beeper|pg|page|home|work|"
                          r"office|contact|call(?:ed)?|number|ph|ext\.?|extension)\s*(?:#|no\.?|number)?"
                          r"\s*[:#]?\s*#?\s*(?P<phi>\(?\d[\d\s().-]{3,14}\d)(?![\w/]|\.\d)", I)),
+    ("PHONE", re.compile(r"\b(?:pager|beeper|pg|page|ext\.?|extension)\s*(?:#|no\.?|number)?\s*[:#]?\s*#?\s*"
+                         r"(?P<phi>\d{4})(?![\w/:%]|[.-]\d)", I)),
+    # a local number without area code (555-1234), not a range of values (500-1000, SVR 954-1183)
+    ("PHONE", re.compile(r"(?<![\w/.-])[2-9]\d{2}-\d{4}(?![\w-]|[./]\d)")),
     ("MRN", re.compile(r"\b(?:mrn|mr\s*#|mr\s*no\.?|medical record(?:\s+(?:number|no\.?|#))?|"
                        r"record\s+(?:number|no\.?|#)|unit\s+(?:number|no\.?)|hospital\s+(?:number|no\.?|#)|"
                        r"chart\s+(?:number|no\.?|#))\s*[:#]?\s*(?P<phi>[a-z]{0,3}[-#]?\d[\w-]{2,})", I)),
@@ -130,16 +134,38 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
-def pattern_spans(text: str) -> Iterator[tuple[int, int, str]]:
-    """(start, end, type) of every pattern match, before overlaps are resolved."""
-    for kind, pattern in PATTERNS:
+def _rule_names() -> list[str]:
+    """A name per pattern: its type and its number among that type's patterns (DATE0 ...)."""
+    seen: dict[str, int] = {}
+    names = []
+    for kind, _ in PATTERNS:
+        names.append(f"{kind}{seen.get(kind, 0)}")
+        seen[kind] = seen.get(kind, 0) + 1
+    return names
+
+
+RULE_NAMES = _rule_names()
+
+
+def pattern_candidates(text: str) -> Iterator[tuple[int, int, str, str]]:
+    """(start, end, type, rule) of every pattern match, before overlaps are resolved; `rule`
+    names the pattern (RULE_NAMES)."""
+    for (kind, pattern), rule in zip(PATTERNS, RULE_NAMES, strict=True):
         for m in pattern.finditer(text):
             for start, end in _phi_groups(m):
                 value = text[start:end]
                 if kind == "DATE" and not _plausible_date(text, start, end, value):
                     continue
+                if rule == "PHONE4" and not _plausible_local_phone(text, start, end, value):
+                    continue
                 if start < end:
-                    yield start, end, kind
+                    yield start, end, kind, rule
+
+
+def pattern_spans(text: str) -> Iterator[tuple[int, int, str]]:
+    """(start, end, type) of every pattern match, before overlaps are resolved."""
+    for start, end, kind, _ in pattern_candidates(text):
+        yield start, end, kind
 
 
 def _phi_groups(m: re.Match[str]) -> list[tuple[int, int]]:
@@ -164,3 +190,15 @@ def _plausible_date(text: str, start: int, end: int, value: str) -> bool:
         if _VENT_BEFORE.search(text, max(0, start - 40), start) or _VENT_AFTER.match(text, end):
             return False
     return not (value.isdigit() and _UNIT_AFTER.match(text, end))
+
+
+_MEASURED = re.compile(r"\b(?:svr|pvr|svri|pvri|tv|vt|stv|vte|vti|tidal|volumes?|plt|plts|platelets?|wbc|"
+                       r"uo|urine|output|intake|cc|ml|range|ranging|between|from|in\s+the|ci|co|glucose|bs|"
+                       r"fs|fsbs|cpk|ck|ldh|peak|pip|mv)\b[^\n\d]{0,12}$", I)
+
+
+def _plausible_local_phone(text: str, start: int, end: int, value: str) -> bool:
+    """A 7-digit local number, not a range of values: its last four digits are not a round
+    number (1000, 1250) and no measurement word comes right before it."""
+    return int(value[-4:]) % 50 != 0 and not _MEASURED.search(text, max(0, start - 24), start) \
+        and not _UNIT_AFTER.match(text, end)
