@@ -180,3 +180,19 @@ def test_any_column_of_a_table_encodes_or_fails_with_a_clear_error(values, allow
     assert features.shape == (len(values), len(encoding.features))
     opaque = encoding.opaque.get("col", [])
     assert [f for f in encoding.features if "=#" in f] == [f"col=#{k + 1}" for k in range(len(opaque))]
+
+
+def test_another_copy_of_a_table_is_encoded_as_the_run_was_trained(cohort, tmp_path):
+    path, frame = cohort
+    site_a, site_b = tmp_path / "site_a", tmp_path / "site_b"
+    site_a.mkdir()
+    site_b.mkdir()
+    frame.to_csv(site_a / "cohort.csv", index=False)
+    frame.iloc[::-1].to_csv(site_b / "cohort.csv", index=False)  # same patients, other order
+    run = api.train("csv:cohort.csv", data_root=site_a, model="logreg", out=tmp_path / "run",
+                    eval_options=FAST, register=False,
+                    task_options={"target": "died_1y", "patient_id": "mrn",
+                                  "allow_text_feature": True})
+    here = api.evaluate(run, split="all", eval_options=FAST)["splits"]["all"]["auroc"]["value"]
+    there = api.evaluate(run, data_root=site_b, eval_options=FAST)["splits"]["all"]["auroc"]["value"]
+    assert here == pytest.approx(there, abs=1e-12)

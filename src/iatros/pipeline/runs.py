@@ -58,7 +58,11 @@ def open_run(run: str | Path, task: str | None = None, settings: Settings | None
     config = folder.require_complete(task)
     folder.require_intact(trust)
     settings = (settings or get_settings()).with_data_root(data_root or config["data_root"])
-    return folder, config, task_for(config["task"], config.get("task_options"), settings)
+    options = config.get("task_options")
+    encoding = folder.encoding()
+    if encoding is not None:  # another copy of a user's table is encoded as the run was trained
+        options = {**(options or {}), "encoding": encoding}
+    return folder, config, task_for(config["task"], options, settings)
 
 
 def resolve_run_dir(settings: Settings, task: Task, model: str, out: str | Path | None,

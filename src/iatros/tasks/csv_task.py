@@ -45,7 +45,8 @@ def _load(root: Path, *, argument: str, options: dict[str, Any]) -> TaskData:
     drop = tuple(options.get("drop", ())) + ((options["event"],) if options.get("event") else ())
     table = load_csv_table(path, options["target"], patient_id=options.get("patient_id"),
                            attributes=tuple(options.get("attributes", ())), drop=drop,
-                           allow_text=bool(options.get("allow_text_feature")))
+                           allow_text=bool(options.get("allow_text_feature")),
+                           encoding=options.get("encoding"))
     targets = (_survival_target(read_table(path), table, options, path) if options.get("event")
                else encode_target(table.target, kind, tuple(options.get("classes", ())), path))
     return TaskData(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -69,9 +70,10 @@ def _require(frame: pd.DataFrame, columns: list[str], path: Path, what: str) -> 
 
 def load_csv_table(path: Path, target: str, *, patient_id: str | None = None,
                    attributes: tuple[str, ...] = (), drop: tuple[str, ...] = (),
-                   allow_text: bool = False) -> CsvTable:
+                   allow_text: bool = False, encoding: dict[str, Any] | None = None) -> CsvTable:
     """Split a table into features / target / ids / attributes; rows without a target are skipped
-    and counted (a log line names their lines). Features follow `fit_encoding`: free-text or
+    and counted (a log line names their lines). `encoding`, a trained run's, is applied as it is
+    (another copy of the table); otherwise features follow `fit_encoding`: free-text or
     identifier columns are refused unless `allow_text`; an attribute must hold groups."""
     frame = read_table(path)
     _require(frame, [target], path, "target")
@@ -100,7 +102,8 @@ def load_csv_table(path: Path, target: str, *, patient_id: str | None = None,
     raw = frame.drop(columns=[c for c in frame.columns if c in excluded])
     if raw.shape[1] == 0:
         raise ConfigError(f"{path}: no feature columns left after removing target, id and drops")
-    encoding = fit_encoding(raw, path, allow_text=allow_text)
+    encoding = (TableEncoding.from_dict(encoding) if encoding is not None
+                else fit_encoding(raw, path, allow_text=allow_text))
     features = encoding.transform(raw, path, positions)
     attrs = frame[list(attributes)].astype(object).where(frame[list(attributes)].notna(), "unknown")
     return CsvTable(features, encoding, pd.Series(frame[target].to_numpy(), index=positions,
