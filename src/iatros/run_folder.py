@@ -206,7 +206,7 @@ class RunFolder:
 
     def resume_hint(self, task: str | None = None) -> str:
         task = task or "TASK"
-        return f"resume it with `iatros train {task} --out {self.path} --resume`"
+        return f"resume it with `iatros train {task} --resume --out {self.path}`"
 
     def require_complete(self, task: str | None = None) -> dict[str, Any]:
         """The config of a finished run, checking it belongs to `task` when one is given."""

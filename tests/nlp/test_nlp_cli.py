@@ -44,7 +44,7 @@ def test_deid_csv_column(tmp_path):
     path = tmp_path / "notes.csv"
     path.write_text('mrn,text\n1,"Mr. Holloway called 555-123-4567 on 01/02/2020."\n2,"No PHI here."\n')
     result = _runner().invoke(app, ["nlp", "deid", str(path), "--column", "text",
-                                    "--id-column", "mrn", "--key", "secret"])
+                                    "--id-column", "mrn", "--key", "a-long-enough-secret-key"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert "Holloway" not in rows[0]["text"] and "555-123-4567" not in rows[0]["text"]

@@ -19,7 +19,7 @@ from iatros.errors import ConfigError, RunError
 from iatros.pipeline.evaluation import audit, evaluate
 from iatros.pipeline.options import EvalOptions
 from iatros.pipeline.prediction import explain_records, predict
-from iatros.pipeline.runs import open_registry, open_run
+from iatros.pipeline.runs import open_registry, open_run, run_split
 from iatros.pipeline.scoring import scorer_for
 from iatros.pipeline.scoring.base import fmt_entry
 from iatros.pipeline.training import register_run, train
@@ -33,7 +33,7 @@ from iatros.train.search import parse_params, parse_space, split_trial
 
 __all__ = ["audit", "convert", "demo", "download", "EvalOptions", "evaluate", "explain_records",
            "families", "fmt_entry", "parse_params", "parse_space", "predict", "prediction_cells",
-           "promote", "register", "report", "run_metrics", "run_modality", "run_tuning", "runs",
+           "promote", "register", "report", "run_metrics", "run_modality", "run_split", "run_tuning", "runs",
            "split_trial", "summary_line", "tasks", "train", "tune", "verify"]
 
 
