@@ -13,6 +13,9 @@ a URL stays EMAIL, a date inside a record number becomes MRN, a surname in a hos
 becomes LOCATION). `types` keeps only those types.
 A `tagger` is any callable from token lists to BIO tag names (`iatros.nlp.phi_tokens`), such as
 a run of `iatros train deid-physionet` loaded by `iatros.api.nlp.load_tagger`.
+A learned span filter (`iatros.nlp.phi_filter`, shipped weights; `filtered=False` turns it off)
+drops rule findings that its gradient-boosted trees score as unlikely PHI, at a threshold chosen
+for recall first; findings a tagger span overlaps are kept.
 
 The 18 HIPAA Safe Harbor identifiers (45 CFR 164.514(b)(2)) map to these types:
  1 names NAME | 2 geographic subdivisions smaller than a state ADDRESS, ZIP, LOCATION (cities,
@@ -31,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from iatros.nlp.phi_filter import NoteContext, SpanFilter, default_filter, group_candidates, span_features
 from iatros.nlp.phi_names import name_candidates, place_candidates
 from iatros.nlp.phi_patterns import pattern_candidates
 from iatros.nlp.phi_tokens import Tagger, tagger_spans
@@ -78,12 +82,22 @@ def merge(found: Iterable[tuple[int, int, str]]) -> list[PhiSpan]:
 
 
 def find_phi(text: str, *, tagger: Tagger | None = None, rules: bool = True,
-             types: Iterable[str] | None = None) -> list[PhiSpan]:
-    """PHI spans of `text`, non-overlapping and in order (see the module docstring)."""
-    found = rule_spans(text) if rules else []
-    if tagger is not None:
-        found += tagger_spans(text, tagger)
-    spans = merge(found)
+             types: Iterable[str] | None = None, filtered: bool = True,
+             span_filter: SpanFilter | None = None) -> list[PhiSpan]:
+    """PHI spans of `text`, non-overlapping and in order (see the module docstring).
+
+    With `filtered` (default), each merged rule finding goes through the learned span filter
+    (`span_filter`, else the shipped one, `iatros.nlp.phi_filter`), which drops the ones it
+    scores as unlikely PHI; findings that a `tagger` span overlaps are always kept, and so are
+    the tagger's own spans."""
+    groups = group_candidates(rule_candidates(text), _RANK) if rules else []
+    tagged = tagger_spans(text, tagger) if tagger is not None else []
+    keeper = (span_filter or default_filter()) if filtered else None
+    if keeper is not None and groups:
+        ctx = NoteContext(text)
+        groups = [g for g in groups if any(s < g.end and g.start < e for s, e, _ in tagged)
+                  or keeper.keep(span_features(ctx, g))]
+    spans = merge([(g.start, g.end, g.type) for g in groups] + tagged)
     if types is not None:
         keep = set(types)
         spans = [s for s in spans if s.type in keep]

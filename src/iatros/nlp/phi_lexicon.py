@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -105,6 +107,24 @@ def places() -> frozenset[str]:
     names |= {s["name"].lower() for s in cache.get_us_states().values()}
     names |= {c["name"].lower() for c in cache.get_countries().values()}
     return frozenset(names | set(_STATES))
+
+
+@contextmanager
+def without_clinical_words() -> Iterator[None]:
+    """The word lists as if CLINICAL_WORDS were empty, inside the block (to see the false
+    positives that the hand-made list hides on the notes it was made from, e.g. to train the
+    span filter on them); not thread-safe."""
+    global CLINICAL_WORDS
+    saved = CLINICAL_WORDS
+    CLINICAL_WORDS = frozenset()
+    name_words.cache_clear()
+    safe_words.cache_clear()
+    try:
+        yield
+    finally:
+        CLINICAL_WORDS = saved
+        name_words.cache_clear()
+        safe_words.cache_clear()
 
 
 def _key(word: str) -> str:
