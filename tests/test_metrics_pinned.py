@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from iatros import api
 from iatros.kinds import Modality, TargetKind
-from iatros.tasks import Task, TaskData, register_task
+from iatros.tasks import Task, register_task
+from tests.nlp.test_ner_pipeline import _write_iob
+from tests.test_api import _three_class_loader
 
 PINS = Path(__file__).parent / "data" / "pinned_metrics.json"
 FAST = api.EvalOptions(n_boot=50)
@@ -28,26 +29,8 @@ KEPT = ("splits", "calibration", "subgroups", "survival", "threshold", "threshol
 TOL = 1e-6
 THREADS = 2
 
-SENTENCES = [
-    ("Patients with cystic fibrosis often cough .", "O O B-Disease I-Disease O O O"),
-    ("Breast cancer risk rises with age .", "B-Disease I-Disease O O O O O"),
-    ("No signs of diabetes were seen .", "O O O B-Disease O O O"),
-    ("The gene was sequenced in all samples .", "O O O O O O O O"),
-    ("Huntington disease is inherited .", "B-Disease I-Disease O O O"),
-    ("Mice without asthma were controls .", "O O B-Disease O O O"),
-]
-
-
 def _iob_root(root: Path) -> Path:
-    folder = root / "bioner" / "NCBI-disease-IOB"
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ("train.tsv", "devel.tsv", "test.tsv"):
-        lines = []
-        for _ in range(4):
-            for words, tags in SENTENCES:
-                lines += [f"{w}\t{t}" for w, t in zip(words.split(), tags.split(), strict=True)]
-                lines.append("")
-        (folder / name).write_text("\n".join(lines) + "\n")
+    _write_iob(root / "bioner" / "NCBI-disease-IOB")
     return root
 
 
@@ -62,15 +45,6 @@ def _chest_root(root: Path) -> Path:
     (root / "medmnist").mkdir(parents=True)
     np.savez(root / "medmnist" / "chestmnist.npz", **arrays)
     return root
-
-
-def _three_classes(_root: Path) -> TaskData:
-    rng = np.random.default_rng(0)
-    n = 600
-    x = rng.normal(size=(n, 4)).astype(np.float32)
-    y = np.digitize(x[:, 0] + 0.5 * rng.normal(size=n), [-0.5, 0.5])
-    return TaskData(inputs=x, targets=y, patient_ids=np.arange(n) // 2,
-                    attributes=pd.DataFrame({"site": rng.choice(["A", "B"], size=n)}))
 
 
 def _kept(path: Path) -> dict[str, Any]:
@@ -95,7 +69,7 @@ def collect(tmp: Path) -> dict[str, Any]:
 
     for kind in (TargetKind.MULTICLASS, TargetKind.ORDINAL):
         task = register_task(Task(name=f"pin-{kind.value}", description="pinned toy",
-                                  modality=Modality.TABULAR, target=kind, loader=_three_classes,
+                                  modality=Modality.TABULAR, target=kind, loader=_three_class_loader(kind),
                                   classes=("low", "mid", "high"), sensitive_attributes=("site",)),
                              replace=True)
         run = api.train(task, epochs=5, out=tmp / kind.value, eval_options=FAST, register=False)

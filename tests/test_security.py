@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from iatros import api
-from iatros.cli import main
 from iatros.errors import ConfigError, RunError
 from iatros.run_folder import RunFolder
 from iatros.train.trainer import Callback
+from tests.test_cli import run_cli
 
 FAST = api.EvalOptions(n_boot=20)
 
@@ -110,7 +110,7 @@ def test_a_changed_artifact_is_detected_and_refused_unless_trusted(sklearn_run, 
                                        r"added: extra.bin\)"):
         api.predict(run, [_csv(tmp_path)])
     assert api.predict(run, [_csv(tmp_path)], trust=True)[0]["threshold"] == 0.01
-    code = _cli(capsys, "verify", str(run))[0]
+    code = run_cli(capsys, "verify", str(run))[0]
     assert code == 1
     (run / "extra.bin").unlink()
     assert api.verify(run)["changed"] == ["metrics.json"]
@@ -118,7 +118,7 @@ def test_a_changed_artifact_is_detected_and_refused_unless_trusted(sklearn_run, 
 
 def test_verify_passes_an_untouched_run_and_reports_its_registry_record(tmp_path, capsys):
     run = api.train("breast-cancer-wdbc", model="logreg", out=tmp_path / "r", eval_options=FAST)
-    code, out, _ = _cli(capsys, "verify", str(run))
+    code, out, _ = run_cli(capsys, "verify", str(run))
     assert code == 0 and out.startswith("ok:") and "matches the registry" in out
     assert json.loads((run / "status.json").read_text())["registered"] is True
 
@@ -132,21 +132,6 @@ def test_promotion_refuses_a_run_changed_since_registration(tmp_path):
     assert api.promote(run, "wdbc-risk", trust=True).version == 1
 
 
-def _cli(capsys, *args: str) -> tuple[int, str, str]:
-    import sys
-
-    old, sys.argv = sys.argv, ["iatros", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    finally:
-        sys.argv = old
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def test_an_unusable_registry_fails_before_training(tmp_path, monkeypatch):
     monkeypatch.setenv("IATROS_DATABASE_URL", f"sqlite:///{tmp_path / 'no-such-dir' / 'r.db'}")
     with pytest.raises(ConfigError, match="folder that does not exist"):
@@ -156,7 +141,7 @@ def test_an_unusable_registry_fails_before_training(tmp_path, monkeypatch):
 
 def test_a_database_password_never_appears_in_messages(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("IATROS_DATABASE_URL", "postgresql+psycopg://iatros:S3cretPw@127.0.0.1:9/x")
-    code, out, err = _cli(capsys, "runs")
+    code, out, err = run_cli(capsys, "runs")
     assert code == 2 and "cannot open the registry" in err
     assert "S3cretPw" not in out + err and "***" in err
 

@@ -19,14 +19,11 @@ from iatros.run_folder import RunFolder
 from iatros.tasks import Task, TaskData, get_task
 from iatros.train.predictors import load_predictor
 from iatros.train.trainer import Callback
+from tests.nlp.test_ner_pipeline import _write_iob
 from tests.tasks.ehr_fixture import write_physionet_root
 
 FAST = api.EvalOptions(n_boot=10)
 KIND_ORDER = (TargetKind.BINARY, TargetKind.SURVIVAL, TargetKind.MULTICLASS, TargetKind.TOKENS)
-SENTENCES = [("Patients with cystic fibrosis often cough .", "O O B-Disease I-Disease O O O"),
-             ("Breast cancer risk rises with age .", "B-Disease I-Disease O O O O O"),
-             ("No signs of diabetes were seen .", "O O O B-Disease O O O"),
-             ("The gene was sequenced in all samples .", "O O O O O O O O")]
 NOTES = {"cardiology": "chest pain troponin echocardiogram ejection fraction stent angina",
          "orthopedics": "knee fracture cast femur ligament arthroscopy tibia bone"}
 
@@ -62,12 +59,7 @@ def _notes(_root: Path) -> TaskData:
 
 
 def _iob_root(root: Path) -> Path:
-    folder = root / "bioner" / "NCBI-disease-IOB"
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ("train.tsv", "devel.tsv", "test.tsv"):
-        rows = [f"{w}\t{t}" for _ in range(3) for words, tags in SENTENCES
-                for w, t in [*zip(words.split(), tags.split(), strict=True), ("", "")]]
-        (folder / name).write_text("\n".join(r.strip() for r in rows) + "\n")
+    _write_iob(root / "bioner" / "NCBI-disease-IOB", n=3)
     return root
 
 

@@ -34,36 +34,33 @@ def parse_value(text: str) -> Any:
     return text
 
 
+def _assignments(options: list[str], form: str, example: str) -> dict[str, str]:
+    """NAME=TEXT options as {name: text}; a malformed or repeated one is a clear error."""
+    out: dict[str, str] = {}
+    for option in options:
+        name, sep, text = option.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name or not text.strip():
+            raise ConfigError(f"{option!r} is not {form} (e.g. {example})")
+        if name in out:
+            raise ConfigError(f"{name!r} is given twice; give each name once")
+        out[name] = text
+    return out
+
+
 def parse_space(options: list[str]) -> dict[str, list[Any]]:
     """`["hidden=32x32,64x64", "dropout=0,0.2"]` -> {"hidden": [(32, 32), (64, 64)], ...}."""
-    space: dict[str, list[Any]] = {}
-    for option in options:
-        name, sep, values = option.partition("=")
-        name = name.strip().replace("-", "_")
-        if not sep or not name or not values.strip():
-            raise ConfigError(f"search option {option!r} is not NAME=V1,V2,... "
-                              f"(e.g. dropout=0,0.1,0.3 or hidden=32x32,64x64x64)")
-        if name in space:
-            raise ConfigError(f"search option {name!r} is given twice; list all its values once")
-        space[name] = [parse_value(v) for v in values.split(",") if v.strip()]
-    if not space:
+    found = _assignments(options, "NAME=V1,V2,...", "dropout=0,0.1,0.3 or hidden=32x32,64x64x64")
+    if not found:
         raise ConfigError("give at least one search option NAME=V1,V2,...")
-    return space
+    return {name: [parse_value(v) for v in text.split(",") if v.strip()]
+            for name, text in found.items()}
 
 
 def parse_params(options: list[str]) -> dict[str, Any]:
     """`["widen_factor=0.5", "lr=3e-3"]` -> {"widen_factor": 0.5, "lr": 0.003}: one value each."""
-    params: dict[str, Any] = {}
-    for option in options:
-        name, sep, value = option.partition("=")
-        name = name.strip().replace("-", "_")
-        if not sep or not name or not value.strip():
-            raise ConfigError(f"--param {option!r} is not NAME=VALUE (e.g. widen_factor=0.5, "
-                              f"hidden=64x64 or lr=3e-3)")
-        if name in params:
-            raise ConfigError(f"--param {name!r} is given twice")
-        params[name] = parse_value(value)
-    return params
+    found = _assignments(options, "NAME=VALUE", "widen_factor=0.5, hidden=64x64 or lr=3e-3")
+    return {name: parse_value(text) for name, text in found.items()}
 
 
 def grid_trials(space: dict[str, list[Any]], max_trials: int, seed: int) -> list[dict[str, Any]]:

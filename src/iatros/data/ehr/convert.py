@@ -27,6 +27,7 @@ from typing import Any
 import polars as pl
 
 from iatros.data.ehr.schema import SkipLog, conform_events, drop_unit_mismatches
+from iatros.data.home import file_digest
 from iatros.errors import ConfigError, CorruptDataError, MissingDataError
 
 FORMAT_VERSION = 4   # 2: FHIR parts hold raw patients/encounters, joined across files; 3: FHIR
@@ -105,11 +106,7 @@ def _remove_stale_temp_files(out: Path) -> None:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def _intact(files: dict[str, Path], sums: dict[str, str] | None) -> bool:
