@@ -429,7 +429,8 @@ def run_cv(args: argparse.Namespace) -> None:
         "fold was fitted on the other four folds; its threshold "
         f"({threshold}) is the highest that loses no gold phrase out of fold. The rules themselves were "
         "written on these patients, so their recall and precision here are optimistic (on patients 41-81, "
-        "before this round, the rules had recall 0.912 and precision 0.665).",
+        "before this round, the rules had recall 0.912 and precision 0.665). Before this round the rules "
+        "scored here recall 0.957 (name 0.981, date 0.986, location 0.866, phone 1.000), precision 0.805.",
         "The tagger rows score patients 33-40 only: the tagger was trained on 1-32 and early-stopped on "
         "33-40.",
         f"95% CIs: {args.n_boot:,} bootstrap resamples of patients.",

@@ -107,3 +107,20 @@ def test_employers_are_places():
 def test_local_phone_numbers_and_pagers_but_not_ranges_of_values():
     assert sorted(found("call her at 555-1234 tonight, pager 4321", "PHONE")) == ["4321", "555-1234"]
     assert found("VT 800-1000, SVR 954-1183, tidal volumes 950-1000, 700-1250 cc", "PHONE") == []
+
+
+def test_names_right_before_a_phone_label_or_number_are_names():
+    text = "Family: Lopie Certusi cell# 410-322-1419. SON ROB 285-482-5518. Con't to work with PT."
+    names = found(text, "NAME")
+    assert "Lopie Certusi" in names and any("ROB" in n for n in names) and not any("work" in n for n in names)
+
+
+def test_every_rule_feeds_a_feature_of_the_filter():
+    from iatros.nlp.phi_filter import RULE_GROUPS, rule_group
+    from iatros.nlp.phi_patterns import RULE_NAMES
+
+    text = ("Dr. Whitfield, wife Agatha, per Smith, J. Brown, name: Okafor, Jane Roe RN, Toolis aware, "
+            "Lopie Certusi cell# 410-322-1419, transferred to Kessler Hospital at St. Agnes, U of Maryland, "
+            "sent to GH, from Quartermain 3, works at Genentech, lives in Towson; 7/22")
+    rules = {r for *_, r in rule_candidates(text)} | set(RULE_NAMES)
+    assert {rule_group(r) for r in rules} <= set(RULE_GROUPS)

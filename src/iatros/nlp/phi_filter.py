@@ -35,8 +35,9 @@ _DATE_GROUPS = {**{f"DATE{i}": "date:month" for i in (0, 1, 2, 3, 4, 5, 7)}, "DA
                 "DATE8": "date:holiday", **{f"DATE{i}": "date:full" for i in range(9, 15)},
                 "DATE15": "date:md", **{f"DATE{i}": "date:year" for i in range(16, 21)}}
 RULE_GROUPS = ("name:title", "name:relative", "name:context", "name:initial", "name:label",
-               "name:credential", "name:after", "name:listed", "name:repeat", "place:facility",
-               "place:saint", "place:university", "place:acronym", "place:moved", "place:gazetteer",
+               "name:credential", "name:after", "name:contact", "name:listed", "name:repeat",
+               "place:facility", "place:saint", "place:university", "place:acronym", "place:moved",
+               "place:ward", "place:employer", "place:gazetteer",
                "date:month", "date:nth", "date:holiday", "date:full", "date:md", "date:year", "phone",
                "address", "age", "other", "tagger")
 TYPE_GROUPS = ("NAME", "LOCATION", "DATE", "PHONE", "AGE", "OTHER")
@@ -151,7 +152,7 @@ def span_features(ctx: NoteContext, group: Group) -> list[float]:
     f[f"type={type_group(group.type)}"] = 1.0
     rules = {rule_group(r) for *_, r in group.members}
     for r in rules:
-        f[f"rule={r}"] = 1.0
+        f[f"rule={r if r in RULE_GROUPS else 'other'}"] = 1.0
     f["n_rules"] = float(len(rules))
     value = text[start:end]
     words = [m[0] for m in WORD.finditer(value)]

@@ -46,7 +46,12 @@ CONTEXT_BEFORE = frozenset(["per", "paged", "page", "called", "notified", "casew
                             "chaplain", "rabbi", "priest", "pastor", "coordinator", "nurse", "physician",
                             "surgeon", "attending", "resident", "fellow", "intern", "pcp", "cardiologist",
                             "oncologist", "nephrologist", "neurologist", "intensivist", "hospitalist",
-                            "np", "rn", "sw"])
+                            "np", "rn", "sw", "reach", "reached", "contacted"])
+# a contact's phone label or number right after a name ("Lopie Certusi cell# 410-...", "SON ROB 285-...")
+PHONE_AFTER = re.compile(r"\s*(?:\([^)\n]{1,20}\)\s*)?(?:(?:cell|home|work|phone|tel|pager|beeper|mobile|"
+                         r"office)\b\s*(?:#|no\.?|number)?\s*[:#]?(?=\s*#?\s*\(?\d)|"
+                         r"\(?\d{3}\)?[\s./-]{0,2}\d{3}[\s./-]{1,2}\d{4})",
+                         re.I)
 CONTEXT_PAIRS = frozenset([("spoke", "with"), ("spoke", "to"), ("talked", "with"), ("talked", "to"),
                            ("discussed", "with"), ("seen", "by"), ("evaluated", "by"), ("met", "with"),
                            ("d", "w"), ("signed", "by"), ("dictated", "by")])
@@ -207,6 +212,7 @@ def name_candidates(text: str) -> Iterator[tuple[int, int, str, str]]:
         if k is not None and toks[k].start - m.end() <= 1 and namey(toks[k], cased):
             found.append((*_span(toks, k, _follow(text, toks, k, cased)), "name:label"))
     found += list(_credential_names(text, toks, cased))
+    found += [(s, e, "name:contact") for s, e in _contact_names(text, toks, cased)]
     found += [(s, e, "name:listed") for s, e in _listed_names(text, toks, cased)]
     found += [(s, e, "name:repeat") for s, e in _repeats(text, toks, [(s, e) for s, e, _ in found])]
     for start, end, rule in found:
@@ -235,6 +241,22 @@ def _credential_names(text: str, toks: list[Word], cased: bool) -> Iterator[tupl
             if after and not any(namey(t, cased) and is_name(t.text) for t in toks[j:i]):
                 continue
             yield (*_span(toks, j, i), "name:credential" if cred else "name:after")
+
+
+def _contact_names(text: str, toks: list[Word], cased: bool) -> Iterator[tuple[int, int]]:
+    """One to three name-like words right before a phone label or number ("Lopie Certusi cell#")."""
+    for m in PHONE_AFTER.finditer(text):
+        k = next((n for n, t in enumerate(toks) if t.end > m.start()), len(toks))
+        j = k
+        while j > 0 and k - j < 3 and toks[j - 1].end <= m.start() \
+                and (j == k or re.fullmatch(r" {1,2}", _gap(text, toks[j - 1], toks[j]))) \
+                and toks[j - 1].lower not in _NEVER and not is_clinical(toks[j - 1].text) \
+                and (namey(toks[j - 1], cased) or (cased and toks[j - 1].text[0].isupper()
+                                                   and not is_safe(toks[j - 1].text))
+                     or _listed(toks[j - 1])):
+            j -= 1
+        if j < k and re.fullmatch(r"\s*", text[toks[k - 1].end:m.start()]):
+            yield toks[j].start, toks[k - 1].end
 
 
 def _listed_names(text: str, toks: list[Word], cased: bool) -> Iterator[tuple[int, int]]:
