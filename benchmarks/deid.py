@@ -1,25 +1,26 @@
 """De-identification benchmark on the PhysioNet deid gold standard (ICU nursing notes).
 
 Options compared, each as a PHI detector whose spans are scored against the gold phrases:
-- `iatros rules`: `iatros.nlp.phi.find_phi` (patterns, name / place rules, philter's name and
-  safe-word lists, Faker, GeoNames), the default of `iatros nlp deid`;
+- `iatros rules, no span filter`: `iatros.nlp.phi.find_phi(filtered=False)` (patterns, name /
+  place rules, philter's name and safe-word lists, Faker, GeoNames);
+- `iatros rules + span filter`: the rules' findings through the learned span filter
+  (`iatros.nlp.phi_filter`, gradient-boosted trees fitted on patients 1-40, shipped in the
+  package): the default of `iatros nlp deid`;
 - `BiLSTM-CRF tagger`: a `deid-physionet` run (`iatros train deid-physionet`, the one Trainer);
-- `rules + tagger`: the union of both (`iatros nlp deid --tagger RUN`);
+- `rules + tagger`: the union of both (`iatros nlp deid --tagger RUN`), with and without the span
+  filter (findings the tagger agrees with are never filtered);
 - `Presidio patterns`: presidio-analyzer's pattern recognizers (no spaCy NER model can be
   installed here, so no PERSON / LOCATION recognizer; `pip install .[deid-compare]`);
 - `philter-lite`: philter's published rules (philter_delta config) with a stand-in part-of-
   speech tagger (NLTK's tagger data cannot be downloaded here), on a random sample of notes
   because it takes ~20 s a note on this machine.
 
-- `rules + filter`: the rules' findings through the learned span filter (`iatros.nlp.phi_filter`,
-  gradient-boosted trees fitted on patients 1-40, shipped in the package): the default.
-
 Protocol: the public half holds patients 1-81. Rules were written and tuned, the span filter
 fitted, and the tagger trained (patients 1-32) and early-stopped (33-40), on patients 1-40 only;
 `--part cv` and `--part dev` score patients 1-40 and 33-40 (where options were compared);
 `--part test` (default) scores patients 41-81, once at the end of each round of development
-(twice so far). `--train-root A --test-root B` instead trains the tagger on every note under A and scores
-every note under B (same file format), e.g. held-back notes nobody has looked at.
+(twice so far). `--train-root A --test-root B` instead trains the tagger on every note under A
+and scores every note under B (same file format), e.g. held-back notes nobody has looked at.
 
 Scoring (iatros.nlp.deid_corpus): recall = gold phrases whose letters and digits are all
 covered by predicted spans (gold offsets re-anchored within 2 characters), per type and overall;
@@ -60,6 +61,7 @@ GROUPS = {"name": ("HCPName", "PTName", "PTNameInitial", "RelativeProxyName"), "
 PUBLISHED = ("deid.pl, published (Neamatullah et al. 2008, BMC Med Inform Decis Mak 8:32), whole corpus "
              "(all 163 patients), their PPV definition", "0.967", "0.749")
 PHILTER_SAMPLE = 30
+OPTIONS = "unfiltered,rules,tagger,union-unfiltered,union,presidio,philter"
 DEV_PATIENTS = (1, 40)
 FOLDS = 5
 THRESHOLDS = [round(0.01 * k, 2) for k in range(1, 61)]
@@ -91,8 +93,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tagger", help="a finished deid-physionet run to use instead of training")
     parser.add_argument("--runs", default="runs/deid", help="where a trained tagger run goes")
     parser.add_argument("--epochs", type=int, default=25)
-    parser.add_argument("--options", default="unfiltered,rules,tagger,union,presidio,philter",
-                        help="comma-separated subset of unfiltered,rules,tagger,union,presidio,philter")
+    parser.add_argument("--options", default=OPTIONS,
+                        help="comma-separated subset of unfiltered,rules,tagger,union-unfiltered,union,"
+                             "presidio,philter")
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-write", action="store_true", help="print only; leave results/deid.json")
@@ -137,13 +140,13 @@ def rules_detector(filtered: bool = True, span_filter: Any = None) -> Detector:
     return lambda text: [(s.start, s.end) for s in find_phi(text, filtered=filtered, span_filter=span_filter)]
 
 
-def tagger_detector(run: Path, with_rules: bool, span_filter: Any = None) -> Detector:
+def tagger_detector(run: Path, with_rules: bool, span_filter: Any = None, filtered: bool = True) -> Detector:
     from iatros.api.nlp import load_tagger
     from iatros.nlp.phi import find_phi
 
     tagger = load_tagger(run)
     return lambda text: [(s.start, s.end) for s in find_phi(text, tagger=tagger, rules=with_rules,
-                                                            span_filter=span_filter)]
+                                                            span_filter=span_filter, filtered=filtered)]
 
 
 def presidio_detector() -> Detector:
@@ -245,7 +248,7 @@ def options(args: argparse.Namespace, notes: list[GoldNote]) -> list[Result]:
     """Every requested option, scored on the notes."""
     wanted = [o.strip() for o in args.options.split(",") if o.strip()]
     results = []
-    run = tagger_run(args) if {"tagger", "union"} & set(wanted) else None
+    run = tagger_run(args) if {"tagger", "union", "union-unfiltered"} & set(wanted) else None
     for name in wanted:
         if name == "unfiltered":
             results.append(run_option("iatros rules, no span filter", rules_detector(False), notes))
@@ -254,6 +257,9 @@ def options(args: argparse.Namespace, notes: list[GoldNote]) -> list[Result]:
         elif name == "union" and run is not None:
             results.append(run_option("iatros rules + span filter + BiLSTM-CRF tagger (--tagger)",
                                       tagger_detector(run, True), notes))
+        elif name == "union-unfiltered" and run is not None:
+            results.append(run_option("iatros rules + BiLSTM-CRF tagger, no span filter",
+                                      tagger_detector(run, True, filtered=False), notes))
         elif name == "tagger" and run is not None:
             results.append(run_option("BiLSTM-CRF tagger alone", tagger_detector(run, False), notes))
         elif name == "presidio":

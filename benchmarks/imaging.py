@@ -107,6 +107,7 @@ def run_one(row: str, data_root: str, seed: int, n_boot: int, reuse: str | None 
         "accuracy": test_metrics["accuracy"], "accuracy_at_0.5_raw": acc05,
         "kappa": test_metrics.get("kappa"), "threshold": metrics.get("threshold"),
         "ensemble": ensemble, "widen_factor": widen,
+        "train_split": config["data"]["splits"]["train"],
         "epochs_run": int(log["epoch"].max()), "best_epoch": int(log.loc[log.val_metric.idxmax(), "epoch"]),
         "train_seconds": float(log["seconds"].sum()), "wall_seconds": wall,
         "train_images_per_s": n_train * len(log) / float(log["seconds"].sum()),
@@ -114,6 +115,15 @@ def run_one(row: str, data_root: str, seed: int, n_boot: int, reuse: str | None 
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "run": str(run),
     }
+
+
+def _train_images(split: dict) -> str:
+    """`3882 (3494 positive)` or `1080 (class counts 486 / 128 / ...)`."""
+    if "positives" in split:
+        return f"{split['rows']} ({split['positives']} positive)"
+    if "class_counts" in split:
+        return f"{split['rows']} (by class {' / '.join(map(str, split['class_counts']))})"
+    return str(split["rows"])
 
 
 def _fmt(entry: dict) -> str:
@@ -159,7 +169,8 @@ def main() -> None:
     scores = [[f"{r['task']}, n={r['auroc']['n']}", f"`{cli[r['row']]}`", _fmt(r["auroc"]),
                f"{r['accuracy_at_0.5_raw']['value']:.3f}", _fmt(r["accuracy"]),
                *(f"{a:.3f} / {c:.3f}" for a, c in PUBLISHED[r["task"]].values())] for r in results]
-    cost = [[r["task"], f"{r['ensemble']} x {r['model']} (width {r['widen_factor']:g})",
+    cost = [[r["task"], _train_images(r["train_split"]),
+             f"{r['ensemble']} x {r['model']} (width {r['widen_factor']:g})",
              (f"{r['epochs_run']} ({r['best_epoch']})" if r["ensemble"] == 1
               else f"{r['epochs_run']} per member"),
              f"{r['train_seconds']:.0f}", f"{r['train_images_per_s']:.0f}",
@@ -173,8 +184,8 @@ def main() -> None:
              "MedMNIST's own definition (0.5 on the uncalibrated probability, argmax for multiclass); "
              "'val threshold' is iatros' default operating point (Youden's J on validation after Platt "
              "scaling; argmax for multiclass).", PUBLISHED_SOURCE]),
-        "cost": Table(["dataset", "networks", "epochs (best)", "train s", "train img/s", "inference img/s",
-                       "peak RSS MB"], cost, cmd,
+        "cost": Table(["dataset", "train images", "networks", "epochs (best)", "train s", "train img/s",
+                       "inference img/s", "peak RSS MB"], cost, cmd,
                       ["Rows in the order of the table above; one process per run.", note]),
     }
     for key, table in tables.items():
@@ -182,6 +193,7 @@ def main() -> None:
     write_tables("imaging", tables)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=2))
+
 
 if __name__ == "__main__":
     main()

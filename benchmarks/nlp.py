@@ -102,7 +102,7 @@ def member_result(run: str, data_root: str) -> dict:
     from iatros.train.predictors import load_predictor
 
     try:
-        from iatros.bio import majority_spans
+        from iatros.targets import majority_spans
         from iatros.pipeline.scoring.tokens import pad_tags
     except ImportError:  # the layout before the pipeline refactor (e.g. commit 232af6b)
         from iatros.text_run import pad_tags
