@@ -1,7 +1,8 @@
 """De-identification: find PHI in a note, replace it, and report what was replaced.
 
 Detection is `iatros.nlp.phi.find_phi` (re-exported here): rules and word lists for all 18
-HIPAA Safe Harbor identifiers, plus an optional trained tagger (union). The stable API:
+HIPAA Safe Harbor identifiers, their findings through a learned span filter (shipped weights),
+plus an optional trained tagger (union). The stable API:
 
     from iatros.nlp.deid import find_phi, PhiSpan, deidentify
     find_phi(text) -> list[PhiSpan(start, end, type)]      # detection only
