@@ -23,6 +23,9 @@ from tests.nlp.test_ner_pipeline import _write_iob
 from tests.tasks.ehr_fixture import write_physionet_root
 
 FAST = api.EvalOptions(n_boot=10)
+# Small versions of the slow estimators: the contract is about the steps, not the fit.
+SMALL = {"gbm": {"max_iter": 30}, "gbm-bag": {"bags": 2, "max_iter": 30},
+         "rsf": {"n_estimators": 10}, "logreg-cv": {"folds": 3}}
 KIND_ORDER = (TargetKind.BINARY, TargetKind.SURVIVAL, TargetKind.MULTICLASS, TargetKind.TOKENS)
 NOTES = {"cardiology": "chest pain troponin echocardiogram ejection fraction stent angina",
          "orthopedics": "knee fracture cast femur ligament arthroscopy tibia bone"}
@@ -107,7 +110,8 @@ def test_every_registered_model_is_covered():
 def test_model_trains_predicts_reloads_identically_and_resumes(model, modality, kind, tmp_path):
     task, root = _case(modality, kind, tmp_path)
     spec = next(s for s in list_models() if s.name == model)
-    options = dict(data_root=root, model=model, eval_options=FAST, register=False)
+    options = dict(data_root=root, model=model, eval_options=FAST, register=False,
+                   params=SMALL.get(model))
     torch = spec.family == "torch"
     run = api.train(task, out=tmp_path / "run", epochs=2 if torch else None, ensemble=1,
                     cross_fit=False, **options)
