@@ -102,8 +102,8 @@ def member_result(run: str, data_root: str) -> dict:
     from iatros.train.predictors import load_predictor
 
     try:
-        from iatros.targets import majority_spans
         from iatros.pipeline.scoring.tokens import pad_tags
+        from iatros.targets import majority_spans
     except ImportError:  # the layout before the pipeline refactor (e.g. commit 232af6b)
         from iatros.text_run import pad_tags
 
@@ -134,7 +134,9 @@ def specialty_result(data_root: str) -> dict:
     t0 = time.perf_counter()
     run = api.train("mtsamples-specialty", data_root=data_root, register=False)
     metrics = json.loads((Path(run) / "metrics.json").read_text())
-    return {"run": str(run), "test": metrics["splits"]["test"], "seconds": time.perf_counter() - t0}
+    data = json.loads((Path(run) / "config.json").read_text())["data"]
+    return {"run": str(run), "test": metrics["splits"]["test"], "seconds": time.perf_counter() - t0,
+            "n_notes": data["n_rows"], "n_classes": len(data["splits"]["train"]["class_counts"])}
 
 
 def negation_result() -> dict:
@@ -238,8 +240,10 @@ def tables(results: dict, args: argparse.Namespace, note: str) -> dict[str, Tabl
     r = e["rouge"]
     out["measures"] = Table(["measure", "result", "how"], [
         ["`mtsamples-specialty` macro-F1", f"{_pct(s['f1'])}; accuracy {_pct(s['accuracy'])}",
-         f"`iatros train mtsamples-specialty --data-root {shown(args.data_root)}`: 9 specialties, 70/15/15 "
-         f"split grouped by note text, n = {s['f1']['n']} test notes, tf-idf + logistic regression"],
+         f"`iatros train mtsamples-specialty --data-root {shown(args.data_root)}`: "
+         f"{results['specialty']['n_classes']} specialties, {results['specialty']['n_notes']:,} distinct "
+         f"notes, 70/15/15 split grouped by note text, n = {s['f1']['n']} test notes, tf-idf + logistic "
+         "regression"],
         ["negation accuracy", f"{g['correct']} / {g['n']} = {100 * g['accuracy']:.1f}%",
          f"`benchmarks/data/negation_sentences.tsv`: {g['n']} sentences we wrote "
          f"({100 * g['negated_share']:.0f}% negated; NegEx cues, backward cues, pseudo-cues, terminators, "
