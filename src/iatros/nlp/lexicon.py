@@ -1,4 +1,4 @@
-"""Term lists for rule-based extraction and ConText cues (lower case; matched on token LOWER).
+"""Term lists for rule-based extraction (lower case; matched on token LOWER).
 
 Small, hand-written and deliberately conservative; a trained tagger (`ner-ncbi-disease`,
 `ner-bc5cdr`) can add disease and chemical mentions these lists miss.
@@ -168,75 +168,4 @@ LAB_VALUE = re.compile(r"^\s*(?:level|count|value)?\s*(?:of|was|is|were|at|:|=)?
                        r"pg/ml|ng/dl|mcg/dl|miu/l|uiu/ml|mm/hr|mmhg|mm hg|bpm|%|seconds|sec|kg|lb|lbs|"
                        r"cm|degrees|°f|°c|f|c)?(?![\w/])", re.IGNORECASE)
 
-# ConText cues: category -> (forward cues, backward cues)
-CONTEXT_CUES: dict[str, tuple[list[str], list[str]]] = {
-    "negated": ([
-        "no", "not", "denies", "denied", "deny", "denying", "without", "absence of", "absent",
-        "negative for", "free of", "no evidence of", "no signs of", "no sign of", "no history of",
-        "never had", "never", "fails to reveal", "failed to reveal", "no complaints of",
-        "rules out", "ruled out", "resolution of", "nor", "none", "did not have", "does not have",
-        "has not had", "no longer", "negative", "unremarkable for", "not demonstrate",
-        "no new", "denies any", "no further",
-    ], [
-        "is ruled out", "was ruled out", "has been ruled out", "were ruled out", "is negative",
-        "was negative", "were negative", "are negative", "is absent", "was absent",
-        "not seen", "not identified", "not present", "not noted", "has resolved", "resolved",
-        "free", "not appreciated", "denied", "were denied", "is denied", "not found",
-    ]),
-    "uncertain": ([
-        "possible", "possibly", "probable", "probably", "likely", "suspected", "suspect",
-        "suspicion of", "suspicious for", "concern for", "concerning for", "questionable",
-        "question of", "may have", "may be", "might have", "might be", "could be", "could have",
-        "consider", "considering", "differential diagnosis", "differential includes",
-        "rule out", "r/o", "versus", "vs", "vs.", "worrisome for", "presumed", "apparent",
-        "cannot rule out", "can not rule out", "cannot exclude", "to evaluate for",
-        "evaluate for", "rule-out", "borderline", "equivocal",
-    ], [
-        "is possible", "is likely", "is suspected", "cannot be excluded", "cannot be ruled out",
-        "can not be ruled out", "not excluded", "is not excluded", "unlikely", "is unlikely",
-        "is questionable", "?", "is probable", "versus", "vs",
-    ]),
-    "historical": ([
-        "history of", "h/o", "hx of", "past history of", "previous", "previously", "prior",
-        "status post", "s/p", "remote history of", "past medical history of",
-        "history significant for", "longstanding", "prior history of", "known history of",
-        "childhood",
-    ], [
-        "in the past", "years ago", "months ago", "as a child", "previously", "in childhood",
-        "in the remote past", "many years ago",
-    ]),
-    "family": ([
-        "family history of", "family history significant for", "fh of", "mother", "father",
-        "brother", "sister", "sibling", "siblings", "aunt", "uncle", "grandmother",
-        "grandfather", "cousin", "mom", "dad", "parents", "maternal", "paternal",
-        "family member", "daughter", "son",
-    ], [
-        "in the family", "in her mother", "in his mother", "in her father", "in his father",
-        "runs in the family", "in family",
-    ]),
-    "hypothetical": ([
-        "if", "in case", "should he", "should she", "should the patient", "return if",
-        "call if", "watch for", "in the event of", "return for", "return with", "return to the",
-        "warning signs of", "signs and symptoms of", "risk of", "at risk for", "precautions",
-        "to prevent", "prophylaxis", "unless",
-    ], []),
-}
-# phrases that look like cues but are not (matched first, then they block the cue inside them)
-PSEUDO_CUES = [
-    "no increase", "no change", "no significant change", "not only", "no further change",
-    "not necessarily", "without difficulty", "gram negative", "not certain if",
-    "not cause", "no suspicious change", "not drain", "not extend", "not certain whether",
-    "without any further", "no interval change", "history and physical", "history and",
-    "family history", "social history", "medical history", "surgical history",
-    "if any", "not been able", "negative pressure", "without complication",
-    "without complications", "not rule out", "no acute distress", "prior to",
-]
-# words that end a cue's scope
-TERMINATORS = [
-    "but", "however", "although", "though", "except", "aside from", "apart from",
-    "secondary to", "as the cause of", "as the source of", "as the reason of",
-    "as the etiology of", "which", "who", "still", "cause of", "cause for", "presents",
-    "presented", "complains of", "complaining of", "reports", "reported", "admits",
-    "positive for", "notable for", "significant for", "remarkable for", "with", "due to",
-    "; ", ";", "and has", "and is", "because", "since", "now", "currently", "patient",
-]
+# ConText cues live in nlp/data/context_cues.tsv (read by iatros.nlp.context.load_cues)
