@@ -21,6 +21,13 @@ from iatros.nlp.fhir import to_fhir_bundle
 from iatros.nlp.io import Note, NoteError, decode_note, read_note
 from iatros.nlp.patients import problem_and_medication_lists
 from iatros.nlp.pipeline import ClinicalPipeline, Tagger
+from iatros.nlp.radiology import (
+    FindingSpec,
+    parse_finding,
+    read_findings_file,
+    summarize_findings,
+    write_findings_csv,
+)
 from iatros.nlp.summarize import summarize as summarize_text
 from iatros.pipeline.scoring import tagger_for
 from iatros.run_folder import RunFolder
@@ -108,18 +115,47 @@ def _run(paths: Sequence[str | Path], work: Callable[[str, str, Note], Any], *, 
 
 def extract(paths: Sequence[str | Path], *, fhir: bool = False, tagger_run: str | Path | None = None,
             column: str | None = None, id_column: str | None = None,
-            progress: bool = False) -> list[dict[str, Any]]:
-    """One dict per input note: entities, sections (and `fhir`: a validated Bundle), or error."""
+            progress: bool = False, findings: bool | Sequence[str | FindingSpec] = False,
+            findings_file: str | Path | None = None,
+            findings_csv: str | Path | None = None) -> list[dict[str, Any]]:
+    """One dict per input note: entities, sections (and `fhir`: a validated Bundle), or error.
+    `findings` (True: every finding mentioned; names, "name|synonym|...": just those) adds the
+    report-level labels `{"findings": {name: present | absent | uncertain | not mentioned}}`
+    (rules in iatros.nlp.radiology); `findings_file` adds names from a file (one a line);
+    `findings_csv` also writes the labels as a CSV without text."""
+    specs = _finding_specs(findings, findings_file)
+    labelled = bool(findings) or specs is not None or findings_csv is not None
     pipeline = ClinicalPipeline(tagger=load_tagger(tagger_run) if tagger_run else None)
 
     def work(source: str, patient: str, note: Note) -> dict[str, Any]:
         doc = pipeline.extract(note.text, source)
         doc["patient_id"] = patient
+        if labelled:
+            doc["findings"] = summarize_findings(doc, specs)
         if fhir:
             doc["fhir"] = to_fhir_bundle(doc, patient)
         return doc
-    return _run(paths, work, column=column, id_column=id_column, progress=progress,
-                desc="extract")
+    results = _run(paths, work, column=column, id_column=id_column, progress=progress,
+                   desc="extract")
+    if findings_csv is not None:
+        write_findings_csv(results, findings_csv, [f.name for f in specs] if specs else None)
+    return results
+
+
+def _finding_specs(findings: bool | Sequence[str | FindingSpec],
+                   file: str | Path | None = None) -> list[FindingSpec] | None:
+    """The findings a user named ("name" or "name|synonym|...", and those of `file`), or None
+    for all found."""
+    if isinstance(findings, str):
+        findings = [findings]
+    specs = [] if isinstance(findings, bool) else [
+        f if isinstance(f, FindingSpec) else parse_finding(f) for f in findings]
+    if file is not None:
+        specs += read_findings_file(file)
+    names = [f.name.lower() for f in specs]
+    if len(set(names)) < len(names):
+        raise ConfigError(f"findings named twice: {sorted({n for n in names if names.count(n) > 1})}")
+    return specs or None
 
 
 def summarize(paths: Sequence[str | Path], *, max_sentences: int = 4, column: str | None = None,

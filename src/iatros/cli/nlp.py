@@ -59,14 +59,35 @@ def extract_cmd(
     column: Column = None,
     id_column: IdColumn = None,
     progress: Progress = None,
+    findings: Annotated[bool, typer.Option(
+        "--findings", help="Add report-level labels per finding: \"findings\": {name: present | "
+                           "absent | uncertain}, IMPRESSION over FINDINGS, INDICATION / HISTORY "
+                           "ignored (for labelling radiology reports of an image collection).")
+    ] = False,
+    finding: Annotated[list[str] | None, typer.Option(
+        "--finding", help="Label only this finding (repeatable; \"name|synonym|...\"); one not "
+                          "found is \"not mentioned\" (\"absent\" needs a negated mention). "
+                          "Implies --findings.")] = None,
+    findings_file: Annotated[Path | None, typer.Option(
+        "--findings-file", help="Findings to label, one a line (\"name|synonym|...\", # "
+                                "comments). Implies --findings.")] = None,
+    findings_csv: Annotated[Path | None, typer.Option(
+        "--findings-csv", help="Also write the labels as CSV: one row per report (source, id, "
+                               "status), one column per finding, no report text. Implies "
+                               "--findings.")] = None,
 ) -> None:
     """Entities with context and offsets: a JSON list, one object per note:
     {"source", "entities": [{"text", "label", "start", "end", "negated", "uncertain",
-    "historical", "family", "hypothetical", "section", ...}], "sections": [...]}."""
+    "historical", "family", "hypothetical", "section", ...}], "sections": [...]}; with
+    --findings also {"findings": {name: "present" | "absent" | "uncertain" | "not mentioned"}}."""
     from iatros.api import nlp as nlp_api
 
     results = nlp_api.extract(paths, fhir=fhir, tagger_run=tagger, column=column,
-                              id_column=id_column, progress=_progress(progress))
+                              id_column=id_column, progress=_progress(progress),
+                              findings=list(finding or []) or findings,
+                              findings_file=findings_file, findings_csv=findings_csv)
+    if findings_csv is not None:
+        typer.echo(f"wrote {findings_csv}", err=True)
     _emit(results, out)
     _report_failures(results)
 

@@ -24,7 +24,8 @@ from spacy.tokens import Doc
 from iatros.nlp import lexicon as L
 from iatros.nlp.context import ConText
 from iatros.nlp.io import CHUNK_CHARS, chunks
-from iatros.nlp.sections import Section, find_sections, section_at
+from iatros.nlp.radiology import list_item_number, trim_placeholders
+from iatros.nlp.sections import Section, find_sections, is_placeholder, section_at
 
 Tagger = Callable[[list[list[str]]], list[list[str]]]
 LABELS = ("PROBLEM", "SYMPTOM", "MEDICATION", "LAB", "PROCEDURE")
@@ -67,8 +68,10 @@ class Entity:
 def clinical_sentences(doc: Doc) -> Doc:
     """Sentence starts for clinical text: after . ! ? (not after abbreviations), after line
     breaks that end a line with punctuation or a header, before list items and run-together
-    ",HEADER:" sections."""
+    ",HEADER:" sections. A numbered item ("1. ... 2. ...") is one sentence with its number, also
+    when items run on without a period; "XXXX" placeholders are never headers."""
     prev_i = -1  # the previous non-space token
+    last_item = 0  # the number of the last list item that opened a sentence
     starts = np.full(len(doc), -1, dtype=np.int64)  # set all at once: per-token setting is O(n^2)
     if len(doc):
         starts[0] = 1
@@ -82,17 +85,29 @@ def clinical_sentences(doc: Doc) -> Doc:
         gap = prev.whitespace_ + "".join(t.text_with_ws for t in doc[prev_i + 1:i])
         before = doc[prev_i - 1] if prev_i >= 1 else None
         start = False
-        if prev.text in (".", "!", "?"):
+        item = list_item_number(doc, i)
+        if prev.text == "." and before is not None and before.text.isdigit() \
+                and starts[before.i] == 1:
+            start = False  # "1. No acute disease": the item's number already opened it
+        elif item and (item == last_item + 1 and item > 1 or item == 1 and (
+                prev.text in (":", ".", ";") or "\n" in gap)):
+            start = True
+        elif prev.text in (".", "!", "?"):
             word = before.text.lower().rstrip(".") if before is not None else ""
             start = word not in _ABBREVIATIONS and not tok.text[:1].islower() \
                 and not (tok.like_num and before is not None and before.like_num and not gap)
         elif "\n" in gap:
-            start = ("\n\n" in gap or prev.is_punct or prev.text.isupper()
-                     or not tok.text[:1].islower())
-        elif prev.text == ":" and before is not None and before.text.isupper() and len(before) > 1:
+            upper = prev.text.isupper() and not is_placeholder(prev.text)
+            start = ("\n\n" in gap or prev.is_punct or upper
+                     or not (tok.text[:1].islower() or is_placeholder(tok.text)))
+        elif prev.text == ":" and before is not None and before.text.isupper() and len(before) > 1 \
+                and not is_placeholder(before.text):
             start = True
-        elif prev.text == "," and tok.text.isupper() and len(tok) > 1 and _header_follows(doc, i):
+        elif prev.text == "," and tok.text.isupper() and len(tok) > 1 and _header_follows(doc, i) \
+                and not is_placeholder(tok.text):
             start = True  # MTSamples runs sections together as ",HEADER:"
+        if start and item:
+            last_item = item
         if start:
             starts[i] = 1
         prev_i = i
@@ -170,7 +185,7 @@ class ClinicalPipeline:
         spans = self._candidates(doc, text)
         if self.tagger is not None:
             spans += self._tagged(doc, spans)
-        spans = _resolve_overlaps(spans)
+        spans = _resolve_overlaps(trim_placeholders(doc, spans))
         cues = self.context.by_sentence(doc, self.context.cues(doc))
         inside = {i for s in spans for i in range(s[0], s[1])}  # list items do not use up a scope
         sent_index = {s.start: k for k, s in enumerate(doc.sents)}
