@@ -163,7 +163,14 @@ def test_findings_grouped_by_concept_when_the_vocabulary_names_one():
         _entity("enlarged cardiac silhouette", preferred_name="Cardiomegaly", concept_id="HP:0001640"),
         _entity("cardiomegaly", "impression", negated=True, preferred_name="Cardiomegaly",
                 concept_id="HP:0001640")))
-    assert labels == {"Cardiomegaly": "absent"}
+    assert labels == {"cardiomegaly": "absent"}
+    # ICD-10-CM's qualifiers dropped; a mention without a concept joins the report's concept
+    merged = summarize_findings(_report(
+        _entity("left pleural effusion"),
+        _entity("pleural effusion", "impression", negated=True,
+                preferred_name="Pleural effusion, not elsewhere classified", concept_id="J90"),
+        _entity("pneumothorax", negated=True, preferred_name="Pneumothorax, unspecified")))
+    assert merged == {"pleural effusion": "absent", "pneumothorax": "absent"}
     asked = summarize_findings(_report(
         _entity("enlarged cardiac silhouette", preferred_name="Cardiomegaly",
                 concept_id="HP:0001640")), [parse_finding("HP:0001640")])

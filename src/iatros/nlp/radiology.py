@@ -24,9 +24,12 @@ CheXpert / NegBio labellers:
 - a requested finding with no counted mention is **not mentioned** (distinct from absent,
   which needs a negated mention).
 
-Findings are grouped by concept: an entity's `preferred_name` when the vocabulary gave one,
-else its lower-cased text without "XXXX" and without leading laterality / size / acuity words
-("small left pleural effusion" -> "pleural effusion"). Medications and labs are no findings.
+Findings are grouped by concept: an entity's `preferred_name` when the vocabulary gave one (in
+lower case, without ICD-10-CM's ", unspecified" / ", not elsewhere classified" qualifiers, so
+HPO's and ICD-10-CM's "Pleural effusion" are one finding), else its lower-cased text without
+"XXXX" and without leading laterality / size / acuity words ("small left pleural effusion" ->
+"pleural effusion"); a mention without a concept joins a concept of the same report whose name
+or text it matches. Medications and labs are no findings.
 """
 
 from __future__ import annotations
@@ -56,6 +59,9 @@ _MODIFIERS = {"left", "right", "bilateral", "small", "large", "tiny", "trace", "
               "worsening", "improving", "improved", "developing", "early", "possible", "probable",
               "likely", "definite", "significant", "xxxx"}
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+# ICD-10-CM qualifiers that say nothing about what an image shows
+_QUALIFIER = re.compile(r",?\s*\b(?:unspecified|not elsewhere classified|nec|nos|"
+                        r"not otherwise specified)\s*$", re.IGNORECASE)
 
 
 # -- tokens: numbered items and placeholders (used by the sentence splitter and the pipeline) ---
@@ -93,6 +99,39 @@ def normalise(text: str) -> str:
     while len(words) > 1 and words[0] in _MODIFIERS:
         words = words[1:]
     return " ".join(words)
+
+
+def concept_name(preferred_name: str) -> str:
+    """A concept's finding name: its preferred name in lower case without ICD-10-CM qualifiers
+    ("Pneumothorax, unspecified" -> "pneumothorax")."""
+    name = preferred_name.strip()
+    while True:
+        shorter = _QUALIFIER.sub("", name).strip(" ,")
+        if shorter == name or not shorter:
+            return re.sub(r"\s+", " ", name.lower())
+        name = shorter
+
+
+def _keys(entities: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each entity's finding name: its concept's, else its normalised text, or the concept of
+    the same report whose name or text that text matches."""
+    concepts: dict[str, str] = {}
+    for e in entities:
+        if e.get("preferred_name"):
+            name = concept_name(str(e["preferred_name"]))
+            for form in (name, normalise(name), normalise(str(e.get("text") or "")),
+                         " ".join(_WORD.findall(str(e.get("text") or "").lower()))):
+                concepts.setdefault(form, name)
+    keys = []
+    for e in entities:
+        if e.get("preferred_name"):
+            keys.append(concept_name(str(e["preferred_name"])))
+            continue
+        text = str(e.get("text") or "")
+        words = " ".join(w for w in _WORD.findall(text.lower()) if w != "xxxx")
+        key = normalise(text)
+        keys.append(concepts.get(words) or concepts.get(key) or key)
+    return keys
 
 
 def _stem(word: str) -> str:
@@ -192,19 +231,15 @@ def summarize_findings(extraction: Mapping[str, Any],
     section_names = {s.get("name") for s in extraction.get("sections") or []}
     radiology = bool(section_names & {"findings", "impression"})
     mentions: dict[str, list[tuple[str | None, str]]] = {}
-    for entity in extraction.get("entities") or []:
-        if not _counted(entity, radiology):
-            continue
+    counted = [e for e in extraction.get("entities") or [] if _counted(e, radiology)]
+    for entity, key in zip(counted, _keys(counted), strict=True):
         status = mention_status(entity)
         if status is None:
             continue
-        if findings is None:
-            key = str(entity.get("preferred_name") or "").strip() or normalise(entity["text"])
-            keys = [key] if key else []
-        else:
-            keys = [f.name for f in findings if f.matches(entity)]
-        for key in keys:
-            mentions.setdefault(key, []).append((entity.get("section"), status))
+        names = [key] if findings is None else [f.name for f in findings if f.matches(entity)]
+        for name in names:
+            if name:
+                mentions.setdefault(name, []).append((entity.get("section"), status))
     if findings is None:
         return {k: s for k in sorted(mentions) if (s := _decide(mentions[k])) is not None}
     return {f.name: _decide(mentions.get(f.name, ())) or "not mentioned" for f in findings}
