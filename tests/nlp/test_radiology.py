@@ -150,8 +150,12 @@ def test_indication_history_and_other_experiencers_are_ignored():
         _entity("pneumonia", "indication", uncertain=True),
         _entity("lung cancer", "history_of_present_illness"),
         _entity("tuberculosis", family=True), _entity("emphysema", experiencer="other"),
-        _entity("aspirin", label="MEDICATION"), _entity("atelectasis", None)))
+        _entity("aspirin", label="MEDICATION"), _entity("atelectasis", None),
+        _entity("CT", label="PROCEDURE"), _entity("sternotomy", label="PROCEDURE")))
     assert labels == {"atelectasis": "present"}  # text before the first header counts
+    asked = summarize_findings(_report(_entity("median sternotomy", label="PROCEDURE")),
+                               [parse_finding("sternotomy")])
+    assert asked == {"sternotomy": "present"}  # a procedure counts when asked for by name
     # a note without findings / impression sections counts everywhere
     note = summarize_findings(_report(_entity("pneumonia", "history_of_present_illness"),
                                       sections=("history_of_present_illness",)))

@@ -29,7 +29,8 @@ lower case, without ICD-10-CM's ", unspecified" / ", not elsewhere classified" q
 HPO's and ICD-10-CM's "Pleural effusion" are one finding), else its lower-cased text without
 "XXXX" and without leading laterality / size / acuity words ("small left pleural effusion" ->
 "pleural effusion"); a mention without a concept joins a concept of the same report whose name
-or text it matches. Medications and labs are no findings.
+or text it matches. Medications and labs are no findings; procedures ("CT", "biopsy") count only
+when asked for by name.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from iatros.nlp.sections import is_placeholder
 
 STATUSES = ("present", "absent", "uncertain", "not mentioned")
 NOT_FINDINGS = {"MEDICATION", "LAB"}
+ASKED_ONLY = {"PROCEDURE"}  # counted for a finding asked for by name ("sternotomy"), not listed
 # sections whose mentions count when a report has findings or impression sections
 REPORT_SECTIONS = {"findings", "impression", "imaging", None}
 _RANK = {"present": 3, "uncertain": 2, "absent": 1, "historical": 0}
@@ -208,8 +210,9 @@ def read_findings_file(path: str | Path) -> list[FindingSpec]:
     return specs
 
 
-def _counted(entity: Mapping[str, Any], radiology: bool) -> bool:
-    return (entity.get("label") not in NOT_FINDINGS
+def _counted(entity: Mapping[str, Any], radiology: bool, asked: bool) -> bool:
+    label = entity.get("label")
+    return (label not in NOT_FINDINGS and (asked or label not in ASKED_ONLY)
             and (not radiology or entity.get("section") in REPORT_SECTIONS))
 
 
@@ -231,7 +234,8 @@ def summarize_findings(extraction: Mapping[str, Any],
     section_names = {s.get("name") for s in extraction.get("sections") or []}
     radiology = bool(section_names & {"findings", "impression"})
     mentions: dict[str, list[tuple[str | None, str]]] = {}
-    counted = [e for e in extraction.get("entities") or [] if _counted(e, radiology)]
+    counted = [e for e in extraction.get("entities") or []
+               if _counted(e, radiology, findings is not None)]
     for entity, key in zip(counted, _keys(counted), strict=True):
         status = mention_status(entity)
         if status is None:
