@@ -29,6 +29,7 @@ from iatros.nlp.radiology import (
     write_findings_csv,
 )
 from iatros.nlp.summarize import summarize as summarize_text
+from iatros.nlp.terminology import UserTerm, read_terms
 from iatros.pipeline.scoring import tagger_for
 from iatros.run_folder import RunFolder
 
@@ -81,6 +82,13 @@ def iter_notes(paths: Sequence[str | Path], column: str | None = None,
                 yield str(f), f.stem, e
 
 
+def terminology_cache() -> Path:
+    """Where the concept dictionary built from the terminologies is cached (JSON)."""
+    from iatros.settings import get_settings
+
+    return get_settings(device="cpu").cache_dir / "terminology"
+
+
 def load_tagger(run: str | Path, device: str = "cpu") -> Tagger:
     """A trained token tagger (e.g. a `ner-ncbi-disease` run) as a callable for the pipeline."""
     from iatros.train.predictors import load_predictor
@@ -116,16 +124,20 @@ def _run(paths: Sequence[str | Path], work: Callable[[str, str, Note], Any], *, 
 def extract(paths: Sequence[str | Path], *, fhir: bool = False, tagger_run: str | Path | None = None,
             column: str | None = None, id_column: str | None = None,
             progress: bool = False, findings: bool | Sequence[str | FindingSpec] = False,
-            findings_file: str | Path | None = None,
-            findings_csv: str | Path | None = None) -> list[dict[str, Any]]:
+            findings_file: str | Path | None = None, findings_csv: str | Path | None = None,
+            terms: str | Path | Sequence[UserTerm] | None = None) -> list[dict[str, Any]]:
     """One dict per input note: entities, sections (and `fhir`: a validated Bundle), or error.
     `findings` (True: every finding mentioned; names, "name|synonym|...": just those) adds the
     report-level labels `{"findings": {name: present | absent | uncertain | not mentioned}}`
     (rules in iatros.nlp.radiology); `findings_file` adds names from a file (one a line);
-    `findings_csv` also writes the labels as a CSV without text."""
+    `findings_csv` also writes the labels as a CSV without text.
+    `terms`: a user's term list (CSV / TSV file: term, label[, concept_id, vocabulary]) matched
+    before the terminologies."""
     specs = _finding_specs(findings, findings_file)
     labelled = bool(findings) or specs is not None or findings_csv is not None
-    pipeline = ClinicalPipeline(tagger=load_tagger(tagger_run) if tagger_run else None)
+    user_terms = read_terms(terms) if isinstance(terms, (str, Path)) else list(terms or [])
+    pipeline = ClinicalPipeline(tagger=load_tagger(tagger_run) if tagger_run else None,
+                                terms=user_terms, cache_dir=terminology_cache())
 
     def work(source: str, patient: str, note: Note) -> dict[str, Any]:
         doc = pipeline.extract(note.text, source)
@@ -161,7 +173,7 @@ def _finding_specs(findings: bool | Sequence[str | FindingSpec],
 def summarize(paths: Sequence[str | Path], *, max_sentences: int = 4, column: str | None = None,
               id_column: str | None = None, progress: bool = False) -> dict[str, Any]:
     """Summaries per note, and per patient the problem and medication lists across notes."""
-    pipeline = ClinicalPipeline()
+    pipeline = ClinicalPipeline(cache_dir=terminology_cache())
     extracted: list[tuple[str, dict[str, Any]]] = []
 
     def work(source: str, patient: str, note: Note) -> dict[str, Any]:

@@ -75,6 +75,11 @@ def extract_cmd(
         "--findings-csv", help="Also write the labels as CSV: one row per report (source, id, "
                                "status), one column per finding, no report text. Implies "
                                "--findings.")] = None,
+    terms: Annotated[Path | None, typer.Option(
+        "--terms", help="Your own term list, matched before the terminologies (HPO, ICD-10-CM, "
+                        "DrugBank names): CSV or TSV with columns term, label (PROBLEM, SYMPTOM, "
+                        "MEDICATION, LAB, PROCEDURE) and optionally concept_id, vocabulary.")
+    ] = None,
 ) -> None:
     """Entities with context and offsets: a JSON list, one object per note:
     {"source", "entities": [{"text", "label", "start", "end", "negated", "uncertain",
@@ -85,7 +90,7 @@ def extract_cmd(
     results = nlp_api.extract(paths, fhir=fhir, tagger_run=tagger, column=column,
                               id_column=id_column, progress=_progress(progress),
                               findings=list(finding or []) or findings,
-                              findings_file=findings_file, findings_csv=findings_csv)
+                              findings_file=findings_file, findings_csv=findings_csv, terms=terms)
     if findings_csv is not None:
         typer.echo(f"wrote {findings_csv}", err=True)
     _emit(results, out)

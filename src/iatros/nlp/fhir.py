@@ -10,7 +10,10 @@ of the same sentence as reaction manifestations. Family-history mentions become
 FamilyMemberHistory, the relative taken from the context cue ("mother" -> MTH); a negated one
 ("no family history of diabetes") has no FHIR R4 form and stays in the JSON output only, as do
 hypothetical mentions. AllergyIntolerance and FamilyMemberHistory have no evidence element, so
-they point at the note through a derived-from extension.
+they point at the note through a derived-from extension. A mention coded from a terminology
+(`nlp.terminology`) gets one `code.coding` per vocabulary (ICD-10-CM
+http://hl7.org/fhir/sid/icd-10-cm, HPO http://human-phenotype-ontology.org, DrugBank
+https://identifiers.org/drugbank) beside the note's words in `code.text`.
 """
 
 from __future__ import annotations
@@ -46,6 +49,16 @@ def _span(entity: dict[str, Any]) -> list[dict[str, Any]]:
     ]}]
 
 
+def _code(e: dict[str, Any]) -> dict[str, Any]:
+    """A CodeableConcept: the mention's words, and its codings when it was coded."""
+    out: dict[str, Any] = {"text": e["text"]}
+    codings = [{"system": c["system"], "code": c["concept_id"], "display": c["preferred_name"]}
+               for c in e.get("codings") or [] if c.get("concept_id")]
+    if codings:
+        out["coding"] = codings
+    return out
+
+
 def _note(entity: dict[str, Any]) -> list[dict[str, str]]:
     flags = [a for a in ATTRIBUTES if entity.get(a)]
     return [{"text": f"extracted from the note ({', '.join(flags)})"}] if flags else []
@@ -58,7 +71,7 @@ def _condition(e: dict[str, Any], ref: dict[str, str], subject: dict[str, str]) 
         "verificationStatus": {"coding": [{"system": VERIFICATION, "code": status}]},
         "category": [{"coding": [{"system": CATEGORY, "code": "problem-list-item"}],
                       "text": e["label"].lower()}],
-        "code": {"text": e["text"]}, "subject": subject,
+        "code": _code(e), "subject": subject,
         "evidence": [{"detail": [ref]}],
     }
     if _note(e):
@@ -71,7 +84,7 @@ def _medication(e: dict[str, Any], ref: dict[str, str], subject: dict[str, str])
     dosage_text = " ".join(str(e[k]) for k in ("dose", "route", "frequency") if e.get(k))
     out: dict[str, Any] = {
         "resourceType": "MedicationStatement", "extension": _span(e), "status": status,
-        "medicationCodeableConcept": {"text": e["text"]}, "subject": subject,
+        "medicationCodeableConcept": _code(e), "subject": subject,
         "derivedFrom": [ref],
     }
     if dosage_text:
@@ -86,7 +99,7 @@ def _medication(e: dict[str, Any], ref: dict[str, str], subject: dict[str, str])
 
 def _observation(e: dict[str, Any], ref: dict[str, str], subject: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {"resourceType": "Observation", "extension": _span(e), "status": "final",
-                           "code": {"text": e["text"]}, "subject": subject, "derivedFrom": [ref]}
+                           "code": _code(e), "subject": subject, "derivedFrom": [ref]}
     value = str(e.get("value", "")).lstrip("<>")
     try:
         quantity: dict[str, Any] = {"value": float(value)}
@@ -105,12 +118,12 @@ def _allergy(e: dict[str, Any], ref: dict[str, str], subject: dict[str, str],
         "resourceType": "AllergyIntolerance",
         "extension": [*_span(e), {"url": DERIVED_URL, "valueReference": ref}],
         "verificationStatus": {"coding": [{"system": ALLERGY_VERIFICATION, "code": status}]},
-        "category": ["medication"], "code": {"text": e["text"]}, "patient": subject,
+        "category": ["medication"], "code": _code(e), "patient": subject,
     }
     if status != "refuted":  # FHIR forbids a clinical status on a refuted allergy
         out["clinicalStatus"] = {"coding": [{"system": ALLERGY_CLINICAL, "code": "active"}]}
     if reactions and status != "refuted":
-        out["reaction"] = [{"manifestation": [{"text": r["text"]} for r in reactions]}]
+        out["reaction"] = [{"manifestation": [_code(r) for r in reactions]}]
     return out
 
 
@@ -126,7 +139,7 @@ def _family_history(e: dict[str, Any], ref: dict[str, str], subject: dict[str, s
     return {"resourceType": "FamilyMemberHistory",
             "extension": [*_span(e), {"url": DERIVED_URL, "valueReference": ref}],
             "status": "partial" if e["uncertain"] else "completed", "patient": subject,
-            "relationship": _relative(e), "condition": [{"code": {"text": e["text"]}}]}
+            "relationship": _relative(e), "condition": [{"code": _code(e)}]}
 
 
 def _allergy_reactions(entities: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:

@@ -131,6 +131,23 @@ ph|pco2|po2|o2 saturation|oxygen saturation|sat|spo2|temperature|temp|blood pres
 heart rate|pulse|respiratory rate|weight|height|bmi
 """
 
+# common clinical abbreviations of the lists above -> the term they stand for, whose
+# vocabulary codes (HPO, ICD-10-CM, DrugBank) they take; the vocabularies themselves list few
+ABBREVIATIONS = {
+    "htn": "hypertension", "dm": "diabetes mellitus", "niddm": "type 2 diabetes mellitus",
+    "iddm": "type 1 diabetes mellitus", "cad": "coronary artery disease",
+    "mi": "myocardial infarction", "chf": "congestive heart failure",
+    "afib": "atrial fibrillation", "a-fib": "atrial fibrillation", "cva": "stroke",
+    "tia": "transient ischemic attack", "pvd": "peripheral vascular disease",
+    "dvt": "deep vein thrombosis", "pe": "pulmonary embolism",
+    "copd": "chronic obstructive pulmonary disease", "ckd": "chronic kidney disease",
+    "aki": "acute kidney injury", "esrd": "end stage renal disease",
+    "uti": "urinary tract infection", "bph": "benign prostatic hyperplasia",
+    "gerd": "gastroesophageal reflux disease", "djd": "degenerative joint disease",
+    "ptsd": "post-traumatic stress disorder", "adhd": "attention deficit hyperactivity disorder",
+    "sob": "shortness of breath", "hctz": "hydrochlorothiazide", "osa": "obstructive sleep apnea",
+}
+
 
 def terms(block: str) -> list[str]:
     """The non-empty |-separated terms of a block."""
