@@ -39,6 +39,12 @@ def test_real_phrases_get_concepts(pipeline):
     assert ents["metformin"]["vocabulary"] == "DrugBank" and ents["metformin"]["dose"] == "500 mg"
 
 
+def test_common_words_match_only_from_the_curated_lists_but_keep_their_codes(pipeline):
+    ents = _by_text(pipeline.extract("History of cancer. Has a cold."))
+    assert ents["cancer"]["concept_id"] == "HP:0002664"  # "cancer" is on lexicon's list
+    assert "cold" not in ents  # general English: not matched from the vocabularies alone
+
+
 def test_uncoded_entities_carry_empty_concept_fields(pipeline):
     e = pipeline.extract("Sodium 140 today.")["entities"][0]
     assert e["label"] == "LAB" and e["concept_id"] is None and e["vocabulary"] is None

@@ -23,7 +23,9 @@ characters, terms over eight tokens, and ICD descriptions that still say "other"
 or "elsewhere" after their trailing qualifier is cut ("Pneumonia, unspecified organism" gives
 "pneumonia"). ICD's "HEAD, MODIFIER" descriptions also give "MODIFIER HEAD" ("effusion, pleural"
 -> "pleural effusion"), and parenthesised words are optional ("essential (primary)
-hypertension"). The curated term lists of `lexicon.py` are exempt from the frequency filter.
+hypertension"). The curated term lists of `lexicon.py` are exempt from the frequency filter:
+a general-English term is kept aside ("held") and gives its codes when a list names it ("pain",
+"cancer").
 
 Terms and text are compared on normalised tokens (`norm`): lower case, English noun plurals
 folded ("effusions", "pneumothoraces" -> "pneumothorax", "opacities", "emboli", "metastases"),
@@ -52,7 +54,7 @@ from typing import Any
 
 from iatros.errors import ConfigError, IatrosError
 
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 LABELS = ("PROBLEM", "SYMPTOM", "MEDICATION", "LAB", "PROCEDURE")
 # FHIR system URIs: ICD-10-CM and HPO as registered in HL7's terminology (THO); DrugBank has no
 # HL7 URI, so its identifiers.org namespace
@@ -304,17 +306,28 @@ def _zipf() -> Callable[[str], float]:
     return z
 
 
-def keep_term(words: list[str], zipf: Callable[[str], float]) -> bool:
-    """Whether a vocabulary term is specific enough to match in free text (shape and English
-    frequency rules of the module docstring)."""
+def good_shape(words: list[str]) -> bool:
+    """Whether a term has the shape of a matchable term: some letters, 3+ characters, at most
+    MAX_TOKENS tokens, not only stop words and numbers."""
+    if not any(any(c.isalpha() for c in w) for w in words):
+        return False
+    if len(words) > MAX_TOKENS or len("".join(words)) < 3:
+        return False
+    return not all(w in _STOP or not any(c.isalpha() for c in w) for w in words)
+
+
+def too_common(words: list[str], zipf: Callable[[str], float]) -> bool:
+    """Whether a term is general English: one word of Zipf >= 4.5, or words all >= 5.0."""
     alpha = [w for w in words if any(c.isalpha() for c in w)]
-    if not alpha or len(words) > MAX_TOKENS or len("".join(words)) < 3:
-        return False
-    if all(w in _STOP or not any(c.isalpha() for c in w) for w in words):
-        return False
     if len(alpha) == 1 and len(words) == 1:
-        return zipf(words[0]) < SINGLE_WORD_ZIPF
-    return not all(zipf(w) >= ALL_WORDS_ZIPF for w in alpha)
+        return zipf(words[0]) >= SINGLE_WORD_ZIPF
+    return all(zipf(w) >= ALL_WORDS_ZIPF for w in alpha)
+
+
+def keep_term(words: list[str], zipf: Callable[[str], float]) -> bool:
+    """Whether a vocabulary term is specific enough to match in free text on its own (shape
+    and English frequency rules of the module docstring)."""
+    return good_shape(words) and not too_common(words, zipf)
 
 
 # -- the index --------------------------------------------------------------------------------
@@ -346,6 +359,7 @@ class ConceptIndex:
     concepts: list[str] = field(default_factory=list)
     first: dict[str, int] = field(default_factory=dict)
     pairs: dict[str, int] = field(default_factory=dict)  # first two tokens -> most tokens
+    held: dict[str, str] = field(default_factory=dict)  # too common to match on their own
     versions: dict[str, str] = field(default_factory=dict)
     extra: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     load_seconds: float = 0.0
@@ -354,8 +368,8 @@ class ConceptIndex:
     def derive(self) -> ConceptIndex:
         """A copy sharing the vocabulary terms, whose added terms do not touch this one."""
         return ConceptIndex(terms=self.terms, concepts=list(self.concepts), first=dict(self.first),
-                            pairs=dict(self.pairs), versions=self.versions, load_seconds=self.load_seconds,
-                            from_cache=self.from_cache,
+                            pairs=dict(self.pairs), held=self.held, versions=self.versions,
+                            load_seconds=self.load_seconds, from_cache=self.from_cache,
                             extra={k: {lab: list(ids) for lab, ids in v.items()}
                                    for k, v in self.extra.items()})
 
@@ -363,7 +377,8 @@ class ConceptIndex:
         """A curated list term: under its own label, taking the vocabulary concepts of the
         same term (problem or symptom: the list's label wins)."""
         key = term_key(term)
-        hit = self.get(key) or {}
+        packed = self.held.get(key)
+        hit = self.get(key) or (_entry(packed) if packed is not None else {})
         ids = list(hit.get(label, []))
         if label in ("PROBLEM", "SYMPTOM"):
             other = "SYMPTOM" if label == "PROBLEM" else "PROBLEM"
@@ -441,11 +456,15 @@ def _build() -> dict[str, Any]:
     has it)."""
     zipf = _zipf()
     best: dict[tuple[str, str], tuple[tuple[int, int, str], str, Coding]] = {}
+    common: set[str] = set()  # general-English terms: coded only when a curated list names them
     for vocabulary, source in SOURCES.items():
         for t in source():
             key = term_key(t.term)
-            if not keep_term(key.split(), zipf):
+            words = key.split()
+            if not good_shape(words):
                 continue
+            if too_common(words, zipf):
+                common.add(key)
             rank = (t.rank, len(t.concept_id), t.concept_id)
             old = best.get((key, vocabulary))
             if old is None or rank < old[0]:
@@ -457,6 +476,7 @@ def _build() -> dict[str, Any]:
         grouped.setdefault(key, []).append((label, coding))
     numbers: dict[Coding, int] = {}
     terms: dict[str, str] = {}
+    held: dict[str, str] = {}
     first: dict[str, int] = {}
     pairs: dict[str, int] = {}
     for key, entries in grouped.items():
@@ -465,6 +485,9 @@ def _build() -> dict[str, Any]:
         for label, coding in entries:
             label = clinical if label in ("PROBLEM", "SYMPTOM") else label
             entry.setdefault(label, []).append(numbers.setdefault(coding, len(numbers)))
+        if key in common:
+            held[key] = _pack(entry)
+            continue
         terms[key] = _pack(entry)
         words = key.split(" ")
         first[words[0]] = max(first.get(words[0], 0), len(words))
@@ -472,7 +495,7 @@ def _build() -> dict[str, Any]:
             pair = " ".join(words[:2])
             pairs[pair] = max(pairs.get(pair, 0), len(words))
     return {"concepts": ["\t".join(c) for c in numbers], "terms": terms, "first": first,
-            "pairs": pairs}
+            "pairs": pairs, "held": held}
 
 
 def cache_key(versions: dict[str, str]) -> str:
@@ -509,7 +532,7 @@ def load_index(cache_dir: str | Path | None = None) -> ConceptIndex:
                 data = json.load(f)
             if data.get("key") != key or not all(isinstance(data.get(k), t) for k, t in
                                                   (("terms", dict), ("first", dict), ("pairs", dict),
-                                                   ("concepts", list))):
+                                                   ("held", dict), ("concepts", list))):
                 data = None
             else:
                 from_cache = True
@@ -523,7 +546,7 @@ def load_index(cache_dir: str | Path | None = None) -> ConceptIndex:
                 if old != path:
                     old.unlink(missing_ok=True)  # built for other package versions
     index = ConceptIndex(terms=data["terms"], concepts=data["concepts"], first=data["first"],
-                         pairs=data["pairs"], versions=versions)
+                         pairs=data["pairs"], held=data["held"], versions=versions)
     index.load_seconds = time.perf_counter() - t0
     index.from_cache = from_cache
     _MEMO[key] = index
