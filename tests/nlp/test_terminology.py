@@ -148,6 +148,14 @@ def test_cache_is_reused_rebuilt_for_new_versions_and_when_corrupt(tmp_path, mon
     assert json.loads(path.read_text())["terms"]
 
 
+def test_unwritable_cache_folder_still_gives_the_index(tmp_path, monkeypatch):
+    _tiny(monkeypatch, "1.0", [])
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    index = T.load_index(blocker / "cache")  # mkdir fails: the index comes from memory
+    assert index.lookup("cardiomegaly") and not index.from_cache
+
+
 def test_missing_package_names_what_to_install(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",

@@ -35,6 +35,7 @@ hyphens and possessive 's dropped.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import csv
 import hashlib
 import importlib.metadata
@@ -542,9 +543,6 @@ def load_index(cache_dir: str | Path | None = None) -> ConceptIndex:
         data = {"key": key, "versions": versions, **_build()}
         if path is not None:
             _write_atomic(path, data)
-            for old in path.parent.glob("terminology-*.json"):
-                if old != path:
-                    old.unlink(missing_ok=True)  # built for other package versions
     index = ConceptIndex(terms=data["terms"], concepts=data["concepts"], first=data["first"],
                          pairs=data["pairs"], held=data["held"], versions=versions)
     index.load_seconds = time.perf_counter() - t0
@@ -554,15 +552,21 @@ def load_index(cache_dir: str | Path | None = None) -> ConceptIndex:
 
 
 def _write_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON to a temporary file and rename it over `path` (removed on failure)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write JSON to a temporary file and rename it over `path` (removed on failure), then
+    remove caches built for other package versions. A workspace that cannot be written only
+    costs the cache: the index is still used from memory."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(data, f, separators=(",", ":"))
         tmp.replace(path)
+        for old in path.parent.glob("terminology-*.json"):
+            if old != path:
+                old.unlink(missing_ok=True)
     except OSError:
-        tmp.unlink(missing_ok=True)  # a read-only workspace: the index is still used in memory
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 # -- user terms -------------------------------------------------------------------------------
