@@ -68,18 +68,8 @@ def to_tokens(spans: list[Span], offsets: list[Span]) -> list[Span]:
 
 def dictionary_spans(index, tokens: list[str]) -> list[Span]:
     """Longest non-overlapping problem / symptom terms of the dictionary in one sentence."""
-    from iatros.nlp.terminology import token_norms
-
-    norms, owner, first, last = [], [], [], []
-    for k, tok in enumerate(tokens):
-        pieces = token_norms(tok)
-        for j, p in enumerate(pieces):
-            norms.append(p)
-            owner.append(k)
-            first.append(j == 0)
-            last.append(j == len(pieces) - 1)
-    found = [(owner[i], owner[j - 1] + 1) for i, j, hit in index.match(norms)
-             if first[i] and last[j - 1] and any(lab in hit for lab in CLINICAL)]
+    found = [(s, e) for s, e, hit in index.match_tokens(tokens)
+             if any(lab in hit for lab in CLINICAL)]
     taken: set[int] = set()
     out = []
     for s, e in sorted(found, key=lambda x: (-(x[1] - x[0]), x[0])):

@@ -45,6 +45,13 @@ def test_common_words_match_only_from_the_curated_lists_but_keep_their_codes(pip
     assert "cold" not in ents  # general English: not matched from the vocabularies alone
 
 
+def test_acronyms_match_only_in_capitals_and_headers_are_no_mentions(pipeline):
+    doc = pipeline.extract("HISTORY OF PRESENT ILLNESS: A pin was placed. Biopsy showed PIN.")
+    ents = _by_text(doc)
+    assert ents["pin"]["text"] == "PIN" and ents["pin"]["concept_id"] == "N42.31"
+    assert "illness" not in ents and len([e for e in doc["entities"] if e["text"] == "pin"]) == 0
+
+
 def test_uncoded_entities_carry_empty_concept_fields(pipeline):
     e = pipeline.extract("Sodium 140 today.")["entities"][0]
     assert e["label"] == "LAB" and e["concept_id"] is None and e["vocabulary"] is None

@@ -26,7 +26,7 @@ from iatros.nlp.context import ConText
 from iatros.nlp.io import CHUNK_CHARS, chunks
 from iatros.nlp.radiology import list_item_number, trim_placeholders
 from iatros.nlp.sections import Section, find_sections, is_placeholder, section_at
-from iatros.nlp.terminology import ConceptIndex, UserTerm, load_index, term_key, token_norms
+from iatros.nlp.terminology import ConceptIndex, UserTerm, load_index, term_key
 
 Tagger = Callable[[list[list[str]]], list[list[str]]]
 LABELS = ("PROBLEM", "SYMPTOM", "MEDICATION", "LAB", "PROCEDURE")
@@ -199,6 +199,8 @@ class ClinicalPipeline:
             flags, used = self.context.attributes(doc, span, cues.get(span.sent.start, []), inside)
             char_start, char_end = span.start_char + offset, span.end_char + offset
             section = section_at(sections, char_start)
+            if section is not None and section.start <= char_start < section.body_start:
+                continue  # a section header's words ("HISTORY OF PRESENT ILLNESS") are no mention
             if section is not None and label != "MEDICATION" and label != "LAB":
                 flags["historical"] |= section.name in _HISTORY_SECTIONS
                 flags["family"] |= section.name == "family_history"
@@ -244,24 +246,11 @@ class ClinicalPipeline:
         return spans
 
     def _term_matches(self, doc: Doc) -> Iterable[tuple[int, int, dict[str, list[int]]]]:
-        """Token spans whose normalised words form a dictionary term (every length), with the
-        term's {label: concepts}; a match must start and end on whole spaCy tokens."""
-        norms: list[str] = []
-        owner: list[int] = []
-        whole_start: list[bool] = []
-        whole_end: list[bool] = []
-        for tok in doc:
-            if tok.is_space:
-                continue
-            pieces = token_norms(tok.text)
-            for k, piece in enumerate(pieces):
-                norms.append(piece)
-                owner.append(tok.i)
-                whole_start.append(k == 0)
-                whole_end.append(k == len(pieces) - 1)
-        for i, j, hits in self.concepts.match(norms):
-            if whole_start[i] and whole_end[j - 1]:
-                yield owner[i], owner[j - 1] + 1, hits
+        """Token spans that form a dictionary term (every length), with the term's {label:
+        concepts} (`ConceptIndex.match_tokens` over the non-space tokens)."""
+        toks = [t for t in doc if not t.is_space]
+        for i, j, hits in self.concepts.match_tokens([t.text for t in toks]):
+            yield toks[i].i, toks[j - 1].i + 1, hits
 
     def _coded(self, ids: list[int]) -> dict[str, Any]:
         """The concept fields of an entity: the preferred coding's id, vocabulary and name, and

@@ -17,15 +17,16 @@ Sources (each read from the data file its package ships; nothing is downloaded):
 
 Filters, chosen by term shape and general English frequency (`wordfreq`, Apache-2.0 code,
 CC-BY-SA 4.0 data), not by a list of words: a single-word term whose Zipf frequency in English
-is >= 4.5 ("other", "falls", "cold", "growth") or a multi-word term whose every word has Zipf
->= 5.0 ("long face") is dropped; so are terms of stop words and numbers only, terms under three
+is >= 4.5 ("other", "falls", "cold", "growth") or a multi-word term whose every word has Zipf >=
+5.0 ("long face") is dropped; so are terms of stop words and numbers only, terms under three
 characters, terms over eight tokens, and ICD descriptions that still say "other", "unspecified"
-or "elsewhere" after their trailing qualifier is cut ("Pneumonia, unspecified organism" gives
-"pneumonia"). ICD's "HEAD, MODIFIER" descriptions also give "MODIFIER HEAD" ("effusion, pleural"
--> "pleural effusion"), and parenthesised words are optional ("essential (primary)
-hypertension"). The curated term lists of `lexicon.py` are exempt from the frequency filter:
-a general-English term is kept aside ("held") and gives its codes when a list names it ("pain",
-"cancer").
+or "elsewhere" after a bare trailing qualifier is cut ("Pneumothorax, unspecified" gives
+"pneumothorax", "Effusion, unspecified joint" nothing). A vocabulary term written only as an
+acronym ("PIN") matches only where the text writes it in capitals. ICD's "HEAD, MODIFIER"
+descriptions also give "MODIFIER HEAD" ("effusion, pleural" -> "pleural effusion"), and
+parenthesised words are optional ("essential (primary) hypertension"). The curated term lists of
+`lexicon.py` are exempt from the frequency filter: a general-English term is kept aside ("held")
+and gives its codes when a list names it ("pain", "cancer").
 
 Terms and text are compared on normalised tokens (`norm`): lower case, English noun plurals
 folded ("effusions", "pneumothoraces" -> "pneumothorax", "opacities", "emboli", "metastases"),
@@ -55,7 +56,7 @@ from typing import Any
 
 from iatros.errors import ConfigError, IatrosError
 
-CACHE_FORMAT = 4
+CACHE_FORMAT = 5
 LABELS = ("PROBLEM", "SYMPTOM", "MEDICATION", "LAB", "PROCEDURE")
 # FHIR system URIs: ICD-10-CM and HPO as registered in HL7's terminology (THO); DrugBank has no
 # HL7 URI, so its identifiers.org namespace
@@ -81,6 +82,7 @@ _ICD_VAGUE = re.compile(r"\b(other|unspecified|elsewhere|nos|nec)\b")
 # close to spaCy's English tokenizer on terms: words, numbers, 's, single punctuation marks
 _TOKEN = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?|'s\b|[^\sa-z0-9]")
 _ICD_BARE = re.compile(r"^(unspecified|not elsewhere classified|nec|nos)$")
+_ACRONYM = re.compile(r"^[A-Z][A-Z0-9]{1,5}$")  # "PIN", "ALS": matched only when written so
 _DROP_TOKENS = {"-", "'s", "'", "’s", "’"}
 _STOP = frozenset(["a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "have",
                    "in", "is", "it", "its", "of", "on", "or", "the", "to", "was", "were", "with",
@@ -361,6 +363,7 @@ class ConceptIndex:
     first: dict[str, int] = field(default_factory=dict)
     pairs: dict[str, int] = field(default_factory=dict)  # first two tokens -> most tokens
     held: dict[str, str] = field(default_factory=dict)  # too common to match on their own
+    acronyms: dict[str, str] = field(default_factory=dict)  # matched only as written: "PIN"
     versions: dict[str, str] = field(default_factory=dict)
     extra: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     load_seconds: float = 0.0
@@ -369,7 +372,8 @@ class ConceptIndex:
     def derive(self) -> ConceptIndex:
         """A copy sharing the vocabulary terms, whose added terms do not touch this one."""
         return ConceptIndex(terms=self.terms, concepts=list(self.concepts), first=dict(self.first),
-                            pairs=dict(self.pairs), held=self.held, versions=self.versions,
+                            pairs=dict(self.pairs), held=self.held, acronyms=self.acronyms,
+                            versions=self.versions,
                             load_seconds=self.load_seconds, from_cache=self.from_cache,
                             extra={k: {lab: list(ids) for lab, ids in v.items()}
                                    for k, v in self.extra.items()})
@@ -378,7 +382,7 @@ class ConceptIndex:
         """A curated list term: under its own label, taking the vocabulary concepts of the
         same term (problem or symptom: the list's label wins)."""
         key = term_key(term)
-        packed = self.held.get(key)
+        packed = self.held.get(key) or self.acronyms.get(key)
         hit = self.get(key) or (_entry(packed) if packed is not None else {})
         ids = list(hit.get(label, []))
         if label in ("PROBLEM", "SYMPTOM"):
@@ -436,6 +440,31 @@ class ConceptIndex:
                 if hit:
                     yield i, i + n, hit
 
+    def match_tokens(self, words: list[str]) -> list[tuple[int, int, dict[str, list[int]]]]:
+        """(start, end, {label: concepts}) over a sentence's tokens: every dictionary term whose
+        normalised words start and end on whole tokens, and the vocabularies' acronyms where a
+        token is written in capitals."""
+        norms: list[str] = []
+        owner: list[int] = []
+        whole_start: list[bool] = []
+        whole_end: list[bool] = []
+        for k, word in enumerate(words):
+            pieces = token_norms(word)
+            for j, piece in enumerate(pieces):
+                norms.append(piece)
+                owner.append(k)
+                whole_start.append(j == 0)
+                whole_end.append(j == len(pieces) - 1)
+        out = [(owner[i], owner[j - 1] + 1, hit) for i, j, hit in self.match(norms)
+               if whole_start[i] and whole_end[j - 1]]
+        if self.acronyms:
+            for k, word in enumerate(words):
+                if len(word) > 1 and word.isupper():
+                    packed = self.acronyms.get(word.lower())
+                    if packed is not None:
+                        out.append((k, k + 1, _entry(packed)))
+        return out
+
     def lookup(self, text: str) -> dict[str, list[int]]:
         """The labels and concepts of an exact term (for a tagger span), or {}."""
         return self.get(term_key(text)) or {}
@@ -458,6 +487,7 @@ def _build() -> dict[str, Any]:
     zipf = _zipf()
     best: dict[tuple[str, str], tuple[tuple[int, int, str], str, Coding]] = {}
     common: set[str] = set()  # general-English terms: coded only when a curated list names them
+    written: set[str] = set()  # terms some vocabulary writes other than as an acronym
     for vocabulary, source in SOURCES.items():
         for t in source():
             key = term_key(t.term)
@@ -466,6 +496,8 @@ def _build() -> dict[str, Any]:
                 continue
             if too_common(words, zipf):
                 common.add(key)
+            if not _ACRONYM.match(t.term):
+                written.add(key)
             rank = (t.rank, len(t.concept_id), t.concept_id)
             old = best.get((key, vocabulary))
             if old is None or rank < old[0]:
@@ -478,6 +510,7 @@ def _build() -> dict[str, Any]:
     numbers: dict[Coding, int] = {}
     terms: dict[str, str] = {}
     held: dict[str, str] = {}
+    acronyms: dict[str, str] = {}
     first: dict[str, int] = {}
     pairs: dict[str, int] = {}
     for key, entries in grouped.items():
@@ -489,6 +522,9 @@ def _build() -> dict[str, Any]:
         if key in common:
             held[key] = _pack(entry)
             continue
+        if key not in written:
+            acronyms[key] = _pack(entry)
+            continue
         terms[key] = _pack(entry)
         words = key.split(" ")
         first[words[0]] = max(first.get(words[0], 0), len(words))
@@ -496,7 +532,7 @@ def _build() -> dict[str, Any]:
             pair = " ".join(words[:2])
             pairs[pair] = max(pairs.get(pair, 0), len(words))
     return {"concepts": ["\t".join(c) for c in numbers], "terms": terms, "first": first,
-            "pairs": pairs, "held": held}
+            "pairs": pairs, "held": held, "acronyms": acronyms}
 
 
 def cache_key(versions: dict[str, str]) -> str:
@@ -533,7 +569,8 @@ def load_index(cache_dir: str | Path | None = None) -> ConceptIndex:
                 data = json.load(f)
             if data.get("key") != key or not all(isinstance(data.get(k), t) for k, t in
                                                   (("terms", dict), ("first", dict), ("pairs", dict),
-                                                   ("held", dict), ("concepts", list))):
+                                                   ("held", dict), ("acronyms", dict),
+                                                   ("concepts", list))):
                 data = None
             else:
                 from_cache = True
@@ -544,7 +581,8 @@ def load_index(cache_dir: str | Path | None = None) -> ConceptIndex:
         if path is not None:
             _write_atomic(path, data)
     index = ConceptIndex(terms=data["terms"], concepts=data["concepts"], first=data["first"],
-                         pairs=data["pairs"], held=data["held"], versions=versions)
+                         pairs=data["pairs"], held=data["held"],
+                         acronyms=data["acronyms"], versions=versions)
     index.load_seconds = time.perf_counter() - t0
     index.from_cache = from_cache
     _MEMO[key] = index
