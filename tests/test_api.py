@@ -91,3 +91,18 @@ def test_ensemble_averages_member_probabilities(tmp_path):
     log = pd.read_csv(run / "train_log.csv")
     assert set(log["member"]) == {0, 1}
     assert api.evaluate(run, split="val", eval_options=FAST)["splits"]["val"]["auroc"]["n"] > 0
+
+
+def test_the_nlp_api_loads_without_the_run_pipeline():
+    """`iatros nlp` starts fast: importing iatros.api.nlp loads neither torch nor the run pipeline,
+    and both still load when asked for."""
+    import subprocess
+    import sys
+
+    code = ("import sys, iatros.api.nlp, iatros.api as ia; from iatros.api import nlp; "
+            "print(sorted(m for m in ('iatros.api.core', 'iatros.pipeline.training', 'torch') "
+            "if m in sys.modules)); print(nlp.ClinicalPipeline().extract('No pneumothorax.')['entities'][0]"
+            "['negated']); ia.tasks; import torch; "
+            "print('iatros.api.core' in sys.modules, torch.ones(2).sum().item())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[:3] == ["[]", "True", "True 2.0"]

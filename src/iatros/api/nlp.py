@@ -30,8 +30,6 @@ from iatros.nlp.radiology import (
 )
 from iatros.nlp.summarize import summarize as summarize_text
 from iatros.nlp.terminology import UserTerm, read_terms
-from iatros.pipeline.scoring import tagger_for
-from iatros.run_folder import RunFolder
 
 Item = tuple[str, str, Note | IatrosError]  # (source, patient id, note or the error)
 
@@ -91,6 +89,8 @@ def terminology_cache() -> Path:
 
 def load_tagger(run: str | Path, device: str = "cpu") -> Tagger:
     """A trained token tagger (e.g. a `ner-ncbi-disease` run) as a callable for the pipeline."""
+    from iatros.pipeline.scoring import tagger_for  # torch: loaded only when a tagger is asked for
+    from iatros.run_folder import RunFolder
     from iatros.train.predictors import load_predictor
 
     folder = RunFolder(run)

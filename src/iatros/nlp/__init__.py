@@ -6,6 +6,15 @@ sits beside `models` and `data`: it imports neither tasks, train, evaluate nor a
 sequence tagger plugs in as a plain callable (see `pipeline.Tagger`), loaded by the api layer.
 """
 
-from iatros.nlp.pipeline import ClinicalPipeline, Entity, extract_text
+import sys
+
+if "torch" not in sys.modules:  # spaCy's thinc imports torch (2-3 s) for layers iatros never uses
+    sys.modules["torch"] = None  # type: ignore[assignment]  # makes thinc's `import torch` fail fast
+    try:
+        import spacy  # noqa: F401
+    finally:
+        del sys.modules["torch"]  # a later `import torch` (a trained tagger) loads it as usual
+
+from iatros.nlp.pipeline import ClinicalPipeline, Entity, extract_text  # noqa: E402
 
 __all__ = ["ClinicalPipeline", "Entity", "extract_text"]
