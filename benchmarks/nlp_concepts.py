@@ -271,8 +271,8 @@ def tables(res: dict, note: str) -> dict[str, Table]:
                                             f"{100 * tp['coded_share']:.0f}%"],
          ["peak memory of the benchmark process (MB)", f"{tp['peak_mb']:.0f}"]],
         cmd, [note, "Each start-up figure is from a fresh Python process; the CLI's wall time "
-                    "includes importing spaCy, torch (through spaCy's thinc and iatros.api) and "
-                    "fhir.resources."])
+                    "includes importing spaCy, Typer and the iatros NLP modules; torch and the run "
+                    "pipeline are not imported unless a trained tagger is asked for."])
     return {"recognition": recognition, "performance": perf}
 
 
