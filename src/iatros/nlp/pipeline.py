@@ -79,17 +79,18 @@ def clinical_sentences(doc: Doc) -> Doc:
     starts = np.full(len(doc), -1, dtype=np.int64)  # set all at once: per-token setting is O(n^2)
     if len(doc):
         starts[0] = 1
-    for i, tok in enumerate(doc):
+    toks = list(doc)  # one Token object per token: indexing the Doc builds a new one each time
+    for i, tok in enumerate(toks):
         if tok.is_space:
             continue
         if prev_i < 0:
             prev_i = i
             continue
-        prev = doc[prev_i]
-        gap = prev.whitespace_ + "".join(t.text_with_ws for t in doc[prev_i + 1:i])
-        before = doc[prev_i - 1] if prev_i >= 1 else None
+        prev = toks[prev_i]
+        gap = prev.whitespace_ + "".join(t.text_with_ws for t in toks[prev_i + 1:i])
+        before = toks[prev_i - 1] if prev_i >= 1 else None
         start = False
-        item = list_item_number(doc, i)
+        item = list_item_number(doc, i) if tok.text.isdigit() else 0
         if prev.text == "." and before is not None and before.text.isdigit() \
                 and starts[before.i] == 1:
             start = False  # "1. No acute disease": the item's number already opened it
