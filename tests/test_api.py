@@ -96,13 +96,16 @@ def test_ensemble_averages_member_probabilities(tmp_path):
 def test_the_nlp_api_loads_without_the_run_pipeline():
     """`iatros nlp` starts fast: importing iatros.api.nlp loads neither torch nor the run pipeline,
     and both still load when asked for."""
+    import os
     import subprocess
     import sys
 
     code = ("import sys, iatros.api.nlp, iatros.api as ia; from iatros.api import nlp; "
+            "doc = nlp.ClinicalPipeline(cache_dir=nlp.terminology_cache()).extract('No pneumothorax.'); "
             "print(sorted(m for m in ('iatros.api.core', 'iatros.pipeline.training', 'torch') "
-            "if m in sys.modules)); print(nlp.ClinicalPipeline().extract('No pneumothorax.')['entities'][0]"
-            "['negated']); ia.tasks; import torch; "
+            "if m in sys.modules)); print(doc['entities'][0]['negated']); ia.tasks; import torch; "
             "print('iatros.api.core' in sys.modules, torch.ones(2).sum().item())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    env = {**os.environ, "IATROS_THREADS": "1"}  # a thread setting alone must not load torch
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=env).stdout
     assert out.split("\n")[:3] == ["[]", "True", "True 2.0"]

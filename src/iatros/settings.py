@@ -59,6 +59,12 @@ def _threads(value: str | None) -> int | None:
     return threads
 
 
+def home_dir(home: str | Path | None = None) -> Path:
+    """The workspace folder (explicit argument, else IATROS_HOME, else ~/.iatros), resolved
+    without touching torch: text tools need only this."""
+    return Path(home or os.environ.get("IATROS_HOME") or DEFAULT_HOME).expanduser().resolve()
+
+
 def get_settings(
     data_root: str | Path | None = None,
     home: str | Path | None = None,
@@ -67,7 +73,7 @@ def get_settings(
 ) -> Settings:
     """Resolve settings: explicit argument, else environment variable, else default."""
     root = Path(data_root or os.environ.get("IATROS_DATA") or DEFAULT_DATA_ROOT)
-    home_path = Path(home or os.environ.get("IATROS_HOME") or DEFAULT_HOME).expanduser().resolve()
+    home_path = home_dir(home)
     url = database_url or os.environ.get("IATROS_DATABASE_URL") or (
         f"sqlite:///{home_path / 'registry.db'}"
     )

@@ -82,9 +82,9 @@ def iter_notes(paths: Sequence[str | Path], column: str | None = None,
 
 def terminology_cache() -> Path:
     """Where the concept dictionary built from the terminologies is cached (JSON)."""
-    from iatros.settings import get_settings
+    from iatros.settings import home_dir  # not get_settings: IATROS_THREADS would load torch
 
-    return get_settings(device="cpu").cache_dir / "terminology"
+    return home_dir() / "cache" / "terminology"
 
 
 def load_tagger(run: str | Path, device: str = "cpu") -> Tagger:
