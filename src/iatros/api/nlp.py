@@ -26,7 +26,9 @@ from iatros.nlp.radiology import (
     parse_finding,
     read_findings_file,
     summarize_findings,
-    write_findings_csv,
+)
+from iatros.nlp.radiology import (
+    findings_csv as labels_csv,
 )
 from iatros.nlp.summarize import summarize as summarize_text
 from iatros.nlp.terminology import UserTerm, read_terms
@@ -150,7 +152,11 @@ def extract(paths: Sequence[str | Path], *, fhir: bool = False, tagger_run: str 
     results = _run(paths, work, column=column, id_column=id_column, progress=progress,
                    desc="extract")
     if findings_csv is not None:
-        write_findings_csv(results, findings_csv, [f.name for f in specs] if specs else None)
+        from iatros.run_folder import write_text_atomic  # pandas: loaded only when a CSV is asked for
+
+        out = Path(findings_csv)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out, labels_csv(results, [f.name for f in specs] if specs else None))
     return results
 
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -263,20 +262,3 @@ def findings_csv(results: Sequence[Mapping[str, Any]], findings: Sequence[str] |
         writer.writerow([r.get("source", ""), r.get("patient_id", ""), "ok" if ok else "error",
                          *[(labels.get(n, "not mentioned") if ok else "") for n in names]])
     return buffer.getvalue()
-
-
-def write_findings_csv(results: Sequence[Mapping[str, Any]], path: str | Path,
-                       findings: Sequence[str] | None = None) -> Path:
-    """Write `findings_csv` atomically (a temporary file renamed into place)."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(findings_csv(results, findings))
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
