@@ -139,7 +139,8 @@ def extract(paths: Sequence[str | Path], *, fhir: bool = False, tagger_run: str 
     labelled = bool(findings) or specs is not None or findings_csv is not None
     user_terms = read_terms(terms) if isinstance(terms, (str, Path)) else list(terms or [])
     pipeline = ClinicalPipeline(tagger=load_tagger(tagger_run) if tagger_run else None,
-                                terms=user_terms, cache_dir=terminology_cache())
+                                terms=user_terms, cache_dir=terminology_cache(),
+                                radiology=labelled)
 
     def work(source: str, patient: str, note: Note) -> dict[str, Any]:
         doc = pipeline.extract(note.text, source)

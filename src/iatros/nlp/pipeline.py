@@ -21,6 +21,7 @@ from spacy.attrs import SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc
 
+from iatros.nlp import chest_findings
 from iatros.nlp import lexicon as L
 from iatros.nlp.context import ConText
 from iatros.nlp.io import CHUNK_CHARS, chunks
@@ -143,14 +144,18 @@ class ClinicalPipeline:
     """Clinical entity extraction with concepts from terminologies (`nlp.terminology`: HPO,
     ICD-10-CM, DrugBank names, the curated lists of `lexicon`, a user's `terms`), ConText
     attributes and an optional trained tagger. `cache_dir` holds the built dictionary (JSON);
-    without one it is built in memory (once per process)."""
+    without one it is built in memory (once per process). Chest radiograph findings
+    (`nlp.chest_findings`) are added in notes with FINDINGS or IMPRESSION sections, and in every
+    note with `radiology=True`."""
 
     def __init__(self, tagger: Tagger | None = None, *, terms: Iterable[UserTerm] = (),
-                 cache_dir: str | Path | None = None) -> None:
+                 cache_dir: str | Path | None = None, radiology: bool = False) -> None:
         self.nlp = make_nlp()
         self.tagger = tagger
         self.concepts = concept_index(cache_dir, terms)
         self.context = ConText(self.nlp)
+        self.radiology = radiology
+        self._observation_codes: dict[str, dict[str, Any]] = {}
 
     # -- public -------------------------------------------------------------------------------
     def extract(self, text: str, source: str = "") -> dict[str, Any]:
@@ -188,6 +193,8 @@ class ClinicalPipeline:
     # -- internals ----------------------------------------------------------------------------
     def _entities(self, doc: Doc, text: str, offset: int, sections: list[Section]) -> list[Entity]:
         spans = self._candidates(doc, text)
+        if self.radiology or any(s.name in ("findings", "impression") for s in sections):
+            spans = _with_observations(spans, self._chest_findings(doc))
         if self.tagger is not None:
             spans += self._tagged(doc, spans)
         spans = _resolve_overlaps(trim_placeholders(doc, spans))
@@ -198,6 +205,8 @@ class ClinicalPipeline:
         for start, end, label, source, attrs in spans:
             span = doc[start:end]
             flags, used = self.context.attributes(doc, span, cues.get(span.sent.start, []), inside)
+            if "size" in attrs:
+                flags = chest_findings.flags_for(attrs["size"], flags)
             char_start, char_end = span.start_char + offset, span.end_char + offset
             section = section_at(sections, char_start)
             if section is not None and section.start <= char_start < section.body_start:
@@ -245,6 +254,24 @@ class ClinicalPipeline:
                 if first < tok.i:
                     spans.append((first, tok.i + 1, "PROBLEM", "rules", {}))
         return spans
+
+    def _chest_findings(self, doc: Doc) -> list[tuple[int, int, str, str, dict[str, Any]]]:
+        """Spans of the CheXpert phrases, coded by their observation's vocabulary term."""
+        out = []
+        for m in chest_findings.mentions(doc):
+            attrs = {**chest_findings.entity_attributes(m), **self._observation_code(m.phrase)}
+            out.append((m.start, m.end, "PROBLEM", "rules", attrs))
+        return out
+
+    def _observation_code(self, phrase: chest_findings.Phrase) -> dict[str, Any]:
+        """The coding of an observation (its code term's concepts), else its name alone."""
+        key = phrase.observation
+        if key not in self._observation_codes:
+            hit = self.concepts.lookup(phrase.code_term) if phrase.code_term else {}
+            ids = hit.get("PROBLEM", []) + [i for i in hit.get("SYMPTOM", [])
+                                            if i not in hit.get("PROBLEM", [])]
+            self._observation_codes[key] = self._coded(ids) or {"preferred_name": key}
+        return self._observation_codes[key]
 
     def _term_matches(self, doc: Doc) -> Iterable[tuple[int, int, dict[str, list[int]]]]:
         """Token spans that form a dictionary term (every length), with the term's {label:
@@ -305,6 +332,20 @@ def concept_index(cache_dir: str | Path | None = None, terms: Iterable[UserTerm]
         index.add(key, t.label, concept)
         index.extra[key] = {t.label: index.extra[key][t.label]}  # the user's label only
     return index
+
+
+def _with_observations(spans: list[Any], chest: list[Any]) -> list[Any]:
+    """Dictionary spans that contain a chest finding's phrase (or an enlarged structure) take its
+    observation ("pleural effusions" is Pleural Effusion, "pulmonary nodule" a Lung Lesion,
+    "widened mediastinum" an Enlarged Cardiomediastinum); then the chest spans."""
+    out = []
+    for s in spans:
+        inner = [c for c in chest if s[0] <= c[0] and c[1] <= s[1]
+                 and c[4].get("size") in (None, "enlarged")]
+        if inner and s[2] in ("PROBLEM", "SYMPTOM") and "observation" not in s[4]:
+            s = (*s[:4], {**s[4], "observation": inner[0][4]["observation"]})
+        out.append(s)
+    return out + chest
 
 
 def _resolve_overlaps(spans: list[Any]) -> list[Any]:

@@ -125,6 +125,9 @@ def _keys(entities: Sequence[Mapping[str, Any]]) -> list[str]:
                 concepts.setdefault(form, name)
     keys = []
     for e in entities:
+        if e.get("observation"):  # a chest finding: its CheXpert observation
+            keys.append(str(e["observation"]).lower())
+            continue
         if e.get("preferred_name"):
             keys.append(concept_name(str(e["preferred_name"])))
             continue
@@ -175,7 +178,8 @@ class FindingSpec:
     def matches(self, entity: Mapping[str, Any]) -> bool:
         """Whether an entity mentions this finding: same concept id or preferred name, or the
         finding's words in order inside the entity's text or preferred name."""
-        ids = {str(entity.get(k) or "").strip().lower() for k in ("concept_id", "preferred_name")}
+        ids = {str(entity.get(k) or "").strip().lower()
+               for k in ("concept_id", "preferred_name", "observation")}
         ids |= {" ".join(_WORD.findall(i)) for i in ids}
         if self.keys & ids:
             return True
