@@ -216,3 +216,16 @@ def test_synthea_fhir_bundles_train_a_readmission_model(shared_data: Path, tmp_p
                     task_options={"target": "readmit_30d"}, register=False)
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["splits"]["test"]["auroc"]["n"] > 0
+
+
+def test_a_meds_dataset_trains_through_ehr_path(shared_data: Path, tmp_path: Path) -> None:
+    from iatros.data.ehr import convert, get_source
+
+    meds_root = convert(get_source("mimic3"), shared_data / "mimic3_demo", tmp_path / "meds").path
+    (meds_root / "events.parquet").unlink()  # a MEDS tool reads data/ and metadata/ only
+    run = api.train(f"ehr:{meds_root}", model="gbm", out=tmp_path / "r", eval_options=FAST,
+                    task_options={"target": "died"}, register=False)
+    config = json.loads((run / "config.json").read_text())
+    assert config["task"].startswith("ehr:") and "meds" in config["source"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["splits"]["test"]["auroc"]["n"] > 0

@@ -159,7 +159,7 @@ def train_cmd(
         help="ehr:PATH tasks: hours from the start of each stay the model sees (default: the "
              "whole stay, predicting at its end).", rich_help_panel="Your own records")] = None,
     source: Annotated[str | None, typer.Option(
-        help="ehr:PATH tasks: physionet2012, mimic3, eicu or fhir (default: detected).",
+        help="ehr:PATH tasks: physionet2012, mimic3, eicu, fhir, meds or omop (default: detected).",
         rich_help_panel="Your own records")] = None,
 ) -> None:
     """Train TASK, evaluate it with CIs, audit subgroups, write report.html; print the run path.
@@ -359,10 +359,14 @@ def download_cmd(
 
 @data_app.command("convert")
 def convert_cmd(
-    source: Annotated[str, typer.Argument(help="physionet2012, mimic3, eicu or fhir.")],
-    path: Annotated[Path, typer.Argument(help="The source's folder (or one FHIR file).")],
+    source: Annotated[str, typer.Argument(
+        help="physionet2012, mimic3, eicu, fhir, meds (a MEDS dataset) or omop (an OMOP CDM "
+             "folder or zip).")],
+    path: Annotated[Path, typer.Argument(help="The source's folder (or one FHIR file, or an OMOP "
+                                              "zip).")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for events.parquet, "
-                                          "stays.parquet and manifest.json.")],
+                                          "stays.parquet, manifest.json and the MEDS copy "
+                                          "(data/, metadata/).")],
     progress: Annotated[bool | None, typer.Option(
         "--progress/--no-progress", help="Progress bar (default: when stderr is a terminal).")
     ] = None,

@@ -265,6 +265,8 @@ def detect_source(path: Path) -> str:
     if not path.is_dir():
         raise MissingDataError(f"{path} does not exist")
     names = {p.name.lower() for p in path.iterdir()}
+    if (path / "data").is_dir() and any((path / "data").rglob("*.parquet")):
+        return "meds"
     if path.name.startswith("set-") or any(n.startswith("set-") for n in names):
         return "physionet2012"
     if {"admissions.csv", "admissions.csv.gz"} & names:
@@ -277,7 +279,7 @@ def detect_source(path: Path) -> str:
     hint = f" (its subfolders: {', '.join(inside[:6])}; point ehr: at the one with the records)" \
         if inside else ""
     raise ConfigError(f"cannot tell which source {path} holds{hint}; pass --source physionet2012, "
-                      f"mimic3, eicu or fhir")
+                      f"mimic3, eicu, fhir or meds")
 
 
 def _code_outcome(spec: str) -> tuple[str, float]:

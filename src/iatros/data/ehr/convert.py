@@ -26,12 +26,14 @@ from typing import Any
 
 import polars as pl
 
+from iatros.data.ehr.meds_format import meds_files
 from iatros.data.ehr.schema import SkipLog, conform_events, drop_unit_mismatches
 from iatros.data.home import file_digest
 from iatros.errors import ConfigError, CorruptDataError, MissingDataError
 
-FORMAT_VERSION = 4   # 2: FHIR parts hold raw patients/encounters, joined across files; 3: FHIR
-#                      resources entered in error are skipped; 4: sha256 of every cached table
+FORMAT_VERSION = 5   # 2: FHIR parts hold raw patients/encounters, joined across files; 3: FHIR
+#                      resources entered in error are skipped; 4: sha256 of every cached table;
+#                      5: the folder is also a MEDS dataset (data/, metadata/)
 MANIFEST = "manifest.json"
 
 
@@ -72,6 +74,8 @@ class Source:
     description: str
     parts: Callable[[Path], list[Part]]
     finish: Callable[[pl.DataFrame, pl.DataFrame, SkipLog], tuple[pl.DataFrame, pl.DataFrame]]
+    # descriptions of the codes a conversion of `path` emits, for MEDS metadata/codes.parquet
+    descriptions: Callable[[Path], dict[str, str]] | None = None
 
 
 @dataclass
@@ -208,6 +212,9 @@ def convert(source: Source, path: str | Path, out: str | Path, *, progress: bool
     path, out = Path(path).expanduser(), Path(out).expanduser()
     if not path.exists():
         raise MissingDataError(f"{source.name}: {path} does not exist")
+    if out.resolve() == path.resolve():
+        raise ConfigError(f"{source.name}: --out {out} is the input itself; converting into it "
+                          "would overwrite the source's files: choose another folder")
     parts = source.parts(path)
     if not parts:
         raise MissingDataError(f"{source.name}: nothing to convert in {path} "
@@ -225,6 +232,10 @@ def convert(source: Source, path: str | Path, out: str | Path, *, progress: bool
             and manifest.get("format_version") == FORMAT_VERSION):
         cached = _read_cached(tables, manifest.get("sha256"), "event tables")
         if cached is not None:
+            if not _intact(meds_files(out), manifest.get("meds")):
+                log.warning("%s: the MEDS copy is missing or damaged; writing it again", out)
+                manifest["meds"] = _write_meds(source, path, out, cached["events"], cached["stays"])
+                write_json_atomic(manifest, out / MANIFEST)
             manifest["from_cache"] = True
             return EventTables(cached["events"], cached["stays"], manifest, out)
     t0 = time.perf_counter()
@@ -258,6 +269,7 @@ def convert(source: Source, path: str | Path, out: str | Path, *, progress: bool
                                f"patient/admission/encounter; {skips.summary()}")
     events = events.sort("subject_id", "stay_id", "time", "code")
     _publish(out, events, stays)
+    meds_sums = _write_meds(source, path, out, events, stays)
     seconds = time.perf_counter() - t0
     manifest = {
         "format_version": FORMAT_VERSION, "source": source.name, "input": str(path),
@@ -266,9 +278,30 @@ def convert(source: Source, path: str | Path, out: str | Path, *, progress: bool
         "n_events": events.height, "notes": [n for _, r in results for n in r.notes],
         "skipped": {**skips.as_dict(), "summary": skips.summary()},
         "sha256": {name: _sha256(path) for name, path in tables.items()},
+        "meds": meds_sums,
     }
     write_json_atomic(manifest, out / MANIFEST)
     return EventTables(events, stays, {**manifest, "from_cache": False}, out)
+
+
+def _write_meds(source: Source, path: Path, out: Path, events: pl.DataFrame,
+                stays: pl.DataFrame) -> dict[str, str]:
+    """Write the MEDS copy (validated tables, each atomically); return its files' sha256."""
+    import pyarrow.parquet as pq
+
+    from iatros.data.ehr import meds_format as mf
+
+    files = mf.meds_files(out)
+    data = mf.data_table(events, stays)
+    descriptions = source.descriptions(path) if source.descriptions else {}
+    tables = dict(zip(list(files)[:3], (data, mf.codes_table(data, descriptions), mf.splits_table(data)),
+                      strict=True))
+    for name, table in tables.items():
+        files[name].parent.mkdir(parents=True, exist_ok=True)
+        _replace(_write_tmp(files[name], lambda tmp, t=table: pq.write_table(t, tmp)), files[name])
+    meta_name = list(files)[3]
+    write_json_atomic(mf.dataset_metadata(source.name, str(path)), files[meta_name])
+    return {name: _sha256(p) for name, p in files.items()}
 
 
 def _publish(out: Path, events: pl.DataFrame, stays: pl.DataFrame) -> None:
