@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import gzip
 import io
@@ -175,6 +176,85 @@ def procedure(prid: str, pid: str, eid: str, when: str) -> dict[str, Any]:
                                  "display": "Medication reconciliation"}]},
             "subject": {"reference": f"Patient/{pid}"},
             "encounter": {"reference": f"Encounter/{eid}"}, "performedDateTime": when}
+
+
+def immunization(iid: str, pid: str, eid: str, when: str, *, cvx: str = "140",
+                 status: str = "completed") -> dict[str, Any]:
+    return {"resourceType": "Immunization", "id": iid, "status": status,
+            "vaccineCode": {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": cvx,
+                                        "display": "Influenza, seasonal, injectable"}]},
+            "patient": {"reference": f"Patient/{pid}"}, "encounter": {"reference": f"Encounter/{eid}"},
+            "occurrenceDateTime": when}
+
+
+def allergy(aid: str, pid: str, when: str, *, eid: str | None = None,
+            verification: str = "confirmed") -> dict[str, Any]:
+    """A penicillin allergy, recorded at `when` (in encounter `eid`, when given)."""
+    system = "http://terminology.hl7.org/CodeSystem/allergyintolerance-"
+    return {"resourceType": "AllergyIntolerance", "id": aid,
+            **({"encounter": {"reference": f"Encounter/{eid}"}} if eid else {}),
+            "clinicalStatus": {"coding": [{"system": system + "clinical", "code": "active"}]},
+            "verificationStatus": {"coding": [{"system": system + "verification", "code": verification}]},
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "91936005",
+                                 "display": "Allergy to penicillin"}]},
+            "patient": {"reference": f"Patient/{pid}"}, "recordedDate": when}
+
+
+def care_plan(cid: str, pid: str, eid: str, start: str) -> dict[str, Any]:
+    def snomed(code: str, display: str) -> dict[str, Any]:
+        return {"coding": [{"system": "http://snomed.info/sct", "code": code, "display": display}]}
+
+    return {"resourceType": "CarePlan", "id": cid, "status": "active", "intent": "order",
+            "category": [snomed("53950000", "Respiratory therapy")],
+            "subject": {"reference": f"Patient/{pid}"}, "encounter": {"reference": f"Encounter/{eid}"},
+            "period": {"start": start},
+            "activity": [{"detail": {"status": "in-progress",
+                                     "code": snomed("304510005", "Recommendation to avoid exercise")}},
+                         {"detail": {"status": "in-progress",
+                                     "code": snomed("304510005", "Recommendation to avoid exercise")}}]}
+
+
+def medication_administration(mid: str, pid: str, eid: str, when: str, dose: float,
+                              status: str = "completed") -> dict[str, Any]:
+    return {"resourceType": "MedicationAdministration", "id": mid, "status": status,
+            "medicationCodeableConcept": {"coding": [{
+                "system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1719",
+                "display": "cefazolin"}]},
+            "subject": {"reference": f"Patient/{pid}"}, "context": {"reference": f"Encounter/{eid}"},
+            "effectiveDateTime": when,
+            "dosage": {"dose": {"value": dose, "unit": "mg", "system": "http://unitsofmeasure.org",
+                                "code": "mg"}}}
+
+
+def b64(data: bytes | str) -> str:
+    return base64.b64encode(data.encode() if isinstance(data, str) else data).decode()
+
+
+def text_attachment(data: bytes | str, content_type: str = "text/plain; charset=utf-8") -> dict[str, Any]:
+    return {"contentType": content_type, "data": b64(data)}
+
+
+def diagnostic_report(rid: str, pid: str, eid: str, effective: str, issued: str,
+                      texts: Sequence[bytes | str] = ()) -> dict[str, Any]:
+    """A History and physical note report; each text a plain-text `presentedForm`."""
+    r: dict[str, Any] = {"resourceType": "DiagnosticReport", "id": rid, "status": "final",
+                         "code": _loinc("34117-2", "History and physical note"),
+                         "subject": {"reference": f"Patient/{pid}"},
+                         "encounter": {"reference": f"Encounter/{eid}"},
+                         "effectiveDateTime": effective, "issued": issued}
+    if texts:
+        r["presentedForm"] = [text_attachment(t) for t in texts]
+    return r
+
+
+def document_reference(did: str, pid: str, eid: str, date: str,
+                       attachments: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """A History and physical note (LOINC 34117-2) with these attachments."""
+    return {"resourceType": "DocumentReference", "id": did, "status": "current",
+            "type": _loinc("34117-2", "History and physical note"),
+            "subject": {"reference": f"Patient/{pid}"}, "date": date,
+            "content": [{"attachment": a} for a in attachments],
+            "context": {"encounter": [{"reference": f"Encounter/{eid}"}]}}
 
 
 def one_patient(pid: str = "p1", eid: str = "e1", *, start: str = "2020-03-01T08:00:00Z",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+from collections import Counter
 from datetime import datetime
 
 import polars as pl
@@ -12,11 +14,20 @@ from iatros.data.ehr import convert, fhir, get_source
 from iatros.data.ehr.schema import EVENT_SCHEMA, STAY_SCHEMA
 from iatros.errors import CorruptDataError
 from tests.data.ehr.builders import (
+    allergy,
+    care_plan,
+    condition,
+    diagnostic_report,
+    document_reference,
     encounter,
     heart_rate,
+    immunization,
+    medication_administration,
     one_patient,
     patient,
+    procedure,
     record_calls,
+    text_attachment,
     write_bundle,
     write_ndjson,
 )
@@ -330,3 +341,216 @@ def test_an_observation_entered_in_error_is_a_skip_not_an_event(tmp_path):
     tables = convert(SOURCE, tmp_path / "in", tmp_path / "out")
     assert tables.manifest["skipped"]["by_reason"] == {"entered in error": 1}
     assert 90.0 not in tables.events["numeric_value"].to_list()
+
+
+# ---------------------------------------------------------------- every resource: read or counted
+
+NOTE = "History and physical\nPatient is a 70 year-old woman with a cough.\n"
+
+
+def convert_bundle(tmp_path, resources):
+    return convert(SOURCE, write_bundle(tmp_path / "in" / "b.json", resources), tmp_path / "out")
+
+
+def test_new_resource_types_become_coded_events_and_notes(tmp_path):
+    tables = convert_bundle(tmp_path, [
+        *one_patient(), immunization("imm", "p1", "e1", "2020-03-01T12:00:00Z"),
+        allergy("alg", "p1", "2020-03-01T13:00:00Z", eid="e1"),
+        care_plan("cp", "p1", "e1", "2020-03-02T08:00:00Z"),
+        medication_administration("ma", "p1", "e1", "2020-03-02T09:00:00Z", 1000),
+        diagnostic_report("dr", "p1", "e1", "2020-03-02T10:00:00Z", "2020-03-02T10:30:00Z", [NOTE]),
+        document_reference("doc", "p1", "e1", "2020-03-02T11:00:00Z",
+                           [text_attachment("Discharge summary\n"), {"contentType": "application/pdf",
+                                                                     "data": "JVBERi0="}])])
+    new = tables.events.filter(pl.col("time") >= datetime(2020, 3, 1, 12)).filter(
+        ~pl.col("code").is_in(["SNOMED//430193006"]))
+    assert new.select("time", "code", "numeric_value", "text_value", "unit").rows() == [
+        (datetime(2020, 3, 1, 12), "CVX//140", None, "Influenza, seasonal, injectable", None),
+        (datetime(2020, 3, 1, 13), "SNOMED//91936005", None, "Allergy to penicillin", None),
+        (datetime(2020, 3, 2, 8), "SNOMED//304510005", None, "Recommendation to avoid exercise", None),
+        (datetime(2020, 3, 2, 8), "SNOMED//53950000", None, "Respiratory therapy", None),
+        (datetime(2020, 3, 2, 9), "RXNORM//1719", 1000.0, "cefazolin", "mg"),
+        (datetime(2020, 3, 2, 10), "LOINC//34117-2", None, "History and physical note", None),
+        (datetime(2020, 3, 2, 10, 30), "NOTE//LOINC//34117-2", None, NOTE, None),   # dated when issued
+        (datetime(2020, 3, 2, 11), "NOTE//LOINC//34117-2", None, "Discharge summary\n", None),
+    ]
+    assert set(new["stay_id"]) == {"e1"} and tables.manifest["skipped"]["n"] == 0
+    assert list(fhir.note_texts(tables.events)) == [
+        ("p1", "e1", datetime(2020, 3, 2, 10, 30), "NOTE//LOINC//34117-2", NOTE),
+        ("p1", "e1", datetime(2020, 3, 2, 11), "NOTE//LOINC//34117-2", "Discharge summary\n")]
+
+
+def test_a_note_in_a_diagnostic_report_and_its_document_reference_is_one_event(tmp_path):
+    tables = convert_bundle(tmp_path, [
+        *one_patient(),
+        diagnostic_report("dr", "p1", "e1", "2020-03-02T10:00:00Z", "2020-03-02T10:30:00Z", [NOTE]),
+        document_reference("doc", "p1", "e1", "2020-03-02T10:30:00Z", [text_attachment(NOTE)])])
+    assert tables.events.filter(pl.col("text_value") == NOTE).height == 1
+    counts = fhir.resource_counts(tables.manifest)
+    assert counts["used"]["DiagnosticReport"] == counts["used"]["DocumentReference"] == 1
+    assert any("1 repeated note text(s)" in n for n in tables.manifest["notes"])
+
+
+def test_a_non_utf8_attachment_is_a_named_skip_and_the_conversion_goes_on(tmp_path):
+    latin1 = "Fièvre à 39 °C".encode("latin-1")
+    tables = convert_bundle(tmp_path, [
+        *one_patient(),
+        document_reference("doc-bad", "p1", "e1", "2020-03-02T11:00:00Z", [text_attachment(latin1)]),
+        diagnostic_report("dr", "p1", "e1", "2020-03-02T10:00:00Z", "2020-03-02T10:30:00Z",
+                          [latin1, NOTE]),
+        document_reference("doc-latin1", "p1", "e1", "2020-03-02T12:00:00Z",
+                           [text_attachment(latin1, "text/plain; charset=ISO-8859-1")])])
+    assert [(s["where"], s["reason"]) for s in tables.manifest["skipped"]["examples"]] == [
+        ("b.json#entry7 DocumentReference/doc-bad",
+         "undecodable attachment: content[0].attachment is not utf-8 text (invalid continuation byte "
+         "at byte 2)"),
+        ("b.json#entry8 DiagnosticReport/dr",
+         "undecodable attachment: presentedForm[0] is not utf-8 text (invalid continuation byte at byte 2)")]
+    notes = [text for *_, text in fhir.note_texts(tables.events)]
+    assert notes == [NOTE, "Fièvre à 39 °C"]       # the declared charset is honoured
+    assert tables.manifest["n_events"] == 6 + 3     # the report's code and its readable note
+    counts = fhir.resource_counts(tables.manifest)
+    assert counts["not_used_why"] == {"DocumentReference": {"undecodable attachment": 1}}
+    assert counts["used"]["DiagnosticReport"] == 1
+
+
+@pytest.mark.parametrize("rtype", ["Foo", "Transport"])        # not FHIR; FHIR R5 only
+def test_an_unknown_resource_type_is_a_skip_with_its_reason(tmp_path, rtype):
+    tables = convert_bundle(tmp_path, [*one_patient(), {"resourceType": rtype, "id": "x1"}])
+    assert [(s["where"], s["reason"]) for s in tables.manifest["skipped"]["examples"]] == [
+        (f"b.json#entry7 {rtype}/x1", f"unknown resource type: {rtype!r} is not a FHIR R4 resource")]
+    assert fhir.resource_counts(tables.manifest)["not_used_why"] == {rtype: {"unknown resource type": 1}}
+    assert tables.manifest["n_events"] == 6
+
+
+def test_an_r5_shaped_resource_fails_validation_and_is_a_named_skip(tmp_path):
+    r5 = immunization("imm-r5", "p1", "e1", "2020-03-01T12:00:00Z")
+    r5["encounter"] = [r5["encounter"]]                     # a list, not R4's single Reference
+    tables = convert_bundle(tmp_path, [*one_patient(), r5])
+    (skip,) = tables.manifest["skipped"]["examples"]
+    assert skip["where"] == "b.json#entry7 Immunization/imm-r5"
+    assert skip["reason"].startswith("invalid FHIR resource: ")
+    assert fhir.resource_counts(tables.manifest)["not_used_why"] == {
+        "Immunization": {"invalid FHIR resource": 1}}
+
+
+@pytest.mark.parametrize(("resource", "why"), [
+    (immunization("imm", "p1", "e1", "2020-03-01T12:00:00Z", status="not-done"), "not done"),
+    (medication_administration("ma", "p1", "e1", "2020-03-01T12:00:00Z", 5, status="not-done"),
+     "not done"),
+    ({**procedure("px", "p1", "e1", "2020-03-01T12:00:00Z"), "status": "not-done"}, "not done"),
+    (allergy("alg", "p1", "2020-03-01T12:00:00Z", verification="refuted"), "refuted"),
+    ({**condition("dx", "p1", "e1", "2020-03-01T12:00:00Z"), "verificationStatus": {"coding": [{
+        "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "refuted"}]}},
+     "refuted"),                                            # a negated problem, as nlp.fhir writes it
+])
+def test_a_resource_saying_it_did_not_happen_is_counted_as_not_used_and_is_no_event(tmp_path, resource,
+                                                                                     why):
+    tables = convert_bundle(tmp_path, [*one_patient(), resource])
+    assert tables.manifest["n_events"] == 6 and tables.manifest["skipped"]["n"] == 0
+    assert fhir.resource_counts(tables.manifest)["not_used_why"] == {resource["resourceType"]: {why: 1}}
+
+
+@pytest.mark.parametrize(("resource", "element"), [
+    (immunization("imm", "p1", "e1", "2020-03-01T12:00:00Z", status="given"), "Immunization.status"),
+    (medication_administration("ma", "p1", "e1", "2020-03-01T12:00:00Z", 5, status="given"),
+     "MedicationAdministration.status"),
+    ({**document_reference("doc", "p1", "e1", "2020-03-01T12:00:00Z", [text_attachment("x")]),
+      "status": "final"}, "DocumentReference.status"),
+    ({**allergy("alg", "p1", "2020-03-01T12:00:00Z"), "clinicalStatus": {"coding": [{
+        "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "code": "cured"}]}},
+     "AllergyIntolerance.clinicalStatus"),
+])
+def test_a_new_resource_with_a_status_outside_its_required_value_set_is_skipped(tmp_path, resource,
+                                                                                  element):
+    tables = convert_bundle(tmp_path, [*one_patient(), resource])
+    (skip,) = tables.manifest["skipped"]["examples"]
+    assert skip["where"] == f"b.json#entry7 {resource['resourceType']}/{resource['id']}"
+    assert skip["reason"].startswith(f"invalid FHIR resource: {element} ")
+    assert tables.manifest["n_events"] == 6
+
+
+def test_an_allergy_entered_in_error_is_a_skip_not_an_event(tmp_path):
+    tables = convert_bundle(tmp_path, [*one_patient(), allergy("alg", "p1", "2020-03-01T12:00:00Z",
+                                                                verification="entered-in-error")])
+    assert [s["where"] for s in tables.manifest["skipped"]["examples"]] == [
+        "b.json#entry7 AllergyIntolerance/alg"]
+    assert tables.manifest["skipped"]["by_reason"] == {"entered in error": 1}
+    assert tables.manifest["n_events"] == 6
+
+
+def test_types_it_does_not_read_are_counted_as_not_used_with_why(tmp_path):
+    others = [{"resourceType": "Claim", "id": "c1"}, {"resourceType": "Claim", "id": "c2"},
+              {"resourceType": "Organization", "id": "o1"}, {"resourceType": "ImagingStudy", "id": "i1"},
+              {"resourceType": "Device", "id": "d1", "patient": {"reference": "Patient/p1"}},
+              {"resourceType": "Goal", "id": "g1"}]
+    tables = convert_bundle(tmp_path, [*one_patient(), *others])
+    counts = fhir.resource_counts(tables.manifest)
+    assert counts["not_used"] == {"Claim": 2, "Device": 1, "Goal": 1, "ImagingStudy": 1, "Organization": 1}
+    assert counts["not_used_why"]["Device"] == {"no clinical time": 1}
+    assert counts["not_used_why"]["Goal"] == {"not converted": 1}
+    assert counts["used"] == {"Condition": 1, "Encounter": 1, "MedicationRequest": 1, "Observation": 2,
+                              "Patient": 1, "Procedure": 1}
+    assert tables.manifest["skipped"]["n"] == 0
+
+
+def test_a_part_cached_by_an_older_fhir_converter_is_converted_again(tmp_path, monkeypatch):
+    root, out = tmp_path / "in", tmp_path / "out"
+    write_bundle(root / "a.json", one_patient())
+    monkeypatch.setattr(fhir, "FHIR_PARSER_VERSION", 1)
+    convert(SOURCE, root, out)
+    monkeypatch.setattr(fhir, "FHIR_PARSER_VERSION", 2)
+    calls = record_calls(monkeypatch, fhir, "convert_file")
+    tables = convert(SOURCE, root, out)
+    assert [p.name for p in calls] == ["a.json"] and tables.manifest["reused_parts"] == []
+    assert all(name.endswith("-v2") for name in tables.manifest["parts"])
+
+
+# ---------------------------------------------------------------- the Synthea sample (real data)
+
+
+@pytest.fixture(scope="module")
+def synthea_bundles(shared_data_module):
+    folder = shared_data_module / "synthea_sample" / "fhir"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is absent from the data root")
+    return folder, [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+
+@pytest.fixture(scope="module")
+def synthea(synthea_bundles, tmp_path_factory):
+    return convert(SOURCE, synthea_bundles[0], tmp_path_factory.mktemp("synthea"))
+
+
+def synthea_resources(bundles, rtype):
+    return [e["resource"] for doc in bundles[1] for e in doc["entry"]
+            if e["resource"]["resourceType"] == rtype]
+
+
+def test_every_resource_type_in_the_synthea_bundles_is_used_or_counted_as_not_used(synthea_bundles,
+                                                                                     synthea):
+    raw = Counter(e["resource"]["resourceType"] for doc in synthea_bundles[1] for e in doc["entry"])
+    counts = fhir.resource_counts(synthea.manifest)
+    assert set(counts["used"]) | set(counts["not_used"]) == set(raw)
+    for rtype, n in raw.items():
+        assert counts["used"].get(rtype, 0) + counts["not_used"].get(rtype, 0) == n, rtype
+    assert {"Claim", "ExplanationOfBenefit", "Provenance", "CareTeam"} <= set(counts["not_used"])
+    assert {"Immunization", "DiagnosticReport", "DocumentReference", "CarePlan"} <= set(counts["used"])
+    assert synthea.manifest["skipped"]["n"] == 0
+
+
+def test_synthea_document_references_are_note_events_with_the_decoded_text(synthea_bundles, synthea):
+    expected = Counter()
+    for doc in synthea_resources(synthea_bundles, "DocumentReference"):
+        text = base64.b64decode(doc["content"][0]["attachment"]["data"]).decode("utf-8")
+        expected[(fhir._ref(doc["subject"]), fhir._ref(doc["context"]["encounter"][0]),
+                  "NOTE//LOINC//" + doc["type"]["coding"][0]["code"], text)] += 1
+    got = Counter((s, e, c, t) for s, e, _, c, t in fhir.note_texts(synthea.events))
+    assert got == expected and sum(expected.values()) == 47
+
+
+def test_synthea_immunizations_are_cvx_coded_events(synthea_bundles, synthea):
+    given = [r for r in synthea_resources(synthea_bundles, "Immunization") if r["status"] == "completed"]
+    cvx = synthea.events.filter(pl.col("code").str.starts_with("CVX//"))
+    assert sorted(cvx["code"]) == sorted(f"CVX//{r['vaccineCode']['coding'][0]['code']}" for r in given)
+    assert cvx.height == 36 and cvx["time"].null_count() == 0

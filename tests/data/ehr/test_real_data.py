@@ -90,7 +90,7 @@ def test_synthea_sample_has_5_patients_and_47_encounters(synthea):
     m = synthea.manifest
     assert (m["n_subjects"], m["n_stays"], m["skipped"]["n"]) == (5, 47, 0)
     prefixes = set(synthea.events["code"].str.split("//").list.first())
-    assert prefixes == {"LOINC", "SNOMED", "RXNORM"}
+    assert prefixes == {"LOINC", "SNOMED", "RXNORM", "CVX", "CAREPLAN_CATEGORY", "NOTE"}
     assert set(synthea.stays["sex"]) <= {"F", "M"}
     assert synthea.stays["readmit_30d"].null_count() == synthea.stays["died"].sum()
 
