@@ -34,6 +34,7 @@ PREDICTIONS = "predictions.csv"
 CALIBRATION = "calibration.json"
 TRAIN_LOG = "train_log.csv"
 TUNING = "tuning.json"
+SELECTION = "model_selection.json"  # `--model auto`: every candidate's cross-validation scores
 REPORT = "report.html"
 EXPLANATIONS = "explanations.json"
 CURVES = "survival_curves.npz"

@@ -229,3 +229,14 @@ def test_a_meds_dataset_trains_through_ehr_path(shared_data: Path, tmp_path: Pat
     assert config["task"].startswith("ehr:") and "meds" in config["source"]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["splits"]["test"]["auroc"]["n"] > 0
+
+
+def test_mimic_cohorts_read_mimic4_when_the_data_root_has_it(tmp_path: Path) -> None:
+    from tests.data.ehr.mimic4_files import write_mimic4
+
+    root = tmp_path / "root"
+    write_mimic4(root / "mimic4" / "mimic-iv-3.1")
+    data = get_task("mimic-readmission-30d").load(root)
+    assert data.source.startswith("mimic4:") and len(data) > 0
+    with pytest.raises(MissingDataError, match="mimic3"):
+        get_task("mimic-readmission-30d").load(tmp_path / "empty")

@@ -85,7 +85,12 @@ def train_cmd(
         "--out", help="Run folder to create (default: $IATROS_HOME/runs/TASK-MODEL-TIME).")] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Maximum epochs (torch models).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the split, initialisation and batches.")] = 0,
-    model: Annotated[str | None, typer.Option(help="Model name (default: the task's).")] = None,
+    model: Annotated[str | None, typer.Option(
+        help="Model name, or auto: the model the task's cross-validation prefers (default: the "
+             "task's; auto for health-record tasks, see `iatros tasks`).")] = None,
+    select_folds: Annotated[int | None, typer.Option(
+        "--select-folds", min=2, help="--model auto: folds of train + val each candidate is "
+                                     "cross-validated on (default 5).")] = None,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Continue an interrupted run (--out, or the task's newest unfinished "
                          "run) from its last checkpoint.")] = False,
@@ -159,7 +164,7 @@ def train_cmd(
         help="ehr:PATH tasks: hours from the start of each stay the model sees (default: the "
              "whole stay, predicting at its end).", rich_help_panel="Your own records")] = None,
     source: Annotated[str | None, typer.Option(
-        help="ehr:PATH tasks: physionet2012, mimic3, eicu, fhir, meds or omop (default: detected).",
+        help="ehr:PATH tasks: physionet2012, mimic3, mimic4, eicu, fhir, meds or omop (default: detected).",
         rich_help_panel="Your own records")] = None,
 ) -> None:
     """Train TASK, evaluate it with CIs, audit subgroups, write report.html; print the run path.
@@ -188,7 +193,8 @@ def train_cmd(
                      task_options=options, ensemble=ensemble, cross_fit=cross_fit,
                      params=params or None, train_overrides=train_settings or None,
                      eval_options=api.EvalOptions(n_boot=n_boot, threshold=_threshold(threshold),
-                                                  seed=seed, keep_text=keep_text))
+                                                  seed=seed, keep_text=keep_text),
+                     select_folds=select_folds)
     err.print(api.summary_line(path), soft_wrap=True)
     print(path)
 
@@ -360,7 +366,7 @@ def download_cmd(
 @data_app.command("convert")
 def convert_cmd(
     source: Annotated[str, typer.Argument(
-        help="physionet2012, mimic3, eicu, fhir, meds (a MEDS dataset) or omop (an OMOP CDM "
+        help="physionet2012, mimic3, mimic4, eicu, fhir, meds (a MEDS dataset) or omop (an OMOP CDM "
              "folder or zip).")],
     path: Annotated[Path, typer.Argument(help="The source's folder (or one FHIR file, or an OMOP "
                                               "zip).")],

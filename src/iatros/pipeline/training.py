@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from iatros.data.sources.table_encoding import TableEncoding
-from iatros.errors import IatrosError, RunError
+from iatros.errors import ConfigError, IatrosError, RunError
 from iatros.pipeline.explain import explain_test_examples
 from iatros.pipeline.fit import (
     check_ensemble,
@@ -34,6 +34,7 @@ from iatros.pipeline.runs import (
     task_for,
 )
 from iatros.pipeline.scoring import FinishContext, scorer_for
+from iatros.pipeline.selection import AUTO, DEFAULT_FOLDS, record_selection, select_model
 from iatros.registry import RunEntry
 from iatros.report import write_report
 from iatros.run_folder import (
@@ -73,6 +74,7 @@ def train(
     settings: Settings | None = None,
     val_fold: tuple[int, int] | None = None,
     cross_fit: bool | None = None,
+    select_folds: int | None = None,
 ) -> Path:
     """Train a model on a task, evaluate it, write its report, register it; return the run folder.
 
@@ -83,6 +85,8 @@ def train(
     `cross_fit` with `ensemble` N trains member k with fold k of N as its validation, so every
     training row fits N-1 members; validation metrics and calibration use out-of-fold scores.
     Left unset, both come from the model (DeepSurv: a 5-member cross-fit ensemble; others: one).
+    `model="auto"` (the default of tasks that list `selection` models) first chooses the model by
+    `select_folds`-fold cross-validation over train + val (`pipeline.selection`).
     """
     settings = settings_for(data_root, settings, device)
     if isinstance(task, str):
@@ -90,6 +94,22 @@ def train(
             saved_options = RunFolder(out).config().get("task_options") or {}
             task_options = {**saved_options, **(task_options or {})}
         task = task_for(task, task_options, settings)
+    if not resume and (model == AUTO or (model is None and task.selection)):
+        if params or ensemble or cross_fit or val_fold:
+            raise ConfigError("--model auto chooses among whole models: pass --model NAME to set "
+                              "parameters, an ensemble or folds for one model")
+        if register:
+            open_registry(settings)  # an unusable registry fails now, not after the search
+        table = select_model(task, settings=settings, seed=seed, epochs=epochs, progress=progress,
+                             folds=select_folds or DEFAULT_FOLDS)
+        path = train(task, settings=settings, out=out, epochs=epochs, seed=seed,
+                     model=table["chosen"], train_overrides=train_overrides,
+                     eval_options=eval_options, progress=progress, register=False,
+                     callbacks=callbacks)
+        record_selection(path, table)
+        if register:
+            register_run(settings, path)
+        return path
     run = resolve_run_dir(settings, task, model or task.default_model, out, resume)
     if resume:
         saved = run.config()

@@ -29,7 +29,7 @@ from iatros.report.figures import (
     metric_info,
     metric_text,
 )
-from iatros.run_folder import REPORT, RunFolder, write_text_atomic
+from iatros.run_folder import REPORT, SELECTION, RunFolder, optional_json, write_text_atomic
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATE_NAME = "model_card.html"
@@ -448,6 +448,18 @@ def word_explanations_section(run_dir: Path) -> dict[str, Any] | None:
     return {"method": str(data.get("method", "")), "classes": classes, "examples": examples}
 
 
+def selection_section(run_dir: Path) -> dict[str, Any] | None:
+    """How `--model auto` chose the model: each candidate's cross-validated score."""
+    table = optional_json(run_dir / SELECTION)
+    if not isinstance(table, dict) or not table.get("candidates"):
+        return None
+    rows = [{"model": str(r.get("model")), "mean": fmt(r.get("mean")), "sd": fmt(r.get("sd")),
+             "folds": ", ".join(fmt(v) for v in r.get("folds") or []),
+             "chosen": r.get("model") == table.get("chosen")} for r in table["candidates"]]
+    return {"metric": metric_info(str(table.get("metric") or "")).label, "folds": table.get("folds"),
+            "chosen": str(table.get("chosen")), "rows": rows}
+
+
 def survival_calibration_rows(metrics: Mapping[str, Any]) -> list[dict[str, str]]:
     """Per horizon: predicted vs Kaplan-Meier observed event probability and the GND test."""
     rows = []
@@ -478,6 +490,7 @@ def build_context(run: RunFiles, figures: Mapping[str, str]) -> dict[str, Any]:
         "is_binary": bool(run.metrics.get("threshold_rule")),
         "cross_fit": int(run.config.get("ensemble") or 1) if run.config.get("cross_fit") else 0,
         "performance": performance_rows(run.metrics, primary),
+        "selection": selection_section(run.run_dir),
         "calibration": calibration_section(run.metrics),
         "survival_calibration": survival_calibration_rows(run.metrics),
         "subgroups": subgroups,

@@ -83,6 +83,8 @@ class Task:
     primary_metric: str = "auroc"
     default_model: str = "mlp"
     models: tuple[str, ...] = ("mlp", "logreg", "gbm")
+    # models `--model auto` compares by cross-validation; when set, `auto` is the default
+    selection: tuple[str, ...] = ()
     split_by: str = "patient"
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     source: str = ""
@@ -127,7 +129,8 @@ class Task:
             "modality": self.modality.value,
             "target": self.target.value,
             "classes": list(self.classes),
-            "default_model": self.default_model,
+            "default_model": "auto" if self.selection else self.default_model,
+            "selection": list(self.selection),
             "models": list(self.models),
             "sensitive_attributes": list(self.sensitive_attributes),
             "primary_metric": self.primary_metric,

@@ -17,6 +17,7 @@ import polars as pl
 
 from iatros.data.ehr import cached_events
 from iatros.data.ehr.convert import EventTables
+from iatros.data.ehr.mimic4 import is_mimic4
 from iatros.data.ehr.tensors import build_inputs, choose_vocabulary
 from iatros.errors import ConfigError, CorruptDataError, MissingDataError
 from iatros.kinds import Modality, TargetKind
@@ -27,8 +28,12 @@ from iatros.tasks.outcomes import PRIMARY_METRIC
 from iatros.tasks.registry import register_family, register_task
 
 EHR_MODELS = ("grud", "event-transformer", "gbm", "gbm-bag", "logreg", "logreg-cv", "mlp")
+# what `--model auto` (the default) cross-validates on the training data
+EHR_SELECTION = ("gbm", "gbm-bag", "logreg-cv", "grud")
 AGE_BANDS = (50, 65, 80)
 SOURCE_HINTS = {"physionet2012": "https://physionet.org/content/challenge-2012/1.0.0/",
+                "mimic4": "https://physionet.org/content/mimiciv/ (credentialed) or "
+                          "https://physionet.org/content/mimic-iv-demo/ (demo)",
                 "mimic3": "https://physionet.org/content/mimiciii-demo/1.4/ (demo) or "
                           "https://physionet.org/content/mimiciii/ (credentialed)",
                 "eicu": "https://physionet.org/content/eicu-crd-demo/2.0.1/"}
@@ -159,6 +164,7 @@ def _alive_after_window(stays: pl.DataFrame) -> pl.Series:
 
 PHYSIONET_COMMON = dict(
     modality=Modality.EHR, sensitive_attributes=("sex", "age_group"), models=EHR_MODELS,
+    selection=EHR_SELECTION,
     source="PhysioNet/CinC Challenge 2012 (set-a/b/c under DATA_ROOT/physionet2012)",
     limitations=("Sets A/B/C are samples of four ICU types in one US health system (MIMIC-II era); "
                  "ethnicity is not recorded, so no ethnicity audit is possible.",
@@ -186,7 +192,8 @@ register_task(Task(
     loader=_physionet(Cohort(48, "start", _icu_survival, keep=_alive_after_window,
                              static=ICU_STATIC),
                       TargetKind.SURVIVAL, "survival_days"),
-    default_model="grud", **{**PHYSIONET_COMMON, "models": ("grud", "event-transformer", "coxph")}))
+    default_model="grud", **{**PHYSIONET_COMMON, "models": ("grud", "event-transformer", "coxph"),
+                             "selection": ("grud", "coxph")}))
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,17 +205,27 @@ def _at_least(hours: float) -> Callable[[pl.DataFrame], pl.Series]:
         s["death_time"].is_null() | (s["death_time"] >= s["start_time"] + pl.duration(hours=hours)))
 
 
+def _mimic_source(root: Path) -> tuple[str, Path]:
+    """MIMIC-IV when DATA_ROOT/mimic4 (or mimiciv) exists, else MIMIC-III (full, then the demo)."""
+    for name in ("mimic4", "mimiciv"):
+        if (root / name).exists():
+            return "mimic4", root / name
+    return "mimic3", _first_existing(root, ("mimic3", "mimic3_demo"), "mimic3")
+
+
 def _mimic(cohort: Cohort, target: TargetKind, label: str) -> Callable[[Path], TaskData]:
     def load(root: Path) -> TaskData:
-        path = _first_existing(root, ("mimic3", "mimic3_demo"), "mimic3")
-        return cohort_data(_events("mimic3", path), cohort, target, label)
+        source, path = _mimic_source(root)
+        return cohort_data(_events(source, path), cohort, target, label)
     return load
 
 
 MIMIC_STATIC = with_columns(categories("admission_type"))
 MIMIC_COMMON = dict(
     modality=Modality.EHR, sensitive_attributes=("sex", "age_group", "ethnicity"),
-    models=EHR_MODELS, source="MIMIC-III (DATA_ROOT/mimic3, else the demo in DATA_ROOT/mimic3_demo)",
+    models=EHR_MODELS, selection=EHR_SELECTION,
+    source="MIMIC-IV (DATA_ROOT/mimic4 or DATA_ROOT/mimiciv) when present, else MIMIC-III "
+           "(DATA_ROOT/mimic3, else the demo in DATA_ROOT/mimic3_demo)",
     limitations=("The public demo has 100 patients (129 admissions): results on it check the "
                  "pipeline, they do not estimate performance.",
                  "Without CHARTEVENTS/LABEVENTS (absent from the demo) the model sees inputs, "
@@ -216,20 +233,20 @@ MIMIC_COMMON = dict(
 )
 register_task(Task(
     name="mimic-mortality", target=TargetKind.BINARY, classes=("survived", "died"),
-    description="MIMIC-III: in-hospital death from the first 48 h of an admission (admissions "
+    description="MIMIC-IV or -III: in-hospital death from the first 48 h of an admission (admissions "
                 "still in hospital at 48 h)",
     loader=_mimic(Cohort(48, "start", lambda s: s["died"], keep=_at_least(48), static=MIMIC_STATIC),
                   TargetKind.BINARY, "died"),
     default_model="gbm", **MIMIC_COMMON))
 register_task(Task(
     name="mimic-los-7d", target=TargetKind.BINARY, classes=("<=7 days", ">7 days"),
-    description="MIMIC-III: admission longer than 7 days, from its first 48 h",
+    description="MIMIC-IV or -III: admission longer than 7 days, from its first 48 h",
     loader=_mimic(Cohort(48, "start", lambda s: (s["los_days"] > 7).cast(pl.Int8),
                          keep=_at_least(48), static=MIMIC_STATIC), TargetKind.BINARY, "los_days"),
     default_model="gbm", **MIMIC_COMMON))
 register_task(Task(
     name="mimic-readmission-30d", target=TargetKind.BINARY, classes=("no", "readmitted"),
-    description="MIMIC-III: another admission within 30 days of discharge, from the whole "
+    description="MIMIC-IV or -III: another admission within 30 days of discharge, from the whole "
                 "admission's codes and events (survivors only)",
     loader=_mimic(Cohort(48, "end", lambda s: s["readmit_30d"], static=MIMIC_STATIC),
                   TargetKind.BINARY, "readmit_30d"),
@@ -248,6 +265,7 @@ register_task(Task(
     description="eICU: in-hospital death from the first 24 h of an ICU unit stay (stays of at "
                 "least 24 h); the hospital id is kept as `site` for site-level analyses",
     loader=_eicu, modality=Modality.EHR, models=EHR_MODELS, default_model="gbm",
+    selection=EHR_SELECTION,
     sensitive_attributes=("sex", "age_group", "ethnicity"),
     source="eICU-CRD (DATA_ROOT/eicu, else the demo in DATA_ROOT/eicu_demo)",
     limitations=("The demo lacks the lab and periodic vital-sign tables; the model sees APACHE "
@@ -262,13 +280,20 @@ def detect_source(path: Path) -> str:
     """Which converter reads `path`, from the files in it."""
     if path.is_file() and path.suffix in (".json", ".ndjson"):
         return "fhir"
+    if path.is_file() and path.suffix == ".zip":
+        return "omop"
     if not path.is_dir():
         raise MissingDataError(f"{path} does not exist")
     names = {p.name.lower() for p in path.iterdir()}
     if (path / "data").is_dir() and any((path / "data").rglob("*.parquet")):
         return "meds"
+    stems = {n.split(".")[0] for n in names}
+    if {"person", "visit_occurrence"} <= stems:
+        return "omop"
     if path.name.startswith("set-") or any(n.startswith("set-") for n in names):
         return "physionet2012"
+    if is_mimic4(path):
+        return "mimic4"
     if {"admissions.csv", "admissions.csv.gz"} & names:
         return "mimic3"
     if {"patient.csv", "patient.csv.gz"} & names:
@@ -279,7 +304,7 @@ def detect_source(path: Path) -> str:
     hint = f" (its subfolders: {', '.join(inside[:6])}; point ehr: at the one with the records)" \
         if inside else ""
     raise ConfigError(f"cannot tell which source {path} holds{hint}; pass --source physionet2012, "
-                      f"mimic3, eicu, fhir or meds")
+                      f"mimic3, mimic4, eicu, fhir, meds or omop")
 
 
 def _code_outcome(spec: str) -> tuple[str, float]:
@@ -344,7 +369,8 @@ def ehr_task(arg: str, options: dict[str, Any]) -> Task:
         name=f"ehr:{arg}", description=f"{source} data at {path}: predict {target_spec} {when}",
         modality=Modality.EHR, target=probe, loader=load,
         classes=EHR_CLASSES.get(probe, ()), primary_metric=PRIMARY_METRIC[probe],
-        models=EHR_MODELS, default_model="gbm", sensitive_attributes=("sex", "age_group"),
+        models=EHR_MODELS, default_model="gbm", selection=EHR_SELECTION,
+        sensitive_attributes=("sex", "age_group"),
         source=f"{source}: {path}", extra={"options": {k: v for k, v in options.items()
                                                         if k != "data_root"}},
     )

@@ -10,10 +10,11 @@ from iatros.errors import ConfigError
 
 
 def sources() -> dict[str, Source]:
-    """The converters by name: physionet2012, mimic3, eicu, fhir, meds."""
-    from iatros.data.ehr import eicu, fhir, meds, mimic3, physionet2012
+    """The converters by name: physionet2012, mimic3, mimic4, eicu, fhir, meds, omop."""
+    from iatros.data.ehr import eicu, fhir, meds, mimic3, mimic4, omop, physionet2012
 
-    return {m.SOURCE.name: m.SOURCE for m in (physionet2012, mimic3, eicu, fhir, meds)}
+    return {m.SOURCE.name: m.SOURCE
+            for m in (physionet2012, mimic3, mimic4, eicu, fhir, meds, omop)}
 
 
 def get_source(name: str) -> Source:

@@ -120,12 +120,16 @@ def splits_table(data: Any, seed: int = 0) -> Any:
 
 def dataset_metadata(source: str, input_path: str) -> dict[str, Any]:
     """metadata/dataset.json, validated."""
+    from importlib.metadata import PackageNotFoundError, version
+
     import meds
 
-    from iatros import __version__
-
+    try:
+        etl_version = version("iatros")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        etl_version = "unknown"
     meta = {"dataset_name": source, "dataset_version": Path(input_path).name or input_path,
-            "etl_name": "iatros", "etl_version": __version__,
+            "etl_name": "iatros", "etl_version": etl_version,
             "meds_version": getattr(meds, "__version__", "unknown"),
             "created_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
             "raw_source_id_columns": ["stay_id", "iatros_subject_id"],
