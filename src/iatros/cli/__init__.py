@@ -166,6 +166,11 @@ def train_cmd(
     source: Annotated[str | None, typer.Option(
         help="ehr:PATH tasks: physionet2012, mimic3, mimic4, eicu, fhir, meds or omop (default: detected).",
         rich_help_panel="Your own records")] = None,
+    notes: Annotated[bool, typer.Option(
+        "--notes", help="ehr:PATH tasks: also read the records' clinical notes (FHIR "
+                        "DocumentReference, OMOP NOTE): each coded concept the NLP pipeline finds "
+                        "becomes an event, negated or uncertain ones marked so.",
+        rich_help_panel="Your own records")] = False,
 ) -> None:
     """Train TASK, evaluate it with CIs, audit subgroups, write report.html; print the run path.
 
@@ -182,7 +187,7 @@ def train_cmd(
                                  "patient_id": patient_id, "attributes": attr or None,
                                  "drop": drop or None, "labels": str(labels) if labels else None,
                                  "size": size, "channels": channels, "window": window,
-                                 "source": source,
+                                 "source": source, "notes": notes or None,
                                  "allow_text_feature": allow_text_feature or None}.items()
                if v is not None}
     params, train_settings = api.split_trial(api.parse_params(param or []))

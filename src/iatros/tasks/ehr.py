@@ -24,6 +24,7 @@ from iatros.kinds import Modality, TargetKind
 from iatros.settings import get_settings
 from iatros.tasks.attributes import age_groups
 from iatros.tasks.base import Task, TaskData
+from iatros.tasks.ehr_notes import with_note_concepts
 from iatros.tasks.outcomes import PRIMARY_METRIC
 from iatros.tasks.registry import register_family, register_task
 
@@ -332,7 +333,8 @@ def _code_label(events: pl.DataFrame, stays: pl.DataFrame, prefix: str, days: fl
 
 
 def ehr_task(arg: str, options: dict[str, Any]) -> Task:
-    """`ehr:PATH --target COLUMN|code:PREFIX[@DAYS] [--window HOURS]` on any EHR source."""
+    """`ehr:PATH --target COLUMN|code:PREFIX[@DAYS] [--window HOURS] [--notes]` on any EHR source;
+    `--notes` adds the coded concepts of the source's notes as events (`tasks.ehr_notes`)."""
     root = Path(options.get("data_root") or ".")
     path = Path(arg).expanduser()
     path = path if path.is_absolute() or path.exists() else root / arg
@@ -345,6 +347,9 @@ def ehr_task(arg: str, options: dict[str, Any]) -> Task:
 
     def load(_root: Path) -> TaskData:
         tables = _events(source, path)
+        if options.get("notes"):
+            tables = EventTables(with_note_concepts(tables.events), tables.stays, tables.manifest,
+                                 tables.path)
         if target_spec.startswith("code:"):
             prefix, days = _code_outcome(target_spec)
             tables = EventTables(tables.events, _code_label(tables.events, tables.stays, prefix,

@@ -537,6 +537,7 @@ def test_every_resource_type_in_the_synthea_bundles_is_used_or_counted_as_not_us
     assert {"Claim", "ExplanationOfBenefit", "Provenance", "CareTeam"} <= set(counts["not_used"])
     assert {"Immunization", "DiagnosticReport", "DocumentReference", "CarePlan"} <= set(counts["used"])
     assert synthea.manifest["skipped"]["n"] == 0
+    assert synthea.manifest["resources"] == counts  # the manifest states the counts itself
 
 
 def test_synthea_document_references_are_note_events_with_the_decoded_text(synthea_bundles, synthea):

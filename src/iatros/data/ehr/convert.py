@@ -76,6 +76,8 @@ class Source:
     finish: Callable[[pl.DataFrame, pl.DataFrame, SkipLog], tuple[pl.DataFrame, pl.DataFrame]]
     # descriptions of the codes a conversion of `path` emits, for MEDS metadata/codes.parquet
     descriptions: Callable[[Path], dict[str, str]] | None = None
+    # extra manifest keys computed from the manifest (e.g. FHIR's resource counts per type)
+    summarize: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
 
 @dataclass
@@ -280,6 +282,8 @@ def convert(source: Source, path: str | Path, out: str | Path, *, progress: bool
         "sha256": {name: _sha256(path) for name, path in tables.items()},
         "meds": meds_sums,
     }
+    if source.summarize is not None:
+        manifest.update(source.summarize(manifest))
     write_json_atomic(manifest, out / MANIFEST)
     return EventTables(events, stays, {**manifest, "from_cache": False}, out)
 

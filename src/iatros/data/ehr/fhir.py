@@ -764,4 +764,10 @@ def parts(root: Path) -> list[Part]:
                  (p,), lambda p=p: convert_file(p)) for p in files]
 
 
-SOURCE = Source(NAME, "FHIR R4 Bundles (.json) or NDJSON exports (.ndjson)", parts, finish)
+def summarize(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's `resources`: every resource type of the input, used or not (and why)."""
+    return {"resources": resource_counts(manifest)}
+
+
+SOURCE = Source(NAME, "FHIR R4 Bundles (.json) or NDJSON exports (.ndjson)", parts, finish,
+                summarize=summarize)
