@@ -85,11 +85,21 @@ def download(dataset: str, *, size: int = 28, data_root: str | Path | None = Non
     return download_medmnist(name, settings.data_root, size)
 
 
-def convert(source: str, path: str | Path, out: str | Path, *, progress: bool = False) -> str:
-    """Convert a health-record source into the event format at `out`; return the summary line."""
+def convert(source: str, path: str | Path, out: str | Path, *, progress: bool = False,
+            schema: str | None = None) -> str:
+    """Convert a health-record source into the event format at `out`; return the summary line.
+    An OMOP CDM may be a database URL (`schema`: its schema): its tables are first copied into
+    OUT/omop_tables/ as Parquet."""
     from iatros.data.ehr import convert as convert_events
     from iatros.data.ehr import get_source
+    from iatros.data.ehr.omop_db import dump, is_database_url
 
+    if is_database_url(str(path)):
+        if source != "omop":
+            raise ConfigError(f"a database URL is an OMOP CDM source; {source} reads files")
+        path = dump(str(path), Path(out) / "omop_tables", schema)
+    elif schema is not None:
+        raise ConfigError("--schema names the schema of an OMOP database URL")
     return convert_events(get_source(source), path, out, progress=progress).summary()
 
 

@@ -373,13 +373,18 @@ def convert_cmd(
     source: Annotated[str, typer.Argument(
         help="physionet2012, mimic3, mimic4, eicu, fhir, meds (a MEDS dataset) or omop (an OMOP CDM "
              "folder or zip).")],
-    path: Annotated[Path, typer.Argument(help="The source's folder (or one FHIR file, or an OMOP "
-                                              "zip).")],
+    path: Annotated[str, typer.Argument(
+        help="The source's folder (or one FHIR file, an OMOP zip, or an OMOP database URL such as "
+             "postgresql+psycopg://user@host/db or duckdb:///cdm.duckdb; put the password in "
+             "~/.pgpass rather than the URL).")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for events.parquet, "
                                           "stays.parquet, manifest.json and the MEDS copy "
                                           "(data/, metadata/).")],
     progress: Annotated[bool | None, typer.Option(
         "--progress/--no-progress", help="Progress bar (default: when stderr is a terminal).")
+    ] = None,
+    schema: Annotated[str | None, typer.Option(
+        help="OMOP database URL: the schema holding the CDM tables (default: the database's).")
     ] = None,
 ) -> None:
     """Convert health records into the event format (incremental: a second run reads the cache).
@@ -389,7 +394,7 @@ def convert_cmd(
     """
     from iatros import api
 
-    print(api.convert(source, path, out_dir, progress=_progress(progress)))
+    print(api.convert(source, path, out_dir, progress=_progress(progress), schema=schema))
 
 
 @app.command("explain")
