@@ -36,13 +36,16 @@ PUBLISHED = (
 )
 MODELS = ("gbm", "gbm-bag", "logreg", "logreg-cv", "grud", "event-transformer")
 SURVIVAL_MODELS = ("grud", "coxph")
+# peak memory from VmHWM: ru_maxrss survives exec, so a child of a large process would report
+# its parent's peak
 CONVERT = """
-import resource, sys, time
+import re, sys, time
 from iatros.data.ehr import convert, get_source
 t0 = time.perf_counter()
 tables = convert(get_source(sys.argv[1]), sys.argv[2], sys.argv[3])
+hwm = re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read())
 print(tables.manifest["n_stays"], tables.manifest["n_events"], time.perf_counter() - t0,
-      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+      int(hwm.group(1)) / 1024)
 """
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from iatros.data.ehr import convert, get_source
 from iatros.data.ehr import meds_format as mf
+from iatros.data.ehr.schema import stays_frame
 from iatros.errors import ConfigError
 from iatros.tasks.ehr import detect_source
 
@@ -154,3 +155,19 @@ def test_splits_put_each_patient_in_one_part_with_the_stated_shares():
     splits = pl.from_arrow(mf.splits_table(data))
     counts = dict(splits["split"].value_counts().iter_rows())
     assert counts == {"train": 140, "tuning": 30, "held_out": 30}
+
+
+def test_a_stay_without_events_survives_the_round_trip(tmp_path):
+    t = dt.datetime(2020, 1, 1)
+    events = pl.DataFrame({"subject_id": ["1"], "stay_id": ["a"], "time": [t], "code": ["X//1"],
+                           "numeric_value": [1.0], "text_value": [None], "unit": [None]},
+                          schema_overrides={"text_value": pl.Utf8, "unit": pl.Utf8})
+    stays = stays_frame([{"subject_id": s, "stay_id": k, "start_time": t, "died": 0,
+                          "end_time": t + dt.timedelta(days=1), "sex": x}
+                         for s, k, x in (("1", "a", "F"), ("2", "b", "M"))])
+    root = tmp_path / "ours"
+    (root / "data").mkdir(parents=True)
+    pq.write_table(mf.data_table(events, stays), root / "data" / "0.parquet")
+    stays.write_parquet(root / "stays.parquet")
+    back = convert(get_source("meds"), root, tmp_path / "back")
+    assert sorted(back.stays["stay_id"]) == ["a", "b"] and back.events.height == 1

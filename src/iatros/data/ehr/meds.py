@@ -99,10 +99,10 @@ def convert_shard(path: Path, root: Path) -> PartResult:
         return PartResult(events_frame(), None, skips)
     ours = root / "stays.parquet"
     if ours.is_file() and "iatros_derived" in frame.columns:
-        frame = frame.filter(~pl.col("iatros_derived").fill_null(False))
-        events = _events(frame, "stay_id" if "stay_id" in frame.columns else None)
-        stays = pl.read_parquet(ours).filter(
-            pl.col("subject_id").is_in(events["subject_id"].unique().implode()))
+        stay_column = "stay_id" if "stay_id" in frame.columns else None
+        subjects = _events(frame, stay_column)["subject_id"].unique()  # stays without events too
+        events = _events(frame.filter(~pl.col("iatros_derived").fill_null(False)), stay_column)
+        stays = pl.read_parquet(ours).filter(pl.col("subject_id").is_in(subjects.implode()))
         return PartResult(events, stays, skips)
     stay_column = next((c for c in STAY_COLUMNS if c in frame.columns), None)
     events = _events(frame, stay_column)
