@@ -46,6 +46,16 @@ def test_tasks_lists_builtin_tasks(capsys):
     assert code == 0 and {"breast-cancer-wdbc", "whas500-mortality-1y"} <= names
 
 
+def test_tasks_table_marks_each_default_and_what_auto_compares(capsys):
+    from iatros.cli import _models_cell
+
+    code, out, _ = run_cli(capsys, "tasks", "--json")
+    rows = {t["name"]: t for t in json.loads(out)}
+    assert code == 0 and _models_cell(rows["breast-cancer-wdbc"]).startswith("mlp (default)")
+    assert _models_cell(rows["icu-mortality"]).startswith(
+        "auto (default: CV over gbm, gbm-bag, logreg-cv, grud)")
+
+
 def test_train_writes_a_complete_run_folder_and_prints_its_path_last(whas_run):
     for name in ("config.json", "metrics.json", "predictions.csv", "report.html",
                  "checkpoints/best.pt", "figures/roc.png", "figures/calibration.png",

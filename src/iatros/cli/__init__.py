@@ -69,12 +69,20 @@ def tasks_cmd(as_json: Json = False) -> None:
     for col in ("task", "modality", "target", "models", "audit by", "description"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(r["name"], r["modality"], r["target"], ", ".join(r["models"]),
+        table.add_row(r["name"], r["modality"], r["target"], _models_cell(r),
                       ", ".join(r["sensitive_attributes"]) or "-", r["description"])
     out.print(table)
     families = api.families()
     if families:
         out.print("Task families: " + ", ".join(f"{f}:ARG" for f in families))
+
+
+def _models_cell(row: dict) -> str:
+    """The task's models with its default marked; `auto` names what it cross-validates."""
+    if row.get("selection"):
+        head = f"auto (default: CV over {', '.join(row['selection'])})"
+        return ", ".join([head, *row["models"]])
+    return ", ".join(f"{m} (default)" if m == row.get("default_model") else m for m in row["models"])
 
 
 @app.command("train")
