@@ -43,12 +43,13 @@ def test_mitbih_record_101_reads_from_name_header_or_dat(shared_data, suffix):
     assert s.data.shape == (650000, 2) and s.fs == 360.0 and s.channels == ["MLII", "V1"]
 
 
-def test_channels_selects_by_name_and_keeps_annotations_of_kept_channels(shared_data):
+def test_channels_selects_by_name_and_keeps_every_annotation(shared_data):
     s = read_signal(_mitdb(shared_data) / "101", channels=["V1"], annotations="atr")
-    full = read_signal(_mitdb(shared_data) / "101")
+    full = read_signal(_mitdb(shared_data) / "101", annotations="atr")
     assert s.channels == ["V1"] and s.data.shape == (650000, 1)
     np.testing.assert_array_equal(s.channel("V1"), full.channel(1))
-    assert s.annotations and all(a.channel == 0 for a in s.annotations)
+    assert s.annotations == full.annotations and len(s.annotations) > 1800
+    assert full.select([1, "MLII"]).channels == ["V1", "MLII"]
 
 
 def test_unknown_channel_is_refused_listing_the_channels_there_are(shared_data):

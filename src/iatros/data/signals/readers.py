@@ -49,14 +49,13 @@ WFDB_BITS = {8: 8, 16: 16, 24: 24, 32: 32, 61: 16, 80: 8, 160: 16, 212: 12, 310:
 def read_signal(path: str | os.PathLike, *, channels: Channels = None,
                 annotations: str | None = None) -> Signal:
     """Read one recording by its suffix; `channels` keeps those (names or positions); `annotations` is
-    a WFDB annotation extension (e.g. "atr") to attach, read from beside the record."""
+    a WFDB annotation extension (e.g. "atr") to attach, read from beside the record (all of them,
+    whichever channels are kept: WFDB beat labels belong to the recording)."""
     path = Path(path)
     reader = _reader_for(path)
     signal = reader(path, channels)
     if annotations:
         signal.annotations = read_annotations(path, extension=annotations)
-        if channels is not None:
-            signal.annotations = [a for a in signal.annotations if a.channel < signal.n_channels]
     return signal
 
 

@@ -15,7 +15,10 @@ from iatros.errors import ConfigError, CorruptDataError
 
 @dataclass(frozen=True)
 class Annotation:
-    """One labelled sample: a WFDB beat ("N", "V"), a rhythm change ("+" with aux "(AFIB"), an EDF+ event."""
+    """One labelled sample: a WFDB beat ("N", "V"), a rhythm change ("+" with aux "(AFIB"), an EDF+ event.
+
+    `channel` is the source's channel number it was marked on (WFDB `chan`, almost always 0 for beats
+    that belong to the whole recording); selecting channels keeps every annotation as it is."""
 
     sample: int
     symbol: str
@@ -97,17 +100,13 @@ class Signal:
         return self.data[:, self.index(channel)]
 
     def select(self, channels: Sequence[int | str]) -> Signal:
-        """A copy holding only the given channels (names or positions), in that order."""
+        """A copy holding only the given channels (names or positions), in that order; annotations kept."""
         if isinstance(channels, (str, int)):
             channels = [channels]
         cols = [self.index(c) for c in channels]
-        keep = {old: new for new, old in enumerate(cols)}
-        notes = [a for a in self.annotations if a.channel in keep]
         return dataclasses.replace(
             self, data=self.data[:, cols].copy(), channels=[self.channels[c] for c in cols],
-            units=[self.units[c] for c in cols],
-            annotations=[dataclasses.replace(a, channel=keep[a.channel]) for a in notes],
-            notes=list(self.notes))
+            units=[self.units[c] for c in cols], annotations=list(self.annotations), notes=list(self.notes))
 
     def slice(self, start_s: float = 0.0, end_s: float | None = None) -> Signal:
         """The part between two times in seconds (end excluded), annotations and start time shifted."""
