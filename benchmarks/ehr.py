@@ -149,8 +149,12 @@ def eicu_sites(args: argparse.Namespace, work: Path) -> Table:
         _eicu_subset(src, set(ids) - held, train_root / "eicu_demo")
         _eicu_subset(src, held, test_root / "eicu_demo")
         out = Path(args.runs) / f"eicu-sites-g{k}-{args.site_model}" if args.runs else None
-        run = api.train("eicu-mortality", data_root=train_root, model=args.site_model, seed=0,
-                        out=out, register=False, eval_options=api.EvalOptions(n_boot=args.n_boot))
+        if out is not None and (out / "metrics.json").exists():
+            run = out
+        else:
+            run = api.train("eicu-mortality", data_root=train_root, model=args.site_model, seed=0,
+                            out=out, register=False,
+                            eval_options=api.EvalOptions(n_boot=args.n_boot))
         internal = json.loads((run / "metrics.json").read_text())["splits"]["test"]["auroc"]
         external = api.evaluate(run, data_root=test_root,
                                 eval_options=api.EvalOptions(n_boot=args.n_boot))
