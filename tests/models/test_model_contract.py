@@ -25,7 +25,8 @@ from tests.tasks.ehr_fixture import write_physionet_root
 FAST = api.EvalOptions(n_boot=10)
 # Small versions of the slow estimators: the contract is about the steps, not the fit.
 SMALL = {"gbm": {"max_iter": 30}, "gbm-bag": {"bags": 2, "max_iter": 30},
-         "rsf": {"n_estimators": 10}, "logreg-cv": {"folds": 3}}
+         "rsf": {"n_estimators": 10}, "logreg-cv": {"folds": 3}, "hrv-gbm": {"max_iter": 30},
+         "resnet1d": {"width": 8}}
 KIND_ORDER = (TargetKind.BINARY, TargetKind.SURVIVAL, TargetKind.MULTICLASS, TargetKind.TOKENS)
 NOTES = {"cardiology": "chest pain troponin echocardiogram ejection fraction stent angina",
          "orthopedics": "knee fracture cast femur ligament arthroscopy tibia bone"}
@@ -61,6 +62,20 @@ def _notes(_root: Path) -> TaskData:
     return TaskData(np.array(texts, dtype=object), y, np.arange(60), pd.DataFrame(index=range(60)))
 
 
+def _ecgs(_root: Path) -> TaskData:
+    """Spiky 10 s traces at 300 Hz: regular beats (class 0) or irregular ones (class 1)."""
+    rng = np.random.default_rng(0)
+    y = np.arange(24) % 2
+    records = np.empty(24, dtype=object)
+    t = np.arange(3000)
+    for i in range(24):
+        rr = rng.uniform(0.5, 1.1, 20) if y[i] else np.full(20, rng.uniform(0.7, 0.9))
+        beats = (np.cumsum(rr) * 300).astype(int)
+        x = sum(np.exp(-0.5 * ((t - b) / 4.0) ** 2) for b in beats if b < 3000)
+        records[i] = (x + 0.02 * rng.normal(size=3000)).astype(np.float32)
+    return TaskData(records, y, np.arange(24), pd.DataFrame(index=range(24)))
+
+
 def _iob_root(root: Path) -> Path:
     _write_iob(root / "bioner" / "NCBI-disease-IOB", n=3)
     return root
@@ -78,6 +93,10 @@ def _case(modality: Modality, kind: TargetKind, tmp: Path) -> tuple[Task | str, 
     if modality is Modality.EHR:
         name = "icu-survival" if kind is TargetKind.SURVIVAL else "icu-mortality"
         return name, write_physionet_root(tmp / "ehr", n=60)
+    if modality is Modality.SIGNAL:
+        return Task(name="contract-ecg", description="contract", modality=Modality.SIGNAL,
+                    target=kind, loader=_ecgs, classes=("regular", "irregular"),
+                    model_params={"fs": 300.0, "length_s": 10.0}), None
     if kind is TargetKind.TOKENS:
         return "ner-ncbi-disease", _iob_root(tmp / "iob")
     return Task(name="contract-notes", description="contract", modality=Modality.TEXT,

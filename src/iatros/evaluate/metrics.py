@@ -487,6 +487,14 @@ def _f1(r: Resamples) -> np.ndarray:
     return _nanmean_rows(_div(2 * tp, predicted + actual))
 
 
+def _challenge_f1(r: Resamples) -> np.ndarray:
+    """Mean F1 over every class but the last, each class one-vs-rest on the argmax prediction:
+    the PhysioNet/CinC 2017 score (mean of the Normal, AF and Other F1s; Noisy, the last class,
+    counts as a prediction but not as a term). Classes absent from a resample are left out."""
+    tp, predicted, actual = _per_class_counts(r)
+    return _nanmean_rows(_div(2 * tp, predicted + actual)[:, :-1])
+
+
 def _entity_sums(r: Resamples) -> np.ndarray:
     return r.memo("entities", lambda: r.w @ r.pred.entity_counts)
 
@@ -678,6 +686,9 @@ METRICS: dict[str, MetricSpec] = {
         "sensitivity at the lowest threshold reaching 90% specificity on the evaluated set"),
     "f1": MetricSpec(_f1, _CLASSES | {K.MULTILABEL}, True,
                      "F1 of class 1 (binary), macro F1 otherwise"),
+    "challenge_f1": MetricSpec(_challenge_f1, frozenset({K.MULTICLASS}), True,
+                               "mean F1 of every class but the last (PhysioNet/CinC 2017: Normal, "
+                               "AF, Other; the last, noisy, class left out)"),
     "kappa": MetricSpec(_kappa, _CLASSES, True,
                         "Cohen's kappa (quadratic-weighted for ordinal targets)"),
     "brier": MetricSpec(_brier, _CLASSES | {K.MULTILABEL}, False, "Brier score"),
