@@ -131,4 +131,11 @@ def test_af_models_train_end_to_end_with_the_challenge_score(af_root, tmp_path, 
     config = json.loads((run / "config.json").read_text())
     assert "B00001" in config["data"]["loader"]
     assert (run / "report.html").is_file()
-    assert len(AF_CLASSES) == 4
+    explained = (run / "explanations.json").is_file()
+    assert explained == (model == "resnet1d")  # saliency over time for networks only
+    if explained:
+        items = json.loads((run / "explanations.json").read_text())
+        assert items and all((run / item["path"]).is_file() for item in items)
+        assert all(item["caption"].split(" (true: ")[1].split(")")[0] in AF_CLASSES
+                   for item in items)
+        assert "saliency_1.png" in (run / "report.html").read_text()

@@ -1,5 +1,6 @@
 """Why a model decides, looked up by modality: Grad-CAM overlays for images, integrated
-gradients per variable and hour for health-record stays, word attributions for notes.
+gradients per variable and hour for health-record stays, word attributions for notes,
+integrated gradients over time on signal traces.
 
 Each explainer explains a few telling test rows when a run finishes, new inputs given to
 `predict`, and (health records) named stays. A modality without an entry has no explanations;
@@ -156,6 +157,39 @@ class StayExplainer(Explainer):
         return _relative(run, items, self.intro)
 
 
+class SignalExplainer(Explainer):
+    """Integrated gradients over time on the trace of a few test recordings (networks only)."""
+
+    intro = ("Integrated gradients for a few test recordings: the shaded band under each trace is "
+             "how much that moment moved the network's output for the class named (smoothed over "
+             "0.1 s). It shows where the network looked, not why.")
+
+    def test_examples(self, run: RunFolder, task: Task, predictor: Predictor, data: TaskData,
+                      rows: np.ndarray, scores: np.ndarray) -> Any:
+        from iatros.explain.signal import explain_trace
+
+        network = _network(predictor)
+        if network is None:
+            return None
+        scorer = scorer_for(task.target)
+        picks = scorer.pick_examples(data.targets[rows], scores)
+        chosen = rows[picks]
+        params = predictor.info["params"]
+        dataset = make_dataset(predictor.spec, data.inputs[chosen], data.targets[chosen],
+                               task.target, train=False, params=params)
+        items = []
+        for k in range(len(chosen)):
+            x, _ = dataset[k]
+            unit, shown, explained = scorer.output_unit(task, scores[picks[k]])
+            truth = scorer.true_label(task, data.targets[chosen[k]])
+            caption = (f"test example {k + 1} (true: {truth}): {shown}; attributions for "
+                       f"{explained}")
+            item = explain_trace(network, x, unit, run.file(FIGURES) / f"saliency_{k + 1}.png",
+                                 caption, fs=float(params.get("fs", 300.0)))
+            items.append({**item, "caption": caption})
+        return _relative(run, items, self.intro)
+
+
 def _per_class(scores: Any) -> np.ndarray:
     """Scores as one column per class (a binary P(positive) becomes [1 - p, p])."""
     scores = np.asarray(scores, dtype=float)
@@ -219,6 +253,7 @@ EXPLAINERS: dict[Modality, Explainer] = {
     Modality.IMAGE: ImageExplainer(),
     Modality.EHR: StayExplainer(),
     Modality.TEXT: NoteExplainer(),
+    Modality.SIGNAL: SignalExplainer(),
 }
 
 
