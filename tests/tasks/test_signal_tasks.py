@@ -75,6 +75,10 @@ def test_loader_reads_real_records_counts_classes_and_names_skips(af_root):
     assert "Normal 16, AF 10, Other 10, Noisy 4" in data.source
 
 
+def data_names(root: Path) -> list[str]:
+    return read_af_records(root / "physionet2017_af", limit=2).names
+
+
 def test_loader_without_the_data_says_where_to_put_it(tmp_path):
     with pytest.raises(MissingDataError, match="training2017"):
         get_task("af-ecg").load(tmp_path)
@@ -139,3 +143,8 @@ def test_af_models_train_end_to_end_with_the_challenge_score(af_root, tmp_path, 
         assert all(item["caption"].split(" (true: ")[1].split(")")[0] in AF_CLASSES
                    for item in items)
         assert "saliency_1.png" in (run / "report.html").read_text()
+    record = af_root / "physionet2017_af" / "training2017" / f"{data_names(af_root)[0]}.hea"
+    results = api.predict(run, [record, af_root / "missing.hea"])
+    good = [r for r in results if "error" not in r]
+    assert len(good) == 1 and good[0]["prediction"] in AF_CLASSES
+    assert any("missing.hea" in r.get("error", "") for r in results)

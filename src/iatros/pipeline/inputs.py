@@ -1,6 +1,6 @@
-"""Reading new inputs for `predict`, looked up by modality: image files, note files, or CSV
-tables with the training columns. A file that cannot be read becomes an error entry and the
-rest go on; a modality without a reader is a clear error."""
+"""Reading new inputs for `predict`, looked up by modality: image files, note files, CSV
+tables with the training columns, or signal recordings. A file that cannot be read becomes an
+error entry and the rest go on; a modality without a reader is a clear error."""
 
 from __future__ import annotations
 
@@ -99,6 +99,32 @@ def read_tables(files: Sequence[Path], config: dict[str, Any],
     return NewInputs(batch, names, errors)
 
 
+def read_signals(files: Sequence[Path], config: dict[str, Any],
+                 encoding: dict[str, Any] | None = None) -> NewInputs:
+    """Recordings (WFDB, EDF, CSV, DICOM waveforms): the first channel, resampled to the rate the
+    model was trained at (its `fs` parameter) when the file's differs."""
+    from iatros.data.signals import read_signal
+    from iatros.data.signals.processing import resample
+
+    fs = (config.get("model_params") or {}).get("fs")
+    found, errors = _existing(files)
+    records, names = [], []
+    for f in found:
+        try:
+            signal = read_signal(f).select([0])
+            if fs and abs(signal.fs - float(fs)) > 1e-6:
+                log.warning("%s: resampled from %g Hz to the model's %g Hz", f, signal.fs, float(fs))
+                signal = resample(signal, float(fs))
+        except IatrosError as e:
+            errors.append({"input": str(f), "error": str(e)})
+            continue
+        records.append(signal.data[:, 0].astype(np.float32))
+        names.append(str(f))
+    batch = np.empty(len(records), dtype=object)
+    batch[:] = records
+    return NewInputs(batch, names, errors)
+
+
 def _no_reader(modality: Modality) -> Reader:
     def refuse(files: Sequence[Path], config: dict[str, Any],
                encoding: dict[str, Any] | None = None) -> NewInputs:
@@ -112,6 +138,7 @@ READERS: dict[Modality, Reader] = {
     Modality.IMAGE: read_images,
     Modality.TEXT: read_notes,
     Modality.TABULAR: read_tables,
+    Modality.SIGNAL: read_signals,
 }
 
 
