@@ -405,6 +405,71 @@ def convert_cmd(
     print(api.convert(source, path, out_dir, progress=_progress(progress), schema=schema))
 
 
+signals_app = typer.Typer(help="Physiological signals (ECG): R-peak detectors scored against a record's "
+                               "reference beat annotations.", no_args_is_help=True)
+app.add_typer(signals_app, name="signals")
+
+
+def _pct(value: float | None) -> str:
+    """A ratio as a percentage with two decimals, "-" when undefined."""
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+@signals_app.command("rpeaks")
+def signals_rpeaks_cmd(
+    records: Annotated[list[Path], typer.Argument(
+        help="WFDB records, with or without suffix (mitdb/100, mitdb/100.hea), or folders: every "
+             "record inside with a reference annotation file.")],
+    method: Annotated[list[str] | None, typer.Option(
+        "--method", help="R-peak detector (repeatable; default neurokit), a neurokit2 method name such "
+                         "as pantompkins1985, hamilton2002, christov2004, elgendi2010, kalidas2017; "
+                         "an unknown name is refused with the full list.")] = None,
+    reference: Annotated[str, typer.Option(
+        help="Annotation file extension holding the reference beats (atr: the cardiologists' "
+             "annotations of MIT-BIH).")] = "atr",
+    channel: Annotated[str, typer.Option(
+        help="Channel to detect on, by position or name (0: MLII on MIT-BIH).")] = "0",
+    tolerance: Annotated[float, typer.Option(
+        min=0.0, help="Seconds a detection may lie from its reference beat (EC57: 0.150).")] = 0.150,
+    skip: Annotated[float, typer.Option(
+        min=0.0, help="Seconds left out at the start and end of each record (default: none).")] = 0.0,
+    progress: Annotated[bool | None, typer.Option(
+        "--progress/--no-progress", help="Progress bar (default: when stderr is a terminal).")] = None,
+    as_json: Json = False,
+) -> None:
+    """Detect R peaks and score them against the reference beats, ANSI/AAMI EC57 style: a detection
+    within --tolerance of a beat is a true positive (one-to-one, closest pairs first), a missed beat
+    a false negative, any other detection a false positive. Prints per record and method beats, TP,
+    FN, FP, sensitivity Se = TP/(TP+FN) and positive predictivity +P = TP/(TP+FP), and a pooled row
+    per method (TP, FN, FP summed over records). An unreadable record is named and the rest go on.
+
+    RECORDS are WFDB records with or without a suffix (mitdb/100, mitdb/100.hea, mitdb/100.atr) or
+    folders: every record inside (recursively) that has a reference annotation file is scored."""
+    from iatros.api import signals as signals_api
+
+    results = signals_api.rpeaks(records, methods=method or ["neurokit"], reference=reference,
+                                 channel=int(channel) if channel.lstrip("-").isdigit() else channel,
+                                 tolerance_s=tolerance, skip_s=skip, progress=_progress(progress))
+    totals = signals_api.pooled_by_method(results)
+    if as_json:
+        print(json.dumps({"records": results, "pooled": totals}, indent=2))
+        report_failures(results)
+        return
+    table = Table(title=f"R peaks vs .{reference} beats (within {tolerance * 1000:.0f} ms)")
+    for col in ("record", "method", "beats", "TP", "FN", "FP", "Se %", "+P %"):
+        table.add_column(col, justify="left" if col in ("record", "method") else "right")
+    for r in results:
+        if "error" not in r:
+            table.add_row(r["record"], r["method"], *(str(r[k]) for k in ("beats", "tp", "fn", "fp")),
+                          _pct(r["sensitivity"]), _pct(r["positive_predictivity"]))
+    for t in totals:
+        table.add_row(f"pooled ({t['records']} records)", t["method"],
+                      *(str(t[k]) for k in ("beats", "tp", "fn", "fp")), _pct(t["sensitivity"]),
+                      _pct(t["positive_predictivity"]), style="bold")
+    out.print(table)
+    report_failures(results)
+
+
 @app.command("explain")
 def explain_cmd(
     run: Annotated[Path, typer.Argument(help="Run folder of an image or health-record model.")],
