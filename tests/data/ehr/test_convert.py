@@ -224,7 +224,7 @@ def test_a_failing_part_leaves_the_previous_cache_intact(tmp_path, monkeypatch):
 
 def test_unknown_sources_missing_paths_and_empty_folders_are_clear_errors(tmp_path):
     with pytest.raises(ConfigError, match="unknown EHR source 'hl7v2'; known: physionet2012, mimic3, "
-                       "eicu, fhir"):
+                       "mimic4, eicu, fhir, meds, omop"):
         get_source("hl7v2")
     with pytest.raises(MissingDataError, match="does not exist"):
         convert(SOURCE, tmp_path / "nowhere", tmp_path / "out")
