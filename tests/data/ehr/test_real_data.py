@@ -140,3 +140,28 @@ def test_physionet2012_sample_every_measurement_is_an_event_or_a_skip(physionet_
                     measurements += 1
     assert tables.manifest["n_events"] + tables.manifest["skipped"]["n"] == measurements
     assert tables.events["time"].max() <= PHYSIONET_ANCHOR + timedelta(hours=48)
+
+
+def test_mimic3_notes_become_text_events_without_errors_or_early_dates(shared_data, tmp_path):
+    copy = tmp_path / "mimic3"
+    shutil.copytree(shared_data / "mimic3_demo", copy)
+    adm = pl.read_csv(copy / "ADMISSIONS.csv", infer_schema=False).row(0, named=True)
+    rows = [  # a timed note, a date-only discharge summary, a note marked in error
+        ["1", adm["subject_id"], adm["hadm_id"], adm["admittime"][:10], adm["admittime"], "",
+         "Nursing", "Progress", "", "", "Pt denies chest pain. No pneumonia."],
+        ["2", adm["subject_id"], adm["hadm_id"], adm["dischtime"][:10], "", "",
+         "Discharge summary", "Report", "", "", "Discharge diagnosis: sepsis."],
+        ["3", adm["subject_id"], adm["hadm_id"], adm["admittime"][:10], adm["admittime"], "",
+         "Nursing", "Progress", "", "1", "written in error"],
+    ]
+    with open(copy / "NOTEEVENTS.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["row_id", "subject_id", "hadm_id", "chartdate", "charttime", "storetime",
+                         "category", "description", "cgid", "iserror", "text"])
+        writer.writerows(rows)
+    tables = convert(get_source("mimic3"), copy, tmp_path / "out")
+    notes = tables.events.filter(pl.col("code").str.starts_with("NOTE//")).sort("time")
+    assert notes["code"].to_list() == ["NOTE//MIMIC3//Nursing", "NOTE//MIMIC3//Discharge summary"]
+    assert "written in error" not in notes["text_value"].to_list()
+    summary_time = notes["time"][1]
+    assert (summary_time.hour, summary_time.minute) == (23, 59)  # end of its chart date

@@ -2,10 +2,12 @@
 
 ADMISSIONS and PATIENTS are required. Event tables (CHARTEVENTS, LABEVENTS, INPUTEVENTS_MV/CV,
 OUTPUTEVENTS, PROCEDUREEVENTS_MV, PRESCRIPTIONS, MICROBIOLOGYEVENTS, DATETIMEEVENTS, ICUSTAYS,
-DIAGNOSES_ICD, PROCEDURES_ICD) are converted when present; the demo lacks CHARTEVENTS and
-LABEVENTS. Diagnosis and procedure codes carry no time in MIMIC: they are coded at discharge,
-so they are dated at the admission's discharge time (as in MEDS) and never leak into windows
-that end before discharge.
+DIAGNOSES_ICD, PROCEDURES_ICD, NOTEEVENTS) are converted when present; the demo lacks CHARTEVENTS
+and LABEVENTS, and its NOTEEVENTS is empty. Notes become `NOTE//MIMIC3//CATEGORY` text events
+(rows marked ISERROR left out), at their chart time, or at the end of their chart date when they
+have only a date, so `ehr:PATH --notes` can read them. Diagnosis and procedure codes carry no
+time in MIMIC: they are coded at discharge, so they are dated at the admission's discharge time
+(as in MEDS) and never leak into windows that end before discharge.
 """
 
 from __future__ import annotations
@@ -42,6 +44,13 @@ def _item() -> pl.Expr:
     return pl.lit(f"{ITEM}//") + pl.col("itemid")
 
 
+def _end_of_day(column: str) -> pl.Expr:
+    """A date-only note (a discharge summary) at the last microsecond of its day: it never
+    reaches a window that closes earlier that day."""
+    day = pl.col(column).str.slice(0, 10).str.strptime(pl.Datetime("us"), "%Y-%m-%d", strict=False)
+    return day + pl.duration(days=1) - pl.duration(microseconds=1)
+
+
 EVENT_TABLES = (
     EventTable("CHARTEVENTS", ("charttime", "itemid", "valuenum", "valueuom", "value", "error"),
                lambda: to_time("charttime"), _item, lambda: to_number("valuenum"),
@@ -74,6 +83,11 @@ EVENT_TABLES = (
                text=lambda: pl.col("org_name")),
     EventTable("ICUSTAYS", ("intime", "first_careunit"), lambda: to_time("intime"),
                lambda: pl.lit("MIMIC3_ICU//") + pl.col("first_careunit")),
+    EventTable("NOTEEVENTS", ("chartdate", "charttime", "category", "iserror", "text"),
+               lambda: pl.coalesce(to_time("charttime"), _end_of_day("chartdate")),
+               lambda: pl.lit("NOTE//MIMIC3//") + pl.col("category").str.strip_chars(),
+               text=lambda: pl.col("text"),
+               keep=lambda: pl.col("iserror").is_null() | (pl.col("iserror") != "1")),
 )
 CODED_TABLES = {"DIAGNOSES_ICD": "ICD9CM", "PROCEDURES_ICD": "ICD9PROC"}
 
