@@ -132,21 +132,15 @@ BEAT_HALF_WIDTH_S = 0.25
 
 
 def sample_entropy(values: np.ndarray, m: int = 2, r: float = 0.2) -> float:
-    """Sample entropy of a short series (tolerance r x its SD); NaN when too short or undefined."""
+    """Sample entropy of a short series (neurokit2's, tolerance r x its SD); NaN when too short
+    or undefined (no matching templates)."""
+    import neurokit2 as nk
+
     x = np.asarray(values, dtype=np.float64)
-    n = len(x)
-    sd = x.std()
-    if n < m + 2 or sd <= 0:
+    if len(x) < m + 2 or not np.isfinite(x).all() or x.std() <= 0:
         return float("nan")
-    tol = r * sd
-
-    def matches(length: int) -> int:
-        emb = np.lib.stride_tricks.sliding_window_view(x[:n - m + length - 1 + 1], length)[: n - m]
-        dist = np.abs(emb[:, None, :] - emb[None, :, :]).max(axis=2)
-        return int((dist <= tol).sum() - len(emb))  # pairs i != j
-
-    b, a = matches(m), matches(m + 1)
-    return float(-np.log(a / b)) if a > 0 and b > 0 else float("nan")
+    value = float(nk.entropy_sample(x, dimension=m, tolerance=r * x.std())[0])
+    return value if np.isfinite(value) else float("nan")
 
 
 def beat_agreement(cleaned: np.ndarray, peaks: np.ndarray, fs: float) -> tuple[float, float, float]:
