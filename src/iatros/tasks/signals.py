@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from iatros.data.signals import read_signal
-from iatros.errors import CorruptDataError, IatrosError, MissingDataError
+from iatros.data.signals import read_signal, resample
+from iatros.errors import ConfigError, CorruptDataError, IatrosError, MissingDataError
 from iatros.kinds import Modality, TargetKind
 from iatros.tasks.base import Task, TaskData
-from iatros.tasks.registry import register_task
+from iatros.tasks.outcomes import PRIMARY_METRIC, class_labels, encode_target, infer_kind
+from iatros.tasks.registry import register_family, register_task
 
 log = logging.getLogger("iatros")
 
@@ -168,3 +171,259 @@ AF_ECG = register_task(Task(
     train_params={"batch_size": 32},
     extra={"fs": AF_FS},
 ))
+
+
+# ---------------------------------------------------------------- signals:FOLDER
+
+FOLDER_FS = AF_FS  # the rate resnet1d's window (`length_s` x `fs`) and hrv-gbm's features assume
+FOLDER_MIN_S = 5.0  # shorter recordings hold too few beats for either model
+FOLDER_METRIC = {**PRIMARY_METRIC, TargetKind.MULTICLASS: "f1"}  # macro F1 over the classes
+SHOWN = 5
+
+
+def _lines(lines: list[int]) -> str:
+    more = f" and {len(lines) - SHOWN} more" if len(lines) > SHOWN else ""
+    return f"line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines[:SHOWN]))}{more}"
+
+
+@dataclass
+class SignalFolderRows:
+    """The rows of a signal folder's labels CSV that name a record inside the folder."""
+
+    folder: Path
+    csv_path: Path
+    lines: list[int]  # file line of each row (header = line 1)
+    names: list[str]
+    paths: list[Path]
+    labels: pd.Series  # index: row position in the file (0 = line 2)
+    patient_ids: np.ndarray
+    attributes: pd.DataFrame
+    skipped: list[tuple[int, str, str]] = field(default_factory=list)  # (line, record, why)
+
+
+def _signal_folder(argument: str, options: dict[str, Any], root: Path) -> Path:
+    folder = Path(argument).expanduser()
+    if not (folder.is_absolute() or folder.is_dir()):
+        folder = Path(root) / folder
+    folder = folder.absolute()
+    if not folder.is_dir():
+        raise MissingDataError(f"signal folder {folder} not found")
+    return folder
+
+
+def _labels_csv(folder: Path, labels: str | None) -> Path:
+    given = Path(labels or "labels.csv").expanduser()
+    for option in (given, folder / given):
+        if option.is_file():
+            return option.absolute()
+    raise MissingDataError(f"labels CSV {str(given)!r} not found (looked at {given.absolute()} and "
+                           f"{folder / given}); it needs columns record, label and patient_id")
+
+
+def _record_files(path: Path) -> list[Path]:
+    """The files a record path reads: itself, and for WFDB its header and signal files."""
+    files = [path]
+    if path.suffix.lower() in ("", ".hea", ".dat", ".mat"):
+        stem = path.with_suffix("") if path.suffix else path
+        files += [stem.with_name(stem.name + s) for s in (".hea", ".dat", ".mat")]
+    return files
+
+
+def read_signal_folder_rows(folder: Path, options: dict[str, Any]) -> SignalFolderRows:
+    """The labels CSV of `folder`, checked without reading any recording: columns present,
+    every record path inside the folder (else an error naming the lines). Rows without a record
+    or a label, and a record listed twice, are skipped and named with their line."""
+    csv_path = _labels_csv(folder, options.get("labels"))
+    record_col = options.get("record_column", "record")
+    label_col = options.get("target") or "label"
+    patient_col = options.get("patient_id") or "patient_id"
+    try:
+        frame = pd.read_csv(csv_path, dtype={record_col: str, patient_col: str})
+    except pd.errors.EmptyDataError as e:
+        raise CorruptDataError(f"{csv_path}: the labels CSV is empty") from e
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise CorruptDataError(f"{csv_path}: cannot parse as CSV ({e})") from e
+    attributes = list(options.get("attributes") or ())
+    required = [record_col, label_col, *attributes]
+    if options.get("patient_id"):
+        required.append(patient_col)
+    absent = [c for c in required if c not in frame.columns]
+    if absent:
+        raise CorruptDataError(f"{csv_path}: column(s) {absent} not found; columns are "
+                               f"{', '.join(map(str, frame.columns))}")
+    if frame.empty:
+        raise CorruptDataError(f"{csv_path}: the labels CSV has a header but no rows")
+    has_patients = patient_col in frame.columns
+    if not has_patients:
+        log.warning("%s: no %r column: each record counts as its own patient, so two records of "
+                    "one person may fall on both sides of the split", csv_path, patient_col)
+    elif frame[patient_col].isna().any():
+        rows = [int(i) + 2 for i in np.flatnonzero(frame[patient_col].isna().to_numpy())]
+        raise CorruptDataError(f"{csv_path}: {len(rows)} row(s) have no {patient_col!r} value "
+                               f"({_lines(rows)}); patient ids keep a patient's records in one split")
+    real_root = Path(os.path.realpath(folder))
+    outside: list[tuple[int, str]] = []
+    kept: list[int] = []
+    paths: list[Path] = []
+    names: list[str] = []
+    skipped: list[tuple[int, str, str]] = []
+    first: dict[str, int] = {}
+    for pos, (value, label) in enumerate(zip(frame[record_col], frame[label_col], strict=True)):
+        line = pos + 2
+        name = "" if pd.isna(value) else str(value).strip()
+        if not name:
+            skipped.append((line, "", f"no {record_col!r} value"))
+            continue
+        text = name.replace("\\", "/") if os.sep == "/" else name
+        candidate = Path(text).expanduser()
+        path = Path(os.path.normpath(candidate if candidate.is_absolute() else folder / candidate))
+        if candidate.is_absolute() or any(
+                not Path(os.path.realpath(f)).is_relative_to(real_root) for f in _record_files(path)):
+            outside.append((line, name))
+            continue
+        if pd.isna(label) or not str(label).strip():
+            skipped.append((line, name, f"no {label_col!r} value"))
+            continue
+        key = os.path.normcase(str(path.with_suffix("") if path.suffix.lower() in (".hea", ".dat", ".mat")
+                                   else path))
+        if key in first:
+            skipped.append((line, name, f"listed again (first on line {first[key]}); the first is kept"))
+            continue
+        first[key] = line
+        kept.append(pos)
+        paths.append(path)
+        names.append(name)
+    if outside:
+        raise CorruptDataError(
+            f"{csv_path}: {len(outside)} record(s) lie outside {folder}: "
+            f"{', '.join(n for _, n in outside[:SHOWN])} ({_lines([k for k, _ in outside])}); records "
+            f"must be inside the folder (no '..', absolute paths or links leading out)")
+    rows = frame.iloc[kept]
+    patient_ids = (rows[patient_col].astype(str).str.strip().to_numpy() if has_patients
+                   else np.asarray(names, dtype=object))
+    return SignalFolderRows(folder=folder, csv_path=csv_path, lines=[k + 2 for k in kept], names=names,
+                            paths=paths, labels=rows[label_col].astype(str).str.strip(),
+                            patient_ids=patient_ids,
+                            attributes=rows[attributes].astype(str).reset_index(drop=True),
+                            skipped=skipped)
+
+
+def _read_folder_record(path: Path, channel: Any, min_s: float) -> tuple[np.ndarray | None, str, float]:
+    """(samples at FOLDER_FS, why it is unusable or '', the file's rate)."""
+    try:
+        signal = read_signal(path).select([channel])
+        fs = signal.fs
+        if abs(fs - FOLDER_FS) > 1e-6:
+            signal = resample(signal, FOLDER_FS)
+    except IatrosError as e:
+        return None, str(e), float("nan")
+    problems = signal.problems()
+    if problems:
+        return None, "; ".join(problems), fs
+    if signal.duration_s < min_s:
+        return None, f"{signal.duration_s:.1f} s long, shorter than {min_s:g} s", fs
+    return signal.data[:, 0].astype(np.float32), "", fs
+
+
+def _folder_summary(n: int, counts: dict[str, int], resampled: dict[float, int],
+                    skipped: list[tuple[int, str, str]], csv_name: str) -> str:
+    text = f"{n} records (" + ", ".join(f"{c} {k}" for c, k in counts.items()) + ")"
+    if resampled:
+        text += "; resampled to 300 Hz: " + ", ".join(f"{k} from {fs:g} Hz" for fs, k in resampled.items())
+    if skipped:
+        shown = "; ".join(f"{csv_name} line {line} {name}: {why}" for line, name, why in skipped[:SHOWN])
+        more = f"; and {len(skipped) - SHOWN} more" if len(skipped) > SHOWN else ""
+        text += f"; {len(skipped)} skipped ({shown}{more})"
+    return text
+
+
+def _signal_folder_loader(argument: str, options: dict[str, Any]) -> Any:
+    def load(root: Path) -> TaskData:
+        folder = _signal_folder(argument, options, root)
+        rows = read_signal_folder_rows(folder, options)
+        channel = options.get("channel", 0)
+        min_s = float(options.get("min_seconds", FOLDER_MIN_S))
+        skipped = list(rows.skipped)
+        signals, keep = [], []
+        resampled: dict[float, int] = {}
+        for i, (line, name, path) in enumerate(zip(rows.lines, rows.names, rows.paths, strict=True)):
+            x, why, fs = _read_folder_record(path, channel, min_s)
+            if x is None:
+                skipped.append((line, name, why))
+                continue
+            if abs(fs - FOLDER_FS) > 1e-6:
+                resampled[fs] = resampled.get(fs, 0) + 1
+            signals.append(x)
+            keep.append(i)
+        skipped.sort()
+        for line, name, why in skipped:
+            log.warning("signals:%s: skipped %s line %d %s: %s", argument, rows.csv_path.name, line,
+                        name, why)
+        labels = rows.labels.iloc[keep]
+        counts = {c: int((labels == c).sum()) for c in options["classes"]}
+        summary = _folder_summary(len(keep), counts, resampled, skipped, rows.csv_path.name)
+        if not keep:
+            raise CorruptDataError(f"{rows.csv_path}: no listed record could be used ({summary})")
+        if sum(k > 0 for k in counts.values()) < 2:
+            raise CorruptDataError(f"{rows.csv_path}: the readable records hold fewer than two classes "
+                                   f"({summary}); nothing to predict")
+        inputs = np.empty(len(signals), dtype=object)
+        inputs[:] = signals
+        return TaskData(inputs=inputs,
+                        targets=encode_target(labels, TargetKind(options["kind"]),
+                                              tuple(options["classes"]), rows.csv_path),
+                        patient_ids=rows.patient_ids[keep],
+                        attributes=rows.attributes.iloc[keep].reset_index(drop=True),
+                        source=f"signals:{folder}: {summary}")
+    return load
+
+
+def signals_task(argument: str, options: dict[str, Any]) -> Task:
+    """`signals:FOLDER`: a user's own recordings with a labels CSV (record, label, patient_id).
+
+    `record` is a path inside FOLDER that `read_signal` reads (WFDB .hea or record name, EDF,
+    CSV with a time column, DICOM waveform). Options: labels (CSV, default FOLDER/labels.csv),
+    target (label column), patient_id (column; absent: each record its own patient, with a
+    warning), kind and positive (as for images:FOLDER), channel (name or position, default the
+    first), min_seconds (default 5), attributes (audited CSV columns). Every record is resampled
+    to 300 Hz, the rate the signal models assume; unreadable, flat or too short records are
+    skipped and named with their CSV line."""
+    resolved = dict(options)
+    root = Path(resolved.pop("data_root", "."))
+    folder = _signal_folder(argument, resolved, root)
+    if "kind" not in resolved or "classes" not in resolved:
+        rows = read_signal_folder_rows(folder, resolved)
+        where = str(rows.csv_path)
+        if rows.labels.empty:
+            raise CorruptDataError(f"{where}: no row names a record with a label")
+        kind = TargetKind(resolved["kind"]) if resolved.get("kind") else infer_kind(rows.labels, where)
+        if not kind.stratified:
+            raise ConfigError(f"signal folder tasks support binary, multiclass or ordinal labels; "
+                              f"{where} looks like {kind.value}: pass --kind")
+        resolved["kind"] = kind.value
+        resolved["classes"] = list(class_labels(rows.labels, kind, resolved.get("positive"), where))
+    kind = TargetKind(resolved["kind"])
+    return Task(
+        name=f"signals:{argument}",
+        description=f"{resolved.get('target') or 'label'} from the recordings in {folder.name} "
+                    f"(first channel unless chosen, resampled to {FOLDER_FS:g} Hz)",
+        modality=Modality.SIGNAL, target=kind, loader=_signal_folder_loader(argument, resolved),
+        classes=tuple(resolved["classes"]), sensitive_attributes=tuple(resolved.get("attributes") or ()),
+        primary_metric=FOLDER_METRIC.get(kind, "auroc"),
+        default_model="resnet1d", models=("resnet1d", "hrv-gbm"),
+        source=f"user signal folder {argument}",
+        intended_use="Defined by the user who supplied the recordings.",
+        limitations=(
+            "User-supplied recordings: acquisition, labelling and cohort are not checked by iatros.",
+            f"One channel is used, resampled to {FOLDER_FS:g} Hz; `predict` on new files reads "
+            f"their first channel.",
+            "Networks see the first 30 s (a random 30 s window when training); longer recordings "
+            "are cut, shorter ones zero-padded.",
+        ),
+        model_params={"fs": FOLDER_FS, "length_s": 30.0, "augment": {"crop": True, "scale": 0.2}},
+        train_params={"batch_size": 32},
+        extra={"options": resolved, "fs": FOLDER_FS},
+    )
+
+
+register_family("signals", signals_task)
