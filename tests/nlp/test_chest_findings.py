@@ -120,3 +120,12 @@ def test_general_notes_do_not_get_chest_phrases_unless_asked():
 
 def test_phrase_file_is_the_shipped_one():
     assert PHRASE_FILE.name == "chest_findings.tsv" and PHRASE_FILE.is_file()
+
+
+def test_a_consult_note_with_only_an_impression_gets_no_chest_phrases():
+    note = "HPI: fever.\nIMPRESSION: Infection of the left foot, likely cellulitis. Soft tissue mass."
+    out = ClinicalPipeline().extract(note)
+    assert not any(e.get("observation") for e in out["entities"])
+    report = "FINDINGS: Small effusions.\nIMPRESSION: Effusions."
+    assert any(e.get("observation") == "Pleural Effusion"
+               for e in ClinicalPipeline().extract(report)["entities"])

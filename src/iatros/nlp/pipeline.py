@@ -145,8 +145,8 @@ class ClinicalPipeline:
     ICD-10-CM, DrugBank names, the curated lists of `lexicon`, a user's `terms`), ConText
     attributes and an optional trained tagger. `cache_dir` holds the built dictionary (JSON);
     without one it is built in memory (once per process). Chest radiograph findings
-    (`nlp.chest_findings`) are added in notes with FINDINGS or IMPRESSION sections, and in every
-    note with `radiology=True`."""
+    (`nlp.chest_findings`) are added in notes with a FINDINGS section (a radiology report; an
+    IMPRESSION alone is common in consult notes too), and in every note with `radiology=True`."""
 
     def __init__(self, tagger: Tagger | None = None, *, terms: Iterable[UserTerm] = (),
                  cache_dir: str | Path | None = None, radiology: bool = False) -> None:
@@ -193,7 +193,7 @@ class ClinicalPipeline:
     # -- internals ----------------------------------------------------------------------------
     def _entities(self, doc: Doc, text: str, offset: int, sections: list[Section]) -> list[Entity]:
         spans = self._candidates(doc, text)
-        if self.radiology or any(s.name in ("findings", "impression") for s in sections):
+        if self.radiology or any(s.name == "findings" for s in sections):
             spans = _with_observations(spans, self._chest_findings(doc))
         if self.tagger is not None:
             spans += self._tagged(doc, spans)
