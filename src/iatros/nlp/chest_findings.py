@@ -88,18 +88,19 @@ def read_phrases(path: str | Path = PHRASE_FILE) -> list[Phrase]:
 
 def _pattern(phrase: str) -> str:
     """A phrase as a regular expression: words separated by spaces or hyphens, a trailing "*"
-    any word ending, starting on a word boundary."""
+    any word ending (the caller anchors it on a word boundary)."""
     stem = phrase.endswith("*")
     words = re.split(r"[\s-]+", phrase.rstrip("*"))
     body = r"[\s-]+".join(re.escape(w) for w in words)
-    return rf"\b{body}" + (r"\w*" if stem else r"\b")
+    return body + (r"\w*" if stem else r"\b")
 
 
 @lru_cache(maxsize=4)
 def _compiled(path: str) -> tuple[re.Pattern[str], list[Phrase]]:
     """One alternation over every phrase, longest first, and the rows in the same order."""
     phrases = sorted(read_phrases(path), key=lambda p: -len(p.phrase))
-    pattern = "|".join(f"(?P<p{i}>{_pattern(p.phrase)})" for i, p in enumerate(phrases))
+    # one word boundary in front of the whole alternation: positions inside words fail at once
+    pattern = r"\b(?:" + "|".join(f"(?P<p{i}>{_pattern(p.phrase)})" for i, p in enumerate(phrases)) + ")"
     return re.compile(pattern, re.IGNORECASE), phrases
 
 
