@@ -12,24 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from iatros.cli import main
+from tests.cli_run import run_cli
 
 FAST = ["--n-boot", "50", "--no-progress"]
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    """Run `iatros ARGS` in-process; return (exit code, stdout, stderr)."""
-    old = sys.argv
-    sys.argv = ["iatros", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    finally:
-        sys.argv = old
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture
@@ -148,6 +133,7 @@ CRASHING_TRAIN = """
 import os, signal
 from iatros import api
 from iatros.train.trainer import Callback
+from tests.cli_run import run_cli
 
 class Kill(Callback):
     def on_epoch_end(self, trainer, record):

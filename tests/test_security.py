@@ -16,7 +16,7 @@ from iatros import api
 from iatros.errors import ConfigError, RunError
 from iatros.run_folder import RunFolder
 from iatros.train.trainer import Callback
-from tests.test_cli import run_cli
+from tests.cli_run import run_cli
 
 FAST = api.EvalOptions(n_boot=20)
 

@@ -4,31 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from iatros.cli import main
 from iatros.nlp.deid import KEY_ENV, shift_days
+from tests.cli_run import run_cli
 
 KEY = "cli-test-key-0123456789"
 NOTE = "Patient Name: Jonathan Whitfield\nSeen 03/14/2021 by Dr. Alice Marchetti. MRN: 00482913.\n"
 
 
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    """Run `iatros ARGS` in-process; return (exit code, stdout, stderr)."""
-    old = sys.argv
-    sys.argv = ["iatros", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    finally:
-        sys.argv = old
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture

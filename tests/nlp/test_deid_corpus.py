@@ -4,17 +4,16 @@ tagger used through `iatros nlp deid --tagger`, and the rules on a few real gold
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from iatros.cli import main
 from iatros.errors import MissingDataError
 from iatros.nlp.deid_corpus import GoldPhrase, by_patients, covered, read_corpus, score_note
 from iatros.nlp.phi import find_phi
 from iatros.tasks.deid import CLASSES, note_rows
+from tests.cli_run import run_cli
 
 KEY = "corpus-test-key-0123456789"
 
@@ -71,18 +70,6 @@ def test_task_rows_tag_each_gold_phrase_with_bio_tags(tmp_path):
     assert patient == "p1" and part == "train" and len(rows) == 2 and not np.any(rows[1][1])
 
 
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    old = sys.argv
-    sys.argv = ["iatros", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    finally:
-        sys.argv = old
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 NAMES = ["Quimby", "Zaltana", "Brodeur", "Okafor", "Vantreese", "Haldane", "Mirabal", "Stroud"]

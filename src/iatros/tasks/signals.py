@@ -330,10 +330,11 @@ def _folder_summary(n: int, counts: dict[str, int], resampled: dict[float, int],
     text = f"{n} records (" + ", ".join(f"{c} {k}" for c, k in counts.items()) + ")"
     if resampled:
         text += "; resampled to 300 Hz: " + ", ".join(f"{k} from {fs:g} Hz" for fs, k in resampled.items())
-    if skipped:
-        shown = "; ".join(f"{csv_name} line {line} {name}: {why}" for line, name, why in skipped[:SHOWN])
-        more = f"; and {len(skipped) - SHOWN} more" if len(skipped) > SHOWN else ""
-        text += f"; {len(skipped)} skipped ({shown}{more})"
+    if skipped:  # line numbers only: file names and reader messages may name a patient
+        shown = ", ".join(str(line) for line, _, _ in skipped[:SHOWN])
+        more = f" and {len(skipped) - SHOWN} more" if len(skipped) > SHOWN else ""
+        text += (f"; {len(skipped)} skipped ({csv_name} lines {shown}{more}; the training log "
+                 "says why)")
     return text
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from iatros.data.transforms import settings_from_dict
 from iatros.errors import ConfigError
 
 
@@ -33,11 +34,7 @@ class Augment:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> Augment:
-        known = set(asdict(cls()))
-        unknown = set(values or {}) - known
-        if unknown:
-            raise ConfigError(f"unknown augmentation settings {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**(values or {}))
+        return settings_from_dict(cls, values, "augmentation")
 
 
 def _to_channel_first(array: np.ndarray, dims: int, channels: int) -> np.ndarray:

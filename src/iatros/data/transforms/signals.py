@@ -14,13 +14,14 @@ task, so new files given to `predict` go through the same steps.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from iatros.data.transforms import settings_from_dict
 from iatros.errors import ConfigError, IatrosError
 
 FS = 300.0
@@ -67,12 +68,7 @@ class SignalAugment:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> SignalAugment:
-        known = set(asdict(cls()))
-        unknown = set(values or {}) - known
-        if unknown:
-            raise ConfigError(f"unknown signal augmentation settings {sorted(unknown)}; "
-                              f"known: {sorted(known)}")
-        return cls(**(values or {}))
+        return settings_from_dict(cls, values, "signal augmentation")
 
 
 class SignalDataset(Dataset):
