@@ -35,6 +35,8 @@ CALIBRATION = "calibration.json"
 TRAIN_LOG = "train_log.csv"
 TUNING = "tuning.json"
 SELECTION = "model_selection.json"  # `--model auto`: every candidate's cross-validation scores
+CROSS_VALIDATION = "cross_validation.json"  # `train --cv K`: pooled out-of-fold metrics
+CV_PREDICTIONS = "cv_predictions.csv"  # `train --cv K`: each train + val row's out-of-fold scores
 REPORT = "report.html"
 EXPLANATIONS = "explanations.json"
 CURVES = "survival_curves.npz"
@@ -262,6 +264,10 @@ class RunFolder:
 
     def explanations(self) -> Any:
         return optional_json(self.file(EXPLANATIONS))
+
+    def cross_validation(self) -> dict[str, Any] | None:
+        """cross_validation.json of a run trained with `--cv K` (None for other runs)."""
+        return optional_json(self.file(CROSS_VALIDATION))
 
     def tuning(self) -> dict[str, Any]:
         return read_json_object(self.file(TUNING), "only runs made by `iatros tune` have one")

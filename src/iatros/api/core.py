@@ -59,7 +59,13 @@ def run_modality(run: str | Path, *, trust: bool = False) -> str:
 def summary_line(run: str | Path, *, trust: bool = False) -> str:
     """The one line the CLI prints after training: the headline test metric and the report."""
     folder, _, task = open_run(run, trust=trust)
-    return f"{scorer_for(task.target).summary(folder.metrics())}; report: {folder.file('report.html')}"
+    line = scorer_for(task.target).summary(folder.metrics())
+    cv = folder.cross_validation()
+    if cv:
+        entry = cv["pooled"].get(cv["primary_metric"]) or {}
+        line += (f"; {cv['folds']}-fold CV {cv['primary_metric']} {fmt_entry(entry)} "
+                 f"(out-of-fold, n={cv['n']})")
+    return f"{line}; report: {folder.file('report.html')}"
 
 
 def prediction_cells(run: str | Path, results: Sequence[Mapping[str, Any]], *,

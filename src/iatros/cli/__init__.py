@@ -99,6 +99,10 @@ def train_cmd(
     select_folds: Annotated[int | None, typer.Option(
         "--select-folds", min=2, help="--model auto: folds of train + val each candidate is "
                                      "cross-validated on (default 5).")] = None,
+    cv: Annotated[int | None, typer.Option(
+        "--cv", min=2, help="After training, cross-validate the model over K patient-level folds "
+                            "of train + val (K more trainings; test untouched) and add the "
+                            "pooled out-of-fold metrics with 95% CIs to the run and report.")] = None,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Continue an interrupted run (--out, or the task's newest unfinished "
                          "run) from its last checkpoint.")] = False,
@@ -207,7 +211,7 @@ def train_cmd(
                      params=params or None, train_overrides=train_settings or None,
                      eval_options=api.EvalOptions(n_boot=n_boot, threshold=_threshold(threshold),
                                                   seed=seed, keep_text=keep_text),
-                     select_folds=select_folds)
+                     select_folds=select_folds, cv=cv)
     err.print(api.summary_line(path), soft_wrap=True)
     print(path)
 

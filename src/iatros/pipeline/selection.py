@@ -21,8 +21,8 @@ import numpy as np
 from iatros.errors import ConfigError
 from iatros.evaluate import metrics as M
 from iatros.models import get_model_spec
+from iatros.pipeline.cross_validation import fold_runs, fold_value
 from iatros.pipeline.fit import check_model
-from iatros.pipeline.options import EvalOptions
 from iatros.report import write_report
 from iatros.run_folder import SELECTION, RunFolder, write_json
 from iatros.settings import Settings
@@ -50,16 +50,9 @@ def candidates_for(task: Task, names: Sequence[str] | None = None) -> list[str]:
 def cross_validate(task: Task, model: str, folds: int, *, settings: Settings, seed: int,
                    epochs: int | None, progress: bool, workdir: Path) -> list[float | None]:
     """The primary metric on each fold's validation part, one fresh training per fold."""
-    from iatros.pipeline.training import train
-
-    scores: list[float | None] = []
-    for fold in range(folds):
-        path = train(task, settings=settings, out=workdir / f"{model}-fold{fold}", epochs=epochs,
-                     seed=seed, model=model, eval_options=EvalOptions(n_boot=0, seed=seed),
-                     progress=progress, register=False, val_fold=(fold, folds))
-        value = RunFolder(path).metrics()["splits"]["val"][task.primary_metric].get("value")
-        scores.append(float(value) if value is not None and np.isfinite(value) else None)
-    return scores
+    paths = fold_runs(task, model, folds, settings=settings, seed=seed, epochs=epochs,
+                      progress=progress, workdir=workdir)
+    return [fold_value(p, task.primary_metric) for p in paths]
 
 
 def select_model(task: Task, *, settings: Settings, seed: int = 0, folds: int = DEFAULT_FOLDS,

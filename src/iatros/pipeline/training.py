@@ -13,6 +13,7 @@ import numpy as np
 
 from iatros.data.sources.table_encoding import TableEncoding
 from iatros.errors import ConfigError, IatrosError, RunError
+from iatros.pipeline.cross_validation import check_cross_validates, cross_validate_run
 from iatros.pipeline.explain import explain_test_examples
 from iatros.pipeline.fit import (
     check_ensemble,
@@ -75,6 +76,7 @@ def train(
     val_fold: tuple[int, int] | None = None,
     cross_fit: bool | None = None,
     select_folds: int | None = None,
+    cv: int | None = None,
 ) -> Path:
     """Train a model on a task, evaluate it, write its report, register it; return the run folder.
 
@@ -86,9 +88,13 @@ def train(
     training row fits N-1 members; validation metrics and calibration use out-of-fold scores.
     Left unset, both come from the model (DeepSurv: a 5-member cross-fit ensemble; others: one).
     `model="auto"` (the default of tasks that list `selection` models) first chooses the model by
-    `select_folds`-fold cross-validation over train + val (`pipeline.selection`).
+    `select_folds`-fold cross-validation over train + val (`pipeline.selection`). `cv` K then
+    cross-validates the run's model over K patient-level folds of train + val and adds the pooled
+    out-of-fold metrics with intervals to the run (`pipeline.cross_validation`).
     """
     settings = settings_for(data_root, settings, device)
+    if cv is not None and (ensemble not in (None, 1) or cross_fit or val_fold):
+        raise ConfigError("--cv cross-validates one model: leave out --ensemble and --cross-fit")
     if isinstance(task, str):
         if resume and out is not None and RunFolder(out).exists:
             saved_options = RunFolder(out).config().get("task_options") or {}
@@ -105,7 +111,7 @@ def train(
         path = train(task, settings=settings, out=out, epochs=epochs, seed=seed,
                      model=table["chosen"], train_overrides=train_overrides,
                      eval_options=eval_options, progress=progress, register=False,
-                     callbacks=callbacks)
+                     callbacks=callbacks, cv=cv)
         record_selection(path, table)
         if register:
             register_run(settings, path)
@@ -128,6 +134,9 @@ def train(
         log.info("resuming %s in %s", task.name, run.path)
     spec = check_model(task, model or task.default_model)
     scorer = scorer_for(task.target)
+    if cv is not None:
+        check_cross_validates(task, cv)
+    user_params = params
     ensemble, cross_fit = ensemble_for(spec, ensemble, cross_fit, val_fold)
     check_ensemble(spec, ensemble, cross_fit, val_fold, scorer.supports_cross_fit)
     config = (train_config(spec, task, epochs, seed, progress, train_overrides)
@@ -174,6 +183,10 @@ def train(
         if not isinstance(e, KeyboardInterrupt):
             run.set_status("failed", error=str(e))
         raise
+    if cv is not None:
+        cross_validate_run(run.path, task, cv, settings=settings, seed=seed, epochs=epochs,
+                           params=user_params, train_overrides=train_overrides,
+                           eval_options=eval_options, progress=progress)
     if register:
         register_run(settings, run)
     return run.path

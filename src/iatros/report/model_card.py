@@ -29,7 +29,13 @@ from iatros.report.figures import (
     metric_info,
     metric_text,
 )
-from iatros.run_folder import REPORT, SELECTION, RunFolder, optional_json, write_text_atomic
+from iatros.run_folder import (
+    REPORT,
+    SELECTION,
+    RunFolder,
+    optional_json,
+    write_text_atomic,
+)
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATE_NAME = "model_card.html"
@@ -460,6 +466,22 @@ def selection_section(run_dir: Path) -> dict[str, Any] | None:
             "chosen": str(table.get("chosen")), "rows": rows}
 
 
+def cross_validation_section(run_dir: Path) -> dict[str, Any] | None:
+    """`train --cv K`: pooled out-of-fold metrics with intervals, and the primary metric per fold."""
+    table = RunFolder(run_dir).cross_validation()
+    if not isinstance(table, dict) or not table.get("pooled"):
+        return None
+    pooled = table["pooled"]
+    primary = str(table.get("primary_metric") or "")
+    rows = [{"label": metric_info(key).label, "primary": key == primary, "value": _cell(pooled[key])}
+            for key in _ordered_metric_keys(pooled, {})]
+    return {"folds": table.get("folds"), "n": table.get("n"), "n_patients": table.get("n_patients"),
+            "metric": metric_info(primary).label, "rows": rows,
+            "fold_values": ", ".join(fmt(v) for v in table.get("fold_values") or []),
+            "fold_mean": fmt(table.get("fold_mean")), "fold_sd": fmt(table.get("fold_sd")),
+            "note": str(table.get("note") or "")}
+
+
 def survival_calibration_rows(metrics: Mapping[str, Any]) -> list[dict[str, str]]:
     """Per horizon: predicted vs Kaplan-Meier observed event probability and the GND test."""
     rows = []
@@ -491,6 +513,7 @@ def build_context(run: RunFiles, figures: Mapping[str, str]) -> dict[str, Any]:
         "cross_fit": int(run.config.get("ensemble") or 1) if run.config.get("cross_fit") else 0,
         "performance": performance_rows(run.metrics, primary),
         "selection": selection_section(run.run_dir),
+        "cross_validation": cross_validation_section(run.run_dir),
         "calibration": calibration_section(run.metrics),
         "survival_calibration": survival_calibration_rows(run.metrics),
         "subgroups": subgroups,

@@ -54,6 +54,7 @@ class Scorer(Protocol):
     """One family of target kinds: how a run is finished, re-scored, audited and used."""
 
     supports_cross_fit: bool  # out-of-fold scoring of a cross-fit ensemble means something
+    cross_validates: bool  # `train --cv K` can pool out-of-fold scores read from predictions.csv
 
     def split_counts(self, task: Task, targets: np.ndarray) -> dict[str, Any]:
         """Outcome counts of one split part for config.json (positives, class counts)."""

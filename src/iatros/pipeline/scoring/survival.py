@@ -57,6 +57,7 @@ class SurvivalScorer:
     """Target kind `survival`: (time, event) pairs, censoring handled throughout."""
 
     supports_cross_fit = True
+    cross_validates = False  # pooled curves from several fold models need their own Breslow fits
 
     def split_counts(self, task: Task, targets: np.ndarray) -> dict[str, Any]:
         return {}

@@ -59,6 +59,7 @@ class TokenScorer:
     """Target kind `tokens`: BIO tag ids per token (0 = O, 2k+1 = B, 2k+2 = I of type k)."""
 
     supports_cross_fit = False  # ensembles vote on entities, which has no out-of-fold form
+    cross_validates = False
 
     def split_counts(self, task: Task, targets: np.ndarray) -> dict[str, Any]:
         return {}
