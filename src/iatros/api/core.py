@@ -9,6 +9,7 @@ from typing import Any
 
 from iatros.errors import ConfigError, RunError
 from iatros.pipeline.evaluation import audit, evaluate
+from iatros.pipeline.explain import explainer_for
 from iatros.pipeline.options import EvalOptions
 from iatros.pipeline.prediction import explain_records, predict
 from iatros.pipeline.runs import open_registry, open_run, run_split
@@ -70,10 +71,18 @@ def summary_line(run: str | Path, *, trust: bool = False) -> str:
 
 def prediction_cells(run: str | Path, results: Sequence[Mapping[str, Any]], *,
                      trust: bool = False) -> list[tuple[str, str, str]]:
-    """(prediction, details, figure) of each `predict` result, as the CLI's table shows them."""
-    scorer = scorer_for(open_run(run, trust=trust)[2].target)
-    return [("error", str(r["error"]), "-") if "error" in r else scorer.prediction_cells(r)
-            for r in results]
+    """(prediction, details, figure) of each `predict` result, as the CLI's table shows them: the
+    scorer's cells, the details followed by what the modality's explainer adds (signals: heart
+    rate, quality, windows)."""
+    task = open_run(run, trust=trust)[2]
+    scorer, explainer = scorer_for(task.target), explainer_for(task.modality)
+
+    def cells(result: Mapping[str, Any]) -> tuple[str, str, str]:
+        prediction, details, figure = scorer.prediction_cells(result)
+        extra = explainer.describe(result)
+        return prediction, f"{details}; {extra}" if extra else details, figure
+
+    return [("error", str(r["error"]), "-") if "error" in r else cells(r) for r in results]
 
 
 def download(dataset: str, *, size: int = 28, data_root: str | Path | None = None,

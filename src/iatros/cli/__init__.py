@@ -337,16 +337,20 @@ def predict_cmd(
     run: Annotated[Path, typer.Argument(help="Run folder.")],
     files: Annotated[list[Path], typer.Argument(
         help="Image files (PNG, JPEG, DICOM, NIfTI) for image runs; CSV files for tabular runs; "
-             "note files for text runs (NER taggers and note classifiers).")],
+             "note files for text runs (NER taggers and note classifiers); recordings (WFDB, "
+             "EDF, CSV, DICOM ECG) for signal runs.")],
     out_dir: Annotated[Path | None, typer.Option(
-        "--out", help="Folder for heat maps (default: RUN/predictions/TIME).")] = None,
-    no_explain: Annotated[bool, typer.Option("--no-explain", help="Skip Grad-CAM heat maps.")] = False,
+        "--out", help="Folder for heat maps and figures (default: RUN/predictions/TIME).")] = None,
+    no_explain: Annotated[bool, typer.Option(
+        "--no-explain", help="Skip Grad-CAM heat maps, word attributions and signal figures.")] = False,
     as_json: Json = False,
     trust: Trust = False,
 ) -> None:
     """Predict with a finished run: calibrated probabilities per class and a heat-map path
     (images), a survival curve per patient (survival runs), entities with character offsets
-    (NER runs) or a specialty with the words that drove it (note classifiers)."""
+    (NER runs), a specialty with the words that drove it (note classifiers), or for each
+    recording (signal runs) probabilities per recording and per 50%-overlapping window, heart
+    rate, signal quality and a figure of the trace with its windows' classes."""
     from iatros import api
 
     results = api.predict(run, files, out=out_dir, explain=not no_explain, trust=trust)
@@ -498,7 +502,7 @@ def explain_cmd(
     results = api.predict(run, [Path(i) for i in items], out=out_dir, method=method, trust=trust)
     for r in results:
         if "error" not in r:
-            print(f"{r['input']}\t{r['prediction']}\t{r.get('heatmap', '-')}")
+            print(f"{r['input']}\t{r['prediction']}\t{r.get('heatmap') or r.get('figure', '-')}")
     report_failures(results)
 
 

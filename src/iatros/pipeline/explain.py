@@ -9,20 +9,25 @@ a new modality adds one entry to `EXPLAINERS`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from iatros.errors import ConfigError
+from iatros.errors import ConfigError, IatrosError
 from iatros.kinds import Modality
 from iatros.pipeline.scoring import scorer_for
 from iatros.run_folder import EXPLANATIONS, FIGURES, RunFolder, write_json
 from iatros.tasks import Task, TaskData
 from iatros.train.predictors import Predictor, make_dataset
 
+log = logging.getLogger("iatros")
 N_NOTE_EXAMPLES = 5
+WINDOW_OVERLAP = 0.5  # signal windows scored by `predict` overlap by half their length
+WINDOW_KEYS = ("prediction", "probabilities")  # what each scored window keeps of its result
 
 
 def phi_words(text: str) -> set[str]:
@@ -50,9 +55,15 @@ class Explainer:
         """explanations.json content for a few test rows (None: nothing to explain)."""
         return None
 
-    def new_inputs(self, task: Task, predictor: Predictor, batch: Any, names: Sequence[str],
-                   results: list[dict[str, Any]], scores: Any, out_dir: Path, method: str) -> None:
-        """Add an explanation to each `predict` result, in place."""
+    def new_inputs(self, run: RunFolder, task: Task, predictor: Predictor, batch: Any,
+                   names: Sequence[str], results: list[dict[str, Any]], scores: Any,
+                   out_dir: Path, method: str, explain: bool = True) -> None:
+        """Add to each `predict` result, in place, what the modality reads off its input beyond
+        the scores (always) and its explanation (when `explain`)."""
+
+    def describe(self, result: Mapping[str, Any]) -> str:
+        """What the CLI's table adds to one `predict` result's details ("" for nothing)."""
+        return ""
 
     def records(self, task: Task, predictor: Predictor, data: TaskData, rows: np.ndarray,
                 scores: np.ndarray, out_dir: Path) -> list[dict[str, Any]]:
@@ -63,6 +74,11 @@ class Explainer:
 
 def _network(predictor: Predictor) -> Any:
     return getattr(predictor, "network", None)
+
+
+def _stem(name: str) -> str:
+    """An input file's own name without its suffixes: the only part of it figures may carry."""
+    return Path(name).name.split(".")[0]
 
 
 class ImageExplainer(Explainer):
@@ -100,9 +116,12 @@ class ImageExplainer(Explainer):
                             run.file(FIGURES))
         return _relative(run, items, self.intro)
 
-    def new_inputs(self, task: Task, predictor: Predictor, batch: Any, names: Sequence[str],
-                   results: list[dict[str, Any]], scores: Any, out_dir: Path, method: str) -> None:
-        stems = [f"{Path(n).name.split('.')[0]}-gradcam" for n in names]
+    def new_inputs(self, run: RunFolder, task: Task, predictor: Predictor, batch: Any,
+                   names: Sequence[str], results: list[dict[str, Any]], scores: Any,
+                   out_dir: Path, method: str, explain: bool = True) -> None:
+        if not explain:
+            return
+        stems = [f"{_stem(n)}-gradcam" for n in names]
         items = self.images(task, predictor, batch, names, scores, out_dir, names=stems,
                             method=method)
         for result, item in zip(results, items, strict=True):
@@ -157,8 +176,29 @@ class StayExplainer(Explainer):
         return _relative(run, items, self.intro)
 
 
+def _object_array(items: Sequence[Any]) -> np.ndarray:
+    out = np.empty(len(items), dtype=object)
+    out[:] = list(items)
+    return out
+
+
+def recording_windows(x: np.ndarray, fs: float, length_s: float) -> tuple[list[np.ndarray], list[int]]:
+    """A recording cut into windows of `length_s` overlapping by `WINDOW_OVERLAP`, the last one
+    ending at the recording's end (`window_array`), with each window's first sample; a recording
+    shorter than one window is a single window, itself."""
+    from iatros.data.signals import Signal
+    from iatros.data.signals.processing import window_array
+
+    signal = Signal(x, fs, ["ecg"], [""])
+    if signal.n_samples < max(1, round(length_s * fs)):
+        return [np.asarray(x, dtype=np.float32)], [0]
+    stack, starts = window_array(signal, length_s, overlap=WINDOW_OVERLAP)
+    return [w[:, 0].astype(np.float32) for w in stack], [int(round(s * fs)) for s in starts]
+
+
 class SignalExplainer(Explainer):
-    """Integrated gradients over time on the trace of a few test recordings (networks only)."""
+    """Integrated gradients over time on the trace of a few test recordings (networks only); for
+    new recordings, scores per window, heart rate, quality and a figure of the whole record."""
 
     intro = ("Integrated gradients for a few test recordings: the shaded band under each trace is "
              "how much that moment moved the network's output for the class named (smoothed over "
@@ -185,9 +225,100 @@ class SignalExplainer(Explainer):
             caption = (f"test example {k + 1} (true: {truth}): {shown}; attributions for "
                        f"{explained}")
             item = explain_trace(network, x, unit, run.file(FIGURES) / f"saliency_{k + 1}.png",
-                                 caption, fs=float(params.get("fs", 300.0)))
+                                 caption, fs=_signal_window(params)[0])
             items.append({**item, "caption": caption})
         return _relative(run, items, self.intro)
+
+    def new_inputs(self, run: RunFolder, task: Task, predictor: Predictor, batch: Any,
+                   names: Sequence[str], results: list[dict[str, Any]], scores: Any,
+                   out_dir: Path, method: str, explain: bool = True) -> None:
+        """Each recording (1-D, at the model's `fs`) gets:
+        - "windows": windows of the model's `length_s` (default 30 s) overlapping by half, the
+          last ending at the end (see `recording_windows`), each scored like the recording (the
+          run's calibration and threshold): {"start_s", "end_s", "prediction", "probabilities"};
+        - "n_beats", "heart_rate_bpm" ({"mean", "min", "max"}, None when unreadable) and
+          "quality" ({"index", "label", "method"}, "reason" when unreadable) from
+          `data.signals.processing.ecg_reading`: "good" when the mean correlation of the beats with
+          their average beat (neurokit2's templatematch, Orphanidou et al. 2015) is at least
+          `GOOD_QUALITY` (0.66), "poor" below, "unreadable" when flat, mostly missing, under 2 s or
+          with fewer than 2 R-peaks;
+        - with `explain`, "figure": `out_dir/STEM-signal.png` (STEM: the file's own name), the
+          whole standardised recording with its windows' predicted classes in a strip above it,
+          the R-peaks marked and, for networks, the integrated-gradients band for the recording's
+          predicted output, computed on every window and stitched (`recording_saliency`).
+        """
+        from iatros.data.signals.processing import ecg_reading
+
+        params = predictor.info["params"]
+        fs, length_s = _signal_window(params)
+        scorer = scorer_for(task.target)
+        for k, (result, name) in enumerate(zip(results, names, strict=True)):
+            x = np.asarray(batch[k], dtype=np.float32)
+            pieces, starts = recording_windows(x, fs, length_s)
+            result["windows"] = []
+            try:
+                scored, _ = scorer.predict(run, task, predictor, _object_array(pieces),
+                                           [name] * len(pieces), out_dir)
+                result["windows"] = [
+                    {"start_s": round(a / fs, 3), "end_s": round(min(a + len(p), len(x)) / fs, 3),
+                     **{key: w[key] for key in WINDOW_KEYS if key in w}}
+                    for a, p, w in zip(starts, pieces, scored, strict=True)]
+            except IatrosError as e:  # keep the recording's own prediction and the batch
+                log.warning("%s: windows not scored (%s)", name, e)
+                result["windows_error"] = str(e)
+            reading = ecg_reading(x, fs)
+            rpeaks = reading.pop("rpeaks")
+            result.update(reading)
+            if explain:
+                result["figure"] = str(self.recording_figure(
+                    task, predictor, x, pieces, starts, rpeaks, result, scores[k], out_dir,
+                    _stem(name)))
+
+    def recording_figure(self, task: Task, predictor: Predictor, x: np.ndarray,
+                         pieces: Sequence[np.ndarray], starts: Sequence[int], rpeaks: np.ndarray,
+                         result: Mapping[str, Any], score: Any, out_dir: Path, stem: str) -> Path:
+        """`draw_recording` of one recording as `out_dir/STEM-signal.png`, titled with the
+        stem, prediction, heart rate and quality; the saliency band on networks only."""
+        from iatros.data.transforms.signals import standardise
+        from iatros.explain.signal import draw_recording, recording_saliency
+
+        params = predictor.info["params"]
+        fs, _ = _signal_window(params)
+        unit, shown, explained = scorer_for(task.target).output_unit(task, score)
+        network, heat = _network(predictor), None
+        if network is not None:
+            dataset = make_dataset(predictor.spec, _object_array(pieces),
+                                   np.zeros(len(pieces), dtype=np.float32), task.target,
+                                   train=False, params=params)
+            heat = recording_saliency(network, [dataset[i][0] for i in range(len(pieces))],
+                                      starts, len(x), unit, fs=fs)
+        title = f"{stem}: {shown}; {self.describe(result)}"
+        if heat is not None:
+            title += f"; attributions for {explained}"
+        windows = [(w["start_s"], w["end_s"], str(w.get("prediction", ""))) for w in result["windows"]]
+        return draw_recording(standardise(x), fs, out_dir / f"{stem}-signal.png", title,
+                              windows=windows, classes=list(task.classes or ()), rpeaks=rpeaks,
+                              heat=heat)
+
+    def describe(self, result: Mapping[str, Any]) -> str:
+        """Heart rate, quality and the windows' predictions in a few words."""
+        if "quality" not in result:
+            return ""
+        rate, quality = result["heart_rate_bpm"], result["quality"]
+        heart = (f"heart rate {rate['mean']:.0f} bpm ({rate['min']:.0f}-{rate['max']:.0f}), "
+                 f"{result['n_beats']} beats" if rate else "heart rate unreadable")
+        windows = result.get("windows") or []
+        counts = Counter(str(w.get("prediction", "")) for w in windows)
+        split = ", ".join(f"{n} {label}" for label, n in counts.most_common())
+        return (f"{heart}; quality {quality['label']} ({quality['index']:.2f}); "
+                f"{len(windows)} window{'s' if len(windows) != 1 else ''}{': ' + split if split else ''}")
+
+
+def _signal_window(params: Mapping[str, Any]) -> tuple[float, float]:
+    """The rate and window length a signal model was trained with (`fs`, `length_s`)."""
+    from iatros.data.transforms.signals import FS, LENGTH_S
+
+    return float(params.get("fs", FS)), float(params.get("length_s", LENGTH_S))
 
 
 def _per_class(scores: Any) -> np.ndarray:
@@ -236,12 +367,13 @@ class NoteExplainer(Explainer):
                 "phi_filtered": "terms the de-identification detector flags as PHI (in the note, "
                                 "or on their own) are left out"}
 
-    def new_inputs(self, task: Task, predictor: Predictor, batch: Any, names: Sequence[str],
-                   results: list[dict[str, Any]], scores: Any, out_dir: Path, method: str) -> None:
+    def new_inputs(self, run: RunFolder, task: Task, predictor: Predictor, batch: Any,
+                   names: Sequence[str], results: list[dict[str, Any]], scores: Any,
+                   out_dir: Path, method: str, explain: bool = True) -> None:
         from iatros.models.text import word_attributions
 
         pipeline = _word_model(predictor)
-        if pipeline is None or scores is None:
+        if not explain or pipeline is None or scores is None:
             return
         for result, text, row in zip(results, batch, _per_class(scores), strict=True):
             k = int(np.argmax(row))

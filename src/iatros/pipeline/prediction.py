@@ -54,7 +54,9 @@ def predict(run: str | Path, inputs: Sequence[str | Path], *, out: str | Path | 
 
     Image runs take image files (PNG, JPEG, DICOM, NIfTI; with a Grad-CAM overlay); tabular runs
     take CSV files with the training columns, one prediction per row (named FILE:LINE); text
-    runs take note files, one prediction (or a tagger's entities) per file.
+    runs take note files, one prediction (or a tagger's entities) per file; signal runs take
+    recordings, each also scored per window, with heart rate, quality and a figure
+    (`SignalExplainer.new_inputs`). `explain=False` leaves out heat maps, words and figures.
     """
     folder, config, task = open_run(run, trust=trust)
     settings = get_settings(device=device)
@@ -70,11 +72,11 @@ def predict(run: str | Path, inputs: Sequence[str | Path], *, out: str | Path | 
         except IatrosError as e:
             log.warning("the batch failed (%s); scoring inputs one at a time", e)
             results, kept, scores = _one_by_one(scorer, folder, task, predictor, new, out_dir)
-        if explain and kept:
+        if kept:
             good = [r for r in results if "error" not in r]
-            explainer_for(task.modality).new_inputs(task, predictor, new.batch[kept],
+            explainer_for(task.modality).new_inputs(folder, task, predictor, new.batch[kept],
                                                     [new.names[k] for k in kept], good, scores,
-                                                    out_dir, method)
+                                                    out_dir, method, explain=explain)
     order = {str(Path(p).expanduser()): i for i, p in enumerate(inputs)}
     everything = results + new.errors
     return sorted(everything, key=lambda r: order.get(str(r["input"]).rsplit(":", 1)[0],

@@ -14,6 +14,7 @@ from iatros.data.signals.processing import (
     bandpass,
     clean_ecg,
     detect_rpeaks,
+    ecg_reading,
     heart_rate,
     hrv,
     powerline,
@@ -151,6 +152,38 @@ def test_signal_quality_is_high_on_clean_ecg_and_zero_on_flat_or_noise(record100
     assert signal_quality(np.full(seg.n_samples, np.nan), seg.fs) == 0.0
     noise = np.random.default_rng(0).normal(size=seg.n_samples)
     assert signal_quality(noise, seg.fs) < good
+
+
+def test_templatematch_quality_is_near_one_on_clean_ecg_and_unknown_methods_are_refused(record100):
+    seg = record100.slice(0, 30)
+    assert signal_quality(seg.channel(0), seg.fs, method="templatematch") > 0.9
+    with pytest.raises(ConfigError, match="quality method"):
+        signal_quality(seg.channel(0), seg.fs, method="zhao2018")
+
+
+def test_ecg_reading_of_a_real_minute_matches_the_reference_beats(record100):
+    seg = record100.slice(0, 60)
+    beats = _reference_beats(seg)
+    reading = ecg_reading(seg.channel(0), seg.fs)
+    assert reading["heart_rate_bpm"]["mean"] == pytest.approx(60 / np.mean(np.diff(beats) / seg.fs), abs=2)
+    assert abs(reading["n_beats"] - len(beats)) <= 2 and len(reading["rpeaks"]) == reading["n_beats"]
+    assert reading["quality"]["label"] == "good" and reading["quality"]["index"] >= 0.66
+
+
+@pytest.mark.parametrize(("make", "reason"), [
+    (lambda n: np.zeros(n), "flat"),
+    (lambda n: np.full(n, np.nan), "mostly missing"),
+    (lambda n: np.sin(np.arange(n // 20)), "under 2 s"),
+])
+def test_ecg_reading_labels_flat_missing_or_short_channels_unreadable(record100, make, reason):
+    reading = ecg_reading(make(int(record100.fs * 20)), record100.fs)
+    assert reading["heart_rate_bpm"] is None and reading["n_beats"] == 0
+    assert reading["quality"]["label"] == "unreadable" and reason in reading["quality"]["reason"]
+
+
+def test_ecg_reading_of_noise_is_poor(record100):
+    noise = np.random.default_rng(0).normal(size=int(record100.fs * 30))
+    assert ecg_reading(noise, record100.fs)["quality"]["label"] == "poor"
 
 
 def test_clean_ecg_keeps_length_and_fills_isolated_nans(record100):

@@ -10,6 +10,13 @@ Choices:
 - `hrv` needs `HRV_MIN_PEAKS` R-peaks for the time domain, `HF_MIN_SECONDS` of beats for HF and
   `LF_MIN_SECONDS` for LF (Task Force 1996: at least 2 min for LF, 5 min standard); below those the
   values are NaN and `reason` says why.
+- `signal_quality` averages neurokit2's per-sample ECG quality: `averageQRS` (default; relative,
+  each beat against the record's average QRS) or `templatematch` (Orphanidou et al. 2015: each
+  beat's correlation with the average beat, so an all-clean record scores near 1).
+- `ecg_reading` summarises one channel for a reader: beats, heart rate and a quality label from the
+  `templatematch` index: "good" at or above `GOOD_QUALITY` (0.66, Orphanidou et al. 2015's
+  threshold for an acceptable ECG), "poor" below it, "unreadable" when no heart rate can be read
+  (flat, mostly NaN, under `MIN_READING_S` seconds, or fewer than 2 R-peaks).
 - `windows` refuses a recording shorter than one window with `CorruptDataError` naming its source,
   so a batch loop can catch it per record and go on; the last window is aligned to the end of the
   recording, so every sample lies in some window.
@@ -22,6 +29,7 @@ import io
 import math
 import warnings
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -41,6 +49,9 @@ CLEAN_METHODS: tuple[str, ...] = (
     "templateconvolution",
 )
 POWERLINE_FREQUENCIES = (50, 60)
+QUALITY_METHODS = ("averageQRS", "templatematch")
+GOOD_QUALITY = 0.66  # Orphanidou et al. 2015: mean beat-template correlation of an acceptable ECG
+MIN_READING_S = 2.0  # shorter than this, a recording holds too few beats to read a heart rate
 HRV_MIN_PEAKS = 5
 HF_MIN_SECONDS = 60.0
 LF_MIN_SECONDS = 120.0
@@ -208,19 +219,49 @@ def hrv(rpeaks: np.ndarray, fs: float) -> dict[str, float | str]:
     return out
 
 
-def signal_quality(x: np.ndarray, fs: float) -> float:
-    """Mean ECG quality in [0, 1] (nk.ecg_quality, average-QRS match); 0.0 when flat, NaN or beatless."""
+def signal_quality(x: np.ndarray, fs: float, method: str = "averageQRS",
+                   rpeaks: np.ndarray | None = None) -> float:
+    """Mean ECG quality (nk.ecg_quality with `method`, one of `QUALITY_METHODS`; R-peaks found on
+    the cleaned channel may be passed in); 0.0 when flat, NaN or beatless."""
+    if method not in QUALITY_METHODS:
+        raise ConfigError(f"unknown ECG quality method {method!r}; choose one of {list(QUALITY_METHODS)}")
     x = _one_channel(x)
     if _unusable(x):
         return 0.0
     cleaned = clean_ecg(x, fs)
     try:
         with _quiet():
-            q = _nk().ecg_quality(cleaned, sampling_rate=fs, method="averageQRS")
+            q = _nk().ecg_quality(cleaned, rpeaks=rpeaks, sampling_rate=fs, method=method)
     except Exception:  # neurokit2 fails on inputs with too few beats to build a template
         return 0.0
     q = np.asarray(q, dtype=np.float64)
     return float(np.nanmean(q)) if np.isfinite(q).any() else 0.0
+
+
+def ecg_reading(x: np.ndarray, fs: float) -> dict[str, Any]:
+    """What a reader takes off one ECG channel: R-peaks (samples), their count, heart rate in bpm
+    (mean, min, max; None when unreadable) and quality {"index", "label", "method"} (see the module
+    notes for the labels). A flat, short or beatless channel is labelled, never an error."""
+    x = _one_channel(x)
+    peaks, reason = np.empty(0, dtype=np.int64), ""
+    if _unusable(x):
+        reason = "flat, empty or mostly missing"
+    elif len(x) < MIN_READING_S * fs:
+        reason = f"{len(x) / fs:.2g} s long, under {MIN_READING_S:g} s"
+    else:
+        try:
+            peaks = detect_rpeaks(clean_ecg(x, fs), fs, clean=False)
+        except CorruptDataError as e:
+            reason = str(e)
+    rate = heart_rate(peaks, fs)
+    if not reason and len(peaks) < 2:
+        reason = str(rate["reason"])
+    index = 0.0 if reason else signal_quality(x, fs, method="templatematch", rpeaks=peaks)
+    label = "unreadable" if reason else "good" if index >= GOOD_QUALITY else "poor"
+    bpm = None if reason else {k: round(float(rate[f"{k}_bpm"]), 1) for k in ("mean", "min", "max")}
+    return {"rpeaks": peaks, "n_beats": int(len(peaks)), "heart_rate_bpm": bpm,
+            "quality": {"index": round(index, 3), "label": label, "method": "templatematch",
+                        **({"reason": reason} if reason else {})}}
 
 
 def ppg_peaks(x: np.ndarray, fs: float, method: str = "elgendi") -> np.ndarray:

@@ -156,7 +156,8 @@ class ProbabilityScorer:
     def prediction_cells(self, result: Mapping[str, Any]) -> tuple[str, str, str]:
         probs = ", ".join(f"{k}: {v:.3f}" for k, v in (result.get("probabilities") or {}).items())
         words = ", ".join(w["term"] for w in result.get("words", []))
-        detail = result.get("heatmap") or (f"words: {words}" if words else "-")
+        detail = result.get("heatmap") or result.get("figure") or (f"words: {words}" if words
+                                                                    else "-")
         return str(result["prediction"]), probs, detail
 
     # -- shared steps ---------------------------------------------------------------------
