@@ -26,7 +26,8 @@ FAST = api.EvalOptions(n_boot=10)
 # Small versions of the slow estimators: the contract is about the steps, not the fit.
 SMALL = {"gbm": {"max_iter": 30}, "gbm-bag": {"bags": 2, "max_iter": 30},
          "rsf": {"n_estimators": 10}, "logreg-cv": {"folds": 3}, "hrv-gbm": {"max_iter": 30},
-         "resnet1d": {"width": 8}}
+         "resnet1d": {"width": 8},
+         "beat-gbm": {"max_iter": 30}, "beat-cnn": {"width": 8}}
 KIND_ORDER = (TargetKind.BINARY, TargetKind.SURVIVAL, TargetKind.MULTICLASS, TargetKind.TOKENS)
 NOTES = {"cardiology": "chest pain troponin echocardiogram ejection fraction stent angina",
          "orthopedics": "knee fracture cast femur ligament arthroscopy tibia bone"}
@@ -76,13 +77,34 @@ def _ecgs(_root: Path) -> TaskData:
     return TaskData(records, y, np.arange(24), pd.DataFrame(index=range(24)))
 
 
+def _beats(_root: Path) -> TaskData:
+    """Beat rows (8 RR features, then 234 samples at 360 Hz): narrow on-time beats (class 0) or
+    wide premature ones (class 1)."""
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 2
+    t = np.arange(234) - 90
+    rows = np.empty((60, 242), dtype=np.float32)
+    for i in range(60):
+        rr = 0.55 if y[i] else 0.85 + 0.05 * rng.normal()
+        rows[i, :8] = [rr, 1.0, 0.85, 0.85, rr / 0.85, 1 / 0.85, rr / 0.85, 1 / rr]
+        rows[i, 8:] = np.exp(-0.5 * (t / (12.0 if y[i] else 4.0)) ** 2) + 0.05 * rng.normal(size=234)
+    return TaskData(rows, y, np.arange(60), pd.DataFrame(index=range(60)))
+
+
+BEAT_MODELS = ("beat-logreg", "beat-gbm", "beat-cnn")  # they read beat rows, not recordings
+
+
 def _iob_root(root: Path) -> Path:
     _write_iob(root / "bioner" / "NCBI-disease-IOB", n=3)
     return root
 
 
-def _case(modality: Modality, kind: TargetKind, tmp: Path) -> tuple[Task | str, Path | None]:
-    """A tiny task of this modality and kind, and its data root."""
+def _case(modality: Modality, kind: TargetKind, tmp: Path,
+          model: str = "") -> tuple[Task | str, Path | None]:
+    """A tiny task of this modality and kind (beat rows for the beat models), and its data root."""
+    if model in BEAT_MODELS:
+        return Task(name="contract-beats", description="contract", modality=Modality.SIGNAL,
+                    target=kind, loader=_beats, classes=("normal", "ectopic")), None
     if modality is Modality.TABULAR:
         return _tabular(kind), None
     if modality is Modality.IMAGE:
@@ -127,7 +149,7 @@ def test_every_registered_model_is_covered():
 @pytest.mark.filterwarnings("ignore:.*checksum")
 @pytest.mark.parametrize(("model", "modality", "kind"), CASES)
 def test_model_trains_predicts_reloads_identically_and_resumes(model, modality, kind, tmp_path):
-    task, root = _case(modality, kind, tmp_path)
+    task, root = _case(modality, kind, tmp_path, model)
     spec = next(s for s in list_models() if s.name == model)
     options = dict(data_root=root, model=model, eval_options=FAST, register=False,
                    params=SMALL.get(model))

@@ -5,6 +5,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from iatros.errors import ConfigError, RunError
+from iatros.kinds import TargetKind
 from iatros.train.trainer import Callback, TrainConfig, Trainer
 
 
@@ -202,3 +203,15 @@ def test_resuming_an_early_stopped_run_trains_no_further(tmp_path):
     first, again = run(False), run(True)
     assert first.epochs_run == again.epochs_run == 4 and again.stopped_early
     assert len(again.history) == 4
+
+
+def test_balanced_multiclass_loss_weighs_rare_classes_up_and_absent_ones_at_one():
+    from iatros.train.losses import ClassWeightedLoss, loss_for
+
+    loss = loss_for(TargetKind.MULTICLASS, np.array([0] * 100 + [1] * 4), balance=True)
+    assert isinstance(loss, ClassWeightedLoss)
+    assert loss.weights.tolist() == pytest.approx([1.0, 5.0])
+    logits = torch.zeros(2, 3)  # a third class the training rows never held
+    assert torch.isfinite(loss(logits, torch.tensor([0, 2])))
+    plain = loss_for(TargetKind.MULTICLASS, np.array([0, 1]), balance=False)
+    assert not isinstance(plain, ClassWeightedLoss)

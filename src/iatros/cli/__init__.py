@@ -273,7 +273,8 @@ def evaluate_cmd(
     run: Annotated[Path, typer.Argument(help="Run folder.")],
     data_root: DataRoot = None,
     split: Annotated[str | None, typer.Option(
-        help="train, val, test or all (default: test; all on another data root).")] = None,
+        help="train, val, test or all (default: test; on another data root all rows, or its "
+             "test part when that copy ships a split, e.g. MIT-BIH DS2).")] = None,
     n_boot: Boot = 1000,
     as_json: Json = False,
     trust: Trust = False,

@@ -61,7 +61,8 @@ class ModelSpec:
 
 _MODELS: dict[str, ModelSpec] = {}
 _BUILTIN_MODULES = ("iatros.models.tabular", "iatros.models.imaging", "iatros.models.survival",
-                    "iatros.models.ehr", "iatros.models.text", "iatros.models.signals")
+                    "iatros.models.ehr", "iatros.models.text", "iatros.models.signals",
+                    "iatros.models.beats")
 _loaded = False
 
 

@@ -28,18 +28,20 @@ def evaluate(run: str | Path, *, data_root: str | Path | None = None, split: str
              trust: bool = False) -> dict[str, Any]:
     """Score a finished run on a split of its data or on another copy of the same dataset.
 
-    `split` is train, val, test or all; the default is test on the training data root and all
-    rows on another root. Results go to RUN/evaluations/NAME/ and are returned.
+    `split` is train, val, test or all; the default is test on the training data root, and on
+    another root all rows, or the test part when that copy ships its own split (a full MIT-BIH
+    copy: de Chazal's DS2). Results go to RUN/evaluations/NAME/ and are returned.
     """
     settings = settings_for(data_root, settings, device)
     folder, config, task_obj = open_run(run, task, settings, data_root, trust)
     if data_root is None:
         settings = settings.with_data_root(config["data_root"])
     external = Path(settings.data_root) != Path(config["data_root"])
-    split = split or ("all" if external else "test")
-    if split not in (*SPLIT_NAMES, "all"):
+    if split is not None and split not in (*SPLIT_NAMES, "all"):
         raise ConfigError(f"--split must be one of train, val, test, all; got {split!r}")
     data = load_data(task_obj, config, settings)
+    shipped_test = data.split is not None and bool(np.any(data.split == "test"))
+    split = split or ("all" if external and not shipped_test else "test")
     rows = (np.arange(len(data)) if split == "all"
             else saved_split(task_obj, data, config).part(split))
     predictor = load_predictor(folder.path, settings.device, trust)

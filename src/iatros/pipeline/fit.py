@@ -107,7 +107,8 @@ def fit(task: Task, spec: ModelSpec, data: TaskData, split: Split, run: RunFolde
     """Fit the run's model (one network, an ensemble, or a scikit-learn estimator)."""
     xy_train = (data.inputs[split.train], data.targets[split.train])
     if spec.family == "sklearn":
-        return fit_sklearn(spec, task.target, xy_train, seed=seed, run_dir=run.path, params=params)
+        return fit_sklearn(spec, task.target, xy_train, seed=seed, run_dir=run.path, params=params,
+                           n_classes=len(task.classes))
     assert config is not None
     score, mode = monitor(task)
     common = dict(device=settings.device, run_dir=run.path, resume=resume, monitor=score,

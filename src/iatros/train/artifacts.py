@@ -18,6 +18,8 @@ from iatros.run_folder import SKLEARN_MODEL, SKLEARN_PICKLE, atomic_write
 # trusted by skops itself.
 TRUSTED_TYPES = frozenset({
     "iatros.models.survival.SurvivalEstimator",
+    "iatros.models.beats.BeatFeatures",
+    "iatros.models.beats.SqrtBalancedGBM",
     "iatros.models.signals.RhythmFeatures",
     "iatros.models.tabular.DropAllMissing",
     "numpy.dtype",

@@ -38,6 +38,32 @@ class SequenceNLLLoss(nn.Module):
         return output[:, 0].mean()
 
 
+class ClassWeightedLoss(nn.Module):
+    """Cross-entropy with each class weighted by the square root of (largest class count / its
+    count): rare classes count more without a handful of examples dominating. Classes absent
+    from training (or beyond the counts) weigh 1."""
+
+    def __init__(self, counts: np.ndarray) -> None:
+        super().__init__()
+        counts = np.asarray(counts, dtype=np.float64)
+        weights = np.where(counts > 0, np.sqrt(counts.max() / np.maximum(counts, 1)), 1.0)
+        self.register_buffer("weights", torch.as_tensor(weights, dtype=torch.float32))
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        k = logits.shape[1]
+        weights = self.weights[:k]
+        if len(weights) < k:
+            weights = torch.cat([weights, weights.new_ones(k - len(weights))])
+        return nn.functional.cross_entropy(logits, target, weight=weights.to(logits.device))
+
+
+def _class_loss(train_targets: np.ndarray, balance: bool) -> nn.Module:
+    """Cross-entropy; `balance` weights rarer classes up (`ClassWeightedLoss`)."""
+    if not balance:
+        return nn.CrossEntropyLoss()
+    return ClassWeightedLoss(np.bincount(np.asarray(train_targets, dtype=np.int64)))
+
+
 def _binary_loss(train_targets: np.ndarray, balance: bool) -> nn.Module:
     """BCE; `balance` weights the rarer positive class up by negatives / positives."""
     pos = float(np.sum(train_targets == 1))
@@ -57,7 +83,7 @@ def _softmax(outputs: np.ndarray) -> np.ndarray:
 
 LOSSES: dict[TargetKind, Callable[[np.ndarray, bool], nn.Module]] = {
     TargetKind.BINARY: _binary_loss,
-    TargetKind.MULTICLASS: lambda y, balance: nn.CrossEntropyLoss(),
+    TargetKind.MULTICLASS: _class_loss,
     TargetKind.ORDINAL: lambda y, balance: nn.CrossEntropyLoss(),
     TargetKind.MULTILABEL: lambda y, balance: nn.BCEWithLogitsLoss(),
     TargetKind.REGRESSION: lambda y, balance: RegressionLoss(),
@@ -75,7 +101,7 @@ SCORES: dict[TargetKind, Callable[[np.ndarray], np.ndarray]] = {
 
 
 def loss_for(kind: TargetKind, train_targets: np.ndarray, balance: bool = False) -> nn.Module:
-    """The training loss for a kind; `balance` weights the rarer class up (binary)."""
+    """The training loss for a kind; `balance` weights rarer classes up (binary, multiclass)."""
     if kind not in LOSSES:
         raise ConfigError(f"no loss for target kind {TargetKind(kind).value!r} yet")
     return LOSSES[kind](train_targets, balance)

@@ -95,7 +95,19 @@ class SklearnPredictor:
         return baseline_survival_curves(self.estimator, np.asarray(inputs, dtype=np.float64))
 
     def predict_scores(self, inputs: Any) -> np.ndarray:
-        return head_for(self.kind).sklearn_scores(self.estimator, as_model_input(inputs))
+        scores = head_for(self.kind).sklearn_scores(self.estimator, as_model_input(inputs))
+        return every_class(scores, getattr(self.estimator, "classes_", None),
+                           self.info.get("n_classes"))
+
+
+def every_class(scores: np.ndarray, fitted: Any, n_classes: int | None) -> np.ndarray:
+    """One column per task class: a class absent from the training rows (a classifier then
+    knows only `fitted` classes) gets probability 0 in its column."""
+    if not n_classes or fitted is None or scores.ndim != 2 or scores.shape[1] >= n_classes:
+        return scores
+    out = np.zeros((len(scores), n_classes), dtype=scores.dtype)
+    out[:, np.asarray(fitted, dtype=np.int64)] = scores
+    return out
 
 
 @dataclass
@@ -291,13 +303,15 @@ def fit_torch(spec: ModelSpec, kind: TargetKind, n_classes: int,
 
 def fit_sklearn(spec: ModelSpec, kind: TargetKind, train: tuple[np.ndarray, np.ndarray], *,
                 seed: int, run_dir: Path, params: dict[str, Any] | None = None,
-                ) -> SklearnPredictor:
-    """Fit a classical baseline on the training rows and save it."""
+                n_classes: int | None = None) -> SklearnPredictor:
+    """Fit a classical baseline on the training rows and save it; `n_classes` (the task's) keeps
+    a column for every class even when the training rows lack one."""
     params = {**spec.params, **(params or {})}
     estimator = spec.build(kind, seed, **params)
     x_train, y_train = train
     estimator.fit(as_model_input(x_train), np.asarray(y_train))
-    info = {"name": spec.name, "family": "sklearn", "kind": kind.value, "params": params}
+    info = {"name": spec.name, "family": "sklearn", "kind": kind.value, "params": params,
+            **({"n_classes": int(n_classes)} if n_classes and kind.class_indices else {})}
     save_estimator(estimator, run_dir)
     _write_info(run_dir, info, spec)
     return SklearnPredictor(estimator, kind, info, spec)
