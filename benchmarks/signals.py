@@ -12,6 +12,7 @@ out and named in the notes. The table goes to benchmarks/results/signals.json.
 
     python benchmarks/signals.py --data-root ../shared/data [--methods neurokit pantompkins1985]
     python benchmarks/signals.py --table af --data-root ../shared/data   # af-ecg models
+    python benchmarks/signals.py --table beats --data-root ../shared/data   # mitbih-beats models
 """
 
 from __future__ import annotations
@@ -318,6 +319,145 @@ def af_main(args: argparse.Namespace) -> None:
     print(table.markdown())
 
 
+BEAT_MODELS = ("beat-logreg", "beat-gbm", "beat-cnn")
+BEAT_SHOWN = ("N", "S", "V", "F")
+# inter-patient (train DS1, test DS2) figures as published, Se / +P in %
+BEAT_PUBLISHED = [
+    ("de Chazal et al. 2004 (linear discriminants, RR + morphology; DS1 -> DS2)",
+     {"N": ("-", "-"), "S": ("75.9", "38.5"), "V": ("77.7", "81.9"), "F": ("-", "-")},
+     "de Chazal, O'Dwyer & Reilly, IEEE Trans Biomed Eng 51(7):1196-1206 (2004), abstract: SVEB "
+     "sensitivity 75.9% and positive predictivity 38.5%, VEB 77.7% and 81.9% on DS2 (N and F "
+     "figures, in the paper's tables, are not repeated here)"),
+]
+
+
+def beats_run_one(model: str, data_root: str, seed: int, n_boot: int, folds: int) -> dict:
+    """`iatros train mitbih-beats --model MODEL --cv FOLDS` in this process; per-class Se and +P
+    of the pooled out-of-fold beats and of the held-out test records, record-clustered CIs."""
+    import json
+    import resource
+    import tempfile
+
+    import numpy as np
+    import pandas as pd
+
+    from iatros import api
+    from iatros.data.signals.beats import AAMI_CLASSES
+    from iatros.evaluate import metrics as M
+
+    os.environ.setdefault("IATROS_HOME", tempfile.mkdtemp(prefix="iatros-bench-"))
+    timing = timing_note()
+    t0 = time.perf_counter()
+    run = api.train("mitbih-beats", data_root=data_root, model=model, seed=seed, cv=folds,
+                    out=Path(tempfile.mkdtemp()) / "run", progress=False, register=False,
+                    eval_options=api.EvalOptions(n_boot=n_boot, seed=seed))
+    seconds = time.perf_counter() - t0
+    k = len(AAMI_CLASSES)
+
+    def per_class(frame: pd.DataFrame) -> dict:
+        y = frame["target"].to_numpy(int)
+        pred = frame[[f"prob_{j}" for j in range(k)]].to_numpy(float).argmax(axis=1)
+        truth, hit = np.eye(k)[y], np.eye(k)[pred]
+        tp = truth * hit
+        boots = [(w @ tp / (w @ truth), w @ tp / (w @ hit)) for w in
+                 M.bootstrap_weights(len(y), n_boot, seed=seed, clusters=frame["patient_id"])]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            se_b = np.vstack([b[0] for b in boots])
+            ppv_b = np.vstack([b[1] for b in boots])
+            se, ppv = tp.sum(0) / truth.sum(0), tp.sum(0) / hit.sum(0)
+        out = {}
+        for j, c in enumerate(AAMI_CLASSES):
+            out[c] = {"n": int(truth[:, j].sum()), "predicted": int(hit[:, j].sum())}
+            for name, point, draws in (("se", se[j], se_b[:, j]), ("ppv", ppv[j], ppv_b[:, j])):
+                lo, hi = np.nanpercentile(draws, [2.5, 97.5]) if np.isfinite(draws).any() else (None, None)
+                out[c][name] = {"value": None if not np.isfinite(point) else float(point),
+                                "ci95": None if lo is None else [float(lo), float(hi)]}
+        return out
+
+    pooled = pd.read_csv(run / "cv_predictions.csv")
+    test = pd.read_csv(run / "predictions.csv").query("split == 'test'")
+    cv = json.loads((run / "cross_validation.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
+    config = json.loads((run / "config.json").read_text())
+    return {
+        "model": model, "seed": seed, "folds": folds, "cv": per_class(pooled),
+        "cv_f1": cv["pooled"]["f1"], "cv_records": sorted(map(str, pooled["patient_id"].unique())),
+        "test": per_class(test), "test_f1": metrics["splits"]["test"]["f1"],
+        "test_records": sorted(map(str, test["patient_id"].unique())),
+        "loader": config["data"]["loader"], "seconds": seconds,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "timing": timing,
+    }
+
+
+def _pct_ci(e: dict) -> str:
+    if e.get("value") is None:
+        return "-"
+    lo, hi = e.get("ci95") or (None, None)
+    return f"{100 * e['value']:.1f}" + ("" if lo is None else f" ({100 * lo:.0f}-{100 * hi:.0f})")
+
+
+def beats_table(results: list[dict], command: str) -> Table:
+    """Per model: out-of-fold Se / +P per AAMI class over DS1, beside the published DS2 figures."""
+    columns = ["model", "scored on", "beats", "macro F1 (95% CI)",
+               *(f"{c} Se / +P %" for c in BEAT_SHOWN), "s (train + CV)", "peak MB"]
+    rows = []
+    for r in results:
+        for part, label, f1 in (("cv", f"{r['folds']}-fold CV, {len(r['cv_records'])} DS1 records",
+                                 r["cv_f1"]),
+                                ("test", f"held-out DS1 records {', '.join(r['test_records'])}",
+                                 r["test_f1"])):
+            cells = [f"{_pct_ci(r[part][c]['se'])} / {_pct_ci(r[part][c]['ppv'])}" for c in BEAT_SHOWN]
+            n = sum(v["n"] for v in r[part].values())
+            rows.append([f"`{r['model']}`", label, f"{n:,}", _entry(f1), *cells,
+                         f"{r['seconds']:.0f}" if part == "cv" else "",
+                         f"{r['peak_rss_mb']:.0f}" if part == "cv" else ""])
+    for name, figures, _ in BEAT_PUBLISHED:
+        rows.append([f"published: {name}", "DS2 (22 records)", "49,712", "-",
+                     *(f"{figures[c][0]} / {figures[c][1]}" for c in BEAT_SHOWN), "-", "-"])
+    loaded = results[0]["loader"].split(": ", 1)[-1] if results else ""
+    notes = [
+        f"Data: {loaded}. Beats at the reference annotation positions, lead MLII, AAMI classes "
+        "(de Chazal et al. 2004); the 4 paced records are left out.",
+        "Scores: the run's own split holds 3 DS1 records out as a test set; `--cv` then trains the "
+        "model afresh on record-level folds of the other 19 (train + val) and pools every beat's "
+        "out-of-fold prediction. Se = TP / (TP + FN), +P = TP / (TP + FP) per class on the argmax "
+        "class; 95% CIs: 1000 bootstrap resamples of records (all of a record's beats together). "
+        "Macro F1 is over the 5 classes (Q, 8 beats in DS1, counts).",
+        "Published figures are on DS2 (test records of other patients), ours on DS1 by "
+        "cross-validation: the same inter-patient idea, different records, so not comparable one "
+        "to one. DS2 is not in the shared data; `iatros evaluate RUN --data-root FULL_COPY` scores "
+        "it.",
+        *[f"{name}: {source}." for name, _, source in BEAT_PUBLISHED],
+        *dict.fromkeys(r.get("timing") or timing_note() for r in results),
+    ]
+    return Table(columns, rows, command, notes)
+
+
+def beats_main(args: argparse.Namespace) -> None:
+    """Each beat model in its own process (peak memory per model), then the `beats` table."""
+    import json
+    import subprocess
+
+    reuse = dict(r.split("=", 1) for r in args.reuse)
+    results = []
+    for model in args.models or BEAT_MODELS:
+        if model in reuse:
+            results.append(json.loads(Path(reuse[model]).read_text()))
+            continue
+        cmd = [sys.executable, __file__, "--beats-one", model, "--data-root", args.data_root,
+               "--seed", str(args.seed), "--n-boot", str(args.n_boot), "--folds", str(args.folds)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        results.append(json.loads(out.strip().splitlines()[-1]))
+        if args.json_out:
+            Path(args.json_out).mkdir(parents=True, exist_ok=True)
+            (Path(args.json_out) / f"{model}.json").write_text(json.dumps(results[-1], indent=1))
+    command = " ".join(["python", "benchmarks/signals.py", "--table", "beats", "--data-root",
+                        shown(args.data_root), *(["--seed", str(args.seed)] if args.seed else [])])
+    table = beats_table(results, command)
+    print(write_tables("signals", {"beats": table}))
+    print(table.markdown())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", default=os.environ.get("IATROS_DATA", "../shared/data"))
@@ -326,17 +466,29 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=120.0,
                         help="leave out a detector slower than this on record 100")
     parser.add_argument("--tolerance", type=float, default=0.150, help="match window in seconds")
-    parser.add_argument("--table", choices=("rpeaks", "af"), default="rpeaks",
+    parser.add_argument("--table", choices=("rpeaks", "af", "beats"), default="rpeaks",
                         help="rpeaks: R-peak detectors on MIT-BIH; af: the af-ecg models on "
-                             "PhysioNet/CinC 2017")
+                             "PhysioNet/CinC 2017; beats: mitbih-beats models by DS1 "
+                             "cross-validation")
     parser.add_argument("--models", nargs="*", help="af: models to train (default: resnet1d hrv-gbm)")
     parser.add_argument("--seed", type=int, default=0, help="af: split and training seed")
     parser.add_argument("--n-boot", type=int, default=1000, help="af: bootstrap resamples")
     parser.add_argument("--json-out", help="af: save each model's result here (MODEL.json)")
     parser.add_argument("--reuse", nargs="*", default=[],
                         help="af: MODEL=RESULT.json saved by --json-out, tabulated instead of retrained")
+    parser.add_argument("--folds", type=int, default=5, help="beats: cross-validation folds")
     parser.add_argument("--af-one", help=argparse.SUPPRESS)
+    parser.add_argument("--beats-one", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.beats_one:
+        import json
+
+        print(json.dumps(beats_run_one(args.beats_one, args.data_root, args.seed, args.n_boot,
+                                       args.folds)))
+        return
+    if args.table == "beats":
+        beats_main(args)
+        return
     if args.af_one:
         import json
 
