@@ -152,3 +152,44 @@ def test_no_readable_record_of_a_class_is_a_clear_error(folder, tmp_path):
     task = get_task(f"signals:{folder}", {"labels": str(tmp_path / "gone.csv")})
     with pytest.raises(CorruptDataError, match=r"gone\.csv: the readable records hold fewer than two"):
         task.load(folder)
+
+
+@pytest.fixture(scope="module")
+def two_lead_folder(shared_data_module: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six 20 s two-lead CSV excerpts (MLII, V1) of MIT-BIH record 101 at 360 Hz."""
+    header = shared_data_module / "mitbih_arrhythmia" / "mitdb" / "101.hea"
+    if not header.is_file():
+        pytest.skip(f"MIT-BIH record 101 absent: {header}")
+    signal = read_signal(header)
+    root = tmp_path_factory.mktemp("two-lead")
+    rows = []
+    for k in range(6):
+        part = signal.slice(20.0 * k, 20.0 * (k + 1))
+        t = np.arange(len(part.data)) / part.fs
+        pd.DataFrame({"time": t, "MLII": part.data[:, 0], "V1": part.data[:, 1]}).to_csv(
+            root / f"r{k}.csv", index=False)
+        rows.append({"record": f"r{k}.csv", "label": "ab"[k % 2], "patient_id": f"P{k}"})
+    pd.DataFrame(rows).to_csv(root / "labels.csv", index=False)
+    return root
+
+
+def test_a_chosen_channel_is_read_for_training_and_for_predict(two_lead_folder):
+    from iatros.kinds import Modality
+    from iatros.pipeline.inputs import read_inputs
+
+    by_name = get_task(f"signals:{two_lead_folder}", {"channel": "V1"}).load(two_lead_folder)
+    by_position = get_task(f"signals:{two_lead_folder}", {"channel": 1}).load(two_lead_folder)
+    first = get_task(f"signals:{two_lead_folder}").load(two_lead_folder)
+    v1 = resample(read_signal(two_lead_folder / "r0.csv").select(["V1"]), 300.0).data[:, 0]
+    np.testing.assert_allclose(by_name.inputs[0], v1, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(by_position.inputs[0], v1, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(first.inputs[0], v1)
+    config = {"task_options": {"channel": "V1"}, "model_params": {"fs": 300.0}}
+    new = read_inputs(Modality.SIGNAL, [two_lead_folder / "r0.csv"], config)
+    np.testing.assert_allclose(new.batch[0], by_name.inputs[0], rtol=1e-5, atol=1e-6)
+    assert "channel 'V1'" in get_task(f"signals:{two_lead_folder}", {"channel": "V1"}).description
+
+
+def test_an_unknown_channel_skips_every_record_with_a_clear_error(two_lead_folder):
+    with pytest.raises(CorruptDataError, match="no listed record could be used"):
+        get_task(f"signals:{two_lead_folder}", {"channel": "V5"}).load(two_lead_folder)

@@ -183,6 +183,13 @@ def train_cmd(
                         "DocumentReference, OMOP NOTE): each coded concept the NLP pipeline finds "
                         "becomes an event, negated or uncertain ones marked so.",
         rich_help_panel="Your own records")] = False,
+    channel: Annotated[str | None, typer.Option(
+        help="signals:FOLDER tasks: the channel to read, by name (e.g. MLII) or position (0 = "
+             "the first, the default); `predict` reads the same one.",
+        rich_help_panel="Your own recordings")] = None,
+    min_seconds: Annotated[float | None, typer.Option(
+        "--min-seconds", min=0.0, help="signals:FOLDER tasks: skip recordings shorter than this "
+                                       "(default 5).", rich_help_panel="Your own recordings")] = None,
 ) -> None:
     """Train TASK, evaluate it with CIs, audit subgroups, write report.html; print the run path.
 
@@ -200,6 +207,9 @@ def train_cmd(
                                  "drop": drop or None, "labels": str(labels) if labels else None,
                                  "size": size, "channels": channels, "window": window,
                                  "source": source, "notes": notes or None,
+                                 "channel": (int(channel) if channel and channel.isdigit()
+                                             else channel),
+                                 "min_seconds": min_seconds,
                                  "allow_text_feature": allow_text_feature or None}.items()
                if v is not None}
     params, train_settings = api.split_trial(api.parse_params(param or []))

@@ -101,17 +101,19 @@ def read_tables(files: Sequence[Path], config: dict[str, Any],
 
 def read_signals(files: Sequence[Path], config: dict[str, Any],
                  encoding: dict[str, Any] | None = None) -> NewInputs:
-    """Recordings (WFDB, EDF, CSV, DICOM waveforms): the first channel, resampled to the rate the
-    model was trained at (its `fs` parameter) when the file's differs."""
+    """Recordings (WFDB, EDF, CSV, DICOM waveforms): the channel the run was trained on (a
+    signals:FOLDER `channel` option, else the first), resampled to the rate the model was
+    trained at (its `fs` parameter) when the file's differs."""
     from iatros.data.signals import read_signal
     from iatros.data.signals.processing import resample
 
     fs = (config.get("model_params") or {}).get("fs")
+    channel = (config.get("task_options") or {}).get("channel", 0)
     found, errors = _existing(files)
     records, names = [], []
     for f in found:
         try:
-            signal = read_signal(f).select([0])
+            signal = read_signal(f).select([channel])
             if fs and abs(signal.fs - float(fs)) > 1e-6:
                 log.warning("%s: resampled from %g Hz to the model's %g Hz", f, signal.fs, float(fs))
                 signal = resample(signal, float(fs))

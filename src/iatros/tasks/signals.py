@@ -379,6 +379,11 @@ def _signal_folder_loader(argument: str, options: dict[str, Any]) -> Any:
     return load
 
 
+def _channel_words(channel: Any) -> str:
+    return f"channel {channel!r}" if not isinstance(channel, int) else (
+        "the first channel" if channel == 0 else f"channel {channel} (from 0)")
+
+
 def signals_task(argument: str, options: dict[str, Any]) -> Task:
     """`signals:FOLDER`: a user's own recordings with a labels CSV (record, label, patient_id).
 
@@ -407,7 +412,8 @@ def signals_task(argument: str, options: dict[str, Any]) -> Task:
     return Task(
         name=f"signals:{argument}",
         description=f"{resolved.get('target') or 'label'} from the recordings in {folder.name} "
-                    f"(first channel unless chosen, resampled to {FOLDER_FS:g} Hz)",
+                    f"({_channel_words(resolved.get('channel', 0))}, resampled to "
+                    f"{FOLDER_FS:g} Hz)",
         modality=Modality.SIGNAL, target=kind, loader=_signal_folder_loader(argument, resolved),
         classes=tuple(resolved["classes"]), sensitive_attributes=tuple(resolved.get("attributes") or ()),
         primary_metric=FOLDER_METRIC.get(kind, "auroc"),
@@ -416,8 +422,8 @@ def signals_task(argument: str, options: dict[str, Any]) -> Task:
         intended_use="Defined by the user who supplied the recordings.",
         limitations=(
             "User-supplied recordings: acquisition, labelling and cohort are not checked by iatros.",
-            f"One channel is used, resampled to {FOLDER_FS:g} Hz; `predict` on new files reads "
-            f"their first channel.",
+            f"One channel is used ({_channel_words(resolved.get('channel', 0))}), resampled to "
+            f"{FOLDER_FS:g} Hz; `predict` on new files reads the same channel.",
             "Networks see the first 30 s (a random 30 s window when training); longer recordings "
             "are cut, shorter ones zero-padded.",
         ),
