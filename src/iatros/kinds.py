@@ -56,5 +56,6 @@ class Modality(str, Enum):
     EHR = "ehr"
     TEXT = "text"
     SIGNAL = "signal"
+    BEATS = "beats"  # heartbeats cut from an ECG at R-peaks: RR features and the beat's samples
     OMICS = "omics"
     MOLECULE = "molecule"

@@ -91,19 +91,15 @@ def _beats(_root: Path) -> TaskData:
     return TaskData(rows, y, np.arange(60), pd.DataFrame(index=range(60)))
 
 
-BEAT_MODELS = ("beat-logreg", "beat-gbm", "beat-cnn")  # they read beat rows, not recordings
-
-
 def _iob_root(root: Path) -> Path:
     _write_iob(root / "bioner" / "NCBI-disease-IOB", n=3)
     return root
 
 
-def _case(modality: Modality, kind: TargetKind, tmp: Path,
-          model: str = "") -> tuple[Task | str, Path | None]:
-    """A tiny task of this modality and kind (beat rows for the beat models), and its data root."""
-    if model in BEAT_MODELS:
-        return Task(name="contract-beats", description="contract", modality=Modality.SIGNAL,
+def _case(modality: Modality, kind: TargetKind, tmp: Path) -> tuple[Task | str, Path | None]:
+    """A tiny task of this modality and kind, and its data root."""
+    if modality is Modality.BEATS:
+        return Task(name="contract-beats", description="contract", modality=Modality.BEATS,
                     target=kind, loader=_beats, classes=("normal", "ectopic")), None
     if modality is Modality.TABULAR:
         return _tabular(kind), None
@@ -149,7 +145,7 @@ def test_every_registered_model_is_covered():
 @pytest.mark.filterwarnings("ignore:.*checksum")
 @pytest.mark.parametrize(("model", "modality", "kind"), CASES)
 def test_model_trains_predicts_reloads_identically_and_resumes(model, modality, kind, tmp_path):
-    task, root = _case(modality, kind, tmp_path, model)
+    task, root = _case(modality, kind, tmp_path)
     spec = next(s for s in list_models() if s.name == model)
     options = dict(data_root=root, model=model, eval_options=FAST, register=False,
                    params=SMALL.get(model))

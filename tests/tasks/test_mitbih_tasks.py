@@ -14,7 +14,7 @@ from iatros import api
 from iatros.errors import MissingDataError
 from iatros.models.beats import BeatFeatures, morphology
 from iatros.tasks import get_task
-from iatros.tasks.beats import DS2, read_beat_records
+from iatros.tasks.mitbih import DS2, read_beat_records
 
 FAST = api.EvalOptions(n_boot=20)
 DS1_PICK = ("101", "106", "119", "201", "209")  # N, V, S and F beats among them
@@ -120,3 +120,41 @@ def test_the_cnn_trains_a_few_steps_on_beats(ds1_root, tmp_path):
                     params={"width": 8})
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0.0 <= metrics["splits"]["test"]["accuracy"]["value"] <= 1.0
+
+
+def test_af_windows_are_labelled_from_the_rhythm_annotations(ds1_root):
+    from iatros.tasks.mitbih import AF_WINDOW_FS, AF_WINDOW_S
+
+    data = get_task("mitbih-af").load(ds1_root)
+    assert data.inputs.shape[1] == int(AF_WINDOW_S * AF_WINDOW_FS)
+    per_record = {r: int(data.targets[data.patient_ids == r].sum()) for r in DS1_PICK}
+    # of these records only 201 holds atrial fibrillation (about 10 minutes of its 30)
+    assert per_record.pop("201") >= 15 and not any(per_record.values())
+
+
+def test_af_windows_train_and_cross_validate_with_every_af_record_held_out_once(ds1_root, tmp_path):
+    run = api.train("mitbih-af", data_root=ds1_root, out=tmp_path / "af", model="hrv-gbm",
+                    params={"max_iter": 30}, cv=2, eval_options=FAST, register=False)
+    table = json.loads((run / "cross_validation.json").read_text())
+    assert table["folds"] == 2 and table["n"] > 0
+
+
+def test_predict_on_a_new_recording_classifies_each_detected_beat(beat_run, mitdb, tmp_path):
+    import pandas as pd
+
+    from iatros.data.signals import read_annotations, read_signal
+    from iatros.data.signals.beats import aami_beats
+
+    signal = read_signal(mitdb / "119.hea").slice(0.0, 60.0)
+    t = np.arange(len(signal.data)) / signal.fs
+    pd.DataFrame({"time": t, "MLII": signal.data[:, 0], "V1": signal.data[:, 1]}).to_csv(
+        tmp_path / "minute.csv", index=False)
+    pd.DataFrame({"time": t, "MLII": np.zeros(len(t))}).to_csv(tmp_path / "flat.csv", index=False)
+    results = api.predict(beat_run, [tmp_path / "minute.csv", tmp_path / "flat.csv"])
+    beats = [r for r in results if "error" not in r]
+    reference = aami_beats(read_annotations(mitdb / "119.hea")).samples
+    n_reference = int(np.sum(reference < 60 * signal.fs))
+    assert abs(len(beats) - n_reference) <= 3
+    assert all("@" in r["input"] and r["prediction"] in ("N", "S", "V", "F", "Q") for r in beats)
+    assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-6 for r in beats)
+    assert [r["input"] for r in results if "error" in r] == [str(tmp_path / "flat.csv")]

@@ -19,19 +19,18 @@ import torch
 from sklearn.ensemble import HistGradientBoostingClassifier
 from torch import nn
 
-from iatros.data.signals.beats import BEFORE_S, RR_FEATURES
+from iatros.data.signals.beats import BEATS_FS, BEFORE_S, RR_FEATURES
 from iatros.errors import ConfigError
 from iatros.kinds import Modality, TargetKind
 from iatros.models.registry import ModelSpec, register_model
 from iatros.models.tabular import tabular_dataset, tabular_width
 
 N_RR = len(RR_FEATURES)
-BEAT_FS = 360.0
 BEAT_KINDS = frozenset({TargetKind.BINARY, TargetKind.MULTICLASS})
 MORPHOLOGY = ("qrs_max", "qrs_min", "qrs_range", "qrs_area", "t_max", "t_min", "wave_energy")
 
 
-def morphology(waves: np.ndarray, fs: float = BEAT_FS, step: int = 6) -> np.ndarray:
+def morphology(waves: np.ndarray, fs: float = BEATS_FS, step: int = 6) -> np.ndarray:
     """(n, ceil(width / step) + len(MORPHOLOGY)): the waveform averaged over `step` samples,
     then QRS (R +- 0.1 s) and T-wave (R + 0.15..0.4 s) extremes, QRS area and energy."""
     waves = np.nan_to_num(np.asarray(waves, dtype=np.float64))
@@ -52,7 +51,7 @@ class BeatFeatures:
     """scikit-learn transformer: beat rows -> RR features + `morphology` (without the coarse
     waveform when `waveform` is False); nothing is learned."""
 
-    def __init__(self, n_rr: int = N_RR, fs: float = BEAT_FS, waveform: bool = True) -> None:
+    def __init__(self, n_rr: int = N_RR, fs: float = BEATS_FS, waveform: bool = True) -> None:
         self.n_rr, self.fs, self.waveform = n_rr, fs, waveform
 
     def fit(self, x: Any, y: Any = None) -> BeatFeatures:
@@ -153,13 +152,13 @@ def build_beat_cnn(n_inputs: int, n_outputs: int, *, n_rr: int = N_RR, width: in
 
 
 register_model(ModelSpec(
-    name="beat-logreg", family="sklearn", modalities=(Modality.SIGNAL,), build=build_beat_logreg,
+    name="beat-logreg", family="sklearn", modalities=(Modality.BEATS,), build=build_beat_logreg,
     description="RR intervals (pre, post, local and 5-minute means, ratios) and a QRS / T-wave "
                 "summary, standardised, then class-balanced logistic regression",
     params={"C": 1.0}, kinds=BEAT_KINDS,
 ))
 register_model(ModelSpec(
-    name="beat-gbm", family="sklearn", modalities=(Modality.SIGNAL,), build=build_beat_gbm,
+    name="beat-gbm", family="sklearn", modalities=(Modality.BEATS,), build=build_beat_gbm,
     description="RR intervals (pre, post, local and 5-minute means, ratios) and beat morphology "
                 "(waveform at 60 Hz, QRS and T extremes, area), then histogram gradient boosting "
                 "with sqrt inverse-frequency class weights",
@@ -168,7 +167,7 @@ register_model(ModelSpec(
     kinds=BEAT_KINDS,
 ))
 register_model(ModelSpec(
-    name="beat-cnn", family="torch", modalities=(Modality.SIGNAL,), build=build_beat_cnn,
+    name="beat-cnn", family="torch", modalities=(Modality.BEATS,), build=build_beat_cnn,
     description="Three 1-D convolutions over the beat (-0.25..+0.4 s) joined with a layer on log "
                 "RR features; class-weighted cross-entropy",
     params={"n_rr": N_RR, "width": 32, "dropout": 0.3},

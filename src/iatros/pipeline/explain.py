@@ -220,8 +220,6 @@ class SignalExplainer(Explainer):
         items = []
         for k in range(len(chosen)):
             x, _ = dataset[k]
-            if x.ndim != 2:  # beat rows (RR features, then samples) are no (channels, time) trace
-                return None
             unit, shown, explained = scorer.output_unit(task, scores[picks[k]])
             truth = scorer.true_label(task, data.targets[chosen[k]])
             caption = (f"test example {k + 1} (true: {truth}): {shown}; attributions for "

@@ -127,6 +127,27 @@ def read_signals(files: Sequence[Path], config: dict[str, Any],
     return NewInputs(batch, names, errors)
 
 
+def read_beats(files: Sequence[Path], config: dict[str, Any],
+               encoding: dict[str, Any] | None = None) -> NewInputs:
+    """Recordings cut into beats (`data.signals.beats.recording_beats`: lead MLII or the first,
+    R-peaks detected): one input per beat, named FILE@SECONDSs."""
+    from iatros.data.signals import read_signal
+    from iatros.data.signals.beats import recording_beats
+
+    found, errors = _existing(files)
+    rows, names = [], []
+    for f in found:
+        try:
+            beats, seconds = recording_beats(read_signal(f))
+        except IatrosError as e:
+            errors.append({"input": str(f), "error": str(e)})
+            continue
+        rows.append(beats)
+        names += [f"{f}@{t:.3f}s" for t in seconds]
+    batch = np.vstack(rows) if rows else np.zeros((0, 0), np.float32)
+    return NewInputs(batch, names, errors)
+
+
 def _no_reader(modality: Modality) -> Reader:
     def refuse(files: Sequence[Path], config: dict[str, Any],
                encoding: dict[str, Any] | None = None) -> NewInputs:
@@ -141,6 +162,7 @@ READERS: dict[Modality, Reader] = {
     Modality.TEXT: read_notes,
     Modality.TABULAR: read_tables,
     Modality.SIGNAL: read_signals,
+    Modality.BEATS: read_beats,
 }
 
 

@@ -72,7 +72,7 @@ def test_rows_are_rr_features_then_the_window_and_are_named_so():
 
 def test_ds1_beat_counts_match_de_chazal_2004(shared_data: Path):
     base = shared_data / "mitbih_arrhythmia" / "mitdb"
-    from iatros.tasks.beats import DS1
+    from iatros.tasks.mitbih import DS1
 
     if not all((base / f"{r}.atr").is_file() for r in DS1):
         pytest.skip(f"MIT-BIH DS1 annotations absent under {base}")

@@ -3,9 +3,11 @@
 The AAMI EC57 grouping of MIT-BIH beat labels (N, S, V, F, Q) and the RR features follow de Chazal
 et al. (2004, IEEE TBME 51:1196) and the normalised RR of Lin & Yang (2014): pre- and post-RR, the
 mean RR of the 10 beats around, the mean RR within 5 minutes, and the ratios between them. Beat
-positions are the reference annotations (as in that protocol); samples are the cleaned lead (0.5 Hz
-high-pass and powerline filter from neurokit2) from 0.25 s before to 0.4 s after the R-peak, divided
-by the record's robust spread so that gains differing between recorders do not matter.
+positions are the reference annotations (as in that protocol; a new recording's come from the
+detector that scored best on MIT-BIH in benchmarks/signals.py, see `recording_beats`); samples
+are the cleaned lead (0.5 Hz high-pass and powerline filter from neurokit2) from 0.25 s before to
+0.4 s after the R-peak, divided by the record's robust spread so that gains differing between
+recorders do not matter.
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from iatros.data.signals.record import Annotation
+from iatros.data.signals.record import Annotation, Signal
+from iatros.errors import CorruptDataError
 
+BEATS_FS = 360.0  # the MIT-BIH rate: beat rows are cut at it
+BEAT_LEAD = "MLII"
+BEAT_DETECTOR = "manikandan2012"  # the best pooled Se and +P on MIT-BIH in benchmarks/signals.py
 AAMI_CLASSES = ("N", "S", "V", "F", "Q")
 AAMI_GROUPS = {  # MIT-BIH beat symbol -> AAMI class; every other symbol is not a beat
     "N": "N", "L": "N", "R": "N", "e": "N", "j": "N",
@@ -103,6 +109,26 @@ def beat_rows(cleaned: np.ndarray, samples: np.ndarray, fs: float) -> np.ndarray
     """One float32 row per beat: `RR_FEATURES` then the beat window (`beat_windows`)."""
     return np.hstack([rr_features(samples, fs).astype(np.float32),
                       beat_windows(cleaned, samples, fs)])
+
+
+def recording_beats(signal: Signal) -> tuple[np.ndarray, np.ndarray]:
+    """(beat rows, R-peak times in seconds) of a new recording: lead MLII when it has one, else
+    its first channel, at `BEATS_FS`, R-peaks by `BEAT_DETECTOR`."""
+    from iatros.data.signals.processing import clean_ecg, detect_rpeaks, resample
+
+    lead = BEAT_LEAD if BEAT_LEAD in signal.channels else 0
+    signal = signal.select([lead])
+    if abs(signal.fs - BEATS_FS) > 1e-6:
+        signal = resample(signal, BEATS_FS)
+    problems = signal.problems()
+    if problems:
+        raise CorruptDataError(f"{signal.source or 'recording'}: {'; '.join(problems)}")
+    cleaned = clean_ecg(signal.data[:, 0], BEATS_FS)
+    peaks = detect_rpeaks(cleaned, BEATS_FS, method=BEAT_DETECTOR, clean=False)
+    if len(peaks) < 2:
+        raise CorruptDataError(f"{signal.source or 'recording'}: {len(peaks)} R-peak(s) found; "
+                               f"beats need at least 2")
+    return beat_rows(cleaned, peaks, BEATS_FS), peaks / BEATS_FS
 
 
 def beat_feature_names(fs: float) -> list[str]:
