@@ -136,6 +136,10 @@ def overdetection(results: list[dict]) -> list[str]:
     return lines
 
 
+def _unscored(results: list[dict], key: str, method: str = "neurokit") -> int:
+    return sum(r.get(key, 0) for r in results if r.get("method") == method)
+
+
 def notes(args: argparse.Namespace, heads: list[Path], results: list[dict], dropped: dict[str, str],
           totals: list[dict]) -> list[str]:
     """What was scored and how, what was left out and why, the published figures' sources, timings."""
@@ -148,8 +152,14 @@ def notes(args: argparse.Namespace, heads: list[Path], results: list[dict], drop
         f"2004, and the 4 paced records 102, 104, 107, 217) plus record 100 (record100_wfdb/): {len(heads)} "
         f"records, {beats} reference beats. Channel 0 (MLII) at 360 Hz; reference beats are the .atr "
         "annotations with a beat symbol (N L R B A a J S V r F e j n E / f Q ?); rhythm, noise, "
-        "non-conducted P (x) and ventricular flutter wave (!, record 207) annotations are not beats, so "
-        "detections in 207's flutter episode count as FP.",
+        "non-conducted P (x) and ventricular flutter wave (!) annotations are not beats. "
+        + ("Ventricular flutter / fibrillation episodes (record 207's, from [ to ]) are scored too "
+           "(--score-vf): detections in them count as FP."
+           if args.score_vf else
+           f"As EC57 and PhysioNet's bxb prescribe, ventricular flutter / fibrillation episodes "
+           f"(from [ to ], record 207) are not scored: {_unscored(results, 'unscored_beats')} "
+           f"reference beats and each method's unpaired detections inside them left out "
+           f"(neurokit: {_unscored(results, 'unscored_detections')}); --score-vf scores them."),
         f"Matching: a detection within {args.tolerance * 1000:.0f} ms of a reference beat is a TP, "
         "one-to-one, closest pairs first (ANSI/AAMI EC57's window); the whole record is scored (no "
         "learning period or edge seconds left out). Se = TP/(TP+FN), +P = TP/(TP+FP), in %, pooled as "
@@ -635,6 +645,9 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=120.0,
                         help="leave out a detector slower than this on record 100")
     parser.add_argument("--tolerance", type=float, default=0.150, help="match window in seconds")
+    parser.add_argument("--score-vf", action="store_true",
+                        help="rpeaks: score ventricular flutter / fibrillation episodes too (EC57 "
+                             "leaves them out)")
     parser.add_argument("--table", choices=("rpeaks", "af", "beats", "af-holter"), default="rpeaks",
                         help="rpeaks: R-peak detectors on MIT-BIH; af: the af-ecg models on "
                              "PhysioNet/CinC 2017; beats: mitbih-beats models by DS1 "
@@ -687,7 +700,8 @@ def main() -> None:
     probe = next((h for h in heads if h.stem == "100"), heads[0])
     kept, dropped = screen(methods, probe, args.max_seconds)
     start = time.perf_counter()
-    results = rpeaks(heads, methods=kept, tolerance_s=args.tolerance, progress=True) if kept else []
+    results = (rpeaks(heads, methods=kept, tolerance_s=args.tolerance, score_vf=args.score_vf,
+                      progress=True) if kept else [])
     print(f"scored {len(heads)} records x {len(kept)} methods in {time.perf_counter() - start:.0f} s",
           file=sys.stderr)
     totals = pooled_by_method(results)

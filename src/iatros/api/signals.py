@@ -46,16 +46,17 @@ def _records(paths: Iterable[str | Path], reference: str) -> list[Path | dict[st
 
 
 def _score_record(header: Path, methods: Sequence[str], *, reference: str, channel: int | str,
-                  tolerance_s: float, skip_s: float) -> list[dict[str, Any]]:
+                  tolerance_s: float, skip_s: float, score_vf: bool) -> list[dict[str, Any]]:
     """Read one record once and score every method on it; failures become entries naming it."""
     try:
-        signal, beats = read_record(header, channel, reference)
+        signal, beats, episodes = read_record(header, channel, reference)
     except Exception as e:  # a damaged record or an unforeseen input: report it, keep the batch going
         return [_failure(header, e)]
     rows = []
     for method in methods:
         try:
-            rows.append(score_signal(signal, beats, method, tolerance_s=tolerance_s, skip_s=skip_s))
+            rows.append(score_signal(signal, beats, method, tolerance_s=tolerance_s, skip_s=skip_s,
+                                     unscored=() if score_vf else episodes))
         except Exception as e:  # a detector crashing on this record
             rows.append(_failure(header, e, method))
     return rows
@@ -63,10 +64,11 @@ def _score_record(header: Path, methods: Sequence[str], *, reference: str, chann
 
 def rpeaks(paths: Iterable[str | Path], *, methods: Sequence[str] = ("neurokit",), reference: str = "atr",
            channel: int | str = 0, tolerance_s: float = TOLERANCE_S, skip_s: float = 0.0,
-           progress: bool = False) -> list[dict[str, Any]]:
+           score_vf: bool = False, progress: bool = False) -> list[dict[str, Any]]:
     """Score R-peak detectors on WFDB records (paths with or without suffix, or folders: every record
     with a `reference` annotation file): one row per record and method with beats, TP, FN, FP,
-    sensitivity, positive predictivity and detection seconds; unreadable records as error entries."""
+    sensitivity, positive predictivity and detection seconds; unreadable records as error entries.
+    Ventricular flutter / fibrillation episodes are not scored (EC57) unless `score_vf`."""
     chosen = check_methods(methods)
     results: list[dict[str, Any]] = []
     for item in tqdm(_records(paths, reference), desc="records", unit="record", disable=not progress):
@@ -74,7 +76,7 @@ def rpeaks(paths: Iterable[str | Path], *, methods: Sequence[str] = ("neurokit",
             results.append(item)
             continue
         results.extend(_score_record(item, chosen, reference=reference, channel=channel,
-                                     tolerance_s=tolerance_s, skip_s=skip_s))
+                                     tolerance_s=tolerance_s, skip_s=skip_s, score_vf=score_vf))
     return results
 
 

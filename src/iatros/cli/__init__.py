@@ -452,6 +452,9 @@ def signals_rpeaks_cmd(
         min=0.0, help="Seconds a detection may lie from its reference beat (EC57: 0.150).")] = 0.150,
     skip: Annotated[float, typer.Option(
         min=0.0, help="Seconds left out at the start and end of each record (default: none).")] = 0.0,
+    score_vf: Annotated[bool, typer.Option(
+        "--score-vf", help="Also score ventricular flutter / fibrillation episodes ([ to ] "
+                           "annotations), which EC57 and bxb leave out.")] = False,
     progress: Annotated[bool | None, typer.Option(
         "--progress/--no-progress", help="Progress bar (default: when stderr is a terminal).")] = None,
     as_json: Json = False,
@@ -460,7 +463,9 @@ def signals_rpeaks_cmd(
     within --tolerance of a beat is a true positive (one-to-one, closest pairs first), a missed beat
     a false negative, any other detection a false positive. Prints per record and method beats, TP,
     FN, FP, sensitivity Se = TP/(TP+FN) and positive predictivity +P = TP/(TP+FP), and a pooled row
-    per method (TP, FN, FP summed over records). An unreadable record is named and the rest go on.
+    per method (TP, FN, FP summed over records). Ventricular flutter / fibrillation episodes are
+    not scored, as EC57 says (--score-vf scores them). An unreadable record is named and the rest
+    go on.
 
     RECORDS are WFDB records with or without a suffix (mitdb/100, mitdb/100.hea, mitdb/100.atr) or
     folders: every record inside (recursively) that has a reference annotation file is scored."""
@@ -468,7 +473,8 @@ def signals_rpeaks_cmd(
 
     results = signals_api.rpeaks(records, methods=method or ["neurokit"], reference=reference,
                                  channel=int(channel) if channel.lstrip("-").isdigit() else channel,
-                                 tolerance_s=tolerance, skip_s=skip, progress=_progress(progress))
+                                 tolerance_s=tolerance, skip_s=skip, score_vf=score_vf,
+                                 progress=_progress(progress))
     totals = signals_api.pooled_by_method(results)
     if as_json:
         print(json.dumps({"records": results, "pooled": totals}, indent=2))

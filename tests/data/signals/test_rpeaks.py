@@ -128,3 +128,36 @@ def test_skipping_the_edges_drops_beats_there(shared_data):
     whole = score_record(_record_100(shared_data), "neurokit")
     trimmed = score_record(_record_100(shared_data), "neurokit", skip_s=10.0)
     assert 0 < whole["beats"] - trimmed["beats"] < 40
+
+
+def test_vf_episodes_run_from_onset_to_offset_or_to_the_end():
+    from iatros.data.signals import Annotation
+    from iatros.data.signals.rpeaks import vf_episodes
+
+    marks = [Annotation(100, "["), Annotation(150, "!"), Annotation(300, "]"), Annotation(900, "[")]
+    assert vf_episodes(marks, 1000) == [(100, 300), (900, 999)]
+
+
+def test_inside_vf_beats_and_unclaimed_detections_are_not_scored_but_a_pair_across_counts():
+    # beats at 1000 (inside the episode 950..1100) and 2000; detections at 960 (unclaimed, inside),
+    # 1090 (inside, pairs with nothing scored) and 1995 (outside, a match)
+    out = match_beats([960, 1090, 1995], [1000, 2000], FS, unscored=[(950, 1100)])
+    assert (out["tp"], out["fn"], out["fp"]) == (1, 0, 0)
+    assert out["unscored_beats"] == 1 and out["unscored_detections"] == 2
+    # a detection inside the episode that pairs with a scored beat just outside still counts
+    near = match_beats([1102], [1150], FS, unscored=[(950, 1105)])
+    assert near["tp"] == 1 and near["unscored_detections"] == 0
+    scored = match_beats([960, 1090, 1995], [1000, 2000], FS)
+    assert (scored["tp"], scored["fn"], scored["fp"]) == (2, 0, 1)
+
+
+def test_record_207s_flutter_is_left_out_unless_asked(shared_data):
+    from iatros.data.signals.rpeaks import score_record
+
+    header = shared_data / "mitbih_arrhythmia" / "mitdb" / "207.hea"
+    if not header.with_suffix(".atr").is_file():
+        pytest.skip(f"MIT-BIH record 207 absent: {header}")
+    ec57 = score_record(header, "neurokit")
+    everything = score_record(header, "neurokit", score_vf=True)
+    assert ec57["unscored_detections"] > 0 and ec57["fp"] < everything["fp"]
+    assert everything["unscored_beats"] == 0 and everything["unscored_detections"] == 0

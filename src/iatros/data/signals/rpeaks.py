@@ -7,7 +7,11 @@ Se = TP / (TP + FN), positive predictivity +P = TP / (TP + FP). Records are scor
 default (no learning period left out); `skip_s` leaves out the first and last seconds of a record
 (reference and detections alike), where a detector may still be settling. Reference beats are
 the annotations whose symbol marks a beat (`BEAT_SYMBOLS`); rhythm changes, noise, non-conducted
-P waves, ventricular flutter waves and the like are not beats.
+P waves, ventricular flutter waves and the like are not beats. As EC57 (and PhysioNet's `bxb`)
+prescribe, ventricular flutter or fibrillation episodes (from a `[` annotation to the next `]`,
+both included; without a `]`, to the end) are not scored: reference beats inside are left out,
+and so is a detection inside that no scored beat claims (one paired with a beat outside counts
+as a match). `score_vf=True` scores them like the rest.
 """
 
 from __future__ import annotations
@@ -30,12 +34,35 @@ from iatros.errors import ConfigError, MissingDataError
 BEAT_SYMBOLS: frozenset[str] = frozenset(
     ["N", "L", "R", "B", "A", "a", "J", "S", "V", "r", "F", "e", "j", "n", "E", "/", "f", "Q", "?"])
 TOLERANCE_S = 0.150
+VF_ONSET, VF_OFFSET = "[", "]"
 
 
 def reference_beats(annotations: Iterable[Any]) -> np.ndarray:
     """Sample indices of the annotations that mark beats (sorted), the reference to score against."""
     samples = [int(a.sample) for a in annotations if a.symbol in BEAT_SYMBOLS]
     return np.sort(np.asarray(samples, dtype=np.int64))
+
+
+def vf_episodes(annotations: Iterable[Any], n_samples: int) -> list[tuple[int, int]]:
+    """[start, stop] sample ranges (both included) of ventricular flutter or fibrillation."""
+    episodes: list[tuple[int, int]] = []
+    start = None
+    for a in sorted(annotations, key=lambda a: int(a.sample)):
+        if a.symbol == VF_ONSET and start is None:
+            start = int(a.sample)
+        elif a.symbol == VF_OFFSET and start is not None:
+            episodes.append((start, int(a.sample)))
+            start = None
+    if start is not None:
+        episodes.append((start, max(n_samples - 1, start)))
+    return episodes
+
+
+def _in_episodes(samples: np.ndarray, episodes: Sequence[tuple[int, int]]) -> np.ndarray:
+    inside = np.zeros(samples.size, dtype=bool)
+    for start, stop in episodes:
+        inside |= (samples >= start) & (samples <= stop)
+    return inside
 
 
 def _as_samples(values: Sequence[int] | np.ndarray, name: str) -> np.ndarray:
@@ -70,14 +97,18 @@ def _ratio(num: int, den: int) -> float | None:
 
 
 def match_beats(detected: Sequence[int] | np.ndarray, reference: Sequence[int] | np.ndarray, fs: float,
-                tolerance_s: float = TOLERANCE_S) -> dict[str, Any]:
+                tolerance_s: float = TOLERANCE_S,
+                unscored: Sequence[tuple[int, int]] = ()) -> dict[str, Any]:
     """Match detections to reference beats one-to-one within the tolerance, closest pairs first;
-    return tp, fn, fp, sensitivity and positive_predictivity (None when undefined)."""
+    return tp, fn, fp, sensitivity and positive_predictivity (None when undefined). Inside the
+    `unscored` [start, stop] ranges reference beats are left out and unpaired detections too."""
     if fs <= 0 or tolerance_s < 0:
         raise ConfigError(f"match_beats: need fs > 0 and tolerance_s >= 0, got fs={fs}, "
                           f"tolerance_s={tolerance_s}")
     det = _as_samples(detected, "detected")
     ref = _as_samples(reference, "reference")
+    ref_out = _in_episodes(ref, unscored)
+    ref = ref[~ref_out]
     used_ref = np.zeros(ref.size, dtype=bool)
     used_det = np.zeros(det.size, dtype=bool)
     tp = 0
@@ -85,9 +116,11 @@ def match_beats(detected: Sequence[int] | np.ndarray, reference: Sequence[int] |
         if not used_ref[r] and not used_det[d]:
             used_ref[r] = used_det[d] = True
             tp += 1
-    fn, fp = int(ref.size - tp), int(det.size - tp)
-    return {"beats": int(ref.size), "detected": int(det.size), "tp": tp, "fn": fn, "fp": fp,
-            "sensitivity": _ratio(tp, tp + fn), "positive_predictivity": _ratio(tp, tp + fp)}
+    det_out = _in_episodes(det, unscored) & ~used_det
+    fn, fp = int(ref.size - tp), int(det.size - det_out.sum() - tp)
+    return {"beats": int(ref.size), "detected": int(det.size - det_out.sum()), "tp": tp, "fn": fn,
+            "fp": fp, "sensitivity": _ratio(tp, tp + fn), "positive_predictivity": _ratio(tp, tp + fp),
+            "unscored_beats": int(ref_out.sum()), "unscored_detections": int(det_out.sum())}
 
 
 def pooled(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -135,20 +168,23 @@ def check_methods(methods: Iterable[str]) -> list[str]:
 
 
 def read_record(path: str | Path, channel: int | str = 0,
-                reference: str = "atr") -> tuple[Signal, np.ndarray]:
-    """One channel of a record (channel 0 is MLII on MIT-BIH) and its reference beat samples."""
+                reference: str = "atr") -> tuple[Signal, np.ndarray, list[tuple[int, int]]]:
+    """One channel of a record (channel 0 is MLII on MIT-BIH), its reference beat samples and its
+    ventricular flutter / fibrillation episodes."""
     headers = record_paths(path, reference)
     if len(headers) != 1:
         raise ConfigError(f"{path}: a folder of {len(headers)} records; give one record")
     header = headers[0]
     signal = read_signal(header, channels=[channel])
-    return signal, reference_beats(read_annotations(header, extension=reference))
+    annotations = read_annotations(header, extension=reference)
+    return signal, reference_beats(annotations), vf_episodes(annotations, signal.n_samples)
 
 
 def score_signal(signal: Signal, reference: np.ndarray, method: str, *, tolerance_s: float = TOLERANCE_S,
-                 skip_s: float = 0.0) -> dict[str, Any]:
+                 skip_s: float = 0.0, unscored: Sequence[tuple[int, int]] = ()) -> dict[str, Any]:
     """Detect R peaks on the signal's first channel at its own rate and score them against `reference`;
-    with `skip_s`, beats and detections in the first and last `skip_s` seconds are left out."""
+    with `skip_s`, beats and detections in the first and last `skip_s` seconds are left out, and
+    inside the `unscored` ranges (VF episodes) as `match_beats` says."""
     from iatros.data.signals.processing import detect_rpeaks
 
     start = time.perf_counter()
@@ -156,17 +192,21 @@ def score_signal(signal: Signal, reference: np.ndarray, method: str, *, toleranc
     seconds = time.perf_counter() - start
     lo = int(round(max(skip_s, 0.0) * signal.fs))
     hi = signal.n_samples - lo
-    scored = match_beats(_inside(detected, lo, hi), _inside(reference, lo, hi), signal.fs, tolerance_s)
+    scored = match_beats(_inside(detected, lo, hi), _inside(reference, lo, hi), signal.fs, tolerance_s,
+                         unscored)
     return {"record": _record_name(signal.source), "source": signal.source, "method": method,
             "channel": signal.channels[0], "fs": signal.fs, "duration_s": round(signal.duration_s, 3),
             "tolerance_s": tolerance_s, "skip_s": skip_s, **scored, "seconds": round(seconds, 4)}
 
 
 def score_record(path: str | Path, method: str, channel: int | str = 0, reference: str = "atr", *,
-                 tolerance_s: float = TOLERANCE_S, skip_s: float = 0.0) -> dict[str, Any]:
-    """Read a record and its reference annotations, detect R peaks on one channel with `method`, score."""
-    signal, beats = read_record(path, channel, reference)
-    return score_signal(signal, beats, method, tolerance_s=tolerance_s, skip_s=skip_s)
+                 tolerance_s: float = TOLERANCE_S, skip_s: float = 0.0,
+                 score_vf: bool = False) -> dict[str, Any]:
+    """Read a record and its reference annotations, detect R peaks on one channel with `method`,
+    score (VF episodes left out unless `score_vf`)."""
+    signal, beats, episodes = read_record(path, channel, reference)
+    return score_signal(signal, beats, method, tolerance_s=tolerance_s, skip_s=skip_s,
+                        unscored=() if score_vf else episodes)
 
 
 def _record_name(source: str) -> str:
