@@ -120,6 +120,29 @@ def test_the_cnn_trains_a_few_steps_on_beats(ds1_root, tmp_path):
                     params={"width": 8})
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0.0 <= metrics["splits"]["test"]["accuracy"]["value"] <= 1.0
+    explained = json.loads((run / "explanations.json").read_text())
+    items = explained["items"] if isinstance(explained, dict) else explained
+    assert items and all((run / item["path"]).is_file() for item in items)
+    assert all(item["top_rr_feature"].startswith("rr_") for item in items)
+
+
+def test_beat_attributions_add_up_to_the_change_from_an_on_time_flat_beat():
+    import torch
+
+    from iatros.data.signals.beats import RR_FEATURES
+    from iatros.explain.beat import beat_attribution, on_time_baseline
+    from iatros.models.beats import BeatNet
+
+    torch.manual_seed(0)
+    net = BeatNet(8 + 234, 5, width=8).eval()
+    row = torch.randn(242)
+    row[:8] = torch.tensor([0.5, 1.2, 0.8, 0.8, 0.6, 1.5, 0.6, 2.4])
+    attr = beat_attribution(net, row, 1, RR_FEATURES, steps=200)
+    base = torch.as_tensor(on_time_baseline(row.numpy(), RR_FEATURES))
+    with torch.no_grad():
+        change = float(net(row[None])[0, 1] - net(base[None])[0, 1])
+    assert attr.sum() == pytest.approx(change, abs=0.02 + 0.02 * abs(change))
+    assert on_time_baseline(row.numpy(), RR_FEATURES)[4] == 1.0  # pre / local RR of an on-time beat
 
 
 def test_af_windows_are_labelled_from_the_rhythm_annotations(ds1_root):

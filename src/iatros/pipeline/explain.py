@@ -321,6 +321,40 @@ def _signal_window(params: Mapping[str, Any]) -> tuple[float, float]:
     return float(params.get("fs", FS)), float(params.get("length_s", LENGTH_S))
 
 
+class BeatExplainer(Explainer):
+    """Integrated gradients of a few test beats (networks only): the beat's samples and RR
+    features against the same beat on time and flat."""
+
+    intro = ("Integrated gradients for a few test beats, against the same beat arriving on time "
+             "with a flat trace: the band under each beat is how much each moment of its shape "
+             "moved the network's output for the class named, the bars how much each RR feature "
+             "(prematurity, pause) did. They show what the network used, not why.")
+
+    def test_examples(self, run: RunFolder, task: Task, predictor: Predictor, data: TaskData,
+                      rows: np.ndarray, scores: np.ndarray) -> Any:
+        from iatros.data.signals.beats import BEATS_FS, BEFORE_S, RR_FEATURES
+        from iatros.explain.beat import explain_beat
+
+        network = _network(predictor)
+        if network is None:
+            return None
+        scorer = scorer_for(task.target)
+        picks = scorer.pick_examples(data.targets[rows], scores)
+        chosen = rows[picks]
+        dataset = make_dataset(predictor.spec, data.inputs[chosen], data.targets[chosen],
+                               task.target, train=False, params=predictor.info["params"])
+        items = []
+        for k in range(len(chosen)):
+            x, _ = dataset[k]
+            unit, shown, explained = scorer.output_unit(task, scores[picks[k]])
+            truth = scorer.true_label(task, data.targets[chosen[k]])
+            caption = f"test beat {k + 1} (true: {truth}): {shown}; attributions for {explained}"
+            item = explain_beat(network, x, unit, run.file(FIGURES) / f"beat_{k + 1}.png", caption,
+                                fs=BEATS_FS, rr_names=RR_FEATURES, before_s=BEFORE_S)
+            items.append({**item, "caption": caption})
+        return _relative(run, items, self.intro)
+
+
 def _per_class(scores: Any) -> np.ndarray:
     """Scores as one column per class (a binary P(positive) becomes [1 - p, p])."""
     scores = np.asarray(scores, dtype=float)
@@ -386,6 +420,7 @@ EXPLAINERS: dict[Modality, Explainer] = {
     Modality.EHR: StayExplainer(),
     Modality.TEXT: NoteExplainer(),
     Modality.SIGNAL: SignalExplainer(),
+    Modality.BEATS: BeatExplainer(),
 }
 
 
