@@ -63,7 +63,7 @@ def full_root(mitdb: Path, ds1_root: Path, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture(scope="module")
 def beat_run(ds1_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return api.train("mitbih-beats", data_root=ds1_root, out=tmp_path_factory.mktemp("r") / "run",
-                     eval_options=FAST, register=False)
+                     model="beat-logreg", eval_options=FAST, register=False)
 
 
 def test_a_truncated_record_is_skipped_and_named_and_the_rest_load(ds1_root):
@@ -95,9 +95,9 @@ def test_missing_records_say_where_and_where_to_get_them(tmp_path):
         get_task("mitbih-beats").load(tmp_path)
 
 
-def test_the_default_model_trains_and_evaluate_on_a_full_copy_scores_ds2(beat_run, full_root):
+def test_a_beat_model_trains_and_evaluate_on_a_full_copy_scores_ds2(beat_run, full_root):
     config = json.loads((beat_run / "config.json").read_text())
-    assert config["model"] == "beat-logreg"
+    assert config["model"] == "beat-logreg" and get_task("mitbih-beats").default_model == "beat-cnn"
     result = api.evaluate(beat_run, data_root=full_root, eval_options=FAST)
     assert result["external"] and result["split"] == "test"
     assert result["splits"]["test"]["f1"]["n"] == len(

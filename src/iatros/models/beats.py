@@ -1,13 +1,14 @@
 """Heartbeat models: rows of RR features followed by the beat's samples (`data.signals.beats`).
 
-`beat-logreg` (the default) fits class-balanced logistic regression on the RR features and a
+`beat-logreg` fits class-balanced logistic regression on the RR features and a
 QRS / T-wave summary: RR prematurity tells S beats apart, morphology V and F beats, and a linear
 rule on few features carries across patients (de Chazal et al. 2004). `beat-gbm` adds the
 waveform averaged to 60 Hz and fits sqrt-balanced gradient boosting, which fits each training
 patient's beats more closely.
 
-`beat-cnn` reads the same rows: three convolutions over the waveform and a small layer on the
-log RR features, joined before the head.
+`beat-cnn` (the task's default: the best macro F1 of the three by record-level cross-validation
+over DS1 in benchmarks/signals.py) reads the same rows: three convolutions over the waveform and
+a small layer on the log RR features, joined before the head.
 """
 
 from __future__ import annotations

@@ -210,7 +210,7 @@ MITBIH_BEATS = register_task(Task(
     modality=Modality.BEATS, target=TargetKind.MULTICLASS, loader=_load_beats,
     classes=AAMI_CLASSES, sensitive_attributes=("sex", "age_group"),
     metrics=("f1", "balanced_accuracy", "accuracy", "auroc", "auprc", "kappa", "brier", "ece"),
-    primary_metric="f1", default_model="beat-logreg", models=("beat-logreg", "beat-gbm", "beat-cnn"),
+    primary_metric="f1", default_model="beat-cnn", models=("beat-cnn", "beat-logreg", "beat-gbm"),
     split_by="record (one patient each; 201 and 202 are one man and share an id); DS1 / DS2 "
              "when both are present",
     source=f"MIT-BIH Arrhythmia Database (Moody & Mark 2001; ODC-BY 1.0): {MITDB_URL}; AAMI "
