@@ -319,26 +319,34 @@ def af_table(results: list[dict], command: str) -> Table:
     return Table(columns, rows, command, notes)
 
 
-def af_main(args: argparse.Namespace) -> None:
-    """Train each af-ecg model in its own process (peak memory per model), then write the `af`
-    table; `--reuse MODEL=RESULT.json` tabulates a result this command saved with --json-out."""
+def run_models(args: argparse.Namespace, models: tuple[str, ...], flag: str,
+               folds: Any) -> list[dict]:
+    """Each model in its own process (`flag MODEL`: peak memory per model) with `folds(model)`
+    cross-validation folds, its last stdout line the result; `--reuse MODEL=RESULT.json`
+    tabulates a result saved by `--json-out` instead of training again."""
     import json
     import subprocess
 
     reuse = dict(r.split("=", 1) for r in args.reuse)
     results = []
-    for model in args.models or AF_MODELS:
+    for model in args.models or models:
         if model in reuse:
             results.append(json.loads(Path(reuse[model]).read_text()))
             continue
-        folds = args.folds or 0 if args.cv_models is None or model in args.cv_models else 0
-        cmd = [sys.executable, __file__, "--af-one", model, "--data-root", args.data_root,
-               "--seed", str(args.seed), "--n-boot", str(args.n_boot), "--folds", str(folds)]
+        cmd = [sys.executable, __file__, flag, model, "--data-root", args.data_root,
+               "--seed", str(args.seed), "--n-boot", str(args.n_boot), "--folds", str(folds(model))]
         out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
         results.append(json.loads(out.strip().splitlines()[-1]))
         if args.json_out:
             Path(args.json_out).mkdir(parents=True, exist_ok=True)
             (Path(args.json_out) / f"{model}.json").write_text(json.dumps(results[-1], indent=1))
+    return results
+
+
+def af_main(args: argparse.Namespace) -> None:
+    """Train each af-ecg model (`run_models`), then write the `af` table."""
+    results = run_models(args, AF_MODELS, "--af-one", lambda model: (
+        args.folds or 0 if args.cv_models is None or model in args.cv_models else 0))
     command = " ".join(["python", "benchmarks/signals.py", "--table", "af", "--data-root",
                         shown(args.data_root), *(["--seed", str(args.seed)] if args.seed else []),
                         *(["--folds", str(args.folds)] if args.folds else []),
@@ -463,23 +471,8 @@ def beats_table(results: list[dict], command: str) -> Table:
 
 
 def beats_main(args: argparse.Namespace) -> None:
-    """Each beat model in its own process (peak memory per model), then the `beats` table."""
-    import json
-    import subprocess
-
-    reuse = dict(r.split("=", 1) for r in args.reuse)
-    results = []
-    for model in args.models or BEAT_MODELS:
-        if model in reuse:
-            results.append(json.loads(Path(reuse[model]).read_text()))
-            continue
-        cmd = [sys.executable, __file__, "--beats-one", model, "--data-root", args.data_root,
-               "--seed", str(args.seed), "--n-boot", str(args.n_boot), "--folds", str(args.folds or 5)]
-        out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
-        results.append(json.loads(out.strip().splitlines()[-1]))
-        if args.json_out:
-            Path(args.json_out).mkdir(parents=True, exist_ok=True)
-            (Path(args.json_out) / f"{model}.json").write_text(json.dumps(results[-1], indent=1))
+    """Each beat model (`run_models`), then the `beats` table."""
+    results = run_models(args, BEAT_MODELS, "--beats-one", lambda model: args.folds or 5)
     command = " ".join(["python", "benchmarks/signals.py", "--table", "beats", "--data-root",
                         shown(args.data_root), *(["--seed", str(args.seed)] if args.seed else [])])
     table = beats_table(results, command)
@@ -627,23 +620,8 @@ def holter_table(results: list[dict], transfers: list[dict], command: str) -> Ta
 
 
 def holter_main(args: argparse.Namespace) -> None:
-    """Each mitbih-af model in its own process, then the af-ecg runs named by --af-runs."""
-    import json
-    import subprocess
-
-    reuse = dict(r.split("=", 1) for r in args.reuse)
-    results = []
-    for model in args.models or HOLTER_MODELS:
-        if model in reuse:
-            results.append(json.loads(Path(reuse[model]).read_text()))
-            continue
-        cmd = [sys.executable, __file__, "--holter-one", model, "--data-root", args.data_root,
-               "--seed", str(args.seed), "--n-boot", str(args.n_boot), "--folds", str(args.folds or 5)]
-        out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
-        results.append(json.loads(out.strip().splitlines()[-1]))
-        if args.json_out:
-            Path(args.json_out).mkdir(parents=True, exist_ok=True)
-            (Path(args.json_out) / f"{model}.json").write_text(json.dumps(results[-1], indent=1))
+    """Each mitbih-af model (`run_models`), then the af-ecg runs named by --af-runs."""
+    results = run_models(args, HOLTER_MODELS, "--holter-one", lambda model: args.folds or 5)
     transfers = [holter_transfer(name, run, args.data_root, args.n_boot, args.seed)
                  for name, run in (r.split("=", 1) for r in args.af_runs)]
     command = " ".join(["python", "benchmarks/signals.py", "--table", "af-holter", "--data-root",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -208,26 +208,12 @@ class SignalExplainer(Explainer):
                       rows: np.ndarray, scores: np.ndarray) -> Any:
         from iatros.explain.signal import explain_trace
 
-        network = _network(predictor)
-        if network is None:
-            return None
-        scorer = scorer_for(task.target)
-        picks = scorer.pick_examples(data.targets[rows], scores)
-        chosen = rows[picks]
-        params = predictor.info["params"]
-        dataset = make_dataset(predictor.spec, data.inputs[chosen], data.targets[chosen],
-                               task.target, train=False, params=params)
-        items = []
-        for k in range(len(chosen)):
-            x, _ = dataset[k]
-            unit, shown, explained = scorer.output_unit(task, scores[picks[k]])
-            truth = scorer.true_label(task, data.targets[chosen[k]])
-            caption = (f"test example {k + 1} (true: {truth}): {shown}; attributions for "
-                       f"{explained}")
-            item = explain_trace(network, x, unit, run.file(FIGURES) / f"saliency_{k + 1}.png",
-                                 caption, fs=_signal_window(params)[0])
-            items.append({**item, "caption": caption})
-        return _relative(run, items, self.intro)
+        fs = _signal_window(predictor.info["params"])[0]
+        items = [{**explain_trace(network, x, unit, run.file(FIGURES) / f"saliency_{k + 1}.png",
+                                  caption, fs=fs), "caption": caption}
+                 for network, k, x, unit, caption in _network_examples(task, predictor, data, rows,
+                                                                      scores, "test example")]
+        return _relative(run, items, self.intro) if items else None
 
     def new_inputs(self, run: RunFolder, task: Task, predictor: Predictor, batch: Any,
                    names: Sequence[str], results: list[dict[str, Any]], scores: Any,
@@ -314,6 +300,26 @@ class SignalExplainer(Explainer):
                 f"{len(windows)} window{'s' if len(windows) != 1 else ''}{': ' + split if split else ''}")
 
 
+def _network_examples(task: Task, predictor: Predictor, data: TaskData, rows: np.ndarray,
+                      scores: np.ndarray, noun: str) -> Iterator[tuple[Any, int, Any, int, str]]:
+    """(network, k, prepared input, output unit, caption) of the few test rows the scorer picks;
+    nothing for a model that is not a network."""
+    network = _network(predictor)
+    if network is None:
+        return
+    scorer = scorer_for(task.target)
+    picks = scorer.pick_examples(data.targets[rows], scores)
+    chosen = rows[picks]
+    dataset = make_dataset(predictor.spec, data.inputs[chosen], data.targets[chosen], task.target,
+                           train=False, params=predictor.info["params"])
+    for k in range(len(chosen)):
+        x, _ = dataset[k]
+        unit, shown, explained = scorer.output_unit(task, scores[picks[k]])
+        truth = scorer.true_label(task, data.targets[chosen[k]])
+        yield (network, k, x, unit,
+               f"{noun} {k + 1} (true: {truth}): {shown}; attributions for {explained}")
+
+
 def _signal_window(params: Mapping[str, Any]) -> tuple[float, float]:
     """The rate and window length a signal model was trained with (`fs`, `length_s`)."""
     from iatros.data.transforms.signals import FS, LENGTH_S
@@ -335,24 +341,12 @@ class BeatExplainer(Explainer):
         from iatros.data.signals.beats import BEATS_FS, BEFORE_S, RR_FEATURES
         from iatros.explain.beat import explain_beat
 
-        network = _network(predictor)
-        if network is None:
-            return None
-        scorer = scorer_for(task.target)
-        picks = scorer.pick_examples(data.targets[rows], scores)
-        chosen = rows[picks]
-        dataset = make_dataset(predictor.spec, data.inputs[chosen], data.targets[chosen],
-                               task.target, train=False, params=predictor.info["params"])
-        items = []
-        for k in range(len(chosen)):
-            x, _ = dataset[k]
-            unit, shown, explained = scorer.output_unit(task, scores[picks[k]])
-            truth = scorer.true_label(task, data.targets[chosen[k]])
-            caption = f"test beat {k + 1} (true: {truth}): {shown}; attributions for {explained}"
-            item = explain_beat(network, x, unit, run.file(FIGURES) / f"beat_{k + 1}.png", caption,
-                                fs=BEATS_FS, rr_names=RR_FEATURES, before_s=BEFORE_S)
-            items.append({**item, "caption": caption})
-        return _relative(run, items, self.intro)
+        items = [{**explain_beat(network, x, unit, run.file(FIGURES) / f"beat_{k + 1}.png", caption,
+                                 fs=BEATS_FS, rr_names=RR_FEATURES, before_s=BEFORE_S),
+                  "caption": caption}
+                 for network, k, x, unit, caption in _network_examples(task, predictor, data, rows,
+                                                                      scores, "test beat")]
+        return _relative(run, items, self.intro) if items else None
 
 
 def _per_class(scores: Any) -> np.ndarray:
