@@ -109,6 +109,27 @@ def test_each_window_is_scored_like_the_recording(predicted):
         assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
 
 
+def test_consecutive_windows_of_one_class_join_into_episodes():
+    from iatros.pipeline.explain import window_episodes
+
+    windows = [{"start_s": 0, "end_s": 30, "prediction": "AF"},
+               {"start_s": 15, "end_s": 45, "prediction": "AF"},
+               {"start_s": 30, "end_s": 60, "prediction": "Normal"},
+               {"start_s": 45, "end_s": 75, "prediction": "AF"}]
+    assert window_episodes(windows) == [
+        {"prediction": "AF", "start_s": 0, "end_s": 45, "windows": 2},
+        {"prediction": "Normal", "start_s": 30, "end_s": 60, "windows": 1},
+        {"prediction": "AF", "start_s": 45, "end_s": 75, "windows": 1}]
+
+
+def test_episodes_of_a_recording_cover_its_windows(predicted):
+    _, _, results = predicted
+    for name in ("long", "odd", "short"):
+        episodes, windows = results[name]["episodes"], results[name]["windows"]
+        assert sum(e["windows"] for e in episodes) == len(windows)
+        assert episodes[0]["start_s"] == 0 and episodes[-1]["end_s"] == windows[-1]["end_s"]
+
+
 def test_a_single_window_recording_gets_the_recordings_own_probabilities(predicted):
     _, _, results = predicted
     (window,) = results["short"]["windows"]

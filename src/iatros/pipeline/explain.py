@@ -182,6 +182,21 @@ def _object_array(items: Sequence[Any]) -> np.ndarray:
     return out
 
 
+def window_episodes(windows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Runs of consecutive windows with the same predicted class, as episodes from the first
+    window's start to the last one's end (overlapping windows join), in time order."""
+    episodes: list[dict[str, Any]] = []
+    for w in windows:
+        label = str(w.get("prediction", ""))
+        if episodes and episodes[-1]["prediction"] == label and w["start_s"] <= episodes[-1]["end_s"]:
+            episodes[-1]["end_s"] = max(episodes[-1]["end_s"], w["end_s"])
+            episodes[-1]["windows"] += 1
+        else:
+            episodes.append({"prediction": label, "start_s": w["start_s"], "end_s": w["end_s"],
+                             "windows": 1})
+    return episodes
+
+
 def recording_windows(x: np.ndarray, fs: float, length_s: float) -> tuple[list[np.ndarray], list[int]]:
     """A recording cut into windows of `length_s` overlapping by `WINDOW_OVERLAP`, the last one
     ending at the recording's end (`window_array`), with each window's first sample; a recording
@@ -249,6 +264,7 @@ class SignalExplainer(Explainer):
                     {"start_s": round(a / fs, 3), "end_s": round(min(a + len(p), len(x)) / fs, 3),
                      **{key: w[key] for key in WINDOW_KEYS if key in w}}
                     for a, p, w in zip(starts, pieces, scored, strict=True)]
+                result["episodes"] = window_episodes(result["windows"])
             except IatrosError as e:  # keep the recording's own prediction and the batch
                 log.warning("%s: windows not scored (%s)", name, e)
                 result["windows_error"] = str(e)
