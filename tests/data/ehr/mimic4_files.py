@@ -60,6 +60,11 @@ HEADERS: dict[str, tuple[str, ...]] = {
                                 "test_name", "org_itemid", "org_name", "isolate_num", "quantity",
                                 "ab_itemid", "ab_name", "dilution_text", "dilution_comparison",
                                 "dilution_value", "interpretation", "comments"),
+    # MIMIC-IV-Note v2.2 (its own PhysioNet module: note/discharge.csv.gz, note/radiology.csv.gz)
+    "note/discharge": ("note_id", "subject_id", "hadm_id", "note_type", "note_seq", "charttime",
+                       "storetime", "text"),
+    "note/radiology": ("note_id", "subject_id", "hadm_id", "note_type", "note_seq", "charttime",
+                       "storetime", "text"),
 }
 
 # subject, gender, anchor_age, anchor_year, anchor_year_group, dod
@@ -218,6 +223,17 @@ MICROBIOLOGY = [
           "ESCHERICHIA COLI", "GENTAMICIN"),
     micro(3, 10004235, 24181354, "2196-02-24 00:00:00", None, "URINE", None, None),
 ]
+DISCHARGE_NOTES = [
+    ("10002428-DS-12", 10002428, 28662225, "DS", 12, "2156-04-29 00:00:00", "2156-04-29 17:45:00",
+     "Name: ___ Unit No: ___\nDischarge Diagnosis: urosepsis, acute kidney injury.\n"
+     "No pneumonia on chest film. Discharged to long term acute care."),
+]
+RADIOLOGY_NOTES = [
+    ("10002428-RR-7", 10002428, 28662225, "RR", 7, "2156-04-12 11:20:00", "2156-04-12 12:02:00",
+     "FINDINGS: Small left pleural effusion. No pneumothorax."),
+    ("10000032-RR-3", 10000032, None, "RR", 3, "2180-03-23 10:05:00", "2180-03-23 10:40:00",
+     "IMPRESSION: No acute cardiopulmonary process."),          # outpatient: no admission
+]
 
 TABLES: dict[str, list[tuple]] = {
     "hosp/patients": PATIENTS,
@@ -230,6 +246,7 @@ TABLES: dict[str, list[tuple]] = {
     "icu/procedureevents": PROCEDUREEVENTS, "hosp/prescriptions": PRESCRIPTIONS, "hosp/emar": EMAR,
     "hosp/diagnoses_icd": DIAGNOSES, "hosp/procedures_icd": PROCEDURES,
     "hosp/microbiologyevents": MICROBIOLOGY,
+    "note/discharge": DISCHARGE_NOTES, "note/radiology": RADIOLOGY_NOTES,
 }
 
 
@@ -242,7 +259,7 @@ def write_table(root: Path, table: str, rows: Iterable[Sequence[Any]], *, gz: bo
 
 
 def write_mimic4(root: Path, *, gz: bool = True, tables: Iterable[str] | None = None) -> Path:
-    """Write the release (all tables, or the named ones) into ROOT/hosp and ROOT/icu."""
+    """Write the release (all tables, or the named ones) into ROOT/hosp, ROOT/icu and ROOT/note."""
     for table in tables or TABLES:
         write_table(root, table, TABLES[table], gz=gz)
     return root

@@ -285,3 +285,23 @@ def test_is_mimic4_tells_a_mimic_iv_release_from_mimic_iii_tables(tmp_path):
     assert is_mimic4(tmp_path / "mimic4") and is_mimic4(tmp_path / "flat")
     assert not is_mimic4(tmp_path / "mimic3") and not is_mimic4(tmp_path / "empty")
     assert convert(SOURCE, flat, tmp_path / "out").manifest["n_stays"] == 9
+
+
+def test_mimic_iv_note_discharge_and_radiology_reports_are_note_events_with_their_text(tmp_path):
+    tables = converted(tmp_path, tables=(*STAYS_ONLY, "note/discharge", "note/radiology"))
+    notes = coded(tables.events, "NOTE//MIMIC4//")
+    assert sorted((stay or "", code) for stay, _, code, *_ in notes) == [
+        ("", "NOTE//MIMIC4//RR"),                    # an outpatient report: no admission
+        ("28662225", "NOTE//MIMIC4//DS"), ("28662225", "NOTE//MIMIC4//RR")]
+    texts = {code: text for _, _, code, _, text, _ in notes if text.startswith(("Name", "FIND"))}
+    assert "urosepsis" in texts["NOTE//MIMIC4//DS"] and "pleural effusion" in texts["NOTE//MIMIC4//RR"]
+
+
+def test_note_concepts_of_mimic_iv_notes_keep_negation(tmp_path):
+    from iatros.tasks.ehr_notes import with_note_concepts
+
+    tables = converted(tmp_path, tables=(*STAYS_ONLY, "note/discharge"))
+    concepts = [c for c in with_note_concepts(tables.events)["code"].to_list()
+                if c.startswith("NOTE_CONCEPT//")]
+    assert any(c.endswith("//negated") for c in concepts)   # "No pneumonia on chest film"
+    assert any(not c.endswith(("//negated", "//uncertain")) for c in concepts)

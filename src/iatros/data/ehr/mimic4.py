@@ -17,6 +17,12 @@ Codes: `MIMIC4_ITEM//itemid` (chart, input, output and procedure events), `MIMIC
 `MIMIC4_MICRO//specimen` with the organism as text (once per organism, not per antibiotic),
 `ICD9CM//`, `ICD10CM//`, `ICD9PROC//`, `ICD10PCS//`, `MIMIC4_ICU//first_careunit` at ICU
 admission and `MIMIC4_TRANSFER//careunit` (discharge rows, which name no unit, are left out).
+
+Notes: MIMIC-IV-Note (a separate PhysioNet module) is read from ROOT/note/discharge and
+ROOT/note/radiology (copy or link the module's `note/` folder into the release folder): each note
+is a `NOTE//MIMIC4//<note_type>` event (DS discharge summary, RR radiology report, AR addendum)
+at its charttime, its text in `text_value`, for `ehr:PATH --notes` and the NLP pipeline. A
+radiology report without an admission stays a patient-level event, as outpatient labs do.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ VITAL_ITEMS = {
     "heart_rate": (220045,), "resp_rate": (220210, 224690), "sbp": (220179, 220050),
     "dbp": (220180, 220051), "spo2": (220277,), "temperature_c": (223762,),
 }
+NOTE = "NOTE//MIMIC4"  # notes: NOTE//MIMIC4//DS (discharge), //RR (radiology), //AR (addendum)
+NOTE_TABLES = ("discharge", "radiology")  # MIMIC-IV-Note v2.2, its own module: ROOT/note/
 OLDEST = 91.0   # MIMIC-IV's anchor_age for every patient older than 89
 RELEASE_DEPTH = 4   # how deep below ROOT a release folder (one holding hosp/) is looked for
 
@@ -152,6 +160,9 @@ EVENT_TABLES = (
     EventTable("hosp/transfers", ("intime", "careunit", "eventtype"), lambda: _time("intime"),
                lambda: _prefixed("MIMIC4_TRANSFER", "careunit"),
                keep=lambda: pl.col("eventtype").fill_null("").str.strip_chars() != "discharge"),
+    *(EventTable(f"note/{name}", ("charttime", "note_type", "text"), lambda: _time("charttime"),
+                 lambda: _prefixed(NOTE, "note_type"), text=lambda: pl.col("text"))
+      for name in NOTE_TABLES),
 )
 DIAGNOSES = "hosp/diagnoses_icd"
 DIAGNOSIS_VOCABULARIES = {"9": "ICD9CM", "10": "ICD10CM"}
