@@ -161,3 +161,28 @@ def test_record_207s_flutter_is_left_out_unless_asked(shared_data):
     everything = score_record(header, "neurokit", score_vf=True)
     assert ec57["unscored_detections"] > 0 and ec57["fp"] < everything["fp"]
     assert everything["unscored_beats"] == 0 and everything["unscored_detections"] == 0
+
+
+def test_searchback_fills_a_long_gap_with_the_second_detectors_beats_only():
+    from iatros.data.signals.processing import searchback
+
+    fs = 100.0
+    primary = np.arange(0, 2000, 100)                  # one beat a second
+    primary = primary[primary != 1000]                  # ... with one missed
+    # in the gap 900-1100: a beat, its double 50 ms later, one 100 ms before the gap's end;
+    # and one outside any gap
+    secondary = np.array([1005, 1010, 1090, 1510])
+    merged = searchback(primary, secondary, fs)
+    assert sorted(set(merged) - set(primary)) == [1005]
+    assert searchback(np.arange(0, 2000, 100), secondary, fs).tolist() == list(range(0, 2000, 100))
+
+
+def test_searchback_finds_beats_manikandan_misses_on_record_114(shared_data):
+    from iatros.data.signals.rpeaks import score_record
+
+    header = shared_data / "mitbih_arrhythmia" / "mitdb" / "114.hea"
+    if not header.with_suffix(".atr").is_file():
+        pytest.skip(f"MIT-BIH record 114 absent: {header}")
+    alone = score_record(header, "manikandan2012")
+    both = score_record(header, "searchback")
+    assert both["fn"] < alone["fn"] and both["fp"] <= alone["fp"] + 5

@@ -22,7 +22,7 @@ from iatros.errors import CorruptDataError
 
 BEATS_FS = 360.0  # the MIT-BIH rate: beat rows are cut at it
 BEAT_LEAD = "MLII"
-BEAT_DETECTOR = "manikandan2012"  # the best pooled Se and +P on MIT-BIH in benchmarks/signals.py
+BEAT_DETECTOR = "searchback"  # the best pooled Se and +P on MIT-BIH in benchmarks/signals.py
 AAMI_CLASSES = ("N", "S", "V", "F", "Q")
 AAMI_GROUPS = {  # MIT-BIH beat symbol -> AAMI class; every other symbol is not a beat
     "N": "N", "L": "N", "R": "N", "e": "N", "j": "N",

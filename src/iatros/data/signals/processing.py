@@ -17,6 +17,10 @@ Choices:
   `templatematch` index: "good" at or above `GOOD_QUALITY` (0.66, Orphanidou et al. 2015's
   threshold for an acceptable ECG), "poor" below it, "unreadable" when no heart rate can be read
   (flat, mostly NaN, under `MIN_READING_S` seconds, or fewer than 2 R-peaks).
+- `searchback` (an R-peak method) runs `manikandan2012`, then looks again with `neurokit`'s
+  detector inside every RR gap longer than 1.66 times the mean of the last 8 RR intervals, keeping
+  200 ms between beats: Pan & Tompkins's (1985) searchback rule and refractory period, with a second
+  maintained detector in place of their lowered threshold. Its constants are theirs, not fitted here.
 - `windows` refuses a recording shorter than one window with `CorruptDataError` naming its source,
   so a batch loop can catch it per record and go on; the last window is aligned to the end of the
   recording, so every sample lies in some window.
@@ -41,8 +45,13 @@ from iatros.errors import ConfigError, CorruptDataError
 RPEAK_METHODS: tuple[str, ...] = (
     "neurokit", "pantompkins1985", "hamilton2002", "zong2003", "christov2004", "engzeemod2012",
     "elgendi2010", "kalidas2017", "martinez2004", "rodrigues2021", "manikandan2012", "nabian2018",
-    "promac", "asi",
+    "promac", "asi", "searchback",
 )
+# a primary detector whose long RR gaps are searched again with a second one (`searchback`)
+SEARCHBACK = {"searchback": ("manikandan2012", "neurokit")}
+SEARCHBACK_FACTOR = 1.66  # Pan & Tompkins 1985: a gap over 166% of the RR average is a missed beat
+SEARCHBACK_BEATS = 8      # ... averaged over the last 8 RR intervals
+REFRACTORY_S = 0.2        # ... and no beat within 200 ms of another
 # nk.ecg_clean methods; a detector with its own cleaning uses it, the others neurokit's
 CLEAN_METHODS: tuple[str, ...] = (
     "neurokit", "biosppy", "pantompkins1985", "hamilton2002", "elgendi2010", "engzeemod2012",
@@ -162,10 +171,37 @@ def clean_ecg(x: np.ndarray, fs: float, method: str = "neurokit") -> np.ndarray:
         return np.asarray(_nk().ecg_clean(x, sampling_rate=fs, method=method), dtype=np.float64)
 
 
+def searchback(primary: np.ndarray, secondary: np.ndarray, fs: float) -> np.ndarray:
+    """Pan & Tompkins's searchback with a second detector: where two consecutive `primary` peaks
+    lie more than `SEARCHBACK_FACTOR` times the mean of the last `SEARCHBACK_BEATS` RR intervals
+    apart, the `secondary` peaks inside that gap (at least `REFRACTORY_S` from its ends and from
+    each other) are added. Returns the merged, sorted peaks."""
+    primary = np.sort(np.asarray(primary, dtype=np.int64))
+    secondary = np.sort(np.asarray(secondary, dtype=np.int64))
+    refractory = int(round(REFRACTORY_S * fs))
+    added: list[int] = []
+    for i in range(2, len(primary)):
+        recent = np.diff(primary[max(0, i - SEARCHBACK_BEATS):i])
+        start, stop = primary[i - 1], primary[i]
+        if stop - start <= SEARCHBACK_FACTOR * recent.mean():
+            continue
+        last = start
+        for peak in secondary[(secondary > start + refractory) & (secondary < stop - refractory)]:
+            if peak - last > refractory:
+                added.append(int(peak))
+                last = peak
+    return np.sort(np.concatenate([primary, np.asarray(added, dtype=np.int64)]))
+
+
 def detect_rpeaks(x: np.ndarray, fs: float, method: str = "neurokit", clean: bool = True) -> np.ndarray:
-    """R-peak sample indices (nk.ecg_peaks); a flat or mostly-NaN channel has none."""
+    """R-peak sample indices (nk.ecg_peaks); a flat or mostly-NaN channel has none. `searchback`
+    is `manikandan2012` with its long gaps searched again by `neurokit` (`searchback()`)."""
     if method not in RPEAK_METHODS:
         raise ConfigError(f"unknown R-peak method {method!r}; choose one of {list(RPEAK_METHODS)}")
+    if method in SEARCHBACK:
+        primary, secondary = SEARCHBACK[method]
+        return searchback(detect_rpeaks(x, fs, primary, clean), detect_rpeaks(x, fs, secondary, clean),
+                          fs)
     x = _one_channel(x)
     if _unusable(x):
         return np.empty(0, dtype=np.int64)
