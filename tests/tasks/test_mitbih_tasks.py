@@ -57,6 +57,7 @@ def full_root(mitdb: Path, ds1_root: Path, tmp_path_factory: pytest.TempPathFact
     shutil.copytree(ds1_root / "mitbih_arrhythmia" / "mitdb", folder)
     _copy(mitdb, folder, "118", "100")
     _copy(mitdb, folder, "215", "232")
+    _copy(mitdb, folder, "205", "202")  # 202 is the man of DS1's 201
     return root
 
 
@@ -88,6 +89,7 @@ def test_a_copy_with_ds2_records_tests_on_ds2_only(full_root):
     split = task.split(data)
     assert set(data.patient_ids[split.test]) == {"100", "232"} <= set(DS2)
     assert not set(data.patient_ids[split.train]) & set(DS2)
+    assert "202: the same patient as DS1 record 201" in data.source
 
 
 def test_missing_records_say_where_and_where_to_get_them(tmp_path):

@@ -169,8 +169,26 @@ def read_beat_records(base: Path, names: tuple[str, ...] = DS1 + DS2) -> MitbihR
     return read_mitbih(base, record_beat_rows, AAMI_CLASSES, "beats", names)
 
 
+def _one_side_per_patient(records: MitbihRows) -> MitbihRows:
+    """With both sets present, a DS2 record of a DS1 patient (202, the man of 201) is left out
+    and named: otherwise one patient would train and test the same model."""
+    if not (set(records.records) & set(DS1) and set(records.records) & set(DS2)):
+        return records
+    for k in reversed(range(len(records.records))):
+        name = records.records[k]
+        first = SAME_PATIENT.get(name)
+        if name in DS2 and first in records.records and first in DS1:
+            for column in (records.rows, records.labels, records.records, records.ages,
+                           records.sexes):
+                del column[k]
+            records.skipped.append((name, f"the same patient as DS1 record {first}, which trains; "
+                                          f"left out of the test set so no patient is on both sides"))
+    return records
+
+
 def _task_data(base: Path, records: MitbihRows, feature_names: list[str] | None) -> TaskData:
     """One row per beat or window: patient = record, DS2 the test set when DS1 is there too."""
+    records = _one_side_per_patient(records)
     if not records.records:
         raise MissingDataError(
             f"MIT-BIH Arrhythmia records not found: expected {base / '101.hea'} with 101.dat and "
@@ -211,8 +229,8 @@ MITBIH_BEATS = register_task(Task(
     classes=AAMI_CLASSES, sensitive_attributes=("sex", "age_group"),
     metrics=("f1", "balanced_accuracy", "accuracy", "auroc", "auprc", "kappa", "brier", "ece"),
     primary_metric="f1", default_model="beat-cnn", models=("beat-cnn", "beat-logreg", "beat-gbm"),
-    split_by="record (one patient each; 201 and 202 are one man and share an id); DS1 / DS2 "
-             "when both are present",
+    split_by="record (one patient each; 201 and 202 are one man and share an id, 202 left out "
+             "when 201 trains); DS1 / DS2 when both are present",
     source=f"MIT-BIH Arrhythmia Database (Moody & Mark 2001; ODC-BY 1.0): {MITDB_URL}; AAMI "
            f"EC57 classes, de Chazal et al. 2004 inter-patient DS1 / DS2",
     intended_use="Research: beat-by-beat class of a two-lead ambulatory ECG at known beat "
