@@ -172,6 +172,11 @@ def notes(args: argparse.Namespace, heads: list[Path], results: list[dict], drop
                  f"tried, except {aliases}; each runs on the signal cleaned by its own neurokit2 "
                  f"cleaning where it has one, else neurokit's. neurokit2 also has {NOT_OFFERED}, "
                  "which iatros does not offer.")
+    if any(r.get("method") == "searchback" for r in results):
+        lines.append("`searchback` is `manikandan2012` with RR gaps over 1.66 x the mean of the last 8 "
+                     "intervals searched again by `neurokit` (Pan & Tompkins 1985's rule, 200 ms "
+                     "refractory; constants theirs, not fitted here); added after seeing where "
+                     "`manikandan2012` misses on these records, so held-back records are its real test.")
     lines += overdetection(results)
     if dropped:
         lines.append("Left out: " + "; ".join(f"`{m}` ({why})" for m, why in dropped.items()) + ".")
