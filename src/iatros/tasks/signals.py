@@ -167,8 +167,11 @@ AF_ECG = register_task(Task(
         "cut, shorter ones zero-padded.",
         "AliveCor handheld recordings (lead I equivalent); 12-lead or Holter ECGs differ.",
     ),
-    model_params={"fs": AF_FS, "length_s": 30.0, "augment": {"crop": True, "scale": 0.2}},
-    train_params={"batch_size": 32},
+    # chosen on validation challenge F1 (seed 0): class-weighted loss 0.811 vs 0.788 unweighted;
+    # width 32 0.818 vs 16 (40 epochs instead of 24: 0.805)
+    model_params={"fs": AF_FS, "length_s": 30.0, "width": 32,
+                  "augment": {"crop": True, "scale": 0.2}},
+    train_params={"batch_size": 32, "balance": True},
     extra={"fs": AF_FS},
 ))
 
