@@ -673,32 +673,18 @@ def main() -> None:
     parser.add_argument("--beats-one", help=argparse.SUPPRESS)
     parser.add_argument("--holter-one", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.holter_one:
-        import json
+    # one model in this process (`--X-one MODEL`, run by `run_models`), or a whole table
+    one = {"holter_one": (holter_run_one, 5), "beats_one": (beats_run_one, 5), "af_one": (af_run_one, 0)}
+    for flag, (run_one, folds) in one.items():
+        if getattr(args, flag):
+            import json
 
-        print(json.dumps(holter_run_one(args.holter_one, args.data_root, args.seed, args.n_boot,
-                                        args.folds or 5)))
-        return
-    if args.table == "af-holter":
-        holter_main(args)
-        return
-    if args.beats_one:
-        import json
-
-        print(json.dumps(beats_run_one(args.beats_one, args.data_root, args.seed, args.n_boot,
-                                       args.folds or 5)))
-        return
-    if args.table == "beats":
-        beats_main(args)
-        return
-    if args.af_one:
-        import json
-
-        print(json.dumps(af_run_one(args.af_one, args.data_root, args.seed, args.n_boot,
-                                    folds=args.folds or 0)))
-        return
-    if args.table == "af":
-        af_main(args)
+            print(json.dumps(run_one(getattr(args, flag), args.data_root, args.seed, args.n_boot,
+                                     folds=args.folds or folds)))
+            return
+    tables = {"af-holter": holter_main, "beats": beats_main, "af": af_main}
+    if args.table in tables:
+        tables[args.table](args)
         return
     from iatros.api.signals import pooled_by_method, rpeaks
     from iatros.data.signals.processing import RPEAK_METHODS
