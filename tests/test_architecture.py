@@ -30,9 +30,11 @@ ALLOWED: dict[str, set[str]] = {
     "report": {"errors", "kinds", "run_folder"},
     "pipeline": {"root", "data", "errors", "evaluate", "explain", "kinds", "models", "nlp",
                  "registry", "report", "run_folder", "settings", "tasks", "train"},
-    "api": {"data", "errors", "nlp", "pipeline", "registry", "report", "run_folder", "settings",
-            "tasks", "train"},
-    "cli": {"root", "api", "errors"},
+    "access": {"errors", "registry"},
+    "api": {"access", "data", "errors", "nlp", "pipeline", "registry", "report", "run_folder",
+            "settings", "tasks", "train"},
+    "serve": {"root", "access", "api", "errors", "run_folder", "settings"},
+    "cli": {"root", "api", "errors", "serve"},
     "__init__": set(),
 }
 # inside the pipeline: scorers sit below the steps that use them

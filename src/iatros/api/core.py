@@ -11,7 +11,7 @@ from iatros.errors import ConfigError, RunError
 from iatros.pipeline.evaluation import audit, evaluate
 from iatros.pipeline.explain import explainer_for
 from iatros.pipeline.options import EvalOptions
-from iatros.pipeline.prediction import explain_records, predict
+from iatros.pipeline.prediction import LoadedRun, explain_records, predict
 from iatros.pipeline.runs import open_registry, open_run, run_split
 from iatros.pipeline.scoring import scorer_for
 from iatros.pipeline.scoring.base import fmt_entry
@@ -25,7 +25,8 @@ from iatros.tasks import list_families, list_tasks
 from iatros.train.search import parse_params, parse_space, split_trial
 
 __all__ = ["audit", "convert", "demo", "download", "EvalOptions", "evaluate", "explain_records",
-           "families", "fmt_entry", "parse_params", "parse_space", "predict", "prediction_cells",
+           "families", "fmt_entry",
+           "LoadedRun", "model_versions", "parse_params", "parse_space", "predict", "prediction_cells",
            "promote", "register", "report", "run_metrics", "run_modality", "run_split", "run_tuning", "runs",
            "split_trial", "summary_line", "tasks", "train", "tune", "verify"]
 
@@ -199,3 +200,8 @@ def demo(out: str | Path | None = None, *, seed: int = 0, progress: bool = False
                          "report": str(path / "report.html")})
     return rows
 
+
+
+def model_versions(name: str | None = None, settings: Settings | None = None) -> list[ModelVersion]:
+    """Promoted model versions (all names, or one), oldest first."""
+    return open_registry(settings or get_settings()).model_versions(name)

@@ -225,3 +225,33 @@ def deid(paths: Sequence[str | Path], *, out_dir: str | Path | None = None, key:
             out["output"] = str(writer.write(source, text))
         return out
     return _run(paths, work, column=column, id_column=id_column, progress=progress, desc="deid")
+
+
+class NoteExtractor:
+    """The extraction pipeline built once (terminologies loaded once) for many single notes,
+    as a service needs: entities with context and coded concepts, and a FHIR Bundle."""
+
+    def __init__(self, tagger_run: str | Path | None = None) -> None:
+        self.pipeline = ClinicalPipeline(tagger=load_tagger(tagger_run) if tagger_run else None,
+                                         cache_dir=terminology_cache())
+
+    def extract(self, text: str, source: str = "note", patient_id: str = "unknown", *,
+                fhir: bool = True) -> dict[str, Any]:
+        doc = self.pipeline.extract(text, source)
+        doc["patient_id"] = patient_id
+        if fhir:
+            doc["fhir"] = to_fhir_bundle(doc, patient_id)
+        return doc
+
+
+def deid_text(text: str, *, patient_id: str = "unknown", key: str | None = None,
+              mode: str = "tags") -> dict[str, Any]:
+    """One note de-identified with the rules and span filter: {"text", "report"}; the key as
+    in `deid` (required: `key` or IATROS_DEID_KEY), never returned."""
+    from iatros.nlp.deid import MODES, resolve_key
+
+    secret, _ = resolve_key(key)
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    out, report = deidentify(text, patient_id, secret, mode=mode)
+    return {"text": out, "report": report}

@@ -16,6 +16,7 @@ from rich.table import Table
 from iatros.cli.nlp import nlp_app
 from iatros.cli.output import progress_flag as _progress
 from iatros.cli.output import report_failures
+from iatros.cli.service import audit_app, keys_app, serve_cmd, teams_app, users_app
 from iatros.errors import IatrosError
 
 app = typer.Typer(
@@ -381,6 +382,11 @@ def predict_cmd(
 data_app = typer.Typer(help="Datasets in the data home.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(nlp_app, name="nlp")
+app.command("serve")(serve_cmd)
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
+app.add_typer(teams_app, name="care-teams")
+app.add_typer(audit_app, name="audit-log")
 
 
 @data_app.command("download")

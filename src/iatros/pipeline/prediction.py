@@ -4,6 +4,7 @@ run's scorer, explained by the modality's explainer) and explanations of named s
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,6 +47,61 @@ def _one_by_one(scorer: Any, folder: RunFolder, task: Task, predictor: Any, inpu
     return results, kept, stacked
 
 
+class LoadedRun:
+    """A finished run opened and checked once, its predictor loaded once: what a service keeps
+    in memory to answer many prediction requests. Explanations that hook into the network
+    (Grad-CAM) run one at a time."""
+
+    def __init__(self, run: str | Path, *, device: str | None = None, trust: bool = False) -> None:
+        self.folder, self.config, self.task = open_run(run, trust=trust)
+        self.settings = get_settings(device=device)
+        self.scorer = scorer_for(self.task.target)
+        self.encoding = self.folder.encoding()
+        self.trust = trust
+        self._predictor: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def predictor(self) -> Any:
+        with self._lock:
+            if self._predictor is None:
+                self._predictor = load_predictor(self.folder.path, self.settings.device, self.trust)
+            return self._predictor
+
+    def predict(self, inputs: Sequence[str | Path], out_dir: Path, *, explain: bool = True,
+                method: str = "gradcam") -> list[dict[str, Any]]:
+        """One result per input in the order given ({"input", "error"} for a bad one)."""
+        task, scorer = self.task, self.scorer
+        new = read_inputs(task.modality, inputs, self.config, self.encoding)
+        results: list[dict[str, Any]] = []
+        if len(new):
+            predictor = self.predictor
+            try:
+                results, scores = scorer.predict(self.folder, task, predictor, new.batch, new.names,
+                                                 out_dir)
+                kept = list(range(len(new)))
+            except IatrosError as e:
+                log.warning("the batch failed (%s); scoring inputs one at a time", e)
+                results, kept, scores = _one_by_one(scorer, self.folder, task, predictor, new,
+                                                    out_dir)
+            if kept and explain:
+                with self._lock:
+                    self._explain(new, kept, results, scores, out_dir, method)
+            elif kept:
+                self._explain(new, kept, results, scores, out_dir, method, explain=False)
+        order = {str(Path(p).expanduser()): i for i, p in enumerate(inputs)}
+        everything = results + new.errors
+        return sorted(everything, key=lambda r: order.get(str(r["input"]).rsplit(":", 1)[0],
+                                                          order.get(str(r["input"]), len(order))))
+
+    def _explain(self, new: NewInputs, kept: list[int], results: list[dict[str, Any]], scores: Any,
+                 out_dir: Path, method: str, explain: bool = True) -> None:
+        good = [r for r in results if "error" not in r]
+        explainer_for(self.task.modality).new_inputs(
+            self.folder, self.task, self._predictor, new.batch[kept], [new.names[k] for k in kept],
+            good, scores, out_dir, method, explain=explain)
+
+
 def predict(run: str | Path, inputs: Sequence[str | Path], *, out: str | Path | None = None,
             explain: bool = True, method: str = "gradcam", device: str | None = None,
             trust: bool = False) -> list[dict[str, Any]]:
@@ -58,29 +114,9 @@ def predict(run: str | Path, inputs: Sequence[str | Path], *, out: str | Path | 
     recordings, each also scored per window, with heart rate, quality and a figure
     (`SignalExplainer.new_inputs`). `explain=False` leaves out heat maps, words and figures.
     """
-    folder, config, task = open_run(run, trust=trust)
-    settings = get_settings(device=device)
-    scorer = scorer_for(task.target)
-    new = read_inputs(task.modality, inputs, config, folder.encoding())
-    out_dir = _timestamped(folder, "predictions", out)
-    results: list[dict[str, Any]] = []
-    if len(new):
-        predictor = load_predictor(folder.path, settings.device, trust)
-        try:
-            results, scores = scorer.predict(folder, task, predictor, new.batch, new.names, out_dir)
-            kept = list(range(len(new)))
-        except IatrosError as e:
-            log.warning("the batch failed (%s); scoring inputs one at a time", e)
-            results, kept, scores = _one_by_one(scorer, folder, task, predictor, new, out_dir)
-        if kept:
-            good = [r for r in results if "error" not in r]
-            explainer_for(task.modality).new_inputs(folder, task, predictor, new.batch[kept],
-                                                    [new.names[k] for k in kept], good, scores,
-                                                    out_dir, method, explain=explain)
-    order = {str(Path(p).expanduser()): i for i, p in enumerate(inputs)}
-    everything = results + new.errors
-    return sorted(everything, key=lambda r: order.get(str(r["input"]).rsplit(":", 1)[0],
-                                                      order.get(str(r["input"]), len(order))))
+    loaded = LoadedRun(run, device=device, trust=trust)
+    return loaded.predict(inputs, _timestamped(loaded.folder, "predictions", out), explain=explain,
+                          method=method)
 
 
 def explain_records(run: str | Path, stays: Sequence[str], *, data_root: str | Path | None = None,

@@ -1,0 +1,165 @@
+"""The FastAPI application: state (access store, audit log, model catalog, jobs), the audit
+middleware (every request under /api and every dashboard action is recorded before its answer
+leaves; if the entry cannot be stored the request fails), size limits, problem-details errors,
+the JSON API and the dashboard. Routes without a role list are refused at start-up."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Mount
+
+from iatros import __version__
+from iatros.access.audit import AuditLog, AuditWriteError
+from iatros.access.store import AccessStore, open_engine
+from iatros.access.tokens import TokenIssuer, require_secret
+from iatros.serve import api_v1, dashboard
+from iatros.serve.catalog import ModelCatalog
+from iatros.serve.config import ServeConfig
+from iatros.serve.jobs import JobQueue
+from iatros.serve.problems import Problem, problem_response
+from iatros.serve.security import RateLimiter, audit_context, roles_of
+
+log = logging.getLogger("iatros")
+PUBLIC_PATHS = {"/api/v1/health", "/api/v1/auth/token", "/openapi.json", "/docs", "/redoc",
+                "/docs/oauth2-redirect", "/login", "/logout", "/static"}
+NOT_AUDITED = ("/static/", "/api/v1/health", "/openapi.json", "/docs", "/redoc", "/favicon.ico")
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+                    "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
+                    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+                                               "style-src 'self'; script-src 'self'; "
+                                               "frame-ancestors 'none'"}
+
+
+def _check_roles(app: FastAPI) -> None:
+    """Deny by default: every route that is not public must state the roles it admits."""
+    for route in [*app.routes, *api_v1.router.routes]:
+        if isinstance(route, Mount) or not hasattr(route, "path"):
+            continue
+        path = route.path
+        if any(path == p or path.startswith(p + "/") for p in PUBLIC_PATHS) or path == "/":
+            continue
+        if roles_of(route) is None and not getattr(getattr(route, "endpoint", None), "public", False):
+            raise RuntimeError(f"route {path} states no roles; add Depends(allow(...))")
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    out = []
+    for err in exc.errors()[:20]:
+        loc = [str(x) for x in err.get("loc", ()) if x not in ("body", "query", "path", "form")]
+        out.append({"field": ".".join(loc) or "body", "message": str(err.get("msg", ""))[:200]})
+    return out
+
+
+def create_app(config: ServeConfig) -> FastAPI:
+    """The service for `config` (token secret required; database from its settings)."""
+    secret = require_secret(config.secret)
+    engine = open_engine(config.settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        yield
+        app.state.jobs.shutdown()
+
+    app = FastAPI(title="iatros", version=__version__, lifespan=lifespan,
+                  description="Clinical models behind authentication, roles and an audit log. "
+                              "Errors are RFC 9457 problem details.")
+    app.state.config = config
+    app.state.store = AccessStore(engine)
+    app.state.audit = AuditLog(engine)
+    app.state.issuer = TokenIssuer(secret, config.token_ttl_seconds)
+    app.state.limiter = RateLimiter(config.rate_per_minute)
+    app.state.catalog = ModelCatalog(config.settings, config.reload_seconds)
+    app.state.jobs = JobQueue(config.work_dir / "jobs")
+    app.state.extractor = _lazy_extractor()
+
+    @app.exception_handler(Problem)
+    async def on_problem(request: Request, exc: Problem) -> Response:
+        return problem_response(exc.status, exc.detail, request.url.path, exc.field, exc.headers,
+                                exc.errors)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, exc: RequestValidationError) -> Response:
+        errors = _validation_errors(exc)
+        first = errors[0] if errors else {"field": "body", "message": "invalid"}
+        return problem_response(422, f"{first['field']}: {first['message']}", request.url.path,
+                                first["field"], errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
+        detail = exc.detail if isinstance(exc.detail, str) else "request refused"
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no endpoint {request.url.path}; the API is described at /docs"
+        return problem_response(exc.status_code, detail, request.url.path,
+                                headers=getattr(exc, "headers", None))
+
+    @app.middleware("http")
+    async def audit_and_limit(request: Request,
+                              call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        path = request.url.path
+        ctx = audit_context(request)
+        ctx.action = f"{request.method} {path}"[:120]
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > config.max_upload_bytes):
+            response: Response = problem_response(
+                413, f"request body larger than {config.max_upload_bytes} bytes", path)
+        else:
+            try:
+                response = await call_next(request)
+            except Exception:  # a bug: never a stack trace to the client
+                log.exception("unhandled error on %s %s", request.method, path)
+                response = problem_response(500, "internal error; the request was not completed "
+                                            "(see the server log)", path)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if path.startswith(NOT_AUDITED) or (path.startswith("/static")):
+            return response
+        outcome = "ok" if response.status_code < 400 else (
+            "denied" if response.status_code in (401, 403) else "refused"
+            if response.status_code < 500 else "error")
+        try:
+            await run_in_threadpool(app.state.audit.append, actor=ctx.actor, role=ctx.role,
+                                    action=ctx.action, target=ctx.target,
+                                    model_version=ctx.model_version, outcome=outcome,
+                                    status=response.status_code, detail=ctx.detail)
+        except AuditWriteError as e:
+            log.error("audit write failed for %s %s: %s", request.method, path, e)
+            return problem_response(503, "the request could not be recorded in the audit log, so "
+                                    "it was not completed; try again or tell the administrator",
+                                    path)
+        return response
+
+    app.include_router(api_v1.router)
+    dashboard.mount(app)
+    if config.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
+                           allow_methods=["GET", "POST"], allow_headers=["Authorization",
+                                                                          "Content-Type", "X-API-Key"])
+    _check_roles(app)
+    return app
+
+
+def _lazy_extractor() -> Callable[[], Any]:
+    """The note pipeline, built on first use (loading terminologies takes seconds)."""
+    import threading
+
+    holder: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def get() -> Any:
+        with lock:
+            if "x" not in holder:
+                from iatros.api.nlp import NoteExtractor
+
+                holder["x"] = NoteExtractor()
+            return holder["x"]
+    return get
