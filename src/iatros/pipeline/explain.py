@@ -122,8 +122,8 @@ class ImageExplainer(Explainer):
         if not explain:
             return
         stems = [f"{_stem(n)}-gradcam" for n in names]
-        items = self.images(task, predictor, batch, names, scores, out_dir, names=stems,
-                            method=method)
+        items = self.images(task, predictor, batch, [Path(n).name for n in names], scores, out_dir,
+                            names=stems, method=method)
         for result, item in zip(results, items, strict=True):
             result["heatmap"] = item["path"]
 

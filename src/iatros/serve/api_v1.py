@@ -134,10 +134,10 @@ def _predict_files(request: Request, model: ServedModel, paths: list[Path], name
 
 async def _predict_json(request: Request, name: str, body: PredictRequest, principal: Principal,
                         explain: bool) -> Prediction:
-    model = _served(request, name)
-    require_patient(request, principal, body.patient_id)
     ctx = audit_context(request)
     ctx.action = "explain" if explain else "predict"
+    model = _served(request, name)
+    require_patient(request, principal, body.patient_id)
     raw = body.model_dump_json().encode()
     if not body.patient_id:
         ctx.target = f"input:{hashlib.sha256(raw).hexdigest()[:16]}"
@@ -161,10 +161,10 @@ async def _predict_json(request: Request, name: str, body: PredictRequest, princ
 
 async def _predict_uploads(request: Request, name: str, files: list[UploadFile],
                            patient_id: str | None, principal: Principal, explain: bool) -> Prediction:
-    model = _served(request, name)
-    require_patient(request, principal, patient_id)
     ctx = audit_context(request)
     ctx.action = "explain" if explain else "predict"
+    model = _served(request, name)
+    require_patient(request, principal, patient_id)
     config = request.app.state.config
     with workspace(config.work_dir / "requests") as folder:
         paths, names, digest = await save_uploads(files, folder, config.max_upload_bytes,
@@ -306,9 +306,9 @@ async def extract_note(request: Request, body: NoteRequest,
     """Entities of a note (problems, symptoms, medications, labs, procedures) with ConText
     (negated, uncertain, historical, family, hypothetical), concept codes and, with `fhir`, a
     validated FHIR R4 Bundle."""
-    require_patient(request, principal, body.patient_id)
     ctx = audit_context(request)
     ctx.action = "extract note"
+    require_patient(request, principal, body.patient_id)
     if not body.patient_id:
         ctx.target = f"input:{hashlib.sha256(body.text.encode()).hexdigest()[:16]}"
     extractor = await run_in_threadpool(request.app.state.extractor)

@@ -32,7 +32,7 @@ PUBLIC_PATHS = {"/api/v1/health", "/api/v1/auth/token", "/openapi.json", "/docs"
                 "/docs/oauth2-redirect", "/login", "/logout", "/static"}
 NOT_AUDITED = ("/static/", "/api/v1/health", "/openapi.json", "/docs", "/redoc", "/favicon.ico")
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
-                    "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
+                    "Referrer-Policy": "same-origin", "Cache-Control": "no-store",
                     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
                                                "style-src 'self'; script-src 'self'; "
                                                "frame-ancestors 'none'"}
@@ -61,6 +61,7 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 def create_app(config: ServeConfig) -> FastAPI:
     """The service for `config` (token secret required; database from its settings)."""
     secret = require_secret(config.secret)
+    config.settings.home.mkdir(parents=True, exist_ok=True)
     engine = open_engine(config.settings.database_url)
 
     @asynccontextmanager

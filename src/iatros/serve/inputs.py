@@ -28,7 +28,7 @@ def safe_name(name: str | None, index: int) -> str:
     """A file name without folders or odd characters (keeps the extension readers need)."""
     base = Path((name or "").replace("\\", "/")).name
     base = _SAFE.sub("_", base).lstrip(".") or f"input-{index}"
-    return f"{index:03d}-{base[-120:]}"
+    return base[-120:]
 
 
 @contextmanager
@@ -53,9 +53,14 @@ async def save_uploads(files: Sequence[UploadFile], folder: Path, max_bytes: int
         raise Problem(413, f"{len(files)} files sent; at most {max_items} per request (use a batch "
                       f"job for more)", field="files")
     digest = hashlib.sha256()
-    total, paths, names = 0, [], {}
+    total, paths, names, used = 0, [], {}, set()
     for i, upload in enumerate(files):
-        path = folder / safe_name(upload.filename, i)
+        name = safe_name(upload.filename, i)
+        stem = name.split(".")[0]
+        if stem in used:  # outputs (heat maps) are named by stem: keep them apart
+            name = f"{stem}-{i}{name[len(stem):]}"
+        used.add(name.split(".")[0])
+        path = folder / name
         with path.open("wb") as out:
             while chunk := await upload.read(CHUNK):
                 total += len(chunk)

@@ -55,4 +55,4 @@ PROBLEM_SCHEMA = {
                    "errors": {"type": "array", "items": {"type": "object"}}}}
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"description": TITLES[code], "content": {PROBLEM_TYPE: {"schema": PROBLEM_SCHEMA}}}
-    for code in (400, 401, 403, 404, 413, 415, 422, 429, 503)}
+    for code in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)}

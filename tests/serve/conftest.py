@@ -1,0 +1,83 @@
+"""Service fixtures: tiny real runs (trained once per session), promoted into each test's own
+registry, an app with users of every role, and helpers to log in."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the service needs iatros[serve]")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from iatros import api  # noqa: E402
+from iatros.serve import ServeConfig, create_app  # noqa: E402
+from iatros.settings import get_settings  # noqa: E402
+
+SECRET = "test-secret-" + "s" * 40
+PASSWORD = "correct-horse-battery"
+DEID_KEY = "k" * 32
+FAST = api.EvalOptions(n_boot=30)
+
+
+@pytest.fixture(scope="session")
+def tabular_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real logistic regression on the Wisconsin breast cancer table (ships with scikit-learn)."""
+    out = tmp_path_factory.mktemp("wdbc") / "run"
+    return api.train("breast-cancer-wdbc", model="logreg", out=out, eval_options=FAST,
+                     register=False)
+
+
+@pytest.fixture(scope="session")
+def image_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A one-epoch ResNet on BreastMNIST (28 px ultrasound) from the shared data."""
+    root = Path(os.environ.get("IATROS_DATA", Path(__file__).resolve().parents[2].parent
+                               / "shared" / "data"))
+    if not (root / "medmnist" / "breastmnist.npz").is_file():
+        pytest.skip(f"BreastMNIST is absent under {root}/medmnist (set IATROS_DATA)")
+    out = tmp_path_factory.mktemp("breast") / "run"
+    return api.train("breast-ultrasound", data_root=root, epochs=1, params={"widen_factor": 0.25},
+                     out=out, eval_options=FAST, register=False)
+
+
+def promote(run: Path, name: str, stage: str = "production") -> Any:
+    settings = get_settings()
+    api.register(run, settings)
+    return api.promote(run, name, stage, settings=settings)
+
+
+def make_app(**overrides: Any) -> Any:
+    config = ServeConfig(secret=SECRET, settings=get_settings(), deid_key=overrides.pop("deid_key", None),
+                         reload_seconds=0.0, **overrides)
+    return create_app(config)
+
+
+@pytest.fixture
+def app() -> Any:
+    application = make_app()
+    store = application.state.store
+    store.add_user("clara", PASSWORD, "clinician", ["icu-a"])
+    store.add_user("remy", PASSWORD, "researcher")
+    store.add_user("ada", PASSWORD, "admin")
+    return application
+
+
+@pytest.fixture
+def client(app: Any) -> TestClient:
+    return TestClient(app)
+
+
+def token(client: TestClient, user: str, password: str = PASSWORD) -> str:
+    r = client.post("/api/v1/auth/token", data={"username": user, "password": password})
+    assert r.status_code == 200, r.text
+    return r.json()["access_token"]
+
+
+@pytest.fixture
+def as_user(client: TestClient) -> Callable[[str], dict[str, str]]:
+    """Authorization headers for a user of the `app` fixture."""
+    return lambda user: {"Authorization": f"Bearer {token(client, user)}"}
