@@ -35,8 +35,6 @@ def served(tabular_run):
 
 
 def test_no_server_errors_and_responses_match_the_schema(served):
-    from hypothesis import given
-
     app, headers = served
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
@@ -44,11 +42,15 @@ def test_no_server_errors_and_responses_match_the_schema(served):
     for operation in operations:
         if operation.path.startswith("/api/v1/nlp/extract"):
             continue  # the terminology dictionary takes tens of seconds to build; covered elsewhere
-        user = "ada" if operation.path.startswith(ADMIN_PATHS) else "clara"
+        auth = headers["ada" if operation.path.startswith(ADMIN_PATHS) else "clara"]
+        _fuzz(operation, auth)
 
-        @given(case=operation.as_strategy())
-        @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck),
-                  database=None)
-        def fuzz(case):
-            case.call_and_validate(headers=headers[user], checks=CHECKS)
-        fuzz()
+
+def _fuzz(operation, auth: dict[str, str]) -> None:
+    from hypothesis import given
+
+    @given(case=operation.as_strategy())
+    @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def fuzz(case):
+        case.call_and_validate(headers=auth, checks=CHECKS)
+    fuzz()

@@ -15,7 +15,6 @@ from tests.serve.conftest import PASSWORD, SECRET, make_app, promote, token
 
 
 def _row(run) -> dict:
-    import pandas as pd
     from sklearn.datasets import load_breast_cancer
 
     frame = load_breast_cancer(as_frame=True).frame

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,7 +39,7 @@ def test_a_real_dicom_and_a_corrupt_one_in_one_request(client, as_user, image_ru
     if path is None:
         pytest.skip("pydicom's CT_small.dcm is not available offline")
     promote(image_run, "breast")
-    files = [("files", ("ct.dcm", open(path, "rb").read(), "application/dicom")),
+    files = [("files", ("ct.dcm", Path(path).read_bytes(), "application/dicom")),
              ("files", ("broken.dcm", b"DICM" + b"\x00" * 50, "application/dicom"))]
     r = client.post("/api/v1/models/breast/predict/files", headers=as_user("clara"), files=files)
     assert r.status_code == 200, r.text
