@@ -58,3 +58,22 @@ def test_predict_on_a_real_dicom(breast_run, tmp_path):
         pytest.skip("pydicom's CT_small.dcm is not available offline")
     (result,) = api.predict(breast_run, [path], out=tmp_path)
     assert 0.0 <= result["probabilities"]["malignant"] <= 1.0
+
+
+def test_batched_grad_cam_gives_each_image_its_own_map(breast_run, shared_data_module):
+    import torch
+
+    from iatros.explain.gradcam import heatmap, heatmaps
+    from iatros.pipeline.explain import _network
+    from iatros.settings import get_settings
+    from iatros.train.predictors import load_predictor
+
+    network = _network(load_predictor(breast_run, get_settings().device))
+    images = np.load(shared_data_module / "medmnist" / "breastmnist.npz")["test_images"][:4]
+    xs = torch.from_numpy(images[:, None].astype(np.float32) / 255.0)
+    for method in ("gradcam", "gradcampp"):  # binary: one output unit
+        batch = heatmaps(network, xs, 0, method)
+        for k in range(len(xs)):
+            assert np.allclose(batch[k], heatmap(network, xs[k], 0, method), atol=1e-4)
+    # a one-epoch network's Grad-CAM can be all zero; Grad-CAM++ maps differ between images
+    assert any(not np.allclose(batch[0], batch[k]) for k in range(1, len(xs)))

@@ -57,8 +57,9 @@ class Explainer:
 
     def new_inputs(self, run: RunFolder, task: Task, predictor: Predictor, batch: Any,
                    names: Sequence[str], results: list[dict[str, Any]], scores: Any,
-                   out_dir: Path, method: str, explain: bool = True) -> None:
+                   out_dir: Path, method: str, explain: bool = True, compact: bool = False) -> None:
         """Add to each `predict` result, in place, what the modality reads off its input beyond
+        the score (`compact`: plain images instead of captioned figures, for a service);
         the scores (always) and its explanation (when `explain`)."""
 
     def describe(self, result: Mapping[str, Any]) -> str:
@@ -86,8 +87,10 @@ class ImageExplainer(Explainer):
 
     def images(self, task: Task, predictor: Predictor, inputs: Any, labels: Sequence[str],
                scores: Any, out_dir: Path, names: Sequence[str] | None = None,
-               method: str = "gradcam") -> list[dict[str, Any]]:
-        from iatros.explain.gradcam import explain_image
+               method: str = "gradcam", compact: bool = False) -> list[dict[str, Any]]:
+        import torch
+
+        from iatros.explain.gradcam import explain_image, heatmaps
 
         network = _network(predictor)
         if network is None or not predictor.spec.heatmaps:
@@ -95,13 +98,21 @@ class ImageExplainer(Explainer):
         scorer = scorer_for(task.target)
         dataset = make_dataset(predictor.spec, inputs, np.zeros(len(inputs), dtype=np.float32),
                                task.target, train=False, params=predictor.info["params"])
+        xs = [dataset[k][0] for k in range(len(inputs))]
+        units = [scorer.output_unit(task, scores[k]) for k in range(len(inputs))]
+        heat: dict[int, np.ndarray] = {}
+        for unit in {u[0] for u in units}:  # one Grad-CAM pass per output unit explained
+            same = [k for k in range(len(inputs)) if units[k][0] == unit]
+            for k, h in zip(same, heatmaps(network, torch.stack([xs[k] for k in same]), unit,
+                                           method), strict=True):
+                heat[k] = h
         items = []
         for k in range(len(inputs)):
-            x, _ = dataset[k]
-            unit, shown, explained = scorer.output_unit(task, scores[k])
+            unit, shown, explained = units[k]
             caption = f"{labels[k]}: {shown}; heat map for {explained}"
             name = names[k] if names else f"gradcam_{k}"
-            item = explain_image(network, x, unit, out_dir / f"{name}.png", caption, method=method)
+            item = explain_image(network, xs[k], unit, out_dir / f"{name}.png", caption, method=method,
+                                 compact=compact, heat=heat[k])
             items.append({**item, "caption": caption})
         return items
 
@@ -118,12 +129,12 @@ class ImageExplainer(Explainer):
 
     def new_inputs(self, run: RunFolder, task: Task, predictor: Predictor, batch: Any,
                    names: Sequence[str], results: list[dict[str, Any]], scores: Any,
-                   out_dir: Path, method: str, explain: bool = True) -> None:
+                   out_dir: Path, method: str, explain: bool = True, compact: bool = False) -> None:
         if not explain:
             return
         stems = [f"{_stem(n)}-gradcam" for n in names]
         items = self.images(task, predictor, batch, [Path(n).name for n in names], scores, out_dir,
-                            names=stems, method=method)
+                            names=stems, method=method, compact=compact)
         for result, item in zip(results, items, strict=True):
             result["heatmap"] = item["path"]
 
@@ -232,7 +243,7 @@ class SignalExplainer(Explainer):
 
     def new_inputs(self, run: RunFolder, task: Task, predictor: Predictor, batch: Any,
                    names: Sequence[str], results: list[dict[str, Any]], scores: Any,
-                   out_dir: Path, method: str, explain: bool = True) -> None:
+                   out_dir: Path, method: str, explain: bool = True, compact: bool = False) -> None:
         """Each recording (1-D, at the model's `fs`) gets:
         - "windows": windows of the model's `length_s` (default 30 s) overlapping by half, the
           last ending at the end (see `recording_windows`), each scored like the recording (the
@@ -413,7 +424,7 @@ class NoteExplainer(Explainer):
 
     def new_inputs(self, run: RunFolder, task: Task, predictor: Predictor, batch: Any,
                    names: Sequence[str], results: list[dict[str, Any]], scores: Any,
-                   out_dir: Path, method: str, explain: bool = True) -> None:
+                   out_dir: Path, method: str, explain: bool = True, compact: bool = False) -> None:
         from iatros.models.text import word_attributions
 
         pipeline = _word_model(predictor)

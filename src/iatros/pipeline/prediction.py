@@ -69,8 +69,9 @@ class LoadedRun:
             return self._predictor
 
     def predict(self, inputs: Sequence[str | Path], out_dir: Path, *, explain: bool = True,
-                method: str = "gradcam") -> list[dict[str, Any]]:
-        """One result per input in the order given ({"input", "error"} for a bad one)."""
+                method: str = "gradcam", compact: bool = False) -> list[dict[str, Any]]:
+        """One result per input in the order given ({"input", "error"} for a bad one);
+        `compact`: plain images for heat maps instead of captioned figures."""
         task, scorer = self.task, self.scorer
         new = read_inputs(task.modality, inputs, self.config, self.encoding)
         results: list[dict[str, Any]] = []
@@ -86,7 +87,7 @@ class LoadedRun:
                                                     out_dir)
             if kept and explain:
                 with self._lock:
-                    self._explain(new, kept, results, scores, out_dir, method)
+                    self._explain(new, kept, results, scores, out_dir, method, compact=compact)
             elif kept:
                 self._explain(new, kept, results, scores, out_dir, method, explain=False)
         order = {str(Path(p).expanduser()): i for i, p in enumerate(inputs)}
@@ -95,11 +96,11 @@ class LoadedRun:
                                                           order.get(str(r["input"]), len(order))))
 
     def _explain(self, new: NewInputs, kept: list[int], results: list[dict[str, Any]], scores: Any,
-                 out_dir: Path, method: str, explain: bool = True) -> None:
+                 out_dir: Path, method: str, explain: bool = True, compact: bool = False) -> None:
         good = [r for r in results if "error" not in r]
         explainer_for(self.task.modality).new_inputs(
             self.folder, self.task, self._predictor, new.batch[kept], [new.names[k] for k in kept],
-            good, scores, out_dir, method, explain=explain)
+            good, scores, out_dir, method, explain=explain, compact=compact)
 
 
 def predict(run: str | Path, inputs: Sequence[str | Path], *, out: str | Path | None = None,

@@ -4,6 +4,7 @@ states the roles it admits; the app refuses to start with a route that does not.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import datetime, timezone
 from pathlib import Path
@@ -117,11 +118,12 @@ def _served(request: Request, name: str) -> ServedModel:
     return model
 
 
-def _predict_files(request: Request, model: ServedModel, paths: list[Path], names: dict[str, str],
-                   folder: Path, explain: bool) -> Prediction:
-    loaded = model.require()
+async def _predict_files(request: Request, model: ServedModel, paths: list[Path],
+                         names: dict[str, str], folder: Path, explain: bool) -> Prediction:
+    """Score the request's files through the model's dynamic batcher."""
+    batcher = model.batcher(request.app.state.config.work_dir / "batches")
     try:
-        results = loaded.predict(paths, folder / "out", explain=explain)
+        results = await asyncio.wrap_future(batcher.submit(paths, explain))
     except IatrosError as e:
         raise Problem(422, str(e).replace(str(folder) + "/", "")) from None
     public = json_safe(public_results(results, names, folder))
@@ -156,7 +158,7 @@ async def _predict_json(request: Request, name: str, body: PredictRequest, princ
             paths = [path]
         else:
             paths, names = texts_files(body.texts or [], folder)
-        return await run_in_threadpool(_predict_files, request, model, paths, names, folder, explain)
+        return await _predict_files(request, model, paths, names, folder, explain)
 
 
 async def _predict_uploads(request: Request, name: str, files: list[UploadFile],
@@ -171,7 +173,7 @@ async def _predict_uploads(request: Request, name: str, files: list[UploadFile],
                                                   config.max_items)
         if not patient_id:
             ctx.target = f"input:{digest}"
-        return await run_in_threadpool(_predict_files, request, model, paths, names, folder, explain)
+        return await _predict_files(request, model, paths, names, folder, explain)
 
 
 @router.get("/health", tags=["service"])

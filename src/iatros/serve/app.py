@@ -6,36 +6,30 @@ the JSON API and the dashboard. Routes without a role list are refused at start-
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Mount
 
 from iatros import __version__
-from iatros.access.audit import AuditLog, AuditWriteError
+from iatros.access.audit import AuditLog
 from iatros.access.store import AccessStore, open_engine
 from iatros.access.tokens import TokenIssuer, require_secret
 from iatros.serve import api_v1, dashboard
 from iatros.serve.catalog import ModelCatalog
 from iatros.serve.config import ServeConfig
 from iatros.serve.jobs import JobQueue
+from iatros.serve.middleware import AuditMiddleware
 from iatros.serve.problems import Problem, problem_response
-from iatros.serve.security import RateLimiter, audit_context, roles_of
+from iatros.serve.security import RateLimiter, roles_of
 
 log = logging.getLogger("iatros")
 PUBLIC_PATHS = {"/api/v1/health", "/api/v1/auth/token", "/openapi.json", "/docs", "/redoc",
                 "/docs/oauth2-redirect", "/login", "/logout", "/static"}
-NOT_AUDITED = ("/static/", "/api/v1/health", "/openapi.json", "/docs", "/redoc", "/favicon.ico")
-SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
-                    "Referrer-Policy": "same-origin", "Cache-Control": "no-store",
-                    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
-                                               "style-src 'self'; script-src 'self'; "
-                                               "frame-ancestors 'none'"}
 
 
 def _check_roles(app: FastAPI) -> None:
@@ -101,42 +95,6 @@ def create_app(config: ServeConfig) -> FastAPI:
         return problem_response(exc.status_code, detail, request.url.path,
                                 headers=getattr(exc, "headers", None))
 
-    @app.middleware("http")
-    async def audit_and_limit(request: Request,
-                              call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        path = request.url.path
-        ctx = audit_context(request)
-        ctx.action = f"{request.method} {path}"[:120]
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > config.max_upload_bytes):
-            response: Response = problem_response(
-                413, f"request body larger than {config.max_upload_bytes} bytes", path)
-        else:
-            try:
-                response = await call_next(request)
-            except Exception:  # a bug: never a stack trace to the client
-                log.exception("unhandled error on %s %s", request.method, path)
-                response = problem_response(500, "internal error; the request was not completed "
-                                            "(see the server log)", path)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if path.startswith(NOT_AUDITED) or (path.startswith("/static")):
-            return response
-        outcome = "ok" if response.status_code < 400 else (
-            "denied" if response.status_code in (401, 403) else "refused"
-            if response.status_code < 500 else "error")
-        try:
-            await run_in_threadpool(app.state.audit.append, actor=ctx.actor, role=ctx.role,
-                                    action=ctx.action, target=ctx.target,
-                                    model_version=ctx.model_version, outcome=outcome,
-                                    status=response.status_code, detail=ctx.detail)
-        except AuditWriteError as e:
-            log.error("audit write failed for %s %s: %s", request.method, path, e)
-            return problem_response(503, "the request could not be recorded in the audit log, so "
-                                    "it was not completed; try again or tell the administrator",
-                                    path)
-        return response
-
     app.include_router(api_v1.router)
     dashboard.mount(app)
     if config.cors_origins:
@@ -145,6 +103,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
                            allow_methods=["GET", "POST"], allow_headers=["Authorization",
                                                                           "Content-Type", "X-API-Key"])
+    app.add_middleware(AuditMiddleware, audit=app.state.audit, max_body=config.max_upload_bytes)
     _check_roles(app)
     return app
 

@@ -15,6 +15,7 @@ from typing import Any
 from iatros import api
 from iatros.errors import IatrosError
 from iatros.run_folder import RunFolder
+from iatros.serve.batching import Batcher
 from iatros.serve.problems import Problem
 from iatros.settings import Settings
 
@@ -36,6 +37,8 @@ class ServedModel:
     loaded: Any = None
     error: str | None = None
     _card: dict[str, Any] | None = field(default=None, repr=False)
+    _batcher: Any = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def label(self) -> str:
@@ -45,6 +48,15 @@ class ServedModel:
         if self.loaded is None:
             raise Problem(503, f"model {self.label} cannot be served: {self.error}")
         return self.loaded
+
+    def batcher(self, work_dir: Path) -> Batcher:
+        """The model's dynamic batcher (started on first use)."""
+        loaded = self.require()
+        with self._lock:
+            if self._batcher is None:
+                work_dir.mkdir(parents=True, exist_ok=True)
+                self._batcher = Batcher(loaded, work_dir)
+            return self._batcher
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "version": self.version, "stage": self.stage,

@@ -108,9 +108,12 @@ def texts_files(texts: Sequence[str], folder: Path) -> tuple[list[Path], dict[st
     return paths, names
 
 
-def _inline_png(path: str | None, folder: Path) -> str | None:
+def inline_png(path: str | None, folder: Path) -> str | None:
+    """A PNG inside `folder` as a data URI (None for anything outside it or unreadable)."""
     if not path:
         return None
+    if path.startswith("data:image/png;base64,"):
+        return path
     file = Path(path)
     if not file.is_absolute():
         file = folder / file
@@ -135,7 +138,7 @@ def public_results(results: list[dict[str, Any]], names: dict[str, str],
             item["error"] = str(item["error"]).replace(str(folder) + "/", "")
         for key in ("heatmap", "figure"):
             if key in item:
-                item[key] = _inline_png(item[key], folder)
+                item[key] = inline_png(item[key], folder)
         out.append(item)
     return out
 

@@ -74,7 +74,7 @@ class JobQueue:
             loaded = model.require()
             for start in range(0, len(paths), CHUNK):
                 part = paths[start:start + CHUNK]
-                got = loaded.predict(part, folder / "out", explain=explain)
+                got = loaded.predict(part, folder / "out", explain=explain, compact=True)
                 job.results += json_safe(public_results(got, names, folder))
                 job.done += len(part)
             job.status = "done"
