@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from concurrent.futures import Future
 
 import pytest
 from sqlalchemy import text
@@ -125,8 +126,10 @@ def test_a_request_that_cannot_be_audited_fails(client, app, as_user, monkeypatc
     h = as_user("remy")
 
     def broken(**_kwargs):
-        raise AuditWriteError("the audit log could not be written (OperationalError)")
-    monkeypatch.setattr(app.state.audit, "append", broken)
+        future = Future()
+        future.set_exception(AuditWriteError("the audit log could not be written (OperationalError)"))
+        return future
+    monkeypatch.setattr(app.state.audit, "submit", broken)
     r = client.get("/api/v1/models", headers=h)
     assert r.status_code == 503 and "audit log" in r.json()["detail"]
 
@@ -160,3 +163,20 @@ def test_database_password_never_appears_in_errors(url):
     with pytest.raises(ConfigError) as e:
         open_engine(url)
     assert "s3cr3tpw" not in str(e.value)
+
+
+def test_a_real_database_failure_fails_the_request_and_nothing_is_answered(client, app, as_user):
+    h = as_user("remy")
+    with app.state.audit.engine.begin() as c:
+        c.execute(text("ALTER TABLE service_audit_log RENAME TO audit_moved_away"))
+    r = client.get("/api/v1/models", headers=h)
+    assert r.status_code == 503 and "audit log" in r.json()["detail"]
+    assert r.json()["status"] == 503 and "models" not in r.json()
+
+
+def test_group_commit_keeps_order_and_answers_every_writer():
+    log = _log()
+    futures = [log.submit(actor=f"u{k}", role="clinician", action="predict") for k in range(50)]
+    entries = [f.result(timeout=30) for f in futures]
+    assert [e.actor for e in sorted(entries, key=lambda e: e.seq)] == [f"u{k}" for k in range(50)]
+    assert log.verify()["ok"]

@@ -9,6 +9,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -63,29 +64,67 @@ class AuditLog:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._lock = threading.Lock()
+        self._pending: list[tuple[dict[str, Any], Future]] = []
+        self._wake = threading.Condition()
+        self._writer: threading.Thread | None = None
 
-    def append(self, *, actor: str, role: str, action: str, target: str = "",
+    def submit(self, *, actor: str, role: str, action: str, target: str = "",
                model_version: str = "", outcome: str = "ok", status: int = 200,
-               detail: str = "") -> AuditEntry:
-        """Store one entry durably, or raise AuditWriteError."""
+               detail: str = "") -> Future:
+        """Queue one entry; the future resolves to the stored AuditEntry once it is on disk (or
+        to AuditWriteError). Entries queued together are committed together (group commit: one
+        transaction and one sync for many requests), in the order they were queued."""
         values: dict[str, Any] = {"actor": actor[:120], "role": role[:20], "action": action[:120],
                                   "target": target[:200], "model_version": model_version[:200],
                                   "outcome": outcome[:40], "status": int(status),
                                   "detail": detail[:2000]}
+        future: Future = Future()
+        with self._wake:
+            self._pending.append((values, future))
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(target=self._write_loop, daemon=True,
+                                                name="iatros-audit")
+                self._writer.start()
+            self._wake.notify()
+        return future
+
+    def append(self, **fields: Any) -> AuditEntry:
+        """Store one entry durably (waiting for it), or raise AuditWriteError."""
+        return self.submit(**fields).result()
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._wake:
+                while not self._pending:
+                    self._wake.wait()
+                group, self._pending = self._pending, []
+            try:
+                entries = self._commit([values for values, _ in group])
+            except AuditWriteError as e:
+                for _, future in group:
+                    future.set_exception(e)
+                continue
+            for (_, future), entry in zip(group, entries, strict=True):
+                future.set_result(entry)
+
+    def _commit(self, group: list[dict[str, Any]]) -> list[AuditEntry]:
         for _ in range(_RETRIES):
             try:
                 with self._lock, Session(self.engine) as session, session.begin():
                     head = session.execute(select(AuditRow.seq, AuditRow.hash)
                                            .order_by(AuditRow.seq.desc()).limit(1)).first()
                     seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
-                    values.update(seq=seq, time=datetime.now(timezone.utc).isoformat(
-                        timespec="microseconds"))
-                    digest = entry_hash(prev, values)
-                    row = AuditRow(**values, prev_hash=prev, hash=digest)
-                    session.add(row)
-                return AuditEntry(**values, prev_hash=prev, hash=digest)
+                    entries = []
+                    for values in group:
+                        row_values = {**values, "seq": seq, "time": datetime.now(timezone.utc)
+                                      .isoformat(timespec="microseconds")}
+                        digest = entry_hash(prev, row_values)
+                        session.add(AuditRow(**row_values, prev_hash=prev, hash=digest))
+                        entries.append(AuditEntry(**row_values, prev_hash=prev, hash=digest))
+                        seq, prev = seq + 1, digest
+                return entries
             except IntegrityError:
-                continue  # another process took this sequence number: retry on the new head
+                continue  # another process took these sequence numbers: retry on the new head
             except SQLAlchemyError as e:
                 raise AuditWriteError(f"the audit log could not be written "
                                       f"({type(e).__name__})") from None

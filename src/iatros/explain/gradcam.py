@@ -54,6 +54,10 @@ def heatmaps(model: nn.Module, xs: torch.Tensor, class_index: int, method: str =
     for m in tta:
         m.tta = False
     device = next(model.parameters()).device
+    # gradients are needed at the activations only: skip the weights' (about half the backward)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for p in trainable:
+        p.requires_grad_(False)
     try:
         # MONAI's default post-processing maps (min, max) to (1, 0), flipping the map: keep raw
         cam = (GradCAM if method == "gradcam" else GradCAMpp)(
@@ -61,6 +65,8 @@ def heatmaps(model: nn.Module, xs: torch.Tensor, class_index: int, method: str =
         with torch.enable_grad():
             result = cam(xs.float().to(device).requires_grad_(True), class_idx=class_index)
     finally:
+        for p in trainable:
+            p.requires_grad_(True)
         for m, value in tta.items():
             m.tta = value
         model.train(was_training)
@@ -121,7 +127,7 @@ def save_overlay_png(image: np.ndarray, heat: np.ndarray, path: Path, size: int 
     canvas.paste(panels[0], (0, 0))
     canvas.paste(panels[1], (size + 8, 0))
     path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path, "PNG")
+    canvas.save(path, "PNG", compress_level=1)
     return path
 
 

@@ -5,11 +5,11 @@ leaves. If the entry cannot be stored, the client gets a 503 instead of the answ
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from iatros.access.audit import AuditWriteError
@@ -64,10 +64,10 @@ class AuditMiddleware:
             if not audited:
                 return True
             try:
-                await run_in_threadpool(self.audit.append, actor=ctx.actor, role=ctx.role,
-                                        action=ctx.action, target=ctx.target,
-                                        model_version=ctx.model_version, outcome=_outcome(status),
-                                        status=status, detail=ctx.detail)
+                await asyncio.wrap_future(self.audit.submit(
+                    actor=ctx.actor, role=ctx.role, action=ctx.action, target=ctx.target,
+                    model_version=ctx.model_version, outcome=_outcome(status), status=status,
+                    detail=ctx.detail))
                 return True
             except AuditWriteError as e:
                 log.error("audit write failed for %s %s: %s", scope["method"], path, e)
