@@ -35,13 +35,33 @@ def tabular_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def image_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A one-epoch ResNet on BreastMNIST (28 px ultrasound) from the shared data."""
-    root = Path(os.environ.get("IATROS_DATA", Path(__file__).resolve().parents[2].parent
-                               / "shared" / "data"))
+    root = _data_root()
     if not (root / "medmnist" / "breastmnist.npz").is_file():
         pytest.skip(f"BreastMNIST is absent under {root}/medmnist (set IATROS_DATA)")
     out = tmp_path_factory.mktemp("breast") / "run"
     return api.train("breast-ultrasound", data_root=root, epochs=1, params={"widen_factor": 0.25},
                      out=out, eval_options=FAST, register=False)
+
+
+@pytest.fixture(scope="session")
+def fhir_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    """A readmission model trained on the five real Synthea FHIR bundles of the shared data
+    (too few patients to predict anything: it exercises the path, not the quality)."""
+    import shutil
+
+    source = _data_root() / "synthea_sample" / "fhir"
+    if not source.is_dir():
+        pytest.skip(f"{source} is absent (set IATROS_DATA)")
+    copy = tmp_path_factory.mktemp("fhir") / "bundles"
+    shutil.copytree(source, copy)
+    run = api.train(f"ehr:{copy}", model="gbm", out=copy.parent / "run", eval_options=FAST,
+                    task_options={"target": "readmit_30d"}, register=False)
+    return run, sorted(copy.glob("*.json"))
+
+
+def _data_root() -> Path:
+    return Path(os.environ.get("IATROS_DATA", Path(__file__).resolve().parents[2].parent
+                               / "shared" / "data"))
 
 
 def promote(run: Path, name: str, stage: str = "production") -> Any:

@@ -29,13 +29,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def server(image_run, tabular_run):
+def server(image_run, tabular_run, fhir_run):
     import uvicorn
 
     if not Path(CHROMIUM).is_file() and not shutil.which("chromium"):
         pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)")
     promote(image_run, "breast-ultrasound")
     promote(tabular_run, "wdbc")
+    promote(fhir_run[0], "readmission")
     app = make_app()
     store = app.state.store
     store.add_user("clara", PASSWORD, "clinician", ["icu-a"])
@@ -94,7 +95,7 @@ def test_clinician_uploads_a_dicom_and_sees_the_heat_map(server, browser, tmp_pa
     assert page.url.endswith("/login")
     _shot(page, "login")
     _login(page, base, "clara")
-    assert page.locator("a.card.model").count() == 2
+    assert page.locator("a.card.model").count() == 3
     _shot(page, "models")
     page.click("text=breast-ultrasound")
     assert page.locator("h2", has_text="Test metrics").is_visible()
@@ -146,3 +147,23 @@ def test_admin_sees_the_audit_log_with_an_intact_chain(server, browser):
     page.goto(f"{base}/admin/users")
     assert page.locator("td", has_text="clara").is_visible()
     _shot(page, "users")
+
+
+def test_clinician_uploads_a_fhir_bundle_and_sees_the_risk(server, browser, fhir_run):
+    import json
+
+    base, app = server
+    bundle = fhir_run[1][0]
+    patient = next(e["resource"]["id"] for e in json.loads(bundle.read_text())["entry"]
+                   if e["resource"]["resourceType"] == "Patient")
+    app.state.store.assign("icu-a", [patient])
+    page = browser.new_page(viewport={"width": WIDTHS["desktop"], "height": 900})
+    _login(page, base, "clara")
+    page.click("text=Patient risk")
+    page.set_input_files("input[name=bundle]", str(bundle))
+    page.click("text=Assess risk")
+    risk = page.locator("#risk h2")
+    risk.wait_for()
+    assert "readmit_30d" in risk.inner_text() and "%" in risk.inner_text()
+    assert f"Patient/{patient}" in page.locator("#risk p.muted").inner_text()
+    _shot(page, "patient-risk")

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from iatros.data.ehr.fhir import event_code
 from iatros.errors import ConfigError, RunError
 from iatros.pipeline.evaluation import audit, evaluate
 from iatros.pipeline.explain import explainer_for
@@ -24,7 +25,7 @@ from iatros.settings import Settings, get_settings
 from iatros.tasks import list_families, list_tasks
 from iatros.train.search import parse_params, parse_space, split_trial
 
-__all__ = ["audit", "convert", "demo", "download", "EvalOptions", "evaluate", "explain_records",
+__all__ = ["audit", "convert", "demo", "download", "event_code", "EvalOptions", "evaluate", "explain_records",
            "families", "fmt_entry",
            "LoadedRun", "model_versions", "parse_params", "parse_space", "predict", "prediction_cells",
            "promote", "register", "report", "run_metrics", "run_modality", "run_split", "run_tuning", "runs",

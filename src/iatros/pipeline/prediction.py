@@ -15,7 +15,7 @@ import numpy as np
 from iatros.errors import ConfigError, IatrosError, MissingDataError
 from iatros.pipeline.explain import explainer_for
 from iatros.pipeline.inputs import NewInputs, read_inputs
-from iatros.pipeline.runs import load_data, open_run, settings_for
+from iatros.pipeline.runs import align_features, load_data, open_run, settings_for, task_for
 from iatros.pipeline.scoring import scorer_for
 from iatros.run_folder import EXPLANATIONS, RunFolder, write_json
 from iatros.settings import get_settings
@@ -101,6 +101,50 @@ class LoadedRun:
         explainer_for(self.task.modality).new_inputs(
             self.folder, self.task, self._predictor, new.batch[kept], [new.names[k] for k in kept],
             good, scores, out_dir, method, explain=explain, compact=compact)
+
+
+    def predict_records(self, path: str | Path, work: Path, *, top: int = 8) -> list[dict[str, Any]]:
+        """Risk for every stay (encounter) of new health records at `path` (a FHIR Bundle or
+        NDJSON file, or a folder of any EHR source), converted into `work`, for runs trained
+        on `ehr:PATH` data: the inputs use the model's own variables and codes, no outcome is
+        needed. Each result adds `stay_id`, `patient_id`, `used` (the model's variables and
+        codes the stay has) and `drivers`: the `top` of them whose removal moves the risk most
+        (risk with it minus risk without it)."""
+        name = self.config["task"]
+        if not name.startswith("ehr:"):
+            raise ConfigError(f"{self.folder.path} is a {name} run: new health records are scored by "
+                              f"models trained on ehr:PATH data (the same kind of source, whose "
+                              f"codes the model uses); train one with `iatros train ehr:PATH "
+                              f"--target COLUMN`")
+        features = list(self.config["data"]["features"])
+        options = {**(self.config.get("task_options") or {}), "score_features": features,
+                   "events_out": str(Path(work) / "events")}
+        path = Path(path).resolve()
+        task = task_for(f"ehr:{path}", options, self.settings.with_data_root(path.parent))
+        data = align_features(task.load(path.parent), features)
+        predictor = self.predictor
+        stays = [str(s) for s in data.attributes["stay_id"]]
+        results, scores = self.scorer.predict(self.folder, task, predictor, data.inputs, stays, work)
+        risk = np.asarray(scores, dtype=float).reshape(len(stays), -1)[:, -1]
+        for r, result in enumerate(results):
+            result["stay_id"] = result.pop("input")
+            result["patient_id"] = str(data.patient_ids[r])
+            used = data.inputs.present(r)
+            result["used"] = used
+            result["drivers"] = self._drivers(data.inputs[[r]], used, float(risk[r]), top)
+        return results
+
+    def _drivers(self, row: Any, used: list[str], risk: float, top: int) -> list[dict[str, Any]]:
+        """How much each variable or code the stay has moves its risk (all removals scored in
+        one call)."""
+        if not used:
+            return []
+        masked = type(row).stack([row.without(name) for name in used])
+        without = np.asarray(self.scorer.scores(self.folder, self.predictor, masked), dtype=float)
+        without = without.reshape(len(used), -1)[:, -1]
+        order = np.argsort(-np.abs(risk - without))[:top]
+        return [{"code": used[k], "effect": round(float(risk - without[k]), 4),
+                 "risk_without": round(float(without[k]), 4)} for k in order]
 
 
 def predict(run: str | Path, inputs: Sequence[str | Path], *, out: str | Path | None = None,

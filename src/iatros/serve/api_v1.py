@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Body, Depends, File, Form, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from iatros.access.store import AccessError, Principal
 from iatros.errors import IatrosError
 from iatros.serve.catalog import ServedModel
+from iatros.serve.fhir import assess, check_bundle
 from iatros.serve.inputs import json_safe, public_results, rows_csv, save_uploads, texts_files, workspace
 from iatros.serve.problems import ERROR_RESPONSES, Problem
 from iatros.serve.security import allow, audit_context, require_patient
@@ -300,6 +301,33 @@ def get_job(request: Request, job_id: str,
     audit_context(request).action = "read batch job"
     job = request.app.state.jobs.get(job_id, principal.name)
     return Job(**job.public())
+
+
+@router.post("/models/{name}/fhir", response_model=Open, tags=["fhir"])
+async def fhir_risk(request: Request, name: str, bundle: Annotated[dict[str, Any], Body()],
+                    principal: Annotated[Principal, Depends(allow(*PREDICTORS))],
+                    all_encounters: Annotated[bool, Query()] = False) -> Any:
+    """A FHIR R4 Bundle of one patient (Patient, Encounters, Observations ...) in; the health-
+    record model's risk for the latest encounter (all with `all_encounters`) out, as a
+    collection Bundle of RiskAssessments: model version, calibrated probability, the
+    Observations used as `basis`, the variables that moved the risk as `rationale`. For models
+    trained on FHIR data (`iatros train ehr:FOLDER_OF_BUNDLES --target ...`)."""
+    ctx = audit_context(request)
+    ctx.action = "assess risk (FHIR)"
+    model = _served(request, name)
+    loaded = model.require()
+    if loaded.config["modality"] != "ehr":
+        raise Problem(422, f"model {name!r} is a {loaded.config['modality']} model; FHIR Bundles "
+                      f"go to health-record models", field="name")
+    patient, resources = check_bundle(bundle)
+    require_patient(request, principal, patient)
+    with workspace(request.app.state.config.work_dir / "requests") as folder:
+        try:
+            out = await run_in_threadpool(assess, loaded, bundle, resources, patient, folder,
+                                          model.label, all_encounters)
+        except IatrosError as e:
+            raise Problem(422, str(e).replace(str(folder) + "/", "")) from None
+    return json_safe(out)
 
 
 @router.post("/nlp/extract", response_model=Open, tags=["notes"])

@@ -165,6 +165,41 @@ def mount(app: FastAPI) -> None:
         return _render(request, "notes.html", user, text=text, segments=_segments(text, doc["entities"]),
                        entities=doc["entities"])
 
+    def _ehr_models(request: Request) -> list[dict[str, Any]]:
+        return [m.summary() for m in request.app.state.catalog.all()
+                if m.loaded is not None and m.loaded.config["modality"] == "ehr"]
+
+    @app.get("/patient-risk", response_class=HTMLResponse, include_in_schema=False)
+    def risk_page(request: Request, user: Annotated[Principal, Depends(page(*PREDICTORS))]) -> Any:
+        audit_context(request).action = "open patient risk (dashboard)"
+        return _render(request, "risk.html", user, models=_ehr_models(request))
+
+    @app.post("/patient-risk", response_class=HTMLResponse, include_in_schema=False)
+    async def risk_assess(request: Request, user: Annotated[Principal, Depends(page(*PREDICTORS))],
+                          model: Annotated[str, Form(max_length=120)],
+                          bundle: Annotated[UploadFile, File()]) -> Any:
+        import json
+
+        config = request.app.state.config
+        raw = await bundle.read(config.max_upload_bytes + 1)
+        try:
+            if len(raw) > config.max_upload_bytes:
+                raise Problem(413, f"the Bundle is larger than {config.max_upload_bytes} bytes")
+            try:
+                body = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise Problem(422, f"{bundle.filename}: not JSON ({e})") from None
+            if not isinstance(body, dict):
+                raise Problem(422, f"{bundle.filename}: expected a FHIR Bundle object")
+            out = await api_v1.fhir_risk(request, model, body, user)
+        except Problem as e:
+            return _render(request, "risk.html", user, models=_ehr_models(request), error=e.detail,
+                           status=e.status)
+        audit_context(request).action = "assess risk (FHIR, dashboard)"
+        assessments = [e["resource"] for e in out["bundle"]["entry"]]
+        return _render(request, "risk.html", user, models=_ehr_models(request), chosen=model,
+                       assessments=assessments, encounters=out["encounters"])
+
     @app.get("/admin/users", response_class=HTMLResponse, include_in_schema=False)
     def users_page(request: Request, user: Annotated[Principal, Depends(page("admin"))]) -> Any:
         audit_context(request).action = "list users (dashboard)"

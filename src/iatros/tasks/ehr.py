@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from iatros.data.ehr import cached_events
-from iatros.data.ehr.convert import EventTables
+from iatros.data.ehr import cached_events, get_source
+from iatros.data.ehr.convert import EventTables, convert
 from iatros.data.ehr.mimic4 import is_mimic4
-from iatros.data.ehr.tensors import build_inputs, choose_vocabulary
+from iatros.data.ehr.tensors import build_inputs, choose_vocabulary, vocabulary_of
 from iatros.errors import ConfigError, CorruptDataError, MissingDataError
 from iatros.kinds import Modality, TargetKind
 from iatros.settings import get_settings
@@ -53,7 +53,11 @@ class Cohort:
     max_codes: int = 128
 
 
-def _events(source: str, path: Path) -> EventTables:
+def _events(source: str, path: Path, out: str | None = None) -> EventTables:
+    """The source's event tables: converted into `out` when given (new records to score,
+    kept out of the cache), else once into the workspace cache."""
+    if out:
+        return convert(get_source(source), path, Path(out))
     return cached_events(source, path, get_settings().cache_dir)
 
 
@@ -98,11 +102,24 @@ def categories(column: str) -> Callable[[pl.DataFrame], tuple[np.ndarray, list[s
     return lambda s: one_hot(s, column, sorted(v for v in s[column].unique().to_list() if v))
 
 
-def cohort_data(tables: EventTables, cohort: Cohort, target: TargetKind, label: str) -> TaskData:
-    """Stays of the cohort with their labels and inputs; unlabeled stays are left out, counted."""
+def cohort_data(tables: EventTables, cohort: Cohort, target: TargetKind, label: str,
+                features: list[str] | None = None) -> TaskData:
+    """Stays of the cohort with their labels and inputs; unlabeled stays are left out, counted.
+
+    `features` (a trained model's feature names): score new records instead. Every stay of
+    the cohort is kept, with or without an outcome (targets NaN), and the inputs use the
+    model's variables and codes rather than ones chosen from these stays."""
     stays = tables.stays
     if cohort.keep is not None:
         stays = stays.filter(cohort.keep(stays))
+    if features is not None:
+        if not stays.height:
+            raise CorruptDataError(f"{tables.manifest['input']}: no stay (encounter) to score "
+                                   f"for {label!r}")
+        events = tables.events.join(stays.select("stay_id"), on="stay_id", how="semi")
+        variables, codes, _ = vocabulary_of(features)
+        return _cohort_inputs(tables, cohort, stays, events, variables, codes,
+                              np.full(stays.height, np.nan))
     y = cohort.label(stays)
     labeled = y.is_not_null() if not isinstance(y, pl.DataFrame) else y.select(
         pl.all_horizontal(pl.all().is_not_null())).to_series()
@@ -113,11 +130,16 @@ def cohort_data(tables: EventTables, cohort: Cohort, target: TargetKind, label: 
     events = tables.events.join(stays.select("stay_id"), on="stay_id", how="semi")
     variables, codes = choose_vocabulary(events, stays.height, max_variables=cohort.max_variables,
                                          max_codes=cohort.max_codes)
+    targets = y.to_numpy().astype(np.int64 if target.class_indices or target.stratified
+                                  else np.float64)
+    return _cohort_inputs(tables, cohort, stays, events, variables, codes, targets)
+
+
+def _cohort_inputs(tables: EventTables, cohort: Cohort, stays: pl.DataFrame, events: pl.DataFrame,
+                   variables: list[str], codes: list[str], targets: np.ndarray) -> TaskData:
     static, static_names = (cohort.static or base_static)(stays)
     inputs = build_inputs(events, stays, variables=variables, codes=codes, static=static,
                           static_names=static_names, hours=cohort.hours, anchor=cohort.anchor)
-    targets = y.to_numpy().astype(np.int64 if target.class_indices or target.stratified
-                                  else np.float64)
     attributes = pd.DataFrame({
         "sex": stays["sex"].fill_null("unknown").to_list(),
         "age_group": age_groups(pd.Series(stays["age"].to_numpy()), AGE_BANDS).to_list(),
@@ -345,11 +367,17 @@ def ehr_task(arg: str, options: dict[str, Any]) -> Task:
     hours = float(options["window"]) if options.get("window") else None
     source = options.get("source") or detect_source(path)
 
+    features = options.get("score_features")
+
     def load(_root: Path) -> TaskData:
-        tables = _events(source, path)
+        tables = _events(source, path, options.get("events_out"))
         if options.get("notes"):
             tables = EventTables(with_note_concepts(tables.events), tables.stays, tables.manifest,
                                  tables.path)
+        if features is not None:  # new records to score: no outcome needed
+            cohort = Cohort(hours or 48.0, "start" if hours else "end", lambda s: s["stay_id"],
+                            keep=_at_least(hours) if hours else None)
+            return cohort_data(tables, cohort, probe, target_spec, features=list(features))
         if target_spec.startswith("code:"):
             prefix, days = _code_outcome(target_spec)
             tables = EventTables(tables.events, _code_label(tables.events, tables.stays, prefix,
@@ -377,7 +405,8 @@ def ehr_task(arg: str, options: dict[str, Any]) -> Task:
         models=EHR_MODELS, default_model="gbm", selection=EHR_SELECTION,
         sensitive_attributes=("sex", "age_group"),
         source=f"{source}: {path}", extra={"options": {k: v for k, v in options.items()
-                                                        if k != "data_root"}},
+                                                        if k not in ("data_root", "score_features",
+                                                                     "events_out")}},
     )
 
 

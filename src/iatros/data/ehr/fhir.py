@@ -165,6 +165,11 @@ def _time(value: str | None) -> datetime | None:
     return t.astimezone(timezone.utc).replace(tzinfo=None) if t.tzinfo else t
 
 
+def event_code(concept: dict[str, Any] | None) -> str | None:
+    """The event code a FHIR CodeableConcept becomes (`LOINC//8867-4`, `SNOMED//...`)."""
+    return _code(concept)
+
+
 def _code(concept: dict[str, Any] | None) -> str | None:
     for coding in (concept or {}).get("coding", []):
         if coding.get("code"):

@@ -55,6 +55,34 @@ class EhrInputs:
         out = self.aggregated()
         return out if dtype is None else out.astype(dtype)
 
+    def present(self, row: int) -> list[str]:
+        """The variables and codes a stay has in its window (what a stay's risk can rest on)."""
+        observed = ~np.isnan(self.values[row]).all(axis=0)
+        ids = set(np.unique(self.ev_var[row]).tolist()) - {0}
+        vocab = self.event_vocab
+        return ([v for j, v in enumerate(self.variables) if observed[j]]
+                + [vocab[i] for i in sorted(ids) if i > len(self.variables)])
+
+    def without(self, name: str) -> EhrInputs:
+        """A copy with one variable or code removed, as if never recorded."""
+        values, static = self.values.copy(), self.static.copy()
+        ev_var, ev_value = self.ev_var.copy(), self.ev_value.copy()
+        if name in self.variables:
+            values[:, :, self.variables.index(name)] = np.nan
+        if f"count:{name}" in self.static_names:
+            static[:, self.static_names.index(f"count:{name}")] = 0.0
+        if name in self.event_vocab:
+            gone = ev_var == self.event_vocab.index(name)
+            ev_var[gone], ev_value[gone] = 0, np.nan
+        return replace(self, values=values, static=static, ev_var=ev_var, ev_value=ev_value)
+
+    @staticmethod
+    def stack(parts: list[EhrInputs]) -> EhrInputs:
+        """Rows of several inputs with the same vocabulary, one after another."""
+        first = parts[0]
+        return replace(first, **{k: np.concatenate([getattr(p, k) for p in parts])
+                                 for k in ("values", "static", "ev_var", "ev_time", "ev_value")})
+
     @property
     def event_vocab(self) -> list[str]:
         """Event ids: 0 is padding, then the numeric variables, then the codes."""
@@ -91,11 +119,7 @@ class EhrInputs:
 
     def align(self, feature_names: list[str]) -> EhrInputs:
         """Reorder to a trained model's variables, codes and static features (absent: missing)."""
-        variables = list(dict.fromkeys(f.rsplit(":", 1)[0] for f in feature_names
-                                       if f.rsplit(":", 1)[-1] in STATS and ":" in f))
-        static_names = [f for f in feature_names if f not in
-                        {f"{v}:{s}" for v in variables for s in STATS}]
-        codes = [s[len("count:"):] for s in static_names if s.startswith("count:")]
+        variables, codes, static_names = vocabulary_of(feature_names)
         vi = {v: i for i, v in enumerate(self.variables)}
         si = {s: i for i, s in enumerate(self.static_names)}
         values = np.full((*self.values.shape[:2], len(variables)), np.nan, np.float32)
@@ -115,6 +139,16 @@ class EhrInputs:
         return EhrInputs(values, static, ev_var, np.where(keep, self.ev_time, 0).astype(np.float32),
                          np.where(keep, self.ev_value, np.nan).astype(np.float32), variables,
                          static_names, codes, self.bin_hours)
+
+
+def vocabulary_of(feature_names: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """(numeric variables, codes, static names) behind a trained model's feature names."""
+    variables = list(dict.fromkeys(f.rsplit(":", 1)[0] for f in feature_names
+                                   if f.rsplit(":", 1)[-1] in STATS and ":" in f))
+    static_names = [f for f in feature_names if f not in
+                    {f"{v}:{s}" for v in variables for s in STATS}]
+    codes = [s[len("count:"):] for s in static_names if s.startswith("count:")]
+    return variables, codes, static_names
 
 
 def choose_vocabulary(events: pl.DataFrame, n_stays: int, *, max_variables: int = 64,
