@@ -234,3 +234,37 @@ def test_batch_job_reports_progress_and_results(client, as_user, tabular_run, tm
     assert sum("probabilities" in x for x in job["results"]) == 3
     assert any(x["input"] == "broken.csv" and "error" in x for x in job["results"])
     _problem(client.get(f"/api/v1/jobs/{r.json()['id']}", headers=as_user("remy")), 404)
+
+
+def test_a_survival_model_answers_with_a_curve(client, as_user, tmp_path_factory):
+    run = api.train("survival-gbsg2", model="coxph", out=tmp_path_factory.mktemp("gbsg") / "run",
+                    eval_options=api.EvalOptions(n_boot=20), register=False)
+    promote(run, "recurrence")
+    row = {"age": 52, "estrec": 10, "horTh": "no", "menostat": "Post", "pnodes": 3,
+           "progrec": 20, "tgrade": "II", "tsize": 25}
+    r = client.post("/api/v1/models/recurrence/predict", headers=as_user("clara"), json={"rows": [row]})
+    assert r.status_code == 200, r.text
+    (result,) = r.json()["results"]
+    curve = result["curve"]
+    assert curve and {"risk", "median_survival", "survival_at"} <= set(result)
+    assert result["figure"] is None or result["figure"].startswith("data:image/png;base64,")
+
+
+def test_a_batched_figure_never_shows_another_requests_rows(tmp_path):
+    from iatros.serve.batching import Batcher
+
+    run = api.train("survival-gbsg2", model="coxph", out=tmp_path / "run",
+                    eval_options=api.EvalOptions(n_boot=20), register=False)
+    row = "age,estrec,horTh,menostat,pnodes,progrec,tgrade,tsize\n52,10,no,Post,3,20,II,25\n"
+    paths = []
+    for who in ("a", "b"):
+        (tmp_path / who).mkdir()
+        (tmp_path / who / "rows.csv").write_text(row)
+        paths.append(tmp_path / who / "rows.csv")
+    batcher = Batcher(api.LoadedRun(run), tmp_path / "batches", window_s=0.5)
+    alone = batcher.submit([paths[0]], explain=False).result(timeout=60)
+    assert alone[0]["figure"].startswith("data:image/png")  # one request: its own figure
+    both = [batcher.submit([p], explain=False) for p in paths]  # scored in one batch
+    results = [f.result(timeout=60) for f in both]
+    assert [r[0]["input"] for r in results] == [str(p) + ":2" for p in paths]
+    assert all(r[0]["figure"] is None for r in results)

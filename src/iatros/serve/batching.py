@@ -37,6 +37,16 @@ def _owner(key: str, owners: dict[str, int]) -> int | None:
     return None
 
 
+def _shared_figures(results: list[dict[str, Any]], owners: dict[str, int]) -> set[str]:
+    """Figure files that show inputs of more than one request (e.g. one plot of many curves)."""
+    seen: dict[str, set[int | None]] = {}
+    for result in results:
+        for key in FIGURE_KEYS:
+            if isinstance(result.get(key), str):
+                seen.setdefault(result[key], set()).add(_owner(str(result.get("input", "")), owners))
+    return {path for path, who in seen.items() if len(who) > 1}
+
+
 class Batcher:
     """Collects requests for one loaded run and scores them together."""
 
@@ -78,15 +88,19 @@ class Batcher:
 
     def _run(self, group: list[_Item], explain: bool) -> None:
         owners = {str(p): i for i, item in enumerate(group) for p in item.paths}
-        out = Path(tempfile.mkdtemp(prefix="batch-", dir=self.work_dir))
+        out: Path | None = None
         try:
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+            out = Path(tempfile.mkdtemp(prefix="batch-", dir=self.work_dir))
             results = self.loaded.predict([p for item in group for p in item.paths], out,
                                           explain=explain, compact=True)
             split: list[list[dict[str, Any]]] = [[] for _ in group]
+            shared = _shared_figures(results, owners)
             for result in results:
                 for key in FIGURE_KEYS:
                     if isinstance(result.get(key), str):
-                        result[key] = inline_png(result[key], out)
+                        # a figure drawn from several requests' inputs belongs to none of them
+                        result[key] = None if result[key] in shared else inline_png(result[key], out)
                 owner = _owner(str(result.get("input", "")), owners)
                 if owner is not None:
                     split[owner].append(result)
@@ -97,4 +111,5 @@ class Batcher:
                 if not item.future.done():
                     item.future.set_exception(e)
         finally:
-            shutil.rmtree(out, ignore_errors=True)
+            if out is not None:
+                shutil.rmtree(out, ignore_errors=True)
