@@ -101,3 +101,14 @@ def test_drivers_are_named_from_the_bundle(client, as_user, fhir_run):
     drivers = r.json()["encounters"][0]["drivers"]
     assert drivers and all(set(d) >= {"code", "effect", "risk_without", "display"} for d in drivers)
     assert any(d["display"] for d in drivers)
+
+
+def test_model_list_and_card_show_no_server_path(client, as_user, fhir_run):
+    run, _ = fhir_run
+    promote(run, "readmission")
+    h = as_user("remy")
+    listed = client.get("/api/v1/models", headers=h).json()
+    card = client.get("/api/v1/models/readmission", headers=h).json()
+    assert listed[0]["task"] == "ehr:bundles"
+    arg = card["task"].partition(":")[2]
+    assert arg == "bundles" and str(run.parent) not in str(listed) + str(card)

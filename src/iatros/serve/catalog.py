@@ -25,6 +25,12 @@ CARD_CONFIG = ("task", "description", "modality", "target_kind", "classes", "mod
                "primary_metric", "split_by", "created", "iatros_version")
 
 
+def task_label(task: str) -> str:
+    """A task name fit to show: `ehr:/data/site-a/bundles` -> `ehr:bundles` (no server path)."""
+    prefix, sep, arg = task.partition(":")
+    return f"{prefix}:{Path(arg).name}" if sep and "/" in arg else task
+
+
 @dataclass
 class ServedModel:
     """One promoted version: its registry facts, its loaded run, or why it cannot be served."""
@@ -63,7 +69,7 @@ class ServedModel:
                                "run_id": self.run_id, "available": self.loaded is not None}
         if self.loaded is not None:
             config = self.loaded.config
-            out.update(task=config["task"], modality=config["modality"],
+            out.update(task=task_label(config["task"]), modality=config["modality"],
                        target_kind=config["target_kind"], model=config["model"],
                        classes=list(config.get("classes") or []))
             out["headline"] = self.card()["headline"]
@@ -84,6 +90,12 @@ class ServedModel:
         test = metrics.get("splits", {}).get("test", {})
         card: dict[str, Any] = {"name": self.name, "version": self.version, "stage": self.stage,
                                 **{k: config.get(k) for k in CARD_CONFIG}}
+        card["task"] = task_label(str(config["task"]))
+        arg = str(config["task"]).partition(":")[2]
+        if "/" in arg:  # no server path in what the service shows
+            for key in ("description", "source"):
+                if isinstance(card.get(key), str):
+                    card[key] = card[key].replace(arg, Path(arg).name)
         card["inputs"] = list((config.get("data") or {}).get("features") or [])
         card["headline"] = {"metric": primary, **(test.get(primary) or {})} if primary else {}
         card["test_metrics"] = test
