@@ -101,3 +101,36 @@ def token(client: TestClient, user: str, password: str = PASSWORD) -> str:
 def as_user(client: TestClient) -> Callable[[str], dict[str, str]]:
     """Authorization headers for a user of the `app` fixture."""
     return lambda user: {"Authorization": f"Bearer {token(client, user)}"}
+
+
+@pytest.fixture(scope="session")
+def ecg_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A one-epoch 1-D ResNet on 40 real PhysioNet 2017 single-lead ECGs, and the header of
+    one record it was not trained on."""
+    real = _data_root() / "physionet2017_af" / "training2017"
+    if not (real / "REFERENCE.csv").is_file():
+        pytest.skip(f"PhysioNet 2017 records are absent under {real}")
+    rows = [line.split(",") for line in (real / "REFERENCE.csv").read_text().split()]
+    chosen = [r for label, n in {"N": 16, "A": 10, "O": 10, "~": 4}.items()
+              for r in [x for x in rows if x[1] == label][:n]]
+    root = tmp_path_factory.mktemp("af")
+    train = root / "physionet2017_af" / "training2017"
+    train.mkdir(parents=True)
+    for name, _ in chosen:
+        for suffix in (".hea", ".mat"):
+            (train / f"{name}{suffix}").symlink_to(real / f"{name}{suffix}")
+    (train / "REFERENCE.csv").write_text("".join(f"{n},{label}\n" for n, label in chosen))
+    run = api.train("af-ecg", data_root=root, model="resnet1d", epochs=1, params={"width": 8},
+                    out=root / "run", eval_options=FAST, register=False)
+    unseen = next(name for name, _ in rows if name not in {n for n, _ in chosen})
+    return run, real / f"{unseen}.hea"
+
+
+@pytest.fixture(scope="session")
+def note_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The MTSamples specialty classifier (TF-IDF logistic regression) on the shared data."""
+    root = _data_root()
+    if not (root / "mtsamples").is_dir():
+        pytest.skip(f"MTSamples is absent under {root}")
+    return api.train("mtsamples-specialty", data_root=root, out=tmp_path_factory.mktemp("mts") / "run",
+                     eval_options=FAST, register=False)

@@ -180,3 +180,31 @@ def test_group_commit_keeps_order_and_answers_every_writer():
     entries = [f.result(timeout=30) for f in futures]
     assert [e.actor for e in sorted(entries, key=lambda e: e.seq)] == [f"u{k}" for k in range(50)]
     assert log.verify()["ok"]
+
+
+def test_the_service_runs_on_postgresql(postgres_url, tabular_run, monkeypatch):
+    """Registry, accounts, promotion and the audit log of one app, all in PostgreSQL."""
+    from fastapi.testclient import TestClient
+
+    from iatros import api
+    from iatros.serve import ServeConfig, create_app
+    from iatros.settings import get_settings
+    from tests.serve.conftest import PASSWORD, SECRET, token
+
+    monkeypatch.setenv("IATROS_DATABASE_URL", postgres_url)
+    settings = get_settings()
+    engine = open_engine(postgres_url)
+    with engine.begin() as c:  # the database is shared by this session's PostgreSQL tests
+        c.execute(text("DELETE FROM service_users WHERE name = 'pgremy'"))
+        c.execute(text("DELETE FROM service_audit_log"))
+    api.register(tabular_run, settings)
+    version = api.promote(tabular_run, "pg-wdbc", "production", settings=settings)
+    app = create_app(ServeConfig(secret=SECRET, settings=settings, reload_seconds=0.0))
+    app.state.store.add_user("pgremy", PASSWORD, "researcher")
+    client = TestClient(app)
+    h = {"Authorization": f"Bearer {token(client, 'pgremy')}"}
+    names = {m["name"]: m["version"] for m in client.get("/api/v1/models", headers=h).json()}
+    assert names.get("pg-wdbc") == version.version, (names, version)
+    assert app.state.audit.verify()["ok"]
+    last = app.state.audit.entries(newest_first=True, limit=1)[0]
+    assert (last.actor, last.action) == ("pgremy", "list models")

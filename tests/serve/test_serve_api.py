@@ -248,6 +248,8 @@ def test_a_survival_model_answers_with_a_curve(client, as_user, tmp_path_factory
     curve = result["curve"]
     assert curve and {"risk", "median_survival", "survival_at"} <= set(result)
     assert result["figure"] is None or result["figure"].startswith("data:image/png;base64,")
+    page = client.get("/models/recurrence", headers=as_user("remy")).text
+    assert "Subgroup audit" in page and "age_group" in page and "largest gap" in page
 
 
 def test_a_batched_figure_never_shows_another_requests_rows(tmp_path):

@@ -95,3 +95,28 @@ def test_two_uploads_with_one_name_keep_their_own_heat_maps(client, as_user, ima
     first, second = r.json()["results"]
     assert first["input"] == second["input"] == "scan.png"
     assert first["heatmap"] != second["heatmap"]
+
+
+def test_an_ecg_record_uploaded_as_header_and_signal_gives_one_result(client, as_user, ecg_run):
+    run, header = ecg_run
+    promote(run, "af")
+    files = [("files", (header.with_suffix(s).name, header.with_suffix(s).read_bytes(),
+                        "application/octet-stream")) for s in (".hea", ".mat")]
+    r = client.post("/api/v1/models/af/explain/files", headers=as_user("clara"), files=files)
+    assert r.status_code == 200, r.text
+    (result,) = r.json()["results"]
+    assert result["input"] == header.name
+    assert set(result["probabilities"]) == {"Normal", "AF", "Other", "Noisy"}
+    assert result["heart_rate_bpm"]["mean"] > 0 and result["quality"]["label"]
+    assert result["windows"] and result["figure"].startswith("data:image/png")
+
+
+def test_a_note_model_answers_texts_with_its_words(client, as_user, note_run):
+    promote(note_run, "specialty")
+    note = ("CHIEF COMPLAINT: Chest pain. HISTORY: exertional chest pressure. Stress test positive. "
+            "PLAN: cardiac catheterization, aspirin, metoprolol.")
+    r = client.post("/api/v1/models/specialty/explain", headers=as_user("remy"), json={"texts": [note]})
+    assert r.status_code == 200, r.text
+    (result,) = r.json()["results"]
+    assert result["input"] == "texts[0]" and sum(result["probabilities"].values()) == pytest.approx(1)
+    assert result.get("words")

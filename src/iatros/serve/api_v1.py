@@ -19,7 +19,15 @@ from iatros.access.store import AccessError, Principal
 from iatros.errors import IatrosError
 from iatros.serve.catalog import ServedModel
 from iatros.serve.fhir import assess, check_bundle
-from iatros.serve.inputs import json_safe, public_results, rows_csv, save_uploads, texts_files, workspace
+from iatros.serve.inputs import (
+    json_safe,
+    public_results,
+    record_inputs,
+    rows_csv,
+    save_uploads,
+    texts_files,
+    workspace,
+)
 from iatros.serve.problems import ERROR_RESPONSES, Problem
 from iatros.serve.security import allow, audit_context, require_patient
 
@@ -174,7 +182,7 @@ async def _predict_uploads(request: Request, name: str, files: list[UploadFile],
                                                   config.max_items)
         if not patient_id:
             ctx.target = f"input:{digest}"
-        return await _predict_files(request, model, paths, names, folder, explain)
+        return await _predict_files(request, model, record_inputs(paths), names, folder, explain)
 
 
 @router.get("/health", tags=["service"])
@@ -290,7 +298,7 @@ async def create_job(request: Request, name: str, files: Annotated[list[UploadFi
         jobs.discard_folder(folder)
         raise
     ctx.target = f"input:{digest}"
-    job = jobs.submit(model, paths, names, folder, explain, owner=principal.name)
+    job = jobs.submit(model, record_inputs(paths), names, folder, explain, owner=principal.name)
     return Job(**job.public())
 
 

@@ -103,7 +103,7 @@ class ServedModel:
         card["calibration"] = {k: calibration.get(k) for k in ("method", "note", "fitted_on",
                                                               "test_before", "test_after")}
         card["threshold"] = metrics.get("threshold")
-        card["subgroups"] = metrics.get("subgroups") or []
+        card["subgroups"] = metrics.get("subgroups") or {}
         figures = folder.path / "figures"
         card["figures"] = sorted(p.name for p in figures.glob("*.png")) if figures.is_dir() else []
         self._card = card
@@ -149,6 +149,9 @@ class ModelCatalog:
                 except IatrosError as e:
                     served.error = str(e)
                     log.warning("model %s cannot be served: %s", served.label, e)
+                except Exception as e:  # an unreadable folder must not take the catalog down
+                    served.error = f"its run folder could not be read ({type(e).__name__})"
+                    log.warning("model %s cannot be served: %r", served.label, e)
                 models[name] = served
             self._models = models
             self._checked = time.monotonic()

@@ -35,6 +35,7 @@ def check_bundle(bundle: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             raise Problem(422, f"entry[{k}] has no resource with a resourceType", field=f"entry[{k}]")
         resources.append(resource)
+    _validate(bundle)
     patients = [r for r in resources if r["resourceType"] == "Patient"]
     if len(patients) != 1 or not patients[0].get("id"):
         raise Problem(422, f"the Bundle must hold exactly one Patient with an id (found "
@@ -43,6 +44,21 @@ def check_bundle(bundle: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         raise Problem(422, "the Bundle has no Encounter: risk is assessed per encounter",
                       field="entry")
     return str(patients[0]["id"]), resources
+
+
+def _validate(bundle: dict[str, Any]) -> None:
+    """The whole Bundle against FHIR R4 (fhir.resources' R4B models); 422 naming the place."""
+    from fhir.resources.R4B.bundle import Bundle
+    from pydantic import ValidationError
+
+    try:
+        Bundle.model_validate(bundle)
+    except ValidationError as e:
+        errors = [{"field": ".".join(str(x) for x in err.get("loc", ())) or "Bundle",
+                   "message": str(err.get("msg", ""))[:200]} for err in e.errors()[:20]]
+        first = errors[0] if errors else {"field": "Bundle", "message": "invalid"}
+        raise Problem(422, f"the Bundle is not valid FHIR R4: {first['field']}: {first['message']}",
+                      field=first["field"], errors=errors) from None
 
 
 def latest_encounter(resources: list[dict[str, Any]]) -> str:

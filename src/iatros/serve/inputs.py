@@ -57,9 +57,13 @@ async def save_uploads(files: Sequence[UploadFile], folder: Path, max_bytes: int
     for i, upload in enumerate(files):
         name = safe_name(upload.filename, i)
         stem = name.split(".")[0]
-        if stem in used:  # outputs (heat maps) are named by stem: keep them apart
+        # outputs (heat maps) are named by stem: keep stems apart, except a WFDB record's
+        # files, which must share theirs
+        key = name if Path(name).suffix.lower() in (".hea", *WFDB_COMPANIONS) else stem
+        if key in used:
             name = f"{stem}-{i}{name[len(stem):]}"
-        used.add(name.split(".")[0])
+            key = name if key == name else name.split(".")[0]
+        used.add(key)
         path = folder / name
         with path.open("wb") as out:
             while chunk := await upload.read(CHUNK):
@@ -72,6 +76,17 @@ async def save_uploads(files: Sequence[UploadFile], folder: Path, max_bytes: int
         paths.append(path)
         names[str(path)] = upload.filename or path.name
     return paths, names, digest.hexdigest()[:16]
+
+
+WFDB_COMPANIONS = (".dat", ".mat", ".atr", ".qrs", ".xws")
+
+
+def record_inputs(paths: list[Path]) -> list[Path]:
+    """The inputs among uploaded files: a WFDB record's signal and annotation files travel with
+    its .hea header, which is the input (one result per record, not per file)."""
+    headers = {p.with_suffix("") for p in paths if p.suffix.lower() == ".hea"}
+    return [p for p in paths if not (p.suffix.lower() in WFDB_COMPANIONS
+                                     and p.with_suffix("") in headers)]
 
 
 def rows_csv(rows: Sequence[dict[str, Any]], folder: Path) -> tuple[Path, dict[str, str]]:
