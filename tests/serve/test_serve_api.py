@@ -270,3 +270,12 @@ def test_a_batched_figure_never_shows_another_requests_rows(tmp_path):
     results = [f.result(timeout=60) for f in both]
     assert [r[0]["input"] for r in results] == [str(p) + ":2" for p in paths]
     assert all(r[0]["figure"] is None for r in results)
+
+
+def test_a_row_with_missing_features_says_which_in_its_result(client, as_user, tabular_run):
+    promote(tabular_run, "wdbc")
+    r = client.post("/api/v1/models/wdbc/predict", headers=as_user("clara"),
+                    json={"rows": [{"mean radius": 14.0}, _row(tabular_run)]})
+    partial, full = r.json()["results"]
+    assert partial["n_missing_features"] == 29 and "mean texture" in partial["missing_features"]
+    assert "missing_features" not in full

@@ -26,6 +26,7 @@ class NewInputs:
     batch: Any
     names: list[str]
     errors: list[dict[str, str]] = field(default_factory=list)
+    notes: dict[str, dict[str, Any]] = field(default_factory=dict)  # extra result fields by name
 
     def __len__(self) -> int:
         return len(self.names)
@@ -77,6 +78,7 @@ def read_tables(files: Sequence[Path], config: dict[str, Any],
     features = config["data"]["features"]
     found, errors = _existing(files)
     tables, names = [], []
+    notes: dict[str, dict[str, Any]] = {}
     for f in found:
         try:
             raw = read_table(f)
@@ -94,9 +96,13 @@ def read_tables(files: Sequence[Path], config: dict[str, Any],
             log.warning("%s lacks %d feature(s), treated as missing: %s", f, len(missing),
                         ", ".join(missing[:10]))
         tables.append(frame.reindex(columns=features).to_numpy(np.float32))
-        names += [f"{f}:{i + 2}" for i in range(len(frame))]
+        rows = [f"{f}:{i + 2}" for i in range(len(frame))]
+        names += rows
+        if missing:  # say so in each row's result: a prediction from partial data must show it
+            notes.update({row: {"missing_features": missing[:50],
+                                "n_missing_features": len(missing)} for row in rows})
     batch = np.concatenate(tables) if tables else np.zeros((0, len(features)), np.float32)
-    return NewInputs(batch, names, errors)
+    return NewInputs(batch, names, errors, notes)
 
 
 def read_signals(files: Sequence[Path], config: dict[str, Any],

@@ -90,6 +90,8 @@ class LoadedRun:
                     self._explain(new, kept, results, scores, out_dir, method, compact=compact)
             elif kept:
                 self._explain(new, kept, results, scores, out_dir, method, explain=False)
+        for result in results:
+            result.update(new.notes.get(str(result.get("input")), {}))
         order = {str(Path(p).expanduser()): i for i, p in enumerate(inputs)}
         everything = results + new.errors
         return sorted(everything, key=lambda r: order.get(str(r["input"]).rsplit(":", 1)[0],
