@@ -33,6 +33,7 @@ METRICS = "metrics.json"
 PREDICTIONS = "predictions.csv"
 CALIBRATION = "calibration.json"
 TRAIN_LOG = "train_log.csv"
+PRIVACY = "privacy.json"  # differentially private runs: the privacy the training spent
 TUNING = "tuning.json"
 SELECTION = "model_selection.json"  # `--model auto`: every candidate's cross-validation scores
 CROSS_VALIDATION = "cross_validation.json"  # `train --cv K`: pooled out-of-fold metrics

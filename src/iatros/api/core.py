@@ -13,6 +13,7 @@ from iatros.pipeline.evaluation import audit, evaluate
 from iatros.pipeline.explain import explainer_for
 from iatros.pipeline.options import EvalOptions
 from iatros.pipeline.prediction import LoadedRun, explain_records, predict
+from iatros.pipeline.privacy import membership_inference
 from iatros.pipeline.runs import open_registry, open_run, run_split
 from iatros.pipeline.scoring import scorer_for
 from iatros.pipeline.scoring.base import fmt_entry
@@ -27,7 +28,8 @@ from iatros.train.search import parse_params, parse_space, split_trial
 
 __all__ = ["audit", "convert", "demo", "download", "event_code", "EvalOptions", "evaluate", "explain_records",
            "families", "fmt_entry",
-           "LoadedRun", "model_versions", "parse_params", "parse_space", "predict", "prediction_cells",
+           "LoadedRun", "membership_inference",
+           "model_versions", "parse_params", "parse_space", "predict", "prediction_cells",
            "promote", "register", "report", "run_metrics", "run_modality", "run_split", "run_tuning", "runs",
            "split_trial", "summary_line", "tasks", "train", "tune", "verify"]
 

@@ -191,6 +191,17 @@ def train_cmd(
     min_seconds: Annotated[float | None, typer.Option(
         "--min-seconds", min=0.0, help="signals:FOLDER tasks: skip recordings shorter than this "
                                        "(default 5).", rich_help_panel="Your own recordings")] = None,
+    dp_epsilon: Annotated[float | None, typer.Option(
+        "--dp-epsilon", min=0.0, help="Train with differential privacy (DP-SGD, Opacus) spending "
+                                      "at most this epsilon; metrics.json and the report record "
+                                      "what was spent. Torch models without batch norm (mlp ...).",
+        rich_help_panel="Privacy")] = None,
+    dp_delta: Annotated[float | None, typer.Option(
+        "--dp-delta", help="DP delta (default 1 / (10 x training rows)).",
+        rich_help_panel="Privacy")] = None,
+    max_grad_norm: Annotated[float | None, typer.Option(
+        "--max-grad-norm", help="DP-SGD: each example's gradient is clipped to this norm "
+                                "(default 1.0).", rich_help_panel="Privacy")] = None,
 ) -> None:
     """Train TASK, evaluate it with CIs, audit subgroups, write report.html; print the run path.
 
@@ -216,6 +227,9 @@ def train_cmd(
     params, train_settings = api.split_trial(api.parse_params(param or []))
     if weights:
         params["weights"] = str(weights)
+    train_settings.update({k: v for k, v in {"dp_epsilon": dp_epsilon, "dp_delta": dp_delta,
+                                             "max_grad_norm": max_grad_norm}.items()
+                           if v is not None})
     path = api.train(task, data_root=data_root, out=out_dir, epochs=epochs, seed=seed,
                      model=model, resume=resume, device=device, progress=_progress(progress),
                      task_options=options, ensemble=ensemble, cross_fit=cross_fit,
@@ -312,15 +326,34 @@ def evaluate_cmd(
 @app.command("audit")
 def audit_cmd(
     run: Annotated[Path, typer.Argument(help="Run folder.")],
-    by: Annotated[str, typer.Option("--by", help="Sensitive attribute, e.g. sex or age_group.")],
+    by: Annotated[str | None, typer.Option(
+        "--by", help="Sensitive attribute, e.g. sex or age_group.")] = None,
     split: Annotated[str, typer.Option(help="val or test.")] = "test",
+    membership: Annotated[bool, typer.Option(
+        "--membership", help="Privacy audit instead: a loss-threshold membership-inference attack "
+                             "on training vs test patients (attack AUROC with CI; 0.5 = no leak).")] = False,
     n_boot: Boot = 1000,
     as_json: Json = False,
     trust: Trust = False,
 ) -> None:
-    """Subgroup (fairness) audit: each metric per group, the largest gaps, EOD and DPD."""
+    """Subgroup (fairness) audit: each metric per group, the largest gaps, EOD and DPD; or, with
+    --membership, how much the model reveals about who it was trained on."""
     from iatros import api
 
+    if membership:
+        found = api.membership_inference(run, n_boot=n_boot, trust=trust)
+        if as_json:
+            print(json.dumps(found, indent=2))
+            return
+        spent = found.get("privacy")
+        out.print(f"membership inference ({found['attack']}): attack AUROC {_fmt(found['auroc'])}, "
+                  f"advantage {found['advantage']:.3f}, {found['members']} members vs "
+                  f"{found['non_members']} non-members"
+                  + (f"; trained with DP, epsilon {spent['epsilon']:.3g}" if spent else
+                     "; trained without differential privacy"), soft_wrap=True)
+        return
+    if by is None:
+        raise typer.BadParameter("give --by ATTRIBUTE (fairness audit) or --membership (privacy)")
     result = api.audit(run, by=by, split=split, eval_options=api.EvalOptions(n_boot=n_boot),
                        trust=trust)
     if as_json:

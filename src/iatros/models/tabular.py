@@ -200,7 +200,7 @@ register_model(ModelSpec(
     name="mlp", family="torch", modalities=(Modality.TABULAR, Modality.EHR), build=build_mlp,
     description="Perceptron (one hidden layer of 32, batch norm, dropout 0.3) with built-in "
                 "imputation and scaling",
-    params={"hidden": (32,), "dropout": 0.3},
+    params={"hidden": (32,), "dropout": 0.3, "batch_norm": True},
     train_defaults={"epochs": 100, "batch_size": 64, "lr": 3e-3, "weight_decay": 1e-2,
                     "patience": 30},
     dataset=tabular_dataset, n_inputs=tabular_width,

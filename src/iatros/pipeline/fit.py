@@ -16,7 +16,7 @@ from iatros.data.splits import Split, validation_fold
 from iatros.errors import ConfigError
 from iatros.evaluate import metrics as M
 from iatros.models.registry import ModelSpec, get_model_spec
-from iatros.run_folder import TRAIN_LOG, RunFolder, write_csv
+from iatros.run_folder import PRIVACY, TRAIN_LOG, RunFolder, write_csv, write_json
 from iatros.settings import Settings
 from iatros.tasks import Task, TaskData
 from iatros.train.losses import to_probabilities
@@ -85,6 +85,21 @@ def ensemble_for(spec: ModelSpec, ensemble: int | None, cross_fit: bool | None,
     return ensemble, bool(cross_fit)
 
 
+def check_private(spec: ModelSpec, config: TrainConfig | None, ensemble: int,
+                  overrides: dict[str, Any] | None) -> None:
+    """Differential privacy needs one torch network (each ensemble member would spend the
+    budget again on the same patients)."""
+    asked = config.dp_epsilon if config is not None else (overrides or {}).get("dp_epsilon")
+    if asked is None:
+        return
+    if spec.family != "torch":
+        raise ConfigError(f"--dp-epsilon trains torch networks with DP-SGD; {spec.name!r} is a "
+                          f"{spec.family} model (choose e.g. --model mlp)")
+    if ensemble > 1:
+        raise ConfigError("--dp-epsilon with --ensemble N would spend the privacy budget N times "
+                          "on the same patients; use --ensemble 1")
+
+
 def check_ensemble(spec: ModelSpec, ensemble: int, cross_fit: bool,
                    val_fold: tuple[int, int] | None, cross_fit_ok: bool) -> None:
     if ensemble < 1 or (ensemble > 1 and spec.family != "torch"):
@@ -127,6 +142,11 @@ def fit(task: Task, spec: ModelSpec, data: TaskData, split: Split, run: RunFolde
         predictor, result = fit_torch(spec, task.target, len(task.classes), xy_train, val, config,
                                       **common)
         results = [result]
+    if results[0].privacy is not None:
+        write_json(run.file(PRIVACY), results[0].privacy)
+        log.info("differential privacy: epsilon %.3g spent (delta %.2g, target %.3g)",
+                 results[0].privacy["epsilon"], results[0].privacy["delta"],
+                 results[0].privacy["target_epsilon"])
     frames = [pd.DataFrame([asdict(r) for r in res.history]).assign(member=k)
               for k, res in enumerate(results)]
     if frames:

@@ -19,6 +19,7 @@ from iatros.pipeline.fit import (
     check_ensemble,
     check_model,
     check_params,
+    check_private,
     ensemble_for,
     fit,
     train_config,
@@ -42,8 +43,10 @@ from iatros.run_folder import (
     CONFIG,
     ENCODING,
     METRICS,
+    PRIVACY,
     RunFolder,
     now_iso,
+    read_json,
     remove_stale_temp_files,
     write_json,
 )
@@ -141,6 +144,7 @@ def train(
     check_ensemble(spec, ensemble, cross_fit, val_fold, scorer.supports_cross_fit)
     config = (train_config(spec, task, epochs, seed, progress, train_overrides)
               if spec.family == "torch" else None)
+    check_private(spec, config, ensemble, train_overrides)
     if spec.family == "torch" and not resume:
         params = {**task.model_params, **(params or {})}
     check_params(spec, params)
@@ -171,6 +175,8 @@ def train(
                         tuple(callbacks), ensemble, cross_fit)
         train_seconds = time.perf_counter() - t0
         finished = scorer.finish(FinishContext(run, task, predictor, data, split, eval_options))
+        if run.file(PRIVACY).is_file():
+            finished.metrics["privacy"] = read_json(run.file(PRIVACY))
         write_json(run.file(METRICS), finished.metrics)
         if finished.test_scores is not None:
             explain_test_examples(run, task, predictor, data, split.test, finished.test_scores)

@@ -30,6 +30,7 @@ from iatros.report.figures import (
     metric_text,
 )
 from iatros.run_folder import (
+    EVALUATIONS,
     REPORT,
     SELECTION,
     RunFolder,
@@ -336,6 +337,28 @@ def _evaluation_entry(name: str, metrics: dict[str, Any] | str) -> dict[str, Any
             "created": _format_date(metrics.get("created"))}
 
 
+def privacy_section(run_dir: Path, metrics: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Differential privacy spent in training and the measured membership-inference attack
+    (`iatros audit RUN --membership`), when there is either."""
+    spent = metrics.get("privacy")
+    audit = optional_json(run_dir / EVALUATIONS / "membership-inference" / "privacy_audit.json")
+    if not spent and not audit:
+        return None
+    out: dict[str, Any] = {"dp": None, "attack": None}
+    if spent:
+        out["dp"] = {"epsilon": fmt(spent.get("epsilon")), "delta": f"{float(spent['delta']):.2g}",
+                     "target": fmt(spent.get("target_epsilon")),
+                     "noise": fmt(spent.get("noise_multiplier")),
+                     "clip": fmt(spent.get("max_grad_norm")), "steps": spent.get("steps"),
+                     "mechanism": str(spent.get("mechanism") or "")}
+    if audit:
+        auroc = audit.get("auroc") or {}
+        out["attack"] = {"name": str(audit.get("attack") or ""), "auroc": fmt(auroc.get("value")),
+                         "ci": fmt_ci(auroc.get("ci95")), "advantage": fmt(audit.get("advantage")),
+                         "n": audit.get("members")}
+    return out
+
+
 def evaluations_section(run_dir: Path) -> list[dict[str, Any]]:
     """Additional evaluations of this model on other data copies or splits."""
     return [_evaluation_entry(name, metrics) for name, metrics in RunFolder(run_dir).evaluations()]
@@ -514,6 +537,7 @@ def build_context(run: RunFiles, figures: Mapping[str, str]) -> dict[str, Any]:
         "performance": performance_rows(run.metrics, primary),
         "selection": selection_section(run.run_dir),
         "cross_validation": cross_validation_section(run.run_dir),
+        "privacy": privacy_section(run.run_dir, run.metrics),
         "calibration": calibration_section(run.metrics),
         "survival_calibration": survival_calibration_rows(run.metrics),
         "subgroups": subgroups,

@@ -6,6 +6,7 @@ for classification, values for regression), whether a torch network or a scikit-
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,6 +31,8 @@ from iatros.train.artifacts import load_estimator, save_estimator
 from iatros.train.heads import head_for
 from iatros.train.seed import seed_everything
 from iatros.train.trainer import Callback, Monitor, TrainConfig, Trainer, TrainResult, load_checkpoint
+
+log = logging.getLogger("iatros")
 
 
 def as_model_input(inputs: Any) -> np.ndarray:
@@ -274,6 +277,10 @@ def fit_torch(spec: ModelSpec, kind: TargetKind, n_classes: int,
     what is fitted from the best weights afterwards; the model spec's hooks fit its own
     preprocessing and target scale."""
     params = {**spec.params, **(params or {})}
+    if config.dp_epsilon is not None and params.get("batch_norm") is True:
+        # batch norm mixes examples, which DP-SGD's per-example gradients cannot allow
+        log.info("differential privacy: %s trained without batch norm", spec.name)
+        params["batch_norm"] = False
     x_train, y_train = train
     n_inputs = spec.n_inputs(x_train, params) if spec.n_inputs else int(np.asarray(x_train).shape[1])
     head = head_for(kind)

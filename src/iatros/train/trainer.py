@@ -49,6 +49,9 @@ class TrainConfig:
     progress: bool = True
     ema_decay: float = 0.0
     keep: str = "best"
+    dp_epsilon: float | None = None  # differential privacy (Opacus DP-SGD): the target epsilon
+    dp_delta: float | None = None  # default 1 / (10 x training rows)
+    max_grad_norm: float = 1.0  # DP-SGD: each example's gradient is clipped to this norm
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
@@ -63,6 +66,12 @@ class TrainConfig:
             raise ConfigError(f"keep must be 'best' (early stopping) or 'last', not {self.keep!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1), not {self.ema_decay}")
+        if self.dp_epsilon is not None and not self.dp_epsilon > 0:
+            raise ConfigError(f"dp_epsilon must be positive, not {self.dp_epsilon}")
+        if self.dp_delta is not None and not 0 < self.dp_delta < 1:
+            raise ConfigError(f"dp_delta must be in (0, 1), not {self.dp_delta}")
+        if not self.max_grad_norm > 0:
+            raise ConfigError(f"max_grad_norm must be positive, not {self.max_grad_norm}")
 
 
 @dataclass
@@ -83,6 +92,7 @@ class TrainResult:
     stopped_early: bool
     resumed_from: int
     history: list[EpochRecord] = field(default_factory=list)
+    privacy: dict[str, Any] | None = None  # differentially private runs: what was spent
 
 
 class Callback:
@@ -161,6 +171,10 @@ class Trainer:
         model.to(self.device)
         loss_fn.to(self.device)
         optimizer = self._optimizer(model)
+        private = None
+        if cfg.dp_epsilon is not None:
+            private = PrivateTraining(self, model, optimizer, train_set, resume)
+            optimizer = private.optimizer
         scheduler = self._scheduler(optimizer)
         scaler = torch.amp.GradScaler(enabled=self.amp_dtype is torch.float16)
         self._ema = self._make_ema(model)
@@ -177,7 +191,8 @@ class Trainer:
             if stopped:
                 break
             t0 = time.perf_counter()
-            train_loss = self._train_epoch(model, loss_fn, train_set, optimizer, scaler, epoch)
+            train_loss = self._train_epoch(model, loss_fn, train_set, optimizer, scaler, epoch,
+                                           private)
             scored = self._ema.module if self._ema is not None else model
             outputs, targets, val_loss = self._evaluate(scored, loss_fn, val_set)
             score = monitor(outputs, targets) if monitor is not None else val_loss
@@ -205,10 +220,11 @@ class Trainer:
                 stopped = True
                 break
         bar.close()
+        privacy = private.close() if private is not None else None
         self._load_best(model)
         return TrainResult(best_epoch=state["best_epoch"], best_score=state["best_score"],
                            epochs_run=state["epoch"], stopped_early=stopped, resumed_from=start,
-                           history=history)
+                           history=history, privacy=privacy)
 
     @torch.no_grad()
     def predict(self, model: nn.Module, dataset: Dataset) -> np.ndarray:
@@ -230,16 +246,19 @@ class Trainer:
 
     def _train_epoch(self, model: nn.Module, loss_fn: nn.Module, dataset: Dataset,
                      optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                     epoch: int) -> float:
+                     epoch: int, private: PrivateTraining | None = None) -> float:
         model.train()
         total, count = 0.0, 0
-        loader = self._loader(dataset, shuffle=True, epoch=epoch)
+        loader = private.loader if private else self._loader(dataset, shuffle=True, epoch=epoch)
+        forward = private.module if private else model
         for inputs, target in tqdm(loader, desc=f"epoch {epoch + 1}", leave=False,
                                    disable=not self.config.progress):
+            if private and len(target) == 0:
+                continue  # Poisson sampling can draw an empty batch
             inputs, target = to_device(inputs, self.device), to_device(target, self.device)
             optimizer.zero_grad(set_to_none=True)
             with self._autocast():
-                loss = loss_fn(model(inputs), target)
+                loss = loss_fn(forward(inputs), target)
                 penalty = model.penalty() if hasattr(model, "penalty") else None
                 if penalty is not None:
                     loss = loss + penalty
@@ -247,7 +266,7 @@ class Trainer:
                 raise RunError(f"training diverged at epoch {epoch + 1} (loss {loss.item()}); "
                                f"lower the learning rate or check the inputs for extreme values")
             scaler.scale(loss).backward()
-            if self.config.grad_clip:
+            if self.config.grad_clip and private is None:  # DP-SGD clips each example instead
                 scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), self.config.grad_clip)
             scaler.step(optimizer)
@@ -359,3 +378,52 @@ class Trainer:
             self._ema.load_state_dict(ckpt["ema"])
         set_rng_state(ckpt["rng"])
         return ckpt["state"]
+
+
+class PrivateTraining:
+    """DP-SGD with Opacus for one fit: per-example gradients clipped to `max_grad_norm`, Gaussian
+    noise calibrated so that the planned epochs spend at most `dp_epsilon` (with `dp_delta`),
+    batches drawn by Poisson sampling; the accountant (PRV) reports what was actually spent."""
+
+    def __init__(self, trainer: Trainer, model: nn.Module, optimizer: torch.optim.Optimizer,
+                 train_set: Dataset, resume: bool) -> None:
+        cfg = trainer.config
+        try:
+            from opacus import PrivacyEngine
+            from opacus.validators import ModuleValidator
+        except ImportError:
+            raise ConfigError("--dp-epsilon needs Opacus: pip install \"iatros[privacy]\"") from None
+        if resume:
+            raise ConfigError("a differentially private run cannot be resumed (the privacy "
+                              "accountant's history is not in last.pt); start it again")
+        if cfg.ema_decay:
+            raise ConfigError("ema_decay is not supported with differential privacy")
+        errors = ModuleValidator.validate(model, strict=False)
+        if errors:
+            shown = "; ".join(str(e).splitlines()[0][:160] for e in errors[:3])
+            raise ConfigError(f"{type(model).__name__} cannot be trained with differential "
+                              f"privacy: {shown}. Use a model without batch norm (e.g. mlp, "
+                              f"logistic-hazard)")
+        trainer.amp_dtype = None  # per-example gradients in full precision
+        self.delta = cfg.dp_delta or 1.0 / (10 * len(train_set))
+        self.engine = PrivacyEngine(accountant="prv", secure_mode=False)
+        loader = trainer._loader(train_set, shuffle=True)
+        self.module, self.optimizer, self.loader = self.engine.make_private_with_epsilon(
+            module=model, optimizer=optimizer, data_loader=loader, target_epsilon=cfg.dp_epsilon,
+            target_delta=self.delta, epochs=cfg.epochs, max_grad_norm=cfg.max_grad_norm,
+            poisson_sampling=True)
+        self.target = cfg.dp_epsilon
+        self.max_grad_norm = cfg.max_grad_norm
+
+    def close(self) -> dict[str, Any]:
+        """Remove Opacus' hooks from the network; the privacy spent, for metrics.json."""
+        epsilon = float(self.engine.get_epsilon(self.delta))
+        remove = getattr(self.module, "remove_hooks", None) or getattr(self.module, "_close", None)
+        if remove is not None:
+            remove()
+        return {"mechanism": "DP-SGD (Opacus), sample-level", "accountant": "prv",
+                "epsilon": round(epsilon, 4), "delta": self.delta, "target_epsilon": self.target,
+                "noise_multiplier": round(float(self.optimizer.noise_multiplier), 6),
+                "max_grad_norm": self.max_grad_norm,
+                "sample_rate": round(float(getattr(self.loader, "sample_rate", 0.0)), 6),
+                "steps": int(sum(n for _, _, n in self.engine.accountant.history))}

@@ -89,6 +89,11 @@ class Scorer(Protocol):
     def output_unit(self, task: Task, score: Any) -> tuple[int, str, str]:
         """(output unit to explain, what was predicted, what the explanation is for)."""
 
+    def example_losses(self, targets: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Each row's loss under the model's scores (what a membership-inference attack reads);
+        ConfigError for kinds without a per-row loss."""
+        ...
+
     def true_label(self, task: Task, target: Any) -> str:
         """The reference label of one row as text."""
 

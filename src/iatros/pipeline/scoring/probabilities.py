@@ -237,6 +237,12 @@ class BinaryScorer(ProbabilityScorer):
         positive = class_name(task, 1)
         return 0, f"P({positive}) = {float(score):.2f}", positive
 
+    def example_losses(self, targets: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Binary cross-entropy of each row."""
+        p = np.clip(np.asarray(scores, float).reshape(-1), 1e-7, 1 - 1e-7)
+        y = np.asarray(targets, float).reshape(-1)
+        return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+
 
 class ClassScorer(ProbabilityScorer):
     """Multiclass and ordinal: a probability per class, temperature-calibrated."""
@@ -244,6 +250,12 @@ class ClassScorer(ProbabilityScorer):
     def split_counts(self, task: Task, targets: np.ndarray) -> dict[str, Any]:
         return {"class_counts": np.bincount(targets.astype(int),
                                             minlength=len(task.classes)).tolist()}
+
+    def example_losses(self, targets: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Cross-entropy of each row: -log P(its class)."""
+        probs = np.asarray(scores, float)
+        chosen = probs[np.arange(len(probs)), np.asarray(targets).astype(int)]
+        return -np.log(np.clip(chosen, 1e-7, 1.0))
 
 
 class MultilabelScorer(ProbabilityScorer):
@@ -254,6 +266,12 @@ class MultilabelScorer(ProbabilityScorer):
     def true_label(self, task: Task, target: Any) -> str:
         found = [class_name(task, j) for j in np.flatnonzero(np.asarray(target))]
         return ", ".join(found) or "no finding"
+
+    def example_losses(self, targets: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Mean binary cross-entropy over the labels of each row."""
+        p = np.clip(np.asarray(scores, float), 1e-7, 1 - 1e-7)
+        y = np.asarray(targets, float)
+        return -(y * np.log(p) + (1 - y) * np.log(1 - p)).mean(axis=1)
 
 
 class RegressionScorer(ProbabilityScorer):
@@ -283,6 +301,10 @@ class RegressionScorer(ProbabilityScorer):
 
     def true_label(self, task: Task, target: Any) -> str:
         return f"{float(target):.3g}"
+
+    def example_losses(self, targets: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Squared error of each row."""
+        return (np.asarray(scores, float).reshape(-1) - np.asarray(targets, float).reshape(-1)) ** 2
 
     def prediction_cells(self, result: Mapping[str, Any]) -> tuple[str, str, str]:
         return f"{result['prediction']:.3f}", "-", result.get("heatmap") or "-"

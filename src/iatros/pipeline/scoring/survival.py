@@ -161,6 +161,10 @@ class SurvivalScorer:
     def output_unit(self, task: Task, score: Any) -> tuple[int, str, str]:
         return 0, f"risk score {float(score):.3g}", "the risk score"
 
+    def example_losses(self, targets: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        raise ConfigError("membership inference needs a per-row loss; survival runs have none "
+                          "here (classification and regression runs do)")
+
     def true_label(self, task: Task, target: Any) -> str:
         return f"{'event' if target[1] else 'censored'} at {float(target[0]):.3g}"
 

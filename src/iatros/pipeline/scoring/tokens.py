@@ -126,5 +126,9 @@ class TokenScorer:
     def output_unit(self, task: Task, score: Any) -> tuple[int, str, str]:
         return 0, "tagged", "the tags"
 
+    def example_losses(self, targets: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        raise ConfigError("membership inference needs a per-row loss; token runs have none "
+                          "here (classification and regression runs do)")
+
     def true_label(self, task: Task, target: Any) -> str:
         return _names(task, np.asarray(target))
