@@ -75,3 +75,14 @@ def test_a_dp_fit_cannot_be_resumed(tmp_path):
     trainer = Trainer(TrainConfig(epochs=1, dp_epsilon=1.0, progress=False), checkpoint_dir=tmp_path)
     with pytest.raises(ConfigError, match="cannot be resumed"):
         trainer.fit(net, nn.MSELoss(), data, data, resume=True)
+
+
+def test_dp_runs_get_dp_sgd_settings_unless_the_user_sets_them(tmp_path):
+    from iatros.pipeline.fit import DP_DEFAULTS
+
+    run = api.train("breast-cancer-wdbc", model="mlp", epochs=2, out=tmp_path / "d",
+                    train_overrides={"dp_epsilon": 8.0, "lr": 5e-3}, eval_options=FAST,
+                    register=False)
+    train = json.loads((run / "config.json").read_text())["train"]
+    assert train["batch_size"] == DP_DEFAULTS["batch_size"] and train["keep"] == "last"
+    assert train["lr"] == 5e-3 and train["epochs"] == 2
