@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from iatros.cli.deid import deid_app
 from iatros.cli.nlp import nlp_app
 from iatros.cli.output import progress_flag as _progress
 from iatros.cli.output import report_failures
@@ -415,6 +416,7 @@ def predict_cmd(
 data_app = typer.Typer(help="Datasets in the data home.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(nlp_app, name="nlp")
+app.add_typer(deid_app, name="deid")
 app.command("serve")(serve_cmd)
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
