@@ -279,3 +279,12 @@ def test_a_row_with_missing_features_says_which_in_its_result(client, as_user, t
     partial, full = r.json()["results"]
     assert partial["n_missing_features"] == 29 and "mean texture" in partial["missing_features"]
     assert "missing_features" not in full
+
+
+def test_the_html_card_renders_with_its_own_styles_and_no_script(client, as_user, tabular_run):
+    promote(tabular_run, "wdbc")
+    r = client.get("/api/v1/models/wdbc/card", headers=as_user("remy"))
+    assert r.status_code == 200 and "<html" in r.text.lower()
+    csp = r.headers["content-security-policy"]
+    assert "style-src 'unsafe-inline'" in csp and "script-src" not in csp and "default-src 'none'" in csp
+    assert r.headers["x-frame-options"] == "DENY"

@@ -243,7 +243,11 @@ def model_card_html(request: Request, name: str,
     """The run's HTML model card (report.html), as written and PHI-checked by training."""
     audit_context(request).action = "read model card"
     model = _served(request, name)
-    return FileResponse(model.require().folder.path / "report.html", media_type="text/html")
+    # the card carries its own stylesheet inline and no script: allow exactly that
+    return FileResponse(model.require().folder.path / "report.html", media_type="text/html",
+                        headers={"Content-Security-Policy": "default-src 'none'; img-src 'self' data:; "
+                                                            "style-src 'unsafe-inline'; "
+                                                            "frame-ancestors 'none'"})
 
 
 @router.get("/models/{name}/figures/{figure}", tags=["models"],
