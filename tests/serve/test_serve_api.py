@@ -288,3 +288,33 @@ def test_the_html_card_renders_with_its_own_styles_and_no_script(client, as_user
     csp = r.headers["content-security-policy"]
     assert "style-src 'unsafe-inline'" in csp and "script-src" not in csp and "default-src 'none'" in csp
     assert r.headers["x-frame-options"] == "DENY"
+
+
+def test_a_replaced_version_stops_its_batch_worker(client, app, as_user, tabular_run):
+    promote(tabular_run, "wdbc")
+    h = as_user("clara")
+    client.post("/api/v1/models/wdbc/predict", headers=h, json={"rows": [_row(tabular_run)]})
+    old = app.state.catalog.get("wdbc")._batcher
+    assert old._thread.is_alive()
+    promote(tabular_run, "wdbc")
+    assert client.post("/api/v1/models/wdbc/predict", headers=h,
+                       json={"rows": [_row(tabular_run)]}).json()["version"] == 2
+    old._thread.join(timeout=10)
+    assert not old._thread.is_alive()
+
+
+def test_a_request_that_reaches_a_closed_batcher_is_still_answered(tmp_path, tabular_run):
+    import csv
+
+    from iatros.serve.batching import Batcher
+
+    batcher = Batcher(api.LoadedRun(tabular_run), tmp_path / "b")
+    batcher.close()
+    row = _row(tabular_run)
+    path = tmp_path / "rows.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(list(row))
+        w.writerow(list(row.values()))
+    (result,) = batcher.submit([path], explain=False).result(timeout=60)
+    assert "probabilities" in result

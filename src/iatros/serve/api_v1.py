@@ -161,7 +161,8 @@ async def _predict_json(request: Request, name: str, body: PredictRequest, princ
     wanted = "rows" if modality == "tabular" else "texts" if modality == "text" else None
     given = "rows" if body.rows is not None else "texts"
     if wanted != given:
-        hint = f"send '{wanted}'" if wanted else "upload files to .../predict/files"
+        hint = (f"send '{wanted}'" if wanted else "send a FHIR Bundle to .../fhir"
+                if modality == "ehr" else "upload files to .../predict/files")
         raise Problem(422, f"model {name!r} is a {modality} model: {hint}", field=given)
     with workspace(request.app.state.config.work_dir / "requests") as folder:
         if body.rows is not None:

@@ -20,6 +20,7 @@ from iatros.serve.inputs import inline_png
 
 log = logging.getLogger("iatros")
 FIGURE_KEYS = ("heatmap", "figure")
+_STOP: Any = object()
 
 
 @dataclass
@@ -56,13 +57,20 @@ class Batcher:
         self.max_batch = max_batch
         self.window_s = window_s
         self._queue: queue.Queue[_Item] = queue.Queue()
+        self._lock = threading.Lock()
+        self._closed = False
         self._thread = threading.Thread(target=self._loop, daemon=True, name="iatros-batcher")
         self._thread.start()
 
     def submit(self, paths: list[Path], explain: bool) -> Future:
         """A future of this request's results (input names are its own paths)."""
         item = _Item(list(paths), explain)
-        self._queue.put(item)
+        with self._lock:
+            if not self._closed:
+                self._queue.put(item)
+                return item.future
+        # the version was replaced while this request held it: answer it here, alone
+        threading.Thread(target=self._run, args=([item], explain), daemon=True).start()
         return item.future
 
     def _collect(self, first: _Item) -> list[_Item]:
@@ -74,13 +82,25 @@ class Batcher:
                 item = self._queue.get(timeout=max(timeout, 0)) if timeout > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
+            if item is _STOP:
+                self._queue.put(_STOP)  # answer this batch first, then stop
+                break
             batch.append(item)
             n += len(item.paths)
         return batch
 
+    def close(self) -> None:
+        """Stop the worker once the requests already queued are answered (a replaced version)."""
+        with self._lock:
+            self._closed = True
+            self._queue.put(_STOP)
+
     def _loop(self) -> None:
         while True:
-            batch = self._collect(self._queue.get())
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch = self._collect(first)
             for explain in (False, True):
                 group = [b for b in batch if b.explain is explain]
                 if group:

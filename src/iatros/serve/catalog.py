@@ -153,6 +153,9 @@ class ModelCatalog:
                     served.error = f"its run folder could not be read ({type(e).__name__})"
                     log.warning("model %s cannot be served: %r", served.label, e)
                 models[name] = served
+            for name, old in self._models.items():  # replaced versions: stop their workers
+                if models.get(name) is not old and old._batcher is not None:
+                    old._batcher.close()
             self._models = models
             self._checked = time.monotonic()
 
