@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from iatros.access.store import USER_ROLES, AccessError, Principal
+from iatros.access.store import KEY_ROLES, USER_ROLES, AccessError, Principal
 from iatros.errors import IatrosError
 from iatros.serve import api_v1
 from iatros.serve.problems import Problem
@@ -203,8 +203,7 @@ def mount(app: FastAPI) -> None:
     @app.get("/admin/users", response_class=HTMLResponse, include_in_schema=False)
     def users_page(request: Request, user: Annotated[Principal, Depends(page("admin"))]) -> Any:
         audit_context(request).action = "list users (dashboard)"
-        return _render(request, "users.html", user, users=request.app.state.store.users(),
-                       keys=request.app.state.store.api_keys(), roles=USER_ROLES)
+        return _admin_page(request, user)
 
     @app.post("/admin/users", response_class=HTMLResponse, include_in_schema=False)
     def users_add(request: Request, user: Annotated[Principal, Depends(page("admin"))],
@@ -219,9 +218,45 @@ def mount(app: FastAPI) -> None:
             request.app.state.store.add_user(name, password, role, teams.split(","))
         except IatrosError as e:
             error = str(e)
-        return _render(request, "users.html", user, users=request.app.state.store.users(),
-                       keys=request.app.state.store.api_keys(), roles=USER_ROLES, error=error,
-                       status=422 if error else 200)
+        return _admin_page(request, user, 422 if error else 200, error=error)
+
+    def _admin_page(request: Request, user: Principal, status: int = 200, **extra: Any) -> HTMLResponse:
+        store = request.app.state.store
+        return _render(request, "users.html", user, users=store.users(), keys=store.api_keys(),
+                       roles=USER_ROLES, key_roles=KEY_ROLES, status=status, **extra)
+
+    @app.post("/admin/users/{name}/disable", response_class=HTMLResponse, include_in_schema=False)
+    def users_disable(request: Request, name: str, user: Annotated[Principal, Depends(page("admin"))]) -> Any:
+        ctx = audit_context(request)
+        ctx.action, ctx.target = "disable user (dashboard)", f"user:{name}"
+        try:
+            request.app.state.store.set_disabled(name, True)
+        except IatrosError as e:
+            return _admin_page(request, user, 404, error=str(e))
+        return _admin_page(request, user, message=f"user {name} disabled")
+
+    @app.post("/admin/keys", response_class=HTMLResponse, include_in_schema=False)
+    def keys_create(request: Request, user: Annotated[Principal, Depends(page("admin"))],
+                    name: Annotated[str, Form(min_length=1, max_length=120)],
+                    role: Annotated[str, Form(max_length=20)]) -> Any:
+        ctx = audit_context(request)
+        ctx.action, ctx.target = "create API key (dashboard)", f"key:{name}"
+        try:
+            info, secret = request.app.state.store.create_key(name, role)
+        except IatrosError as e:
+            return _admin_page(request, user, 422, error=str(e))
+        return _admin_page(request, user, new_key={"prefix": info.prefix, "secret": secret,
+                                                   "name": info.name})
+
+    @app.post("/admin/keys/{ref}/revoke", response_class=HTMLResponse, include_in_schema=False)
+    def keys_revoke(request: Request, ref: str, user: Annotated[Principal, Depends(page("admin"))]) -> Any:
+        ctx = audit_context(request)
+        ctx.action, ctx.target = "revoke API key (dashboard)", f"key:{ref}"
+        try:
+            request.app.state.store.revoke_key(ref)
+        except IatrosError as e:
+            return _admin_page(request, user, 404, error=str(e))
+        return _admin_page(request, user, message=f"key {ref} revoked")
 
     @app.get("/admin/audit", response_class=HTMLResponse, include_in_schema=False)
     def audit_page(request: Request, user: Annotated[Principal, Depends(page("admin"))]) -> Any:
