@@ -31,7 +31,7 @@ from iatros.serve.inputs import (
     workspace,
 )
 from iatros.serve.problems import ERROR_RESPONSES, Problem
-from iatros.serve.security import allow, audit_context, require_patient
+from iatros.serve.security import allow, audit_context, require_patient, sign_in
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 
@@ -209,14 +209,10 @@ def health() -> dict[str, str]:
 def login(request: Request, username: Annotated[str, Form(max_length=120)],
           password: Annotated[str, Form(max_length=200)]) -> Token:
     """OAuth2 password flow: a signed bearer token (JWT) for a user name and password."""
-    ctx = audit_context(request)
-    ctx.action, ctx.actor = "login", username[:120]
-    request.app.state.limiter.check(f"login:{request.client.host if request.client else '-'}")
     try:
-        principal = request.app.state.store.authenticate(username, password)
+        principal = sign_in(request, username, password, "login")
     except AccessError as e:
         raise Problem(401, str(e), field="password") from None
-    ctx.role = principal.role
     issuer = request.app.state.issuer
     return Token(access_token=issuer.issue(principal.name, principal.role),
                  expires_in=issuer.ttl_seconds)

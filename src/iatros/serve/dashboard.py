@@ -19,7 +19,7 @@ from iatros.access.store import KEY_ROLES, USER_ROLES, AccessError, Principal
 from iatros.errors import IatrosError
 from iatros.serve import api_v1
 from iatros.serve.problems import Problem
-from iatros.serve.security import SESSION_COOKIE, audit_context, authenticate
+from iatros.serve.security import SESSION_COOKIE, audit_context, authenticate, sign_in
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -93,14 +93,10 @@ def mount(app: FastAPI) -> None:
     @app.post("/login", include_in_schema=False)
     def login(request: Request, username: Annotated[str, Form(max_length=120)],
               password: Annotated[str, Form(max_length=200)]) -> Any:
-        ctx = audit_context(request)
-        ctx.action, ctx.actor = "login (dashboard)", username[:120]
-        request.app.state.limiter.check(f"login:{request.client.host if request.client else '-'}")
         try:
-            principal = request.app.state.store.authenticate(username, password)
+            principal = sign_in(request, username, password, "login (dashboard)")
         except AccessError as e:
             return _render(request, "login.html", None, status=401, error=str(e))
-        ctx.role = principal.role
         issuer = request.app.state.issuer
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(SESSION_COOKIE, issuer.issue(principal.name, principal.role),

@@ -103,6 +103,17 @@ def authenticate(request: Request) -> Principal:
     return principal
 
 
+def sign_in(request: Request, username: str, password: str, action: str) -> Principal:
+    """Check a user name and password for a login (rate-limited per client address, audited
+    under `action`); AccessError when they are wrong or the user is disabled."""
+    ctx = audit_context(request)
+    ctx.action, ctx.actor = action, username[:120]
+    request.app.state.limiter.check(f"login:{request.client.host if request.client else '-'}")
+    principal: Principal = request.app.state.store.authenticate(username, password)
+    ctx.role = principal.role
+    return principal
+
+
 def allow(*roles: str) -> Callable[[Request], Principal]:
     """A dependency that admits only callers with one of `roles` (403 otherwise)."""
 
