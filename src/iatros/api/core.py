@@ -26,9 +26,8 @@ from iatros.settings import Settings, get_settings
 from iatros.tasks import list_families, list_tasks
 from iatros.train.search import parse_params, parse_space, split_trial
 
-__all__ = ["audit", "convert", "demo", "download", "event_code", "EvalOptions", "evaluate", "explain_records",
-           "families", "fmt_entry",
-           "LoadedRun", "membership_inference",
+__all__ = ["audit", "convert", "demo", "download", "event_code", "EvalOptions", "evaluate",
+           "explain_records", "families", "fmt_entry", "LoadedRun", "membership_inference",
            "model_versions", "parse_params", "parse_space", "predict", "prediction_cells",
            "promote", "register", "report", "run_metrics", "run_modality", "run_split", "run_tuning", "runs",
            "split_trial", "summary_line", "tasks", "train", "tune", "verify"]
@@ -202,7 +201,6 @@ def demo(out: str | Path | None = None, *, seed: int = 0, progress: bool = False
                          "seconds": round(time.perf_counter() - t0, 1),
                          "report": str(path / "report.html")})
     return rows
-
 
 
 def model_versions(name: str | None = None, settings: Settings | None = None) -> list[ModelVersion]:

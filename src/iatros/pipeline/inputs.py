@@ -67,6 +67,25 @@ def read_notes(files: Sequence[Path], config: dict[str, Any],
     return NewInputs(np.array(texts, dtype=object), names, errors)
 
 
+def expected_columns(config: dict[str, Any], encoding: dict[str, Any] | None) -> list[str]:
+    """The table columns a tabular run reads (its encoding's columns, else its features)."""
+    if encoding:
+        return [*encoding.get("numeric", []), *encoding.get("categorical", {}),
+                *encoding.get("opaque", {})]
+    return list((config.get("data") or {}).get("features") or [])
+
+
+def row_gaps(raw: Any, columns: list[str]) -> list[list[str]]:
+    """Per row of a raw table, the expected columns it lacks or leaves empty (a one-hot
+    feature `col_level` counts as given when `col` is)."""
+    given = raw.notna().to_numpy() if len(raw.columns) else np.zeros((len(raw), 0), bool)
+    index = {str(c): j for j, c in enumerate(raw.columns)}
+    sources = [index.get(c, next((j for k, j in index.items() if c.startswith(f"{k}_")), None))
+               for c in columns]
+    return [[c for c, j in zip(columns, sources, strict=True) if j is None or not given[i, j]]
+            for i in range(len(raw))]
+
+
 def read_tables(files: Sequence[Path], config: dict[str, Any],
                 encoding: dict[str, Any] | None = None) -> NewInputs:
     """CSV rows encoded as in training (the run's encoding.json; older runs: one-hot columns
@@ -98,9 +117,10 @@ def read_tables(files: Sequence[Path], config: dict[str, Any],
         tables.append(frame.reindex(columns=features).to_numpy(np.float32))
         rows = [f"{f}:{i + 2}" for i in range(len(frame))]
         names += rows
-        if missing:  # say so in each row's result: a prediction from partial data must show it
-            notes.update({row: {"missing_features": missing[:50],
-                                "n_missing_features": len(missing)} for row in rows})
+        # a prediction from partial data must say so, row by row
+        for row, gap in zip(rows, row_gaps(raw, expected_columns(config, encoding)), strict=True):
+            if gap:
+                notes[row] = {"missing_features": gap[:50], "n_missing_features": len(gap)}
     batch = np.concatenate(tables) if tables else np.zeros((0, len(features)), np.float32)
     return NewInputs(batch, names, errors, notes)
 

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -85,11 +86,9 @@ class LoadedRun:
                 log.warning("the batch failed (%s); scoring inputs one at a time", e)
                 results, kept, scores = _one_by_one(scorer, self.folder, task, predictor, new,
                                                     out_dir)
-            if kept and explain:
-                with self._lock:
-                    self._explain(new, kept, results, scores, out_dir, method, compact=compact)
-            elif kept:
-                self._explain(new, kept, results, scores, out_dir, method, explain=False)
+            if kept:  # explanations hook into the network: one at a time
+                with self._lock if explain else nullcontext():
+                    self._explain(new, kept, results, scores, out_dir, method, explain, compact)
         for result in results:
             result.update(new.notes.get(str(result.get("input")), {}))
         order = {str(Path(p).expanduser()): i for i, p in enumerate(inputs)}
@@ -103,7 +102,6 @@ class LoadedRun:
         explainer_for(self.task.modality).new_inputs(
             self.folder, self.task, self._predictor, new.batch[kept], [new.names[k] for k in kept],
             good, scores, out_dir, method, explain=explain, compact=compact)
-
 
     def predict_records(self, path: str | Path, work: Path, *, top: int = 8) -> list[dict[str, Any]]:
         """Risk for every stay (encounter) of new health records at `path` (a FHIR Bundle or

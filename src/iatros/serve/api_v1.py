@@ -20,11 +20,9 @@ from iatros.errors import IatrosError
 from iatros.serve.catalog import ServedModel
 from iatros.serve.fhir import assess, check_bundle
 from iatros.serve.inputs import (
-    expected_columns,
     json_safe,
     public_results,
     record_inputs,
-    row_gaps,
     rows_csv,
     save_uploads,
     texts_files,
@@ -170,18 +168,7 @@ async def _predict_json(request: Request, name: str, body: PredictRequest, princ
             paths = [path]
         else:
             paths, names = texts_files(body.texts or [], folder)
-        prediction = await _predict_files(request, model, paths, names, folder, explain)
-    if body.rows is not None:  # a prediction from partial data must say so, row by row
-        loaded = model.require()
-        gaps = row_gaps(body.rows, expected_columns(loaded.config, loaded.encoding))
-        for result in prediction.results:
-            result.pop("missing_features", None)
-            result.pop("n_missing_features", None)
-            k = int(result["input"][5:-1]) if result["input"].startswith("rows[") else None
-            if k is not None and gaps[k]:
-                result["missing_features"] = gaps[k][:50]
-                result["n_missing_features"] = len(gaps[k])
-    return prediction
+        return await _predict_files(request, model, paths, names, folder, explain)
 
 
 async def _predict_uploads(request: Request, name: str, files: list[UploadFile],

@@ -19,7 +19,7 @@ from iatros.access.store import KEY_ROLES, USER_ROLES, AccessError, Principal
 from iatros.errors import IatrosError
 from iatros.serve import api_v1
 from iatros.serve.problems import Problem
-from iatros.serve.security import SESSION_COOKIE, audit_context, authenticate, sign_in
+from iatros.serve.security import SESSION_COOKIE, allow, audit_context, sign_in
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -36,7 +36,9 @@ class PageProblem(Exception):
 
 
 def page(*roles: str) -> Any:
-    """A page dependency: the logged-in user with one of `roles`, else login or denied."""
+    """A page dependency: the logged-in user with one of `roles` (the API's `allow` check),
+    else the login form or a 'denied' page; forms posted from another site are refused."""
+    check = allow(*roles)
 
     def dependency(request: Request) -> Principal:
         if request.method == "POST":
@@ -44,13 +46,9 @@ def page(*roles: str) -> Any:
             if origin and urlparse(origin).netloc != request.url.netloc:
                 raise PageProblem(403, "this form was sent from another site")
         try:
-            principal = authenticate(request)
+            return check(request)
         except Problem as e:
-            raise PageProblem(401 if e.status == 401 else e.status, e.detail) from None
-        if principal.role not in roles:
-            raise PageProblem(403, f"your role ({principal.role}) may not open this page; it is "
-                              f"for: {', '.join(roles)}")
-        return principal
+            raise PageProblem(e.status, e.detail) from None
 
     dependency.roles = roles  # type: ignore[attr-defined]
     return dependency

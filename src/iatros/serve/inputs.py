@@ -111,25 +111,6 @@ def rows_csv(rows: Sequence[dict[str, Any]], folder: Path) -> tuple[Path, dict[s
     return path, names
 
 
-def expected_columns(config: dict[str, Any], encoding: dict[str, Any] | None) -> list[str]:
-    """The table columns a tabular run reads (its encoding's columns, else its features)."""
-    if encoding:
-        return [*encoding.get("numeric", []), *encoding.get("categorical", {}),
-                *encoding.get("opaque", {})]
-    return list((config.get("data") or {}).get("features") or [])
-
-
-def row_gaps(rows: Sequence[dict[str, Any]], columns: list[str]) -> list[list[str]]:
-    """Per row, the expected columns it leaves out or empty (a one-hot feature `col_level`
-    counts as given when `col` is)."""
-    gaps = []
-    for row in rows:
-        given = {str(k) for k, v in row.items() if v is not None and v != ""}
-        gaps.append([c for c in columns if c not in given
-                     and not any(c.startswith(f"{k}_") for k in given)])
-    return gaps
-
-
 def texts_files(texts: Sequence[str], folder: Path) -> tuple[list[Path], dict[str, str]]:
     if not texts:
         raise Problem(422, "'texts' is empty: send at least one note", field="texts")
