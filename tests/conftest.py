@@ -22,6 +22,8 @@ def iatros_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "iatros-home"
     monkeypatch.setenv("IATROS_HOME", str(home))
     monkeypatch.delenv("IATROS_DATABASE_URL", raising=False)
+    monkeypatch.delenv("IATROS_MASTER_KEY", raising=False)  # encryption at rest off unless a
+    monkeypatch.delenv("IATROS_MASTER_KEY_FILE", raising=False)  # test configures a key
     monkeypatch.setenv("IATROS_DEVICE", "cpu")
     return home
 

@@ -7,11 +7,18 @@ A run folder holds `config.json` (settings, with `run_format`), `status.json`, t
 artifact), `figures/`, `report.html` and `evaluations/NAME/`. The report, CLI, API, registry
 and predictors read it through `RunFolder`, so no reader skips the completeness check
 (`require_complete`), the format-version check (`config`) or the manifest (`require_intact`).
+
+Files that hold patient rows (`PATIENT_FILES`: predictions, out-of-fold predictions,
+explanations, survival curves, wherever they sit in the folder) are written encrypted when a
+master key is configured (`iatros.crypto`: same names, the content starts with the envelope's
+magic line) and read back transparently; without the key such a file is refused, naming it and
+the variable to set. Everything else (config, metrics, report, model) stays plain.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -24,6 +31,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from iatros.crypto import (
+    EncryptionError,
+    KeyProvider,
+    active_provider,
+    decrypt_bytes,
+    encrypt_bytes,
+    is_encrypted,
+    is_encrypted_bytes,
+)
+from iatros.crypto.envelope import read_header
 from iatros.errors import RunError
 
 RUN_FORMAT = 2  # 1: folders written before the version was recorded (same layout)
@@ -55,6 +72,9 @@ EVALUATIONS = "evaluations"
 # after training (report, figures, evaluations, predictions and explanations of new inputs).
 UNSEALED = frozenset({STATUS, MANIFEST, REPORT, FIGURES, EVALUATIONS, "predictions",
                       "explanations"})
+# Files holding patient rows (ids, scores, attributions, survival times): encrypted at rest when
+# a master key is configured, by name wherever they are written in a run folder
+PATIENT_FILES = frozenset({PREDICTIONS, CV_PREDICTIONS, EXPLANATIONS, CURVES})
 
 
 def now_iso() -> str:
@@ -92,7 +112,20 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
     return path
 
 
+def _encrypting(path: Path) -> KeyProvider | None:
+    """The key to encrypt `path` with: a patient file while a master key is configured."""
+    return active_provider() if Path(path).name in PATIENT_FILES else None
+
+
+def _write_encrypted(path: Path, data: bytes, provider: KeyProvider) -> Path:
+    sealed = encrypt_bytes(data, provider)
+    return atomic_write(path, lambda tmp: tmp.write_bytes(sealed))
+
+
 def write_text_atomic(path: Path, text: str) -> Path:
+    provider = _encrypting(path)
+    if provider is not None:
+        return _write_encrypted(path, text.encode("utf-8"), provider)
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
@@ -101,6 +134,9 @@ def write_json(path: Path, obj: Any) -> Path:
 
 
 def write_csv(path: Path, frame: pd.DataFrame) -> Path:
+    provider = _encrypting(path)
+    if provider is not None:
+        return _write_encrypted(path, frame.to_csv(index=False).encode("utf-8"), provider)
     return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
@@ -110,6 +146,12 @@ def write_npz(path: Path, **arrays: np.ndarray) -> Path:
         if np.asarray(array).dtype == object:
             raise TypeError(f"{path.name}: array {name!r} holds Python objects; store numbers")
 
+    provider = _encrypting(path)
+    if provider is not None:
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        return _write_encrypted(path, buffer.getvalue(), provider)
+
     def save(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, **arrays)
@@ -117,8 +159,23 @@ def write_npz(path: Path, **arrays: np.ndarray) -> Path:
 
 
 def sha256_file(path: Path) -> str:
+    """sha256 of a file; of an encrypted one, of everything but its wrapped data key (the
+    magic line, the authenticated header, the ciphertext), so re-wrapping the key under a new
+    master key (`iatros keys rotate`) leaves a sealed run intact while any change to the
+    content still shows. A changed wrapped key does not unwrap, so it cannot go unseen."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
+        head = handle.read(1 << 16)
+        start = 0
+        if is_encrypted_bytes(head):
+            try:
+                header = read_header(head, str(path))
+            except EncryptionError:
+                header = None  # a damaged header: digest the bytes as they are
+            if header is not None:
+                digest.update(header.fixed())
+                start = header.end
+        digest.update(head[start:])
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -139,11 +196,33 @@ def _one_line(exc: Exception) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
+def read_bytes(path: Path) -> bytes:
+    """A file's content, decrypted when it is encrypted (KeyMissingError naming the file and
+    the variable to set when no key is configured; DecryptionError when it was changed or the
+    key is wrong)."""
+    data = Path(path).read_bytes()
+    return decrypt_bytes(data, name=str(path)) if is_encrypted_bytes(data) else data
+
+
+def _text(path: Path) -> str:
+    return read_bytes(path).decode("utf-8")
+
+
+def _source(path: Path) -> Path | io.BytesIO:
+    """What pandas or numpy reads: the path of a plain file, the decrypted bytes of another."""
+    return io.BytesIO(read_bytes(path)) if is_encrypted(path) else path
+
+
+def read_csv(path: Path, **options: Any) -> pd.DataFrame:
+    """A CSV file of a run folder (decrypted when encrypted) with pandas' `options`."""
+    return pd.read_csv(_source(Path(path)), **options)
+
+
 def read_json(path: Path, hint: str = "") -> Any:
     """A JSON file; RunError naming it (and `hint`, what to do) when missing or corrupt."""
     hint = f"; {hint}" if hint else ""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(_text(path))
     except FileNotFoundError as e:
         raise RunError(f"run folder {path.parent} has no {path.name}: it is not a complete run "
                        f"folder{hint}") from e
@@ -161,9 +240,10 @@ def read_json_object(path: Path, hint: str = "") -> dict[str, Any]:
 
 
 def optional_json(path: Path) -> Any:
-    """An optional JSON file (explanations, tuning): None when absent or unreadable."""
+    """An optional JSON file (explanations, tuning): None when absent or unreadable (an
+    encrypted one without its key is refused, not taken as absent)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(_text(path))
     except (OSError, UnicodeDecodeError, ValueError):
         return None
 
@@ -203,6 +283,8 @@ class RunFolder:
         return self.status().get("state") == "complete"
 
     def set_status(self, state: str, **extra: Any) -> None:
+        if state == "running":
+            active_provider()  # a misconfigured master key fails now, not once training is done
         status = {**self.status(), "state": state, "updated": now_iso(), **extra}
         if state != "failed":
             status.pop("error", None)
@@ -240,7 +322,7 @@ class RunFolder:
         if not path.is_file():
             raise RunError(f"run folder {self.path} has no {PREDICTIONS}: {hint}")
         try:
-            frame = pd.read_csv(path, dtype={"patient_id": str, "split": str})
+            frame = read_csv(path, dtype={"patient_id": str, "split": str})
         except (OSError, UnicodeDecodeError, ValueError) as e:
             raise RunError(f"run folder {self.path}: {PREDICTIONS} cannot be read "
                            f"({_one_line(e)}); {hint}") from e
@@ -282,7 +364,7 @@ class RunFolder:
         """survival_curves.npz: test/val curves, training targets and horizons."""
         path = self.file(CURVES)
         try:
-            with np.load(path) as saved:
+            with np.load(_source(path)) as saved:
                 return {name: saved[name] for name in saved.files}
         except FileNotFoundError as e:
             raise RunError(f"{path} is missing: survival runs keep their training targets there; "

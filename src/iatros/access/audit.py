@@ -1,7 +1,12 @@
 """The audit log: one row per request that touches patient data or a model, each row carrying
 the sha256 of the row before, so an edited or deleted row breaks the chain at a place
 `verify` names. Rows are appended only; the sequence number is the primary key, so two writers
-racing for the same place cannot both succeed (the loser retries on the new head)."""
+racing for the same place cannot both succeed (the loser retries on the new head).
+
+With a master key configured, a `patient:ID` target is stored as `patient:TOKEN` (a keyed lookup
+token) with the id sealed in `target_sealed`; the sealed id is part of the entry's hash, so the
+chain verifies, and finds edits, without the key. Entries are shown with the id opened when the
+key is configured (`entries`)."""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import json
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,7 +24,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from iatros.access.patients import PatientFields
 from iatros.access.tables import AuditRow
+from iatros.crypto import EncryptionError
 from iatros.errors import IatrosError
 
 GENESIS = "0" * 64
@@ -46,16 +53,22 @@ class AuditEntry:
     detail: str
     prev_hash: str
     hash: str
+    target_sealed: str = ""
 
 
 def entry_hash(prev_hash: str, values: dict[str, Any]) -> str:
-    """sha256 over the previous hash and the row's fields in a fixed order."""
-    body = json.dumps([values[f] for f in FIELDS], separators=(",", ":"), ensure_ascii=True)
+    """sha256 over the previous hash and the row's fields in a fixed order (and the sealed
+    patient id, when the entry has one: entries without one hash as they always did)."""
+    fields = [values[f] for f in FIELDS]
+    if values.get("target_sealed"):
+        fields.append(values["target_sealed"])
+    body = json.dumps(fields, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
 
 
 def _entry(row: AuditRow) -> AuditEntry:
-    return AuditEntry(*(getattr(row, f) for f in (*FIELDS, "prev_hash", "hash")))
+    return AuditEntry(*(getattr(row, f) for f in (*FIELDS, "prev_hash", "hash")),
+                      target_sealed=row.target_sealed or "")
 
 
 class AuditLog:
@@ -67,6 +80,7 @@ class AuditLog:
         self._pending: list[tuple[dict[str, Any], Future]] = []
         self._wake = threading.Condition()
         self._writer: threading.Thread | None = None
+        self.patients = PatientFields(engine)
 
     def submit(self, *, actor: str, role: str, action: str, target: str = "",
                model_version: str = "", outcome: str = "ok", status: int = 200,
@@ -74,11 +88,16 @@ class AuditLog:
         """Queue one entry; the future resolves to the stored AuditEntry once it is on disk (or
         to AuditWriteError). Entries queued together are committed together (group commit: one
         transaction and one sync for many requests), in the order they were queued."""
+        future: Future = Future()
+        try:
+            target, sealed = self.patients.audit_target(target[:200])
+        except EncryptionError as e:
+            future.set_exception(AuditWriteError(f"the audit entry cannot be stored: {e}"))
+            return future
         values: dict[str, Any] = {"actor": actor[:120], "role": role[:20], "action": action[:120],
                                   "target": target[:200], "model_version": model_version[:200],
                                   "outcome": outcome[:40], "status": int(status),
-                                  "detail": detail[:2000]}
-        future: Future = Future()
+                                  "detail": detail[:2000], "target_sealed": sealed}
         with self._wake:
             self._pending.append((values, future))
             if self._writer is None or not self._writer.is_alive():
@@ -120,7 +139,9 @@ class AuditLog:
                                       .isoformat(timespec="microseconds")}
                         digest = entry_hash(prev, row_values)
                         session.add(AuditRow(**row_values, prev_hash=prev, hash=digest))
-                        entries.append(AuditEntry(**row_values, prev_hash=prev, hash=digest))
+                        entries.append(AuditEntry(**{**row_values, "target_sealed":
+                                                     row_values["target_sealed"] or ""},
+                                                  prev_hash=prev, hash=digest))
                         seq, prev = seq + 1, digest
                 return entries
             except IntegrityError:
@@ -131,7 +152,9 @@ class AuditLog:
         raise AuditWriteError("the audit log could not be written (too much contention)")
 
     def entries(self, since: datetime | None = None, limit: int | None = None,
-                newest_first: bool = False) -> list[AuditEntry]:
+                newest_first: bool = False, reveal: bool = True) -> list[AuditEntry]:
+        """Entries as stored; with `reveal` (and the master key configured), a patient target's
+        sealed id opened for display."""
         query = select(AuditRow)
         if since is not None:
             query = query.where(AuditRow.time >= since.astimezone(timezone.utc).isoformat())
@@ -139,7 +162,11 @@ class AuditLog:
         if limit:
             query = query.limit(limit)
         with Session(self.engine) as session:
-            return [_entry(r) for r in session.scalars(query)]
+            entries = [_entry(r) for r in session.scalars(query)]
+        if not reveal:
+            return entries
+        return [replace(e, target=self.patients.shown_target(e.target, e.target_sealed))
+                if e.target_sealed else e for e in entries]
 
     def _rows(self, batch: int = 5000) -> Iterator[AuditRow]:
         last = 0
@@ -160,7 +187,7 @@ class AuditLog:
         prev_seq, prev_hash, count = 0, GENESIS, 0
         for row in self._rows():
             count += 1
-            values = {f: getattr(row, f) for f in FIELDS}
+            values = {**{f: getattr(row, f) for f in FIELDS}, "target_sealed": row.target_sealed}
             if row.seq != prev_seq + 1:
                 problems.append({"seq": row.seq, "problem": f"entries {prev_seq + 1}-{row.seq - 1} "
                                  f"are missing (deleted)"})

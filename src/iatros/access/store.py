@@ -1,5 +1,6 @@
 """Users (argon2-hashed passwords, a role, care teams), API keys (random secrets stored as
-sha256 digests, revocable) and which care teams a patient belongs to."""
+sha256 digests, revocable) and which care teams a patient belongs to (patient ids as lookup
+tokens with the id sealed beside them when a master key is configured: `access/patients.py`)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, event, inspect, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from iatros.access.tables import ApiKeyRow, Base, CareTeamRow, UserRow
+from iatros.access.patients import PatientFields
+from iatros.access.tables import ADDED_COLUMNS, ApiKeyRow, Base, CareTeamRow, UserRow
 from iatros.errors import ConfigError, IatrosError
 from iatros.registry import Registry, masked, without_secret
 
@@ -83,10 +85,22 @@ def open_engine(url: str) -> Engine:
                                if url.startswith("sqlite") else {})
         _sqlite_pragmas(engine)
         Base.metadata.create_all(engine)
+        _add_missing_columns(engine)
     except SQLAlchemyError as e:
         raise ConfigError(f"cannot open the service tables in {masked(url)}: "
                           f"{without_secret(str(e), url)}") from None
     return engine
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Service tables made by an older iatros gain the (nullable) columns added since."""
+    inspector = inspect(engine)
+    for table, columns in ADDED_COLUMNS.items():
+        present = {c["name"] for c in inspector.get_columns(table)}
+        for name, kind in columns.items():
+            if name not in present:
+                with engine.begin() as connection:
+                    connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"))
 
 
 def _teams(value: str) -> tuple[str, ...]:
@@ -107,6 +121,7 @@ class AccessStore:
         self.hasher = PasswordHasher()
         self._dummy = self.hasher.hash(secrets.token_hex(16))
         self._lock = threading.Lock()
+        self.patients = PatientFields(engine)
 
     # users
     def add_user(self, name: str, password: str, role: str, teams: Iterable[str] = ()) -> UserInfo:
@@ -215,11 +230,15 @@ class AccessStore:
     def assign(self, team: str, patient_ids: Iterable[str]) -> int:
         """Put patients in a care team; returns how many were new."""
         added = 0
+        # stored forms first: the field key may be made (its own transaction) on first use
+        ids = [(self.patients.matches(pid), *self.patients.stored(pid))
+               for pid in dict.fromkeys(str(p) for p in patient_ids)]
         with self._lock, Session(self.engine) as session, session.begin():
             known = set(session.scalars(select(CareTeamRow.patient_id).where(CareTeamRow.team == team)))
-            for pid in dict.fromkeys(str(p) for p in patient_ids):
-                if pid not in known:
-                    session.add(CareTeamRow(team=team, patient_id=pid))
+            for matches, stored, sealed in ids:
+                if known.isdisjoint(matches):
+                    session.add(CareTeamRow(team=team, patient_id=stored, patient_sealed=sealed))
+                    known.add(stored)
                     added += 1
         return added
 
@@ -232,5 +251,6 @@ class AccessStore:
             return False
         with Session(self.engine) as session:
             found = session.scalar(select(CareTeamRow.id).where(
-                CareTeamRow.patient_id == str(patient_id), CareTeamRow.team.in_(principal.teams)))
+                CareTeamRow.patient_id.in_(self.patients.matches(str(patient_id))),
+                CareTeamRow.team.in_(principal.teams)))
             return found is not None

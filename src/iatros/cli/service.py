@@ -1,4 +1,5 @@
-"""`iatros serve` and the service's accounts: `users`, `keys`, `care-teams`, `audit-log`."""
+"""`iatros serve` and the service's accounts: `users`, `keys`, `care-teams`, `audit-log`; and
+the data-encryption master key (`keys new-master`, `keys rotate`)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from iatros.errors import ConfigError
 
 users_app = typer.Typer(help="Service users: clinician, researcher or admin (passwords hashed "
                              "with argon2id).", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys for devices and hospital systems (stored as digests; the "
-                            "secret is printed once).", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys for devices and hospital systems (create, list, revoke: "
+                            "stored as digests, the secret printed once), and the master key that "
+                            "encrypts patient data at rest (new-master, rotate).",
+                       no_args_is_help=True)
 teams_app = typer.Typer(help="Care teams: clinicians see only their teams' patients.",
                         no_args_is_help=True)
 audit_app = typer.Typer(help="The service's hash-chained audit log.", no_args_is_help=True)
@@ -124,6 +127,56 @@ def keys_revoke(ref: Annotated[str, typer.Argument(help="Key id or prefix.")]) -
 
     info = service.revoke_key(ref)
     print(f"key {info.id} ({info.prefix}) revoked")
+
+
+@keys_app.command("new-master")
+def keys_new_master(out: Annotated[Path, typer.Option(
+        help="Key file to write (mode 0600; an existing file is never overwritten).")]) -> None:
+    """Make a new data-encryption master key (not an API key): 32 random bytes in a file only
+    you can read. Point IATROS_MASTER_KEY_FILE at it to encrypt patient data at rest; keep a
+    copy somewhere safe: without it the data cannot be read."""
+    from iatros.api import encryption
+
+    made = encryption.new_master_key(out)
+    print(f"wrote master key {made['key_id']} to {made['path']} (mode 0600); use it with "
+          f"export IATROS_MASTER_KEY_FILE={made['path']}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    new_key_file: Annotated[Path, typer.Option(
+        help="File holding the new master key (`iatros keys new-master` makes one).")],
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Run folders, converted event folders, folders holding them, or files.")] = None,
+    service: Annotated[bool, typer.Option(
+        help="Also re-wrap the service tables' patient-id key (registry database).")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Rotate the data-encryption master key (not API keys): re-wrap the data key of every
+    encrypted file under PATHS from the current key (IATROS_MASTER_KEY_FILE or
+    IATROS_MASTER_KEY) to the key in --new-key-file. Each file is rewritten atomically; one the
+    current key does not open is reported and left as it was. Exit 1 when any failed. Then point
+    IATROS_MASTER_KEY_FILE at the new key; keep the old one until nothing failed."""
+    from iatros.api import encryption
+
+    result = encryption.rotate(paths or [], new_key_file, service=service)
+    if as_json:
+        print(json.dumps(result, indent=1))
+    else:
+        for item in result["failed"]:
+            print(f"failed: {item['path']}: {item['reason']}")
+        reasons: dict[str, int] = {}
+        for item in result["skipped"]:
+            reasons[item["reason"]] = reasons.get(item["reason"], 0) + 1
+        skipped = ", ".join(f"{n} {why}" for why, n in reasons.items()) or "none"
+        service_line = f"; service tables: {result['service']}" if result["service"] else ""
+        print(f"key {result['old_key_id']} -> {result['new_key_id']}: "
+              f"{len(result['rewrapped'])} file(s) re-wrapped, skipped: {skipped}, "
+              f"{len(result['failed'])} failed{service_line}")
+        if not result["failed"]:
+            print(f"now set IATROS_MASTER_KEY_FILE={new_key_file.expanduser().resolve()}")
+    if result["failed"]:
+        raise typer.Exit(1)
 
 
 @teams_app.command("assign")

@@ -31,6 +31,7 @@ from iatros.run_folder import (
     CV_PREDICTIONS,
     PREDICTIONS,
     RunFolder,
+    read_csv,
     write_csv,
     write_json,
 )
@@ -75,7 +76,7 @@ def out_of_fold(task: Task, paths: Sequence[Path]) -> pd.DataFrame:
     """The validation rows of every fold run's predictions.csv, one per train + val row."""
     frames = []
     for fold, path in enumerate(paths):
-        frame = pd.read_csv(Path(path) / PREDICTIONS)
+        frame = read_csv(Path(path) / PREDICTIONS)
         frames.append(frame[frame["split"] == "val"].assign(fold=fold))
     pooled = pd.concat(frames, ignore_index=True)
     if pooled["row"].duplicated().any():

@@ -26,6 +26,8 @@ from typing import Any
 
 import polars as pl
 
+from iatros.crypto import EncryptionError, KeyProvider, RotationReport, active_provider
+from iatros.crypto import parquet as encrypted_parquet
 from iatros.data.ehr.meds_format import meds_files
 from iatros.data.ehr.schema import SkipLog, conform_events, drop_unit_mismatches
 from iatros.data.home import file_digest
@@ -129,7 +131,9 @@ def _read_cached(files: dict[str, Path], sums: dict[str, str] | None,
                     next(iter(files.values())).parent, what)
         return None
     try:
-        return {name: pl.read_parquet(path) for name, path in files.items()}
+        return {name: read_parquet(path) for name, path in files.items()}
+    except EncryptionError:
+        raise  # no key, another key or a changed file: say so; never convert over it
     except Exception as e:  # noqa: BLE001 - any unreadable cache is rebuilt, never trusted
         log.warning("%s: cached %s cannot be read (%s); rebuilding it",
                     next(iter(files.values())).parent, what, type(e).__name__)
@@ -147,9 +151,40 @@ def _write_tmp(path: Path, write: Callable[[Path], object]) -> Path:
     return tmp
 
 
+def read_parquet(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
+    """A Parquet table written here, decrypted when it is encrypted (KeyMissingError naming the
+    file and the variable to set when no key is configured)."""
+    if not encrypted_parquet.is_encrypted_parquet(path):
+        return pl.read_parquet(path, columns=columns)
+    return pl.from_arrow(encrypted_parquet.read_table(path, columns=columns))  # type: ignore[return-value]
+
+
+def read_arrow(path: Path, columns: list[str] | None = None) -> Any:
+    """`read_parquet` as a pyarrow Table."""
+    return encrypted_parquet.read_table(path, columns=columns)
+
+
+def parquet_writer(frame: pl.DataFrame, provider: KeyProvider | None = None) -> Callable[[Path], object]:
+    """How `frame` is written: as polars writes it, or encrypted when a key is configured."""
+    provider = provider or active_provider()
+    if provider is None:
+        return frame.write_parquet
+    return lambda where: encrypted_parquet.write_table(frame.to_arrow(), where, provider)
+
+
+def _table_writer(table: Any) -> Callable[[Path], object]:
+    """How a pyarrow table is written (encrypted when a key is configured)."""
+    import pyarrow.parquet as pq
+
+    provider = active_provider()
+    if provider is None:
+        return lambda where: pq.write_table(table, where)
+    return lambda where: encrypted_parquet.write_table(table, where, provider)
+
+
 def write_parquet(frame: pl.DataFrame, path: Path) -> None:
     """Write to a temporary name, then rename; a failed write leaves neither file behind."""
-    _replace(_write_tmp(path, frame.write_parquet), path)
+    _replace(_write_tmp(path, parquet_writer(frame)), path)
 
 
 def write_json_atomic(data: dict[str, Any], path: Path) -> None:
@@ -291,8 +326,6 @@ def convert(source: Source, path: str | Path, out: str | Path, *, progress: bool
 def _write_meds(source: Source, path: Path, out: Path, events: pl.DataFrame,
                 stays: pl.DataFrame) -> dict[str, str]:
     """Write the MEDS copy (validated tables, each atomically); return its files' sha256."""
-    import pyarrow.parquet as pq
-
     from iatros.data.ehr import meds_format as mf
 
     files = mf.meds_files(out)
@@ -302,7 +335,7 @@ def _write_meds(source: Source, path: Path, out: Path, events: pl.DataFrame,
                       strict=True))
     for name, table in tables.items():
         files[name].parent.mkdir(parents=True, exist_ok=True)
-        _replace(_write_tmp(files[name], lambda tmp, t=table: pq.write_table(t, tmp)), files[name])
+        _replace(_write_tmp(files[name], _table_writer(table)), files[name])
     meta_name = list(files)[3]
     write_json_atomic(mf.dataset_metadata(source.name, str(path)), files[meta_name])
     return {name: _sha256(p) for name, p in files.items()}
@@ -319,7 +352,7 @@ def _publish(out: Path, events: pl.DataFrame, stays: pl.DataFrame) -> None:
     written: list[Path] = []
     try:
         for frame, target in zip((events, stays), targets, strict=True):
-            written.append(_write_tmp(target, frame.write_parquet))
+            written.append(_write_tmp(target, parquet_writer(frame)))
         _invalidate(out / MANIFEST)
         for tmp, target in zip(written, targets, strict=True):
             os.replace(tmp, target)
@@ -344,3 +377,65 @@ def _drop_duplicate_stays(events: pl.DataFrame, stays: pl.DataFrame, skips: Skip
 def no_finish(events: pl.DataFrame, stays: pl.DataFrame,
               skips: SkipLog) -> tuple[pl.DataFrame, pl.DataFrame]:
     return events, stays
+
+
+def is_event_folder(path: Path) -> bool:
+    """Whether `path` is a folder `convert` wrote (its manifest and parts/)."""
+    return (Path(path) / MANIFEST).is_file() and (Path(path) / "parts").is_dir()
+
+
+def rotate_cache(out: Path, old: KeyProvider, new: KeyProvider) -> RotationReport:
+    """Re-encrypt every encrypted table of a converted folder from `old` to `new` (each
+    atomically; the rows stay the same) and keep its manifests' checksums true: a table that
+    matched its recorded checksum gets the new one, one that did not keeps failing (and is
+    rebuilt on the next conversion). A table `old` does not open is reported and left as it
+    was; one already under `new` is skipped."""
+    out = Path(out)
+    report = RotationReport()
+    records: dict[Path, tuple[Path, str, str]] = {}   # table -> (json file, section, name)
+    documents: dict[Path, dict[str, Any]] = {}
+    manifest = _read_json(out / MANIFEST)
+    if manifest:
+        documents[out / MANIFEST] = manifest
+        for name in manifest.get("sha256") or {}:
+            records[out / f"{name}.parquet"] = (out / MANIFEST, "sha256", name)
+        for name, path in meds_files(out).items():
+            if name in (manifest.get("meds") or {}):
+                records[path] = (out / MANIFEST, "meds", name)
+    for meta_path in sorted((out / "parts").glob("*.json")):
+        meta = _read_json(meta_path)
+        if not meta:
+            continue
+        documents[meta_path] = meta
+        for name in meta.get("sha256") or {}:
+            records[out / "parts" / f"{meta_path.stem}.{name}.parquet"] = (meta_path, "sha256", name)
+    changed: set[Path] = set()
+    for table in sorted(p for p in out.rglob("*.parquet") if p.is_file()):
+        if not encrypted_parquet.is_encrypted_parquet(table):
+            report.skipped.append((str(table), "not encrypted"))
+            continue
+        before = _sha256(table)
+        try:
+            encrypted_parquet.rotate_parquet(table, old, new)
+        except EncryptionError as e:
+            try:
+                encrypted_parquet.read_table(table, new, columns=[])
+            except Exception:  # noqa: BLE001 - not under the new key either: report the first error
+                report.failed.append((str(table), str(e)))
+                continue
+            report.skipped.append((str(table), "already under the new key"))
+            continue
+        except OSError as e:
+            report.failed.append((str(table), f"cannot be read or written ({type(e).__name__})"))
+            continue
+        report.rewrapped.append(str(table))
+        record = records.get(table)
+        if record is not None:
+            document, section, name = record
+            sums = documents[document][section]
+            if sums.get(name) == before:
+                sums[name] = _sha256(table)
+                changed.add(document)
+    for document in changed:
+        write_json_atomic(documents[document], document)
+    return report

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import polars as pl
 
-from iatros.data.ehr.convert import Part, PartResult, Source
+from iatros.crypto import EncryptionError
+from iatros.data.ehr.convert import Part, PartResult, Source, read_arrow, read_parquet
 from iatros.data.ehr.schema import STAY_SCHEMA, SkipLog, add_readmission, events_frame
 from iatros.errors import MissingDataError
 
@@ -34,13 +35,16 @@ def shards(root: Path) -> list[Path]:
 
 
 def read_shard(path: Path, skips: SkipLog) -> pl.DataFrame | None:
-    """A shard validated against the MEDS data schema, or None (a skip naming the file)."""
+    """A shard validated against the MEDS data schema, or None (a skip naming the file). An
+    encrypted shard (a folder iatros wrote with a master key) is decrypted; without its key it
+    is an error, not a skip."""
     import meds
-    import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        table = read_arrow(path)
         meds.DataSchema.validate(table)
+    except EncryptionError:
+        raise
     except Exception as e:  # noqa: BLE001 - unreadable or invalid: named, the rest converts
         skips.add(path.name, f"not a valid MEDS data shard: {str(e).splitlines()[0][:300]}")
         return None
@@ -102,7 +106,7 @@ def convert_shard(path: Path, root: Path) -> PartResult:
         stay_column = "stay_id" if "stay_id" in frame.columns else None
         subjects = _events(frame, stay_column)["subject_id"].unique()  # stays without events too
         events = _events(frame.filter(~pl.col("iatros_derived").fill_null(False)), stay_column)
-        stays = pl.read_parquet(ours).filter(pl.col("subject_id").is_in(subjects.implode()))
+        stays = read_parquet(ours).filter(pl.col("subject_id").is_in(subjects.implode()))
         return PartResult(events, stays, skips)
     stay_column = next((c for c in STAY_COLUMNS if c in frame.columns), None)
     events = _events(frame, stay_column)
@@ -138,7 +142,9 @@ def descriptions(root: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     try:
-        codes = pl.read_parquet(path, columns=["code", "description"])
+        codes = read_parquet(path, columns=["code", "description"])
+    except EncryptionError:
+        raise
     except Exception:  # noqa: BLE001 - descriptions are optional; an unreadable file gives none
         return {}
     return {c: d for c, d in codes.iter_rows() if c and d}

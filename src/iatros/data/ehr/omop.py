@@ -27,7 +27,8 @@ from typing import Any
 
 import polars as pl
 
-from iatros.data.ehr.convert import Part, PartResult, Source
+from iatros.crypto.parquet import is_encrypted_parquet
+from iatros.data.ehr.convert import Part, PartResult, Source, read_parquet
 from iatros.data.ehr.schema import STAY_SCHEMA, SkipLog, add_readmission, events_frame
 from iatros.errors import ConfigError, CorruptDataError, MissingDataError
 
@@ -180,6 +181,8 @@ def _as_text(frame: pl.LazyFrame) -> pl.LazyFrame:
 def _lazy(ref: TableRef) -> pl.LazyFrame:
     """All columns of a table as text, with the file's own column names."""
     if ref.is_parquet:
+        if any(is_encrypted_parquet(f) for f in ref.files):  # a database copy iatros encrypted
+            return pl.concat([read_parquet(f).lazy() for f in ref.files], how="vertical")
         return pl.scan_parquet(list(ref.files))
     if ref.member is None and not ref.files[0].name.lower().endswith(".gz"):
         with ref.files[0].open("rb") as f:

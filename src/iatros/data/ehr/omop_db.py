@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
+from iatros.data.ehr.convert import parquet_writer
 from iatros.errors import ConfigError, MissingDataError
 
 TABLES = ("person", "visit_occurrence", "visit_detail", "condition_occurrence", "drug_exposure",
@@ -85,10 +86,11 @@ class _Database:
 
 
 def _write(frame: pl.DataFrame, path: Path) -> None:
-    """Write a Parquet file under a temporary name, then rename it."""
+    """Write a Parquet file under a temporary name, then rename it (encrypted when a master
+    key is configured: the copy holds the CDM's patients)."""
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     try:
-        frame.write_parquet(tmp)
+        parquet_writer(frame)(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
