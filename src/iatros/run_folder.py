@@ -50,6 +50,7 @@ METRICS = "metrics.json"
 PREDICTIONS = "predictions.csv"
 CALIBRATION = "calibration.json"
 TRAIN_LOG = "train_log.csv"
+FEDERATION = "federation.json"  # federated runs: sites, rounds, per-site tests, bytes
 PRIVACY = "privacy.json"  # differentially private runs: the privacy the training spent
 TUNING = "tuning.json"
 SELECTION = "model_selection.json"  # `--model auto`: every candidate's cross-validation scores

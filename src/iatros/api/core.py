@@ -9,6 +9,8 @@ from typing import Any
 
 from iatros.data.ehr.fhir import event_code
 from iatros.errors import ConfigError, RunError
+from iatros.federated.deployment import Connection, make_certificates
+from iatros.federated.run import federate
 from iatros.pipeline.evaluation import audit, evaluate
 from iatros.pipeline.explain import explainer_for
 from iatros.pipeline.options import EvalOptions
@@ -26,10 +28,12 @@ from iatros.settings import Settings, get_settings
 from iatros.tasks import list_families, list_tasks
 from iatros.train.search import parse_params, parse_space, split_trial
 
-__all__ = ["audit", "convert", "demo", "download", "event_code", "EvalOptions", "evaluate",
-           "explain_records", "families", "fmt_entry", "LoadedRun", "membership_inference",
+__all__ = ["audit", "Connection", "convert", "demo", "download", "event_code", "EvalOptions",
+           "evaluate", "explain_records", "families", "federate", "fmt_entry", "LoadedRun",
+           "make_certificates", "membership_inference",
            "model_versions", "parse_params", "parse_space", "predict", "prediction_cells",
-           "promote", "register", "report", "run_metrics", "run_modality", "run_split", "run_tuning", "runs",
+           "promote", "register", "report", "run_metrics", "run_modality", "run_split",
+           "run_tuning", "runs",
            "split_trial", "summary_line", "tasks", "train", "tune", "verify"]
 
 

@@ -21,7 +21,7 @@ from sklearn.metrics import auc, average_precision_score, precision_recall_curve
 
 from iatros.errors import RunError
 from iatros.kinds import TargetKind
-from iatros.run_folder import FIGURES, RunFolder
+from iatros.run_folder import FEDERATION, FIGURES, RunFolder, read_json
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -642,6 +642,47 @@ def _learning_curve_figure(run: RunFiles, fig_dir: Path) -> dict[str, Path]:
                                                   lower_is_better=info.lower_is_better)}
 
 
+def plot_federated_rounds(record: Mapping[str, Any], metric: str, out: Path) -> Path:
+    """A federated run's learning curve: each site's validation metric of the global model per
+    round and, in simulation, the metric on all test patients; bytes exchanged per round."""
+    rounds = record.get("rounds") or []
+    x = [r["round"] for r in rounds]
+    fig, (ax, bytes_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    sites = sorted({s for r in rounds for s in r.get("sites", {})})
+    for site in sites:
+        values = [r["sites"].get(site, {}).get(f"val_{metric}", np.nan) for r in rounds]
+        ax.plot(x, [np.nan if v is None else v for v in values], marker=".",
+                alpha=0.7, label=f"{site} (validation)")
+    pooled = record.get("pooled_test_by_round") or {}
+    if pooled:
+        keys = sorted(pooled, key=int)
+        ax.plot([int(k) for k in keys],
+                [pooled[k].get(f"pooled_test_{metric}") or np.nan for k in keys],
+                color="black", linewidth=2, label="all test patients")
+    label = metric_info(metric).label if metric else "metric"
+    ax.set_xlabel("Round")
+    ax.set_ylabel(label)
+    ax.set_title(f"Global model's {label} per round")
+    ax.legend(fontsize=7, loc="best")
+    sent = [(r.get("bytes_down", 0) + r.get("bytes_up", 0)) / 1e6 for r in rounds]
+    bytes_ax.bar(x, sent, color="tab:gray")
+    bytes_ax.set_xlabel("Round")
+    bytes_ax.set_ylabel("MB of model weights exchanged")
+    bytes_ax.set_title("Traffic per round (both directions)")
+    for axis in (ax, bytes_ax):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return _save(fig, out)
+
+
+def _federation_figure(run: RunFiles, fig_dir: Path) -> dict[str, Path]:
+    path = run.run_dir / FEDERATION
+    if not path.is_file():
+        return {}
+    metric = str(run.metrics.get("primary_metric") or "")
+    return {"federated_rounds": plot_federated_rounds(read_json(path), metric,
+                                                      fig_dir / "federated_rounds.png")}
+
+
 def _survival_figures(run: RunFiles, test: pd.DataFrame, fig_dir: Path) -> dict[str, Path]:
     from iatros.report.survival_figures import survival_figures
 
@@ -671,6 +712,7 @@ def figures_for_run(run: RunFiles) -> dict[str, str]:
     written.update(_calibration_figure(run, test, fig_dir))
     written.update(_subgroup_figure(run, fig_dir))
     written.update(_learning_curve_figure(run, fig_dir))
+    written.update(_federation_figure(run, fig_dir))
     return {name: path.relative_to(run.run_dir).as_posix() for name, path in written.items()}
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import numpy as np
 
 from iatros.kinds import TargetKind
 from iatros.report.figures import (
@@ -31,6 +32,7 @@ from iatros.report.figures import (
 )
 from iatros.run_folder import (
     EVALUATIONS,
+    FEDERATION,
     REPORT,
     SELECTION,
     RunFolder,
@@ -77,13 +79,16 @@ FIGURE_CAPTIONS: dict[str, str] = {
                    "after calibration, with the spread of predicted probabilities below.",
     "subgroups": "Primary metric per subgroup with 95% confidence intervals.",
     "learning_curve": "Training and validation loss per epoch.",
+    "federated_rounds": "Federated training: each site's validation metric of the global model "
+                        "after every round (and, in simulation, on all test patients), and the "
+                        "model weights exchanged per round.",
 }
 ALL_CAPTIONS = {**FIGURE_CAPTIONS, **FIGURE_CAPTIONS_SURVIVAL}
 FIGURE_ORDER = ["km_risk_groups", "survival_calibration", "survival_curves",
                 "roc", "pr", "predicted_vs_observed", "confusion", "calibration", "subgroups",
                 "learning_curve"]
 # Figures already shown inside their own section; the Figures section shows the rest.
-INLINE_FIGURES = {"calibration", "subgroups", "survival_calibration"}
+INLINE_FIGURES = {"calibration", "subgroups", "survival_calibration", "federated_rounds"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -349,7 +354,9 @@ def privacy_section(run_dir: Path, metrics: Mapping[str, Any]) -> dict[str, Any]
         out["dp"] = {"epsilon": fmt(spent.get("epsilon")), "delta": f"{float(spent['delta']):.2g}",
                      "target": fmt(spent.get("target_epsilon")),
                      "noise": fmt(spent.get("noise_multiplier")),
-                     "clip": fmt(spent.get("max_grad_norm")), "steps": spent.get("steps"),
+                     "clip": fmt(spent.get("max_grad_norm") or spent.get("clipping_norm")),
+                     "steps": spent.get("steps") or spent.get("rounds"),
+                     "unit": str(spent.get("unit") or "example"),
                      "mechanism": str(spent.get("mechanism") or "")}
     if audit:
         auroc = audit.get("auroc") or {}
@@ -357,6 +364,33 @@ def privacy_section(run_dir: Path, metrics: Mapping[str, Any]) -> dict[str, Any]
                          "ci": fmt_ci(auroc.get("ci95")), "advantage": fmt(audit.get("advantage")),
                          "n": audit.get("members")}
     return out
+
+
+def sites_section(run_dir: Path, metrics: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A federated run: each site's patients and its test metric computed at the site, the
+    sites left out and why, the largest gap between sites with its interval, rounds and traffic."""
+    record = optional_json(run_dir / FEDERATION)
+    if not record:
+        return None
+    primary = str(metrics.get("primary_metric") or "")
+    tests = record.get("site_tests") or {}
+    rows = [{"site": str(site.get("site")), "train": fmt_count(site.get("n-train")),
+             "test": fmt_count(site.get("n-test")),
+             "metric": metric_text((tests.get(str(site.get("site"))) or {}).get(primary))}
+            for site in record.get("sites") or []]
+    gap = (((metrics.get("subgroups") or {}).get("federated_site") or {}).get("gaps") or {}).get(primary)
+    fed = record.get("federation") or {}
+    rounds = record.get("rounds") or []
+    traffic = np.mean([r.get("bytes_down", 0) + r.get("bytes_up", 0) for r in rounds]) if rounds else 0
+    return {"rows": rows, "metric": metric_info(primary).label if primary else "metric",
+            "excluded": [f"{e.get('site')}: {'; '.join(e.get('reasons') or [])}"
+                         for e in record.get("excluded") or []],
+            "gap": metric_text(gap) if gap else "",
+            "gap_groups": f"{gap.get('best_group')} vs {gap.get('worst_group')}" if gap else "",
+            "strategy": str(fed.get("strategy") or ""), "rounds": len(rounds),
+            "local_epochs": str((record.get("plan") or {}).get("local_epochs") or ""),
+            "traffic": f"{traffic / 1e6:.2f} MB", "seconds": fmt(record.get("seconds"), 1),
+            "engine": str(record.get("engine") or "simulation")}
 
 
 def evaluations_section(run_dir: Path) -> list[dict[str, Any]]:
@@ -538,6 +572,7 @@ def build_context(run: RunFiles, figures: Mapping[str, str]) -> dict[str, Any]:
         "selection": selection_section(run.run_dir),
         "cross_validation": cross_validation_section(run.run_dir),
         "privacy": privacy_section(run.run_dir, run.metrics),
+        "sites": sites_section(run.run_dir, run.metrics),
         "calibration": calibration_section(run.metrics),
         "survival_calibration": survival_calibration_rows(run.metrics),
         "subgroups": subgroups,

@@ -135,6 +135,9 @@ def cohort_data(tables: EventTables, cohort: Cohort, target: TargetKind, label: 
     return _cohort_inputs(tables, cohort, stays, events, variables, codes, targets)
 
 
+SITE_DESCRIPTORS = ("icu_type", "unit_type", "region")
+
+
 def _cohort_inputs(tables: EventTables, cohort: Cohort, stays: pl.DataFrame, events: pl.DataFrame,
                    variables: list[str], codes: list[str], targets: np.ndarray) -> TaskData:
     static, static_names = (cohort.static or base_static)(stays)
@@ -146,6 +149,9 @@ def _cohort_inputs(tables: EventTables, cohort: Cohort, stays: pl.DataFrame, eve
         "ethnicity": stays["ethnicity"].fill_null("unknown").to_list(),
         "site": stays["site_id"].fill_null("unknown").to_list(),
         "stay_id": stays["stay_id"].to_list(),
+        # descriptors a federated run can name as its sites (`iatros federate --sites icu_type`)
+        **{name: stays[name].fill_null("unknown").to_list() for name in SITE_DESCRIPTORS
+           if name in stays.columns},
     })
     return TaskData(inputs=inputs, targets=targets, patient_ids=stays["subject_id"].to_numpy(),
                     attributes=attributes, feature_names=inputs.feature_names,

@@ -30,7 +30,15 @@ from iatros.run_folder import (
 from iatros.train.artifacts import load_estimator, save_estimator
 from iatros.train.heads import head_for
 from iatros.train.seed import seed_everything
-from iatros.train.trainer import Callback, Monitor, TrainConfig, Trainer, TrainResult, load_checkpoint
+from iatros.train.trainer import (
+    Callback,
+    Monitor,
+    TrainConfig,
+    Trainer,
+    TrainResult,
+    atomic_save,
+    load_checkpoint,
+)
 
 log = logging.getLogger("iatros")
 
@@ -306,6 +314,15 @@ def fit_torch(spec: ModelSpec, kind: TargetKind, n_classes: int,
                                                                  train=False, params=params)),
                    run_dir / CHECKPOINTS / "best.pt")
     return TorchPredictor(network, kind, trainer, spec, info), result
+
+
+def save_network(run_dir: Path, spec: ModelSpec, kind: TargetKind, network: torch.nn.Module,
+                 info: dict[str, Any]) -> None:
+    """A network trained elsewhere (a federated run's global model) saved as a torch run
+    folder's model, loadable by `load_predictor` like any trained network."""
+    (run_dir / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+    atomic_save({"model": network.state_dict()}, run_dir / CHECKPOINTS / "best.pt")
+    _write_info(run_dir, {"name": spec.name, "family": "torch", "kind": kind.value, **info}, spec)
 
 
 def fit_sklearn(spec: ModelSpec, kind: TargetKind, train: tuple[np.ndarray, np.ndarray], *,

@@ -1,0 +1,439 @@
+"""The Flower apps of `iatros federate` (flwr Message API): a ClientApp that runs a site's
+steps (`federated.local`) and a ServerApp that prepares the sites, runs Flower's strategy for
+the rounds and scores the final model at every site.
+
+Messages: `query` with stage `prepare` (each site fits the model's input preprocessing and
+says whether it can take part), `fix` (the averaged preprocessing, kept in the node's state),
+then Flower's `train` / `evaluate` rounds, and a last `query` with stage `test`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.clientapp.mod import fixedclipping_mod
+from flwr.serverapp import Grid, ServerApp
+from flwr.serverapp.strategy import (
+    DifferentialPrivacyClientSideFixedClipping,
+    FedAdam,
+    FedAvg,
+    FedProx,
+    Strategy,
+)
+from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
+
+from iatros.errors import ConfigError, RunError
+from iatros.federated.local import Plan, SiteModel, build_network, exchanged_keys, load_task, local_site
+from iatros.pipeline.fit import check_model
+from iatros.pipeline.runs import settings_for, task_for
+
+log = logging.getLogger("iatros")
+
+STRATEGIES = ("fedavg", "fedprox", "fedadam")
+CONFIG = "config"  # Flower strategies' ConfigRecord key
+SITE = "site"
+
+
+# -- records -----------------------------------------------------------------------------------
+def to_record(arrays: dict[str, np.ndarray]) -> ArrayRecord:
+    record = ArrayRecord()
+    for name, value in arrays.items():
+        record[name] = Array.from_numpy_ndarray(np.ascontiguousarray(value))
+    return record
+
+
+def from_record(record: ArrayRecord) -> dict[str, np.ndarray]:
+    return {name: array.numpy() for name, array in record.items()}
+
+
+def _site_record(model: SiteModel) -> ConfigRecord:
+    return ConfigRecord({"label": model.rows.label})
+
+
+# -- client ------------------------------------------------------------------------------------
+SiteSource = Callable[[Context], tuple[str, str | None]]
+
+
+def deployment_site(context: Context) -> tuple[str, str | None]:
+    """A hospital's SuperNode names its own data: `--node-config "data-root='/data' site='2'"`
+    (site: its label under the run's --sites column; left out, every record there is its own)."""
+    config = context.node_config
+    if "data-root" not in config:
+        raise ConfigError("this SuperNode has no data root: start it with "
+                          "--node-config \"data-root='/path/to/data'\"")
+    if not Path(str(config["data-root"])).is_dir():
+        raise ConfigError(f"this SuperNode's data root {config['data-root']} is not a folder")
+    site = config.get("site")
+    return str(config["data-root"]), (str(site) if site not in (None, "") else None)
+
+
+def simulation_sites(data_root: str, labels: list[str]) -> SiteSource:
+    """Simulated SuperNode k holds the rows of the k-th site label."""
+    def source(context: Context) -> tuple[str, str | None]:
+        return data_root, labels[int(context.node_config["partition-id"])]
+    return source
+
+
+def _plan(msg: Message) -> Plan:
+    config = msg.content.config_records.get(CONFIG)
+    if config is None or "plan" not in config:
+        raise ConfigError("message carries no iatros plan: is the ServerApp iatros's?")
+    return Plan.from_json(str(config["plan"]))
+
+
+def _site_model(msg: Message, context: Context, source: SiteSource) -> SiteModel:
+    plan = _plan(msg)
+    data_root, site = source(context)
+    task, data = load_task(plan, data_root)
+    model = SiteModel(plan, task, data, local_site(plan, task, data, site))
+    if "fixed" in context.state.array_records:
+        model.load(from_record(context.state.array_records["fixed"]))
+    return model
+
+
+def _query(msg: Message, context: Context, source: SiteSource) -> Message:
+    stage = str(msg.content.config_records[CONFIG]["stage"])
+    model = _site_model(msg, context, source)
+    content = RecordDict({SITE: _site_record(model)})
+    if stage == "prepare":
+        content["arrays"] = to_record(model.prepare())
+        content["metrics"] = MetricRecord(model.counts())
+        content[SITE]["problems"] = json.dumps(model.problems())
+    elif stage == "fix":
+        context.state.array_records["fixed"] = msg.content.array_records["arrays"]
+        content["metrics"] = MetricRecord({"ok": 1})
+    elif stage == "test":
+        model.load(from_record(msg.content.array_records["arrays"]))
+        content[SITE]["test"] = json.dumps(model.evaluate("test", intervals=True))
+    else:
+        raise ConfigError(f"unknown query stage {stage!r}")
+    return Message(content, reply_to=msg)
+
+
+def _train(msg: Message, context: Context, source: SiteSource) -> Message:
+    model = _site_model(msg, context, source)
+    problems = model.problems()
+    if problems:
+        raise ConfigError(f"site {model.rows.label} cannot train: {'; '.join(problems)}")
+    if "fixed" not in context.state.array_records:
+        raise RunError(f"site {model.rows.label} has no preprocessing from this run (it joined "
+                       f"after the preparation); it sits this run out")
+    config = msg.content.config_records[CONFIG]
+    model.load(from_record(msg.content.array_records["arrays"]))
+    losses = model.train(float(config.get("proximal-mu", 0.0)), int(config.get("server-round", 1)))
+    metrics = MetricRecord({"num-examples": len(model.rows.train), "uniform": 1, **losses})
+    return Message(RecordDict({"arrays": to_record(model.trainable()), "metrics": metrics,
+                               SITE: _site_record(model)}), reply_to=msg)
+
+
+def _evaluate(msg: Message, context: Context, source: SiteSource) -> Message:
+    model = _site_model(msg, context, source)
+    model.load(from_record(msg.content.array_records["arrays"]))
+    metric = model.task.primary_metric
+    val, test = model.evaluate("val"), model.evaluate("test")
+    metrics = MetricRecord({"num-examples": int(val["n"]), "uniform": 1,
+                            f"val_{metric}": float(val[metric]),
+                            f"test_{metric}": float(test[metric])})
+    return Message(RecordDict({"metrics": metrics, SITE: _site_record(model)}), reply_to=msg)
+
+
+def _number(value: Any) -> float | None:
+    """A metric for the JSON record: NaN (undefined, e.g. AUROC on one class) becomes None."""
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def _clip_train_only(msg: Message, context: Context, call_next: Any) -> Message:
+    """Flower's client-side clipping for client-level DP, on training messages only."""
+    if msg.metadata.message_type != MessageType.TRAIN:
+        return call_next(msg, context)
+    return fixedclipping_mod(msg, context, call_next)
+
+
+def make_client_app(source: SiteSource, private: bool = False) -> ClientApp:
+    """A ClientApp answering iatros's messages with this source of site data."""
+    app = ClientApp(mods=[_clip_train_only] if private else [])
+
+    @app.query()
+    def query(msg: Message, context: Context) -> Message:
+        return _query(msg, context, source)
+
+    @app.train()
+    def train(msg: Message, context: Context) -> Message:
+        return _train(msg, context, source)
+
+    @app.evaluate()
+    def evaluate(msg: Message, context: Context) -> Message:
+        return _evaluate(msg, context, source)
+
+    return app
+
+
+# -- server ------------------------------------------------------------------------------------
+@dataclass
+class Federation:
+    """The server's settings of a federated run."""
+
+    rounds: int = 20
+    strategy: str = "fedavg"
+    min_clients: int = 2
+    proximal_mu: float = 0.01
+    server_lr: float = 0.01
+    dp_epsilon: float | None = None
+    dp_delta: float | None = None
+    clipping_norm: float = 1.0
+    timeout: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"--strategy must be one of {', '.join(STRATEGIES)}, "
+                              f"not {self.strategy!r}")
+        if self.rounds < 1 or self.min_clients < 1:
+            raise ConfigError("--rounds and --min-clients must be at least 1")
+        if self.dp_epsilon is not None and self.dp_epsilon <= 0:
+            raise ConfigError(f"--dp-epsilon must be positive, not {self.dp_epsilon}")
+
+
+@dataclass
+class Recorder:
+    """Per-round and per-site numbers as the strategy aggregates them."""
+
+    model_bytes: int = 0
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def _round(self) -> dict[str, Any]:
+        return self.rounds[-1]
+
+    def train(self, records: list[RecordDict], key: str) -> MetricRecord:
+        up = sum(r.array_records["arrays"].count_bytes() for r in records if "arrays" in r)
+        self.rounds.append({"round": len(self.rounds) + 1, "sites_trained": len(records),
+                            "bytes_down": self.model_bytes * len(records), "bytes_up": int(up),
+                            "sites": {}})
+        for r in records:
+            label = str(r.config_records[SITE]["label"])
+            self._round()["sites"][label] = {k: _number(v) for k, v in r["metrics"].items()
+                                             if k not in ("uniform",)}
+        return aggregate_metricrecords(records, key)
+
+    def evaluate(self, records: list[RecordDict], key: str) -> MetricRecord:
+        for r in records:
+            label = str(r.config_records[SITE]["label"])
+            entry = self._round()["sites"].setdefault(label, {})
+            entry.update({k: _number(v) for k, v in r["metrics"].items()
+                          if k not in ("uniform", "num-examples")})
+        aggregated = aggregate_metricrecords(records, key)
+        self._round()["seconds"] = round(time.perf_counter() - self.started, 2)
+        self._round().update({k: _number(v) for k, v in aggregated.items() if k != "uniform"})
+        return aggregated
+
+
+class SiteGrid:
+    """The grid seen by the strategy: only the nodes whose sites can take part."""
+
+    def __init__(self, grid: Grid, nodes: list[int]) -> None:
+        self._grid, self._nodes = grid, nodes
+
+    def get_node_ids(self) -> list[int]:
+        alive = set(self._grid.get_node_ids())
+        return [n for n in self._nodes if n in alive]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._grid, name)
+
+
+def _wait_for_nodes(grid: Grid, n: int, timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        nodes = sorted(grid.get_node_ids())
+        if len(nodes) >= n:
+            return nodes
+        if time.monotonic() > deadline:
+            raise RunError(f"only {len(nodes)} of the {n} sites needed (--min-clients) connected "
+                           f"within {timeout:.0f} s")
+        time.sleep(1.0)
+
+
+def _ask(grid: Grid, nodes: list[int], stage: str, plan: Plan, timeout: float,
+         arrays: ArrayRecord | None = None) -> dict[int, Message]:
+    """Send a query stage to the nodes; their replies by node (errors logged and left out)."""
+    messages = []
+    for node in nodes:
+        content = RecordDict({CONFIG: ConfigRecord({"stage": stage, "plan": plan.to_json()})})
+        if arrays is not None:
+            content["arrays"] = arrays
+        messages.append(Message(content, node, MessageType.QUERY))
+    replies = {}
+    for reply in grid.send_and_receive(messages, timeout=timeout):
+        node = reply.metadata.src_node_id
+        if reply.has_error():
+            log.warning("site on node %s failed at %s: %s", node, stage, reply.error.reason[:300])
+        else:
+            replies[node] = reply
+    return replies
+
+
+def noise_for(epsilon: float, delta: float, rounds: int) -> float:
+    """The Gaussian noise multiplier that spends `epsilon` over `rounds` releases of the sum of
+    clipped site updates (every site in every round: no sampling amplification)."""
+    from opacus.accountants.utils import get_noise_multiplier
+
+    return float(get_noise_multiplier(target_epsilon=epsilon, target_delta=delta, sample_rate=1.0,
+                                      steps=rounds, accountant="rdp"))
+
+
+def spent(noise: float, delta: float, rounds: int) -> float:
+    from opacus.accountants import RDPAccountant
+
+    accountant = RDPAccountant()
+    accountant.history = [(noise, 1.0, rounds)]
+    return float(accountant.get_epsilon(delta))
+
+
+def make_strategy(fed: Federation, recorder: Recorder, n_sites: int) -> tuple[Strategy, dict]:
+    weight = "uniform" if fed.dp_epsilon is not None else "num-examples"
+    common = dict(fraction_train=1.0, fraction_evaluate=1.0, min_train_nodes=fed.min_clients,
+                  min_evaluate_nodes=fed.min_clients, min_available_nodes=fed.min_clients,
+                  weighted_by_key=weight, train_metrics_aggr_fn=recorder.train,
+                  evaluate_metrics_aggr_fn=recorder.evaluate)
+    if fed.strategy == "fedprox":
+        strategy: Strategy = FedProx(**common, proximal_mu=fed.proximal_mu)
+    elif fed.strategy == "fedadam":
+        strategy = FedAdam(**common, eta=fed.server_lr, eta_l=fed.server_lr)
+    else:
+        strategy = FedAvg(**common)
+    if fed.dp_epsilon is None:
+        return strategy, {}
+    delta = fed.dp_delta or 1.0 / (10 * n_sites)
+    noise = noise_for(fed.dp_epsilon, delta, fed.rounds)
+    private = DifferentialPrivacyClientSideFixedClipping(
+        strategy, noise_multiplier=noise, clipping_norm=fed.clipping_norm,
+        num_sampled_clients=n_sites)
+    privacy = {"mechanism": "client-level DP (Flower DifferentialPrivacyClientSideFixedClipping: "
+                            "updates clipped at each site, Gaussian noise added by the server)",
+               "accountant": "rdp (Opacus)", "target_epsilon": fed.dp_epsilon,
+               "epsilon": round(spent(noise, delta, fed.rounds), 4), "delta": delta,
+               "noise_multiplier": round(noise, 6), "clipping_norm": fed.clipping_norm,
+               "sites": n_sites, "rounds": fed.rounds, "unit": "a site (hospital)"}
+    return private, privacy
+
+
+PooledEvaluation = Callable[[dict[str, np.ndarray]], dict[str, float]]
+
+
+def run_federation(grid: Grid, plan: Plan, fed: Federation,
+                   pooled: PooledEvaluation | None = None) -> dict[str, Any]:
+    """The server's side of a run: prepare the sites, run the strategy, test at every site.
+    Returns the final state dict (as arrays) and the federation record for the run folder."""
+    started = time.perf_counter()
+    nodes = _wait_for_nodes(grid, fed.min_clients, fed.timeout)
+    prepared = _ask(grid, nodes, "prepare", plan, fed.timeout)
+    sites, excluded = {}, []
+    for node, reply in sorted(prepared.items()):
+        label = str(reply.content.config_records[SITE]["label"])
+        problems = json.loads(str(reply.content.config_records[SITE]["problems"]))
+        counts = {k: int(v) for k, v in reply.content.metric_records["metrics"].items()}
+        if problems:
+            excluded.append({"site": label, "reasons": problems, **counts})
+            log.warning("site %s sits this run out: %s", label, "; ".join(problems))
+        else:
+            sites[node] = (label, counts, from_record(reply.content.array_records["arrays"]))
+    if len(sites) < fed.min_clients:
+        detail = "; ".join(f"{e['site']}: {', '.join(e['reasons'])}" for e in excluded)
+        raise ConfigError(f"{len(sites)} sites can train, fewer than --min-clients "
+                          f"{fed.min_clients}" + (f" (left out: {detail})" if detail else ""))
+    widths = {(c["n-inputs"], c["n-outputs"]) for _, c, _ in sites.values()}
+    if len(widths) != 1:
+        raise ConfigError(f"sites disagree on the model's inputs and outputs {sorted(widths)}: "
+                          f"their records have different features")
+    (n_inputs, n_outputs), = widths
+    fixed = _weighted_mean([(c["n-train"], a) for _, c, a in sites.values()])
+    settings = settings_for(None)
+    task = task_for(plan.task, plan.task_options, settings)
+    spec = check_model(task, plan.model)
+    params = {**spec.params, **task.model_params, **plan.params}
+    network = build_network(spec, task, n_inputs, n_outputs, params, plan.seed)
+    keys = exchanged_keys(network)
+    state = {k: v.detach().cpu().numpy() for k, v in network.state_dict().items()}
+    state.update(fixed)
+    participants = sorted(sites)
+    _ask(grid, participants, "fix", plan, fed.timeout, to_record(fixed))
+    recorder = Recorder()
+    initial = to_record({k: state[k] for k in keys})
+    recorder.model_bytes = initial.count_bytes()
+    strategy, privacy = make_strategy(fed, recorder, len(participants))
+    config = ConfigRecord({"plan": plan.to_json()})
+
+    def evaluate_fn(round_number: int, arrays: ArrayRecord) -> MetricRecord | None:
+        if pooled is None or round_number == 0:
+            return None
+        return MetricRecord(pooled({**state, **from_record(arrays)}))
+
+    result = strategy.start(grid=SiteGrid(grid, participants), initial_arrays=initial,
+                            num_rounds=fed.rounds, timeout=fed.timeout, train_config=config,
+                            evaluate_config=ConfigRecord({"plan": plan.to_json()}),
+                            evaluate_fn=evaluate_fn if pooled is not None else None)
+    if len(result.arrays) == 0:
+        raise RunError("no round could aggregate the sites' updates (every site failed); see "
+                       "the log above")
+    state.update(from_record(result.arrays))
+    tested = _ask(grid, participants, "test", plan, fed.timeout, to_record(state))
+    site_tests = {str(r.content.config_records[SITE]["label"]):
+                  json.loads(str(r.content.config_records[SITE]["test"])) for r in tested.values()}
+    server_eval = {int(k): {m: _number(v) for m, v in rec.items()}
+                   for k, rec in result.evaluate_metrics_serverapp.items()}
+    record = {"federation": asdict(fed), "plan": json.loads(plan.to_json()),
+              "sites": [{"site": label, **counts} for label, counts, _ in sites.values()],
+              "excluded": excluded, "rounds": recorder.rounds, "site_tests": site_tests,
+              "pooled_test_by_round": server_eval, "privacy": privacy or None,
+              "model_bytes": recorder.model_bytes,
+              "seconds": round(time.perf_counter() - started, 2)}
+    return {"state": state, "record": record}
+
+
+def _weighted_mean(parts: list[tuple[int, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
+    total = sum(n for n, _ in parts)
+    keys = parts[0][1].keys()
+    return {k: (sum(n * np.asarray(a[k], dtype=np.float64) for n, a in parts) / total)
+            .astype(parts[0][1][k].dtype) for k in keys}
+
+
+def make_server_app(plan: Plan, fed: Federation, finish: Callable[[dict[str, Any]], None],
+                    pooled: PooledEvaluation | None = None) -> ServerApp:
+    """A ServerApp running this plan and handing the outcome to `finish` (in the same process:
+    the simulation engine)."""
+    app = ServerApp()
+
+    @app.main()
+    def main(grid: Grid, context: Context) -> None:
+        finish(run_federation(grid, plan, fed, pooled))
+
+    return app
+
+
+# -- the deployment engine's apps, loaded by flower-superlink / flower-supernode ----------------
+server_app = ServerApp()
+
+
+@server_app.main()
+def _deployment_main(grid: Grid, context: Context) -> None:
+    """Reads the run's plan file (written by `iatros federate --deployment`) and writes the
+    outcome beside it, for the waiting `iatros federate` to finish the run."""
+    from iatros.federated.outcome import write_outcome
+
+    plan_file = Path(str(context.run_config["plan-file"]))
+    saved = json.loads(plan_file.read_text())
+    outcome = run_federation(grid, Plan(**saved["plan"]), Federation(**saved["federation"]))
+    write_outcome(plan_file.parent, outcome)
+
+
+client_app = make_client_app(deployment_site)
+private_client_app = make_client_app(deployment_site, private=True)
