@@ -22,6 +22,7 @@ from iatros.federated.local import Plan
 from iatros.federated.outcome import read_outcome
 
 QUIET = {"FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1",
+         "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0",
          "RAY_USAGE_STATS_ENABLED": "0", "UV_OFFLINE": "1"}
 PLAN_FILE = "plan.json"
 APP_DIR = "app"
