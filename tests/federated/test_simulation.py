@@ -82,3 +82,45 @@ def test_client_level_dp_with_fedadam_records_the_epsilon_spent(tmp_path, capsys
     assert privacy["noise_multiplier"] > 0
     assert "for a site (hospital)" in (tmp_path / "dp" / "report.html").read_text()
     assert out.strip().endswith(str(tmp_path / "dp"))
+
+
+def test_patient_level_dp_runs_dp_sgd_at_every_site_and_reports_the_worst_site(tmp_path):
+    run = api.federate("breast-cancer-wdbc", sites="dirichlet:2:10", out=tmp_path / "p",
+                       rounds=2, dp_epsilon=3.0, dp_level="patient", eval_options=FAST,
+                       register=False)
+    privacy = RunFolder(run).metrics()["privacy"]
+    assert privacy["unit"] == "example" and set(privacy["sites"]) == {"site-1", "site-2"}
+    assert privacy["epsilon"] == pytest.approx(max(p["epsilon"] for p in privacy["sites"].values()),
+                                               abs=1e-3)
+    assert 0 < privacy["epsilon"] <= 3.0 + 0.05
+    assert "each example's gradient clipped" in (run / "report.html").read_text()
+
+
+def test_an_unknown_dp_level_is_refused():
+    with pytest.raises(ConfigError, match="--dp-level must be one of site, patient"):
+        api.federate("breast-cancer-wdbc", sites="dirichlet:2", dp_epsilon=1.0, dp_level="row",
+                     register=False)
+
+
+def test_secure_aggregation_gives_the_plain_average_and_says_so(tmp_path):
+    """SecAgg+ masks each site's update; the server's sum must equal FedAvg's up to the
+    protocol's quantisation, so both runs end at the same model."""
+    common = dict(sites="dirichlet:3:10", rounds=2, eval_options=FAST, register=False,
+                  train_overrides={"batch_size": 32})
+    secure = api.federate("breast-cancer-wdbc", out=tmp_path / "secure", secagg=True, **common)
+    plain = api.federate("breast-cancer-wdbc", out=tmp_path / "plain", **common)
+    record = json.loads((secure / "federation.json").read_text())
+    assert record["federation"]["secagg"] is True
+    assert all(r["bytes_up"] is None and r["sites_trained"] == 3 for r in record["rounds"])
+    curves = [json.loads((run / "federation.json").read_text())["pooled_test_by_round"]
+              for run in (secure, plain)]
+    for key in ("1", "2"):
+        assert curves[0][key]["pooled_test_auroc"] == pytest.approx(
+            curves[1][key]["pooled_test_auroc"], abs=0.01)
+    assert "secure aggregation" in (secure / "report.html").read_text()
+
+
+def test_secure_aggregation_with_site_level_dp_is_refused():
+    with pytest.raises(ConfigError, match="--secagg.*--dp-level patient"):
+        api.federate("breast-cancer-wdbc", sites="dirichlet:2", secagg=True, dp_epsilon=1.0,
+                     register=False)

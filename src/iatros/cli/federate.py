@@ -54,15 +54,25 @@ def federate_cmd(
         "--min-site-patients", min=1, help="A site with fewer training patients (or one outcome "
                                            "class) sits the run out, named in the report.")] = 20,
     dp_epsilon: Annotated[float | None, typer.Option(
-        "--dp-epsilon", min=0.0, help="Client-level differential privacy (Flower's client-side "
-                                      "fixed clipping, noise at the server) spending at most "
-                                      "this epsilon over the rounds.",
+        "--dp-epsilon", min=0.0, help="Differential privacy spending at most this epsilon over "
+                                      "all rounds (see --dp-level).",
         rich_help_panel="Privacy")] = None,
+    dp_level: Annotated[str, typer.Option(
+        "--dp-level", help="site: client-level DP, Flower's client-side fixed clipping with noise "
+                           "at the server (protects a whole site); patient: DP-SGD (Opacus) in "
+                           "every site's local epochs (protects each patient record).",
+        rich_help_panel="Privacy")] = "site",
     dp_delta: Annotated[float | None, typer.Option(
-        "--dp-delta", help="DP delta (default 1 / (10 x sites)).", rich_help_panel="Privacy")] = None,
+        "--dp-delta", help="DP delta (default 1 / (10 x sites) at site level, 1 / (10 x a site's "
+                           "training rows) at patient level).", rich_help_panel="Privacy")] = None,
     clipping_norm: Annotated[float, typer.Option(
         "--clipping-norm", help="Client-level DP: each site's update is clipped to this L2 norm.",
         rich_help_panel="Privacy")] = 1.0,
+    secagg: Annotated[bool, typer.Option(
+        "--secagg", help="Secure aggregation (Flower's SecAgg+): each site masks its update, the "
+                         "server learns only the sum; a site dropping out mid-round is tolerated "
+                         "while more than half (and --min-clients) remain.",
+        rich_help_panel="Privacy")] = False,
     deployment: Annotated[bool, typer.Option(
         "--deployment", help="Submit to a running SuperLink instead of simulating.",
         rich_help_panel="Deployment")] = False,
@@ -100,10 +110,10 @@ def federate_cmd(
                         model=model, params=params or None, seed=seed,
                         train_overrides=train_settings or None, task_options=options or None,
                         proximal_mu=proximal_mu, server_lr=server_lr, dp_epsilon=dp_epsilon,
-                        dp_delta=dp_delta, clipping_norm=clipping_norm,
+                        dp_delta=dp_delta, dp_level=dp_level, clipping_norm=clipping_norm,
                         min_site_patients=min_site_patients,
                         eval_options=api.EvalOptions(n_boot=n_boot, seed=seed),
-                        connection=connection, timeout=timeout)
+                        connection=connection, timeout=timeout, secagg=secagg)
     err.print(api.summary_line(path), soft_wrap=True)
     print(path)
 

@@ -38,6 +38,7 @@ from iatros.pipeline.runs import settings_for, task_for
 log = logging.getLogger("iatros")
 
 STRATEGIES = ("fedavg", "fedprox", "fedadam")
+DP_LEVELS = ("site", "patient")
 CONFIG = "config"  # Flower strategies' ConfigRecord key
 SITE = "site"
 
@@ -89,8 +90,9 @@ def _plan(msg: Message) -> Plan:
     return Plan.from_json(str(config["plan"]))
 
 
-def _site_model(msg: Message, context: Context, source: SiteSource) -> SiteModel:
-    plan = _plan(msg)
+def _site_model(msg: Message, context: Context, source: SiteSource,
+                plan: Plan | None = None) -> SiteModel:
+    plan = plan or _plan(msg)
     data_root, site = source(context)
     task, data = load_task(plan, data_root)
     model = SiteModel(plan, task, data, local_site(plan, task, data, site))
@@ -113,19 +115,26 @@ def _query(msg: Message, context: Context, source: SiteSource) -> Message:
     elif stage == "test":
         model.load(from_record(msg.content.array_records["arrays"]))
         content[SITE]["test"] = json.dumps(model.evaluate("test", intervals=True))
+        content[SITE]["privacy"] = json.dumps(model.privacy_spent())
     else:
         raise ConfigError(f"unknown query stage {stage!r}")
     return Message(content, reply_to=msg)
 
 
-def _train(msg: Message, context: Context, source: SiteSource) -> Message:
-    model = _site_model(msg, context, source)
+def _ready(model: SiteModel, context: Context) -> SiteModel:
     problems = model.problems()
     if problems:
         raise ConfigError(f"site {model.rows.label} cannot train: {'; '.join(problems)}")
     if "fixed" not in context.state.array_records:
         raise RunError(f"site {model.rows.label} has no preprocessing from this run (it joined "
                        f"after the preparation); it sits this run out")
+    return model
+
+
+def _train(msg: Message, context: Context, source: SiteSource) -> Message:
+    if LEGACY_FIT in msg.content.array_records:
+        return _train_secure(msg, context, source)
+    model = _ready(_site_model(msg, context, source), context)
     config = msg.content.config_records[CONFIG]
     model.load(from_record(msg.content.array_records["arrays"]))
     losses = model.train(float(config.get("proximal-mu", 0.0)), int(config.get("server-round", 1)))
@@ -134,21 +143,66 @@ def _train(msg: Message, context: Context, source: SiteSource) -> Message:
                                SITE: _site_record(model)}), reply_to=msg)
 
 
+def _val_test(model: SiteModel) -> dict[str, float]:
+    metric = model.task.primary_metric
+    return {f"val_{metric}": float(model.evaluate("val")[metric]),
+            f"test_{metric}": float(model.evaluate("test")[metric])}
+
+
 def _evaluate(msg: Message, context: Context, source: SiteSource) -> Message:
+    if LEGACY_EVALUATE in msg.content.array_records:
+        return _evaluate_secure(msg, context, source)
     model = _site_model(msg, context, source)
     model.load(from_record(msg.content.array_records["arrays"]))
-    metric = model.task.primary_metric
-    val, test = model.evaluate("val"), model.evaluate("test")
-    metrics = MetricRecord({"num-examples": int(val["n"]), "uniform": 1,
-                            f"val_{metric}": float(val[metric]),
-                            f"test_{metric}": float(test[metric])})
+    metrics = MetricRecord({"num-examples": len(model.rows.val), "uniform": 1, **_val_test(model)})
     return Message(RecordDict({"metrics": metrics, SITE: _site_record(model)}), reply_to=msg)
+
+
+# Flower 1.42's SecAgg+ runs only in its DefaultWorkflow, whose messages carry the older
+# FitIns / EvaluateIns records; the same site steps answer them.
+LEGACY_FIT = "fitins.parameters"
+LEGACY_EVALUATE = "evaluateins.parameters"
+
+
+def _train_secure(msg: Message, context: Context, source: SiteSource) -> Message:
+    from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
+    from flwr.compat.common import recorddict_compat as compat
+
+    ins = compat.recorddict_to_fitins(msg.content, keep_input=True)
+    model = _ready(_site_model(msg, context, source, Plan.from_json(str(ins.config["plan"]))),
+                   context)
+    model.load(dict(zip(model.keys, parameters_to_ndarrays(ins.parameters), strict=True)))
+    losses = model.train(float(ins.config.get("proximal_mu", 0.0)),
+                         int(ins.config.get("server-round", 1)))
+    trained = model.trainable()
+    res = FitRes(Status(Code.OK, ""), ndarrays_to_parameters([trained[k] for k in model.keys]),
+                 len(model.rows.train), {**losses, "site": model.rows.label})
+    return Message(compat.fitres_to_recorddict(res, keep_input=False), reply_to=msg)
+
+
+def _evaluate_secure(msg: Message, context: Context, source: SiteSource) -> Message:
+    from flwr.common import Code, EvaluateRes, Status, parameters_to_ndarrays
+    from flwr.compat.common import recorddict_compat as compat
+
+    ins = compat.recorddict_to_evaluateins(msg.content, keep_input=True)
+    model = _site_model(msg, context, source, Plan.from_json(str(ins.config["plan"])))
+    model.load(dict(zip(model.keys, parameters_to_ndarrays(ins.parameters), strict=True)))
+    res = EvaluateRes(Status(Code.OK, ""), float("nan"), len(model.rows.val),
+                      {**_val_test(model), "site": model.rows.label})
+    return Message(compat.evaluateres_to_recorddict(res), reply_to=msg)
 
 
 def _number(value: Any) -> float | None:
     """A metric for the JSON record: NaN (undefined, e.g. AUROC on one class) becomes None."""
     value = float(value)
     return value if np.isfinite(value) else None
+
+
+def _secure_aggregation(msg: Message, context: Context, call_next: Any) -> Message:
+    """Flower's SecAgg+ client steps (masking the update, sharing keys), on training messages."""
+    from flwr.client.mod import secaggplus_mod
+
+    return secaggplus_mod(msg, context, call_next)
 
 
 def _clip_train_only(msg: Message, context: Context, call_next: Any) -> Message:
@@ -158,9 +212,10 @@ def _clip_train_only(msg: Message, context: Context, call_next: Any) -> Message:
     return fixedclipping_mod(msg, context, call_next)
 
 
-def make_client_app(source: SiteSource, private: bool = False) -> ClientApp:
-    """A ClientApp answering iatros's messages with this source of site data."""
-    app = ClientApp(mods=[_clip_train_only] if private else [])
+def make_client_app(source: SiteSource, private: bool = False, secure: bool = False) -> ClientApp:
+    """A ClientApp answering iatros's messages with this source of site data (with Flower's
+    client-side clipping for client-level DP, or its SecAgg+ steps)."""
+    app = ClientApp(mods=[_clip_train_only] if private else [_secure_aggregation] if secure else [])
 
     @app.query()
     def query(msg: Message, context: Context) -> Message:
@@ -189,8 +244,10 @@ class Federation:
     server_lr: float = 0.01
     dp_epsilon: float | None = None
     dp_delta: float | None = None
+    dp_level: str = "site"  # site: Flower's client-level DP; patient: DP-SGD at each site
     clipping_norm: float = 1.0
     timeout: float = 600.0
+    secagg: bool = False  # Flower's SecAgg+: the server sees only the sum of the sites' updates
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -200,6 +257,17 @@ class Federation:
             raise ConfigError("--rounds and --min-clients must be at least 1")
         if self.dp_epsilon is not None and self.dp_epsilon <= 0:
             raise ConfigError(f"--dp-epsilon must be positive, not {self.dp_epsilon}")
+        if self.secagg and self.site_dp:
+            raise ConfigError("--secagg runs Flower's SecAgg+ workflow, which Flower 1.42 does not "
+                              "combine with its client-level DP wrapper; use --dp-level patient "
+                              "with --secagg")
+        if self.dp_level not in DP_LEVELS:
+            raise ConfigError(f"--dp-level must be one of {', '.join(DP_LEVELS)}, "
+                              f"not {self.dp_level!r}")
+
+    @property
+    def site_dp(self) -> bool:
+        return self.dp_epsilon is not None and self.dp_level == "site"
 
 
 @dataclass
@@ -234,6 +302,35 @@ class Recorder:
         self._round()["seconds"] = round(time.perf_counter() - self.started, 2)
         self._round().update({k: _number(v) for k, v in aggregated.items() if k != "uniform"})
         return aggregated
+
+
+    def legacy_train(self, results: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
+        """The same record from SecAgg+ rounds (FitRes metrics; what travels is masked, so
+        traffic is not counted)."""
+        self.rounds.append({"round": len(self.rounds) + 1, "sites_trained": len(results),
+                            "bytes_down": self.model_bytes * len(results), "bytes_up": None,
+                            "sites": {}})
+        for n, metrics in results:
+            self._round()["sites"][str(metrics["site"])] = {
+                "num-examples": float(n),
+                **{k: _number(v) for k, v in metrics.items() if k != "site"}}
+        return _mean_metrics(results)
+
+    def legacy_evaluate(self, results: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
+        for _, metrics in results:
+            self._round()["sites"].setdefault(str(metrics["site"]), {}).update(
+                {k: _number(v) for k, v in metrics.items() if k != "site"})
+        aggregated = _mean_metrics(results)
+        self._round()["seconds"] = round(time.perf_counter() - self.started, 2)
+        self._round().update({k: _number(v) for k, v in aggregated.items()})
+        return aggregated
+
+
+def _mean_metrics(results: list[tuple[int, dict[str, Any]]]) -> dict[str, float]:
+    """Example-weighted means of the numeric metrics (NaN where any site's is undefined)."""
+    total = sum(n for n, _ in results) or 1
+    keys = {k for _, m in results for k, v in m.items() if isinstance(v, (int, float))}
+    return {k: float(sum(n * float(m.get(k, np.nan)) for n, m in results) / total) for k in keys}
 
 
 class SiteGrid:
@@ -299,7 +396,7 @@ def spent(noise: float, delta: float, rounds: int) -> float:
 
 
 def make_strategy(fed: Federation, recorder: Recorder, n_sites: int) -> tuple[Strategy, dict]:
-    weight = "uniform" if fed.dp_epsilon is not None else "num-examples"
+    weight = "uniform" if fed.site_dp else "num-examples"
     common = dict(fraction_train=1.0, fraction_evaluate=1.0, min_train_nodes=fed.min_clients,
                   min_evaluate_nodes=fed.min_clients, min_available_nodes=fed.min_clients,
                   weighted_by_key=weight, train_metrics_aggr_fn=recorder.train,
@@ -310,7 +407,7 @@ def make_strategy(fed: Federation, recorder: Recorder, n_sites: int) -> tuple[St
         strategy = FedAdam(**common, eta=fed.server_lr, eta_l=fed.server_lr)
     else:
         strategy = FedAvg(**common)
-    if fed.dp_epsilon is None:
+    if not fed.site_dp:
         return strategy, {}
     delta = fed.dp_delta or 1.0 / (10 * n_sites)
     noise = noise_for(fed.dp_epsilon, delta, fed.rounds)
@@ -329,7 +426,7 @@ def make_strategy(fed: Federation, recorder: Recorder, n_sites: int) -> tuple[St
 PooledEvaluation = Callable[[dict[str, np.ndarray]], dict[str, float]]
 
 
-def run_federation(grid: Grid, plan: Plan, fed: Federation,
+def run_federation(grid: Grid, context: Context, plan: Plan, fed: Federation,
                    pooled: PooledEvaluation | None = None) -> dict[str, Any]:
     """The server's side of a run: prepare the sites, run the strategy, test at every site.
     Returns the final state dict (as arrays) and the federation record for the run folder."""
@@ -367,29 +464,30 @@ def run_federation(grid: Grid, plan: Plan, fed: Federation,
     participants = sorted(sites)
     _ask(grid, participants, "fix", plan, fed.timeout, to_record(fixed))
     recorder = Recorder()
-    initial = to_record({k: state[k] for k in keys})
-    recorder.model_bytes = initial.count_bytes()
-    strategy, privacy = make_strategy(fed, recorder, len(participants))
-    config = ConfigRecord({"plan": plan.to_json()})
+    server_eval: dict[int, dict[str, float | None]] = {}
 
-    def evaluate_fn(round_number: int, arrays: ArrayRecord) -> MetricRecord | None:
+    def pooled_at(round_number: int, weights: dict[str, np.ndarray]) -> dict[str, float] | None:
         if pooled is None or round_number == 0:
             return None
-        return MetricRecord(pooled({**state, **from_record(arrays)}))
+        result = pooled({**state, **weights})
+        server_eval[round_number] = {k: _number(v) for k, v in result.items()}
+        return result
 
-    result = strategy.start(grid=SiteGrid(grid, participants), initial_arrays=initial,
-                            num_rounds=fed.rounds, timeout=fed.timeout, train_config=config,
-                            evaluate_config=ConfigRecord({"plan": plan.to_json()}),
-                            evaluate_fn=evaluate_fn if pooled is not None else None)
-    if len(result.arrays) == 0:
-        raise RunError("no round could aggregate the sites' updates (every site failed); see "
-                       "the log above")
-    state.update(from_record(result.arrays))
+    if fed.secagg:
+        final, privacy = _secure_rounds(grid, context, plan, fed, recorder, keys, state,
+                                        participants, sum(c["n-train"] for _, c, _ in sites.values()),
+                                        pooled_at), {}
+    else:
+        final, privacy = _strategy_rounds(grid, plan, fed, recorder, keys, state, participants,
+                                          pooled_at)
+    state.update(final)
     tested = _ask(grid, participants, "test", plan, fed.timeout, to_record(state))
     site_tests = {str(r.content.config_records[SITE]["label"]):
                   json.loads(str(r.content.config_records[SITE]["test"])) for r in tested.values()}
-    server_eval = {int(k): {m: _number(v) for m, v in rec.items()}
-                   for k, rec in result.evaluate_metrics_serverapp.items()}
+    if fed.dp_epsilon is not None and fed.dp_level == "patient":
+        privacy = _patient_privacy({str(r.content.config_records[SITE]["label"]):
+                                    json.loads(str(r.content.config_records[SITE]["privacy"]))
+                                    for r in tested.values()}, fed)
     record = {"federation": asdict(fed), "plan": json.loads(plan.to_json()),
               "sites": [{"site": label, **counts} for label, counts, _ in sites.values()],
               "excluded": excluded, "rounds": recorder.rounds, "site_tests": site_tests,
@@ -397,6 +495,93 @@ def run_federation(grid: Grid, plan: Plan, fed: Federation,
               "model_bytes": recorder.model_bytes,
               "seconds": round(time.perf_counter() - started, 2)}
     return {"state": state, "record": record}
+
+
+PooledAt = Callable[[int, dict[str, np.ndarray]], dict[str, float] | None]
+
+
+def _strategy_rounds(grid: Grid, plan: Plan, fed: Federation, recorder: Recorder, keys: list[str],
+                     state: dict[str, np.ndarray], participants: list[int],
+                     pooled_at: PooledAt) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The rounds with a Flower Message API strategy (optionally wrapped for client-level DP)."""
+    initial = to_record({k: state[k] for k in keys})
+    recorder.model_bytes = initial.count_bytes()
+    strategy, privacy = make_strategy(fed, recorder, len(participants))
+    config = ConfigRecord({"plan": plan.to_json()})
+
+    def evaluate_fn(round_number: int, arrays: ArrayRecord) -> MetricRecord | None:
+        result = pooled_at(round_number, from_record(arrays))
+        return MetricRecord(result) if result is not None else None
+
+    result = strategy.start(grid=SiteGrid(grid, participants), initial_arrays=initial,
+                            num_rounds=fed.rounds, timeout=fed.timeout, train_config=config,
+                            evaluate_config=ConfigRecord({"plan": plan.to_json()}),
+                            evaluate_fn=evaluate_fn)
+    if len(result.arrays) == 0:
+        raise RunError("no round could aggregate the sites' updates (every site failed); see "
+                       "the log above")
+    return from_record(result.arrays), privacy
+
+
+def _secure_rounds(grid: Grid, context: Context, plan: Plan, fed: Federation, recorder: Recorder,
+                   keys: list[str], state: dict[str, np.ndarray], participants: list[int],
+                   total_rows: int, pooled_at: PooledAt) -> dict[str, np.ndarray]:
+    """The rounds under Flower's SecAgg+ (`SecAggPlusWorkflow` in its `DefaultWorkflow`): each
+    site masks its weighted update with pairwise and private masks whose keys are secret-shared,
+    so the server learns only the sum; a site that drops out is unmasked from the others' shares
+    while at least the reconstruction threshold remain."""
+    from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
+    from flwr.compat.common import recorddict_compat as compat
+    from flwr.server import LegacyContext, ServerConfig
+    from flwr.server import strategy as legacy
+    from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
+    from flwr.server.workflow.constant import MAIN_PARAMS_RECORD
+
+    initial = [state[k] for k in keys]
+    recorder.model_bytes = int(sum(a.nbytes for a in initial))
+    plan_json = plan.to_json()
+
+    def evaluate_fn(round_number: int, weights: list[np.ndarray], config: dict) -> Any:
+        result = pooled_at(round_number, dict(zip(keys, weights, strict=True)))
+        return None if result is None else (float("nan"), result)
+
+    common = dict(fraction_fit=1.0, fraction_evaluate=1.0, min_fit_clients=fed.min_clients,
+                  min_evaluate_clients=fed.min_clients, min_available_clients=fed.min_clients,
+                  initial_parameters=ndarrays_to_parameters(initial),
+                  on_fit_config_fn=lambda r: {"plan": plan_json, "server-round": r},
+                  on_evaluate_config_fn=lambda r: {"plan": plan_json},
+                  fit_metrics_aggregation_fn=recorder.legacy_train,
+                  evaluate_metrics_aggregation_fn=recorder.legacy_evaluate,
+                  evaluate_fn=evaluate_fn)
+    if fed.strategy == "fedprox":
+        strategy: Any = legacy.FedProx(**common, proximal_mu=fed.proximal_mu)
+    elif fed.strategy == "fedadam":
+        strategy = legacy.FedAdam(**common, eta=fed.server_lr, eta_l=fed.server_lr)
+    else:
+        strategy = legacy.FedAvg(**common)
+    n = len(participants)
+    workflow = DefaultWorkflow(fit_workflow=SecAggPlusWorkflow(
+        num_shares=n, reconstruction_threshold=max(2, fed.min_clients, n // 2 + 1),
+        max_weight=float(total_rows + 1), timeout=fed.timeout))
+    legacy_context = LegacyContext(context, config=ServerConfig(num_rounds=fed.rounds,
+                                                                round_timeout=fed.timeout),
+                                   strategy=strategy)
+    workflow(SiteGrid(grid, participants), legacy_context)
+    final = compat.arrayrecord_to_parameters(legacy_context.state.array_records[MAIN_PARAMS_RECORD],
+                                             keep_input=True)
+    return dict(zip(keys, parameters_to_ndarrays(final), strict=True))
+
+
+def _patient_privacy(sites: dict[str, dict[str, Any]], fed: Federation) -> dict[str, Any]:
+    """Patient-level DP over the sites: the largest epsilon any site's patients spent."""
+    worst = max(sites.values(), key=lambda p: p["epsilon"])
+    return {"mechanism": "DP-SGD (Opacus) at each site, sample-level, over every round's local "
+                         "epochs", "accountant": "prv", "unit": "example",
+            "epsilon": round(worst["epsilon"], 4), "delta": worst["delta"],
+            "target_epsilon": fed.dp_epsilon, "noise_multiplier": round(worst["noise_multiplier"], 6),
+            "max_grad_norm": worst["max_grad_norm"], "steps": worst["steps"],
+            "sites": {label: {k: (round(v, 6) if isinstance(v, float) else v) for k, v in p.items()}
+                      for label, p in sites.items()}}
 
 
 def _weighted_mean(parts: list[tuple[int, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
@@ -414,7 +599,7 @@ def make_server_app(plan: Plan, fed: Federation, finish: Callable[[dict[str, Any
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        finish(run_federation(grid, plan, fed, pooled))
+        finish(run_federation(grid, context, plan, fed, pooled))
 
     return app
 
@@ -427,13 +612,19 @@ server_app = ServerApp()
 def _deployment_main(grid: Grid, context: Context) -> None:
     """Reads the run's plan file (written by `iatros federate --deployment`) and writes the
     outcome beside it, for the waiting `iatros federate` to finish the run."""
-    from iatros.federated.outcome import write_outcome
+    from iatros.federated.outcome import write_failure, write_outcome
 
     plan_file = Path(str(context.run_config["plan-file"]))
     saved = json.loads(plan_file.read_text())
-    outcome = run_federation(grid, Plan(**saved["plan"]), Federation(**saved["federation"]))
+    try:
+        outcome = run_federation(grid, context, Plan(**saved["plan"]),
+                                 Federation(**saved["federation"]))
+    except Exception as e:  # the waiting `iatros federate` reports it instead of timing out
+        write_failure(plan_file.parent, e)
+        raise
     write_outcome(plan_file.parent, outcome)
 
 
 client_app = make_client_app(deployment_site)
 private_client_app = make_client_app(deployment_site, private=True)
+secure_client_app = make_client_app(deployment_site, secure=True)

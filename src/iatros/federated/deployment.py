@@ -62,7 +62,8 @@ class Connection:
                               f"SuperLink on this machine, not {self.address}")
 
 
-def write_app(folder: Path, plan: Plan, federation: dict[str, Any], private: bool) -> Path:
+def write_app(folder: Path, plan: Plan, federation: dict[str, Any], private: bool = False,
+              secure: bool = False) -> Path:
     """The Flower App folder `flwr run` submits: it names iatros's ServerApp and ClientApp
     (installed at every site) and the plan file; it installs nothing."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -70,7 +71,8 @@ def write_app(folder: Path, plan: Plan, federation: dict[str, Any], private: boo
                                                indent=2))
     app = folder / APP_DIR
     app.mkdir(exist_ok=True)
-    client = "private_client_app" if private else "client_app"
+    client = ("private_client_app" if private else "secure_client_app" if secure
+              else "client_app")
     (app / "pyproject.toml").write_text(f'''[build-system]
 requires = ["hatchling"]
 build-backend = "hatchling.build"

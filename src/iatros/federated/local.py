@@ -46,6 +46,9 @@ class Plan:
     local_epochs: int = 1
     min_site_patients: int = 20
     n_boot: int = 1000
+    rounds: int = 1  # patient-level DP: the noise is calibrated for all rounds' local epochs
+    dp_epsilon: float | None = None  # patient-level DP (DP-SGD at each site); None: off
+    dp_delta: float | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -173,10 +176,47 @@ class SiteModel:
         state = self.network.state_dict()
         return {k: state[k].detach().cpu().numpy().copy() for k in self.keys}
 
+    def private(self) -> dict[str, Any] | None:
+        """Patient-level DP at this site: DP-SGD (Opacus) in every local epoch of every round,
+        the noise calibrated so that all of them together spend at most `dp_epsilon` (the
+        aggregation after them is post-processing). None when the plan asks no DP."""
+        if self.plan.dp_epsilon is None:
+            return None
+        from opacus.accountants.utils import get_noise_multiplier
+
+        config = train_config(self.spec, self.task, 1, self.plan.seed, False,
+                              {**self.plan.train, "dp_epsilon": self.plan.dp_epsilon})
+        n = len(self.rows.train)
+        rate = min(1.0, config.batch_size / n)
+        delta = self.plan.dp_delta or 1.0 / (10 * n)
+        steps = int(self.plan.rounds * self.plan.local_epochs * np.ceil(1 / rate))
+        noise = float(get_noise_multiplier(target_epsilon=self.plan.dp_epsilon, target_delta=delta,
+                                           sample_rate=rate, steps=steps, accountant="prv"))
+        return {"noise_multiplier": noise, "sample_rate": rate, "delta": delta, "steps": steps,
+                "max_grad_norm": config.max_grad_norm}
+
+    def privacy_spent(self) -> dict[str, Any] | None:
+        """The epsilon this site's patients have spent once every round has run (PRV
+        accountant over all local DP-SGD steps)."""
+        settings = self.private()
+        if settings is None:
+            return None
+        from opacus.accountants import PRVAccountant
+
+        accountant = PRVAccountant()
+        accountant.history = [(settings["noise_multiplier"], settings["sample_rate"],
+                               settings["steps"])]
+        return {**settings, "epsilon": float(accountant.get_epsilon(settings["delta"])),
+                "target_epsilon": self.plan.dp_epsilon}
+
     def train(self, proximal_mu: float = 0.0, round_number: int = 1) -> dict[str, float]:
         """Local epochs on this site's training rows with the one Trainer (no early stopping:
         every site trains the same number of epochs). Returns the mean training loss."""
         overrides = {**self.plan.train, "keep": "last", "patience": 0}
+        private = self.private()
+        if private is not None:
+            overrides.update(dp_epsilon=self.plan.dp_epsilon, dp_delta=private["delta"],
+                             dp_noise_multiplier=private["noise_multiplier"])
         config = train_config(self.spec, self.task, self.plan.local_epochs, self.plan.seed,
                               False, overrides)
         config = replace(config, seed=self.plan.seed * 1_000 + round_number, scheduler="none")

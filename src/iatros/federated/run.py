@@ -55,11 +55,11 @@ def federate(task: str | Task, *, sites: str, data_root: str | Path | None = Non
              params: dict[str, Any] | None = None, seed: int = 0,
              train_overrides: dict[str, Any] | None = None, task_options: dict[str, Any] | None = None,
              proximal_mu: float = 0.01, server_lr: float = 0.01, dp_epsilon: float | None = None,
-             dp_delta: float | None = None, clipping_norm: float = 1.0,
+             dp_delta: float | None = None, dp_level: str = "site", clipping_norm: float = 1.0,
              min_site_patients: int = 20, eval_options: EvalOptions = EvalOptions(),
              register: bool = True, settings: Settings | None = None,
              pooled_curve: bool = True, connection: Connection | None = None,
-             timeout: float = 600.0) -> Path:
+             timeout: float = 600.0, secagg: bool = False) -> Path:
     """Train `model` for `task` across the sites named by `sites` (a column such as `icu_type`,
     or `dirichlet:K[:ALPHA]`); return the run folder.
 
@@ -74,14 +74,17 @@ def federate(task: str | Task, *, sites: str, data_root: str | Path | None = Non
     spec = check_model(task, model)
     fed = Federation(rounds=rounds, strategy=strategy, min_clients=min_clients,
                      proximal_mu=proximal_mu, server_lr=server_lr, dp_epsilon=dp_epsilon,
-                     dp_delta=dp_delta, clipping_norm=clipping_norm, timeout=timeout)
+                     dp_delta=dp_delta, dp_level=dp_level, clipping_norm=clipping_norm,
+                     timeout=timeout, secagg=secagg)
     params = dict(params or {})
     if dp_epsilon is not None and "batch_norm" in spec.params:
         params["batch_norm"] = False  # server noise on running variances could make them negative
     plan = Plan(task=task.name, model=spec.name, seed=seed, sites=sites,
                 task_options=task.extra.get("options"), params=params,
                 train=dict(train_overrides or {}), local_epochs=local_epochs,
-                min_site_patients=min_site_patients, n_boot=eval_options.n_boot)
+                min_site_patients=min_site_patients, n_boot=eval_options.n_boot, rounds=rounds,
+                **({"dp_epsilon": dp_epsilon, "dp_delta": dp_delta} if dp_level == "patient"
+                   else {}))
     if register:
         open_registry(settings)
     data = task.load(settings.data_root)
@@ -117,7 +120,7 @@ def federate(task: str | Task, *, sites: str, data_root: str | Path | None = Non
                                 pooled_curve)
         else:
             folder = run.path / "federation"
-            write_app(folder, plan, asdict(fed), private=dp_epsilon is not None)
+            write_app(folder, plan, asdict(fed), private=fed.site_dp, secure=fed.secagg)
             outcome = submit(folder, connection, timeout=fed.timeout * (fed.rounds + 3))
         outcome["record"]["engine"] = engine
         seconds = time.perf_counter() - t0
@@ -152,7 +155,7 @@ def _simulate(plan: Plan, fed: Any, settings: Settings, labels: list[str], task:
     evaluate_fn = _pooled_test(plan, task, data, split) if pooled_curve else None
     server = make_server_app(plan, fed, finish, evaluate_fn)
     client = make_client_app(simulation_sites(str(settings.data_root), labels),
-                             private=fed.dp_epsilon is not None)
+                             private=fed.site_dp, secure=fed.secagg)
     cpus = max(1, min(len(labels), os.cpu_count() or 1))
     run_simulation(server_app=server, client_app=client, num_supernodes=len(labels),
                    backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
@@ -213,6 +216,8 @@ def _summary(record: dict[str, Any], metric: str) -> dict[str, Any]:
     rounds = record["rounds"]
     return {"sites": len(record["sites"]), "excluded": [e["site"] for e in record["excluded"]],
             "rounds": len(rounds), "strategy": record["federation"]["strategy"],
-            "bytes_per_round": int(np.mean([r["bytes_down"] + r["bytes_up"] for r in rounds]))
-            if rounds else 0, "seconds": record["seconds"],
+            "bytes_per_round": int(np.mean([r["bytes_down"] + (r["bytes_up"] or 0)
+                                            for r in rounds])) if rounds else 0,
+            "secure_aggregation": bool(record["federation"].get("secagg")),
+            "seconds": record["seconds"],
             "site_test": {site: res.get(metric) for site, res in record["site_tests"].items()}}

@@ -664,7 +664,7 @@ def plot_federated_rounds(record: Mapping[str, Any], metric: str, out: Path) -> 
     ax.set_ylabel(label)
     ax.set_title(f"Global model's {label} per round")
     ax.legend(fontsize=7, loc="best")
-    sent = [(r.get("bytes_down", 0) + r.get("bytes_up", 0)) / 1e6 for r in rounds]
+    sent = [((r.get("bytes_down") or 0) + (r.get("bytes_up") or 0)) / 1e6 for r in rounds]
     bytes_ax.bar(x, sent, color="tab:gray")
     bytes_ax.set_xlabel("Round")
     bytes_ax.set_ylabel("MB of model weights exchanged")

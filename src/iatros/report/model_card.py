@@ -381,7 +381,8 @@ def sites_section(run_dir: Path, metrics: Mapping[str, Any]) -> dict[str, Any] |
     gap = (((metrics.get("subgroups") or {}).get("federated_site") or {}).get("gaps") or {}).get(primary)
     fed = record.get("federation") or {}
     rounds = record.get("rounds") or []
-    traffic = np.mean([r.get("bytes_down", 0) + r.get("bytes_up", 0) for r in rounds]) if rounds else 0
+    traffic = (np.mean([(r.get("bytes_down") or 0) + (r.get("bytes_up") or 0) for r in rounds])
+               if rounds else 0)
     return {"rows": rows, "metric": metric_info(primary).label if primary else "metric",
             "excluded": [f"{e.get('site')}: {'; '.join(e.get('reasons') or [])}"
                          for e in record.get("excluded") or []],
@@ -390,7 +391,8 @@ def sites_section(run_dir: Path, metrics: Mapping[str, Any]) -> dict[str, Any] |
             "strategy": str(fed.get("strategy") or ""), "rounds": len(rounds),
             "local_epochs": str((record.get("plan") or {}).get("local_epochs") or ""),
             "traffic": f"{traffic / 1e6:.2f} MB", "seconds": fmt(record.get("seconds"), 1),
-            "engine": str(record.get("engine") or "simulation")}
+            "engine": str(record.get("engine") or "simulation"),
+            "secagg": bool(fed.get("secagg"))}
 
 
 def evaluations_section(run_dir: Path) -> list[dict[str, Any]]:

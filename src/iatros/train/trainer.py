@@ -52,6 +52,9 @@ class TrainConfig:
     dp_epsilon: float | None = None  # differential privacy (Opacus DP-SGD): the target epsilon
     dp_delta: float | None = None  # default 1 / (10 x training rows)
     max_grad_norm: float = 1.0  # DP-SGD: each example's gradient is clipped to this norm
+    # DP-SGD with a noise multiplier fixed by the caller (federated rounds calibrate it for all
+    # their local epochs together); None: calibrated here for `epochs` to spend `dp_epsilon`
+    dp_noise_multiplier: float | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
@@ -408,10 +411,16 @@ class PrivateTraining:
         self.delta = cfg.dp_delta or 1.0 / (10 * len(train_set))
         self.engine = PrivacyEngine(accountant="prv", secure_mode=False)
         loader = trainer._loader(train_set, shuffle=True)
-        self.module, self.optimizer, self.loader = self.engine.make_private_with_epsilon(
-            module=model, optimizer=optimizer, data_loader=loader, target_epsilon=cfg.dp_epsilon,
-            target_delta=self.delta, epochs=cfg.epochs, max_grad_norm=cfg.max_grad_norm,
-            poisson_sampling=True)
+        if cfg.dp_noise_multiplier is not None:
+            self.module, self.optimizer, self.loader = self.engine.make_private(
+                module=model, optimizer=optimizer, data_loader=loader,
+                noise_multiplier=cfg.dp_noise_multiplier, max_grad_norm=cfg.max_grad_norm,
+                poisson_sampling=True)
+        else:
+            self.module, self.optimizer, self.loader = self.engine.make_private_with_epsilon(
+                module=model, optimizer=optimizer, data_loader=loader,
+                target_epsilon=cfg.dp_epsilon, target_delta=self.delta, epochs=cfg.epochs,
+                max_grad_norm=cfg.max_grad_norm, poisson_sampling=True)
         self.target = cfg.dp_epsilon
         self.max_grad_norm = cfg.max_grad_norm
 
