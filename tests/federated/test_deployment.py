@@ -43,14 +43,21 @@ def superlink(tmp_path_factory):
     certificates = api.make_certificates(root / "certs")
     port = _free_port()
     processes: list[subprocess.Popen] = [
-        start(superlink_command(root, port=port, certificates=certificates), root / "superlink.log")]
+        start(superlink_command(root, port=port, certificates=certificates, node_auth=True),
+              root / "superlink.log")]
+    connection = api.Connection(f"127.0.0.1:{port}", str(certificates / "ca.crt"))
     try:
         _wait_for_port(port)
-        for k, site in enumerate(("site-1", "site-2")):
+        for k, site in enumerate(("site-1", "site-2", "intruder")):
+            private, public = api.make_node_key(root / "keys", f"node{k}")
+            if site != "intruder":
+                api.register_node(public, connection, root / "flwr-home")
             processes.append(start(supernode_command(
                 data_root=root, site=site, superlink=f"127.0.0.1:{port}", port=_free_port(),
-                root_certificates=certificates / "ca.crt"), root / f"supernode{k}.log"))
-        yield {"address": f"127.0.0.1:{port}", "ca": certificates / "ca.crt", "root": root}
+                root_certificates=certificates / "ca.crt", private_key=private),
+                root / f"supernode{k}.log"))
+        yield {"address": f"127.0.0.1:{port}", "ca": certificates / "ca.crt", "root": root,
+               "connection": connection}
     finally:
         for process in processes:
             os.killpg(process.pid, signal.SIGTERM)
@@ -73,6 +80,29 @@ def test_a_run_submitted_to_a_tls_superlink_trains_at_the_supernodes(superlink, 
     record = json.loads((out / "federation.json").read_text())
     assert record["engine"] == "deployment" and set(record["site_tests"]) == {"site-1", "site-2"}
     assert run.config()["federation"]["engine"] == "deployment"
+
+
+def test_only_registered_supernodes_join(superlink):
+    from iatros.federated.deployment import flower_command, flower_env, write_connection
+
+    home = superlink["root"] / "list-home"
+    write_connection(home, superlink["connection"])
+    deadline = time.monotonic() + 60
+    while True:
+        listed = subprocess.run([flower_command("flwr"), "supernode", "list", "iatros", "--format",
+                                 "json"], env=flower_env(FLWR_HOME=str(home)), capture_output=True,
+                                text=True, timeout=60)
+        nodes = [n for n in json.loads(listed.stdout).get("nodes", [])
+                 if n.get("status") == "online"]
+        if len(nodes) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    time.sleep(5)  # the unregistered node keeps retrying meanwhile
+    listed = subprocess.run([flower_command("flwr"), "supernode", "list", "iatros", "--format",
+                             "json"], env=flower_env(FLWR_HOME=str(home)), capture_output=True,
+                            text=True, timeout=60)
+    online = [n for n in json.loads(listed.stdout)["nodes"] if n.get("status") == "online"]
+    assert len(online) == 2, listed.stdout
 
 
 def test_a_wrong_ca_certificate_is_refused_with_a_clear_error(superlink, tmp_path):

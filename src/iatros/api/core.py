@@ -9,7 +9,7 @@ from typing import Any
 
 from iatros.data.ehr.fhir import event_code
 from iatros.errors import ConfigError, RunError
-from iatros.federated.deployment import Connection, make_certificates
+from iatros.federated.deployment import Connection, make_certificates, make_node_key, register_node
 from iatros.federated.run import federate
 from iatros.pipeline.evaluation import audit, evaluate
 from iatros.pipeline.explain import explainer_for
@@ -30,7 +30,7 @@ from iatros.train.search import parse_params, parse_space, split_trial
 
 __all__ = ["audit", "Connection", "convert", "demo", "download", "event_code", "EvalOptions",
            "evaluate", "explain_records", "families", "federate", "fmt_entry", "LoadedRun",
-           "make_certificates", "membership_inference",
+           "make_certificates", "make_node_key", "membership_inference", "register_node",
            "model_versions", "parse_params", "parse_space", "predict", "prediction_cells",
            "promote", "register", "report", "run_metrics", "run_modality", "run_split",
            "run_tuning", "runs",

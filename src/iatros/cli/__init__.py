@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from iatros.cli.deid import deid_app
-from iatros.cli.federate import certificates_cmd, federate_cmd
+from iatros.cli.federate import certificates_cmd, federate_cmd, register_cmd
 from iatros.cli.nlp import nlp_app
 from iatros.cli.output import progress_flag as _progress
 from iatros.cli.output import report_failures
@@ -421,6 +421,7 @@ app.add_typer(deid_app, name="deid")
 app.command("serve")(serve_cmd)
 app.command("federate")(federate_cmd)
 app.command("federate-certificates")(certificates_cmd)
+app.command("federate-register")(register_cmd)
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(teams_app, name="care-teams")

@@ -126,10 +126,37 @@ def certificates_cmd(
     host: Annotated[list[str] | None, typer.Option(
         "--host", help="A name or IP address the SuperLink is reached at (repeatable; default "
                        "127.0.0.1 and localhost).")] = None,
+    node: Annotated[list[str] | None, typer.Option(
+        "--node", help="Also make a SuperNode key pair NAME / NAME.pub in OUT/nodes for node "
+                       "authentication (repeatable, one per hospital).")] = None,
 ) -> None:
     """Make a private CA and the SuperLink's TLS certificate (ca.crt goes to every hospital as
-    --root-certificates; the keys stay with the SuperLink, readable by its owner only)."""
+    --root-certificates; the keys stay with the SuperLink, readable by its owner only), and
+    SuperNode key pairs for node authentication."""
     from iatros import api
 
     folder = api.make_certificates(out, tuple(host or ("127.0.0.1", "localhost")))
+    for name in node or []:
+        private, public = api.make_node_key(folder / "nodes", name)
+        err.print(f"SuperNode {name}: private key {private} (stays at the hospital), public key "
+                  f"{public} (register it: iatros federate-register {public})")
     print(folder)
+
+
+def register_cmd(
+    public_key: Annotated[Path, typer.Argument(help="A SuperNode's NAME.pub.")],
+    superlink: Annotated[str, typer.Option(help="The SuperLink's address.")] = "127.0.0.1:9095",
+    root_certificates: Annotated[Path | None, typer.Option(
+        "--root-certificates", help="CA certificate of the SuperLink's TLS certificate.")] = None,
+    insecure: Annotated[bool, typer.Option("--insecure", help="Plain text, 127.0.0.1 only.")] = False,
+    home: Annotated[Path, typer.Option(
+        "--flwr-home", help="Where the Flower CLI keeps its connection file.")] = Path(".flwr"),
+) -> None:
+    """Allow the SuperNode holding this key to join a SuperLink started with
+    --enable-supernode-auth (`flwr supernode register`)."""
+    from iatros import api
+
+    connection = api.Connection(superlink, str(root_certificates) if root_certificates else None,
+                                insecure)
+    api.register_node(public_key, connection, home)
+    err.print(f"registered {public_key} with {superlink}")

@@ -135,13 +135,16 @@ def submit(folder: Path, connection: Connection, timeout: float) -> dict[str, An
 
 # -- starting Flower's processes ------------------------------------------------------------
 def superlink_command(state_dir: Path, *, host: str = "127.0.0.1", port: int = 9095,
-                      certificates: Path | None = None) -> list[str]:
+                      certificates: Path | None = None, node_auth: bool = False) -> list[str]:
     """`flower-superlink` serving its Fleet, Control and runtime APIs on one HTTP port (Flower
     1.42), bound to `host` (this machine only by default), installing nothing at run time;
-    with `certificates` (from `make_certificates`) it serves TLS."""
+    with `certificates` (from `make_certificates`) it serves TLS; with `node_auth` only
+    SuperNodes whose public key was registered (`register_node`) may join."""
     command = [flower_command("flower-superlink"), "--host", host, "--port", str(port),
                "--disable-runtime-dependency-installation",
                "--database", str(state_dir / "superlink.db")]
+    if node_auth:
+        command.append("--enable-supernode-auth")
     if certificates is None:
         command.append("--insecure")
     else:
@@ -153,12 +156,15 @@ def superlink_command(state_dir: Path, *, host: str = "127.0.0.1", port: int = 9
 
 def supernode_command(*, data_root: str | Path, site: str | None = None,
                       superlink: str = "127.0.0.1:9095", port: int = 9096,
-                      root_certificates: Path | None = None) -> list[str]:
+                      root_certificates: Path | None = None,
+                      private_key: Path | None = None) -> list[str]:
     """`flower-supernode` for one hospital: its own data root and, when that data holds several
-    sites, which one it is."""
+    sites, which one it is; `private_key` (from `make_node_key`) authenticates it."""
     config = f"data-root='{Path(data_root).resolve()}'" + (f" site='{site}'" if site else "")
     command = [flower_command("flower-supernode"), "--superlink", superlink, "--node-config",
                config, "--port", str(port)]
+    if private_key is not None:
+        command += ["--auth-supernode-private-key", str(private_key)]
     if root_certificates is None:
         command.append("--insecure")
     else:
@@ -174,7 +180,34 @@ def start(command: list[str], log_file: Path) -> subprocess.Popen:
                             env=flower_env(), start_new_session=True)
 
 
-# -- TLS ----------------------------------------------------------------------------------------
+def register_node(public_key: Path, connection: Connection, home: Path) -> None:
+    """Allow the SuperNode holding this key to join (`flwr supernode register`)."""
+    write_connection(home, connection)
+    result = subprocess.run([flower_command("flwr"), "supernode", "register", str(public_key),
+                             CONNECTION], env=flower_env(FLWR_HOME=str(home)),
+                            capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise RunError(f"could not register {public_key} with the SuperLink at "
+                       f"{connection.address}: {(result.stderr or result.stdout).strip()[-500:]}")
+
+
+# -- TLS and node keys --------------------------------------------------------------------------
+def make_node_key(out: Path, name: str) -> tuple[Path, Path]:
+    """A SuperNode's key pair for node authentication (EC P-384, OpenSSH format): NAME (the
+    private key, owner-only, stays at the hospital) and NAME.pub (registered at the SuperLink)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    out.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP384R1())
+    private, public = out / name, out / f"{name}.pub"
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.OpenSSH,
+                                          serialization.NoEncryption()))
+    private.chmod(0o600)
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                                     serialization.PublicFormat.OpenSSH))
+    return private, public
 def make_certificates(out: Path, hosts: tuple[str, ...] = ("127.0.0.1", "localhost"),
                       days: int = 365) -> Path:
     """A private CA and a SuperLink server certificate for `hosts` (PEM files ca.crt,

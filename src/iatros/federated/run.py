@@ -23,10 +23,8 @@ from iatros.errors import ConfigError, RunError
 from iatros.federated.deployment import QUIET, Connection, submit, write_app
 from iatros.federated.local import Plan, SiteModel
 from iatros.federated.sites import site_labels, site_problems, site_rows
-from iatros.pipeline.explain import explain_test_examples
 from iatros.pipeline.fit import check_model
 from iatros.pipeline.options import EvalOptions
-from iatros.pipeline.phi_scan import check_report
 from iatros.pipeline.runs import (
     new_config,
     open_registry,
@@ -36,10 +34,9 @@ from iatros.pipeline.runs import (
     split_summary,
     task_for,
 )
-from iatros.pipeline.scoring import FinishContext, scorer_for
-from iatros.pipeline.training import register_run
-from iatros.report import write_report
-from iatros.run_folder import CONFIG, FEDERATION, METRICS, RunFolder, now_iso, write_json
+from iatros.pipeline.scoring import scorer_for
+from iatros.pipeline.training import finish_run, register_run
+from iatros.run_folder import CONFIG, FEDERATION, RunFolder, now_iso, write_json
 from iatros.settings import Settings
 from iatros.tasks import Task, TaskData
 from iatros.train.predictors import load_predictor, save_network
@@ -198,17 +195,10 @@ def _finish(run: RunFolder, task: Task, data: TaskData, split: Any, outcome: dic
     predictor = load_predictor(run.path)
     data.attributes = data.attributes.assign(**{SITE_ATTRIBUTE: labels})
     audited = replace(task, sensitive_attributes=(*task.sensitive_attributes, SITE_ATTRIBUTE))
-    finished = scorer_for(task.target).finish(FinishContext(run, audited, predictor, data, split,
-                                                            options))
-    finished.metrics["federation"] = _summary(outcome["record"], task.primary_metric)
+    extra = {"federation": _summary(outcome["record"], task.primary_metric)}
     if outcome["record"].get("privacy"):
-        finished.metrics["privacy"] = outcome["record"]["privacy"]
-    write_json(run.file(METRICS), finished.metrics)
-    if finished.test_scores is not None:
-        explain_test_examples(run, task, predictor, data, split.test, finished.test_scores)
-    write_report(run.path)
-    check_report(run, data)
-    run.seal()
+        extra["privacy"] = outcome["record"]["privacy"]
+    finish_run(run, audited, predictor, data, split, options, extra)
 
 
 def _summary(record: dict[str, Any], metric: str) -> dict[str, Any]:

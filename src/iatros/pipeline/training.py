@@ -174,15 +174,7 @@ def train(
         predictor = fit(task, spec, data, split, run, settings, seed, config, resume, params,
                         tuple(callbacks), ensemble, cross_fit)
         train_seconds = time.perf_counter() - t0
-        finished = scorer.finish(FinishContext(run, task, predictor, data, split, eval_options))
-        if run.file(PRIVACY).is_file():
-            finished.metrics["privacy"] = read_json(run.file(PRIVACY))
-        write_json(run.file(METRICS), finished.metrics)
-        if finished.test_scores is not None:
-            explain_test_examples(run, task, predictor, data, split.test, finished.test_scores)
-        write_report(run.path)
-        check_report(run, data)
-        run.seal()
+        finish_run(run, task, predictor, data, split, eval_options)
         run.set_status("complete", finished=now_iso(), train_seconds=round(train_seconds, 2),
                        registered=False)
     except (Exception, KeyboardInterrupt) as e:
@@ -196,6 +188,24 @@ def train(
     if register:
         register_run(settings, run)
     return run.path
+
+
+def finish_run(run: RunFolder, task: Task, predictor: Any, data: Any, split: Any,
+               eval_options: EvalOptions, extra: dict[str, Any] | None = None) -> None:
+    """The end of every run once its model is fitted: the task's scorer (predictions,
+    calibration, metrics with CIs, audits), `extra` sections of metrics.json, explanations of a
+    few test rows, the report, its identifier check, the manifest."""
+    finished = scorer_for(task.target).finish(FinishContext(run, task, predictor, data, split,
+                                                            eval_options))
+    if run.file(PRIVACY).is_file():
+        finished.metrics["privacy"] = read_json(run.file(PRIVACY))
+    finished.metrics.update(extra or {})
+    write_json(run.file(METRICS), finished.metrics)
+    if finished.test_scores is not None:
+        explain_test_examples(run, task, predictor, data, split.test, finished.test_scores)
+    write_report(run.path)
+    check_report(run, data)
+    run.seal()
 
 
 def register_run(settings: Settings, run: str | Path | RunFolder) -> RunEntry:
