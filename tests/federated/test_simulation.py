@@ -124,3 +124,11 @@ def test_secure_aggregation_with_site_level_dp_is_refused():
     with pytest.raises(ConfigError, match="--secagg.*--dp-level patient"):
         api.federate("breast-cancer-wdbc", sites="dirichlet:2", secagg=True, dp_epsilon=1.0,
                      register=False)
+
+
+def test_the_kept_round_is_the_one_with_the_best_mean_site_validation(federated_run):
+    record = json.loads((federated_run / "federation.json").read_text())
+    assert record["federation"]["keep"] == "best"
+    best = max(record["rounds"], key=lambda r: (r["val_auroc"], r["round"]))
+    assert record["kept_round"] == best["round"]
+    assert f"round {best['round']}" in (federated_run / "report.html").read_text()

@@ -37,6 +37,10 @@ def federate_cmd(
         "--local-epochs", min=1, help="Epochs each site trains per round.")] = 1,
     strategy: Annotated[str, typer.Option(
         help="Flower strategy: fedavg, fedprox (--proximal-mu) or fedadam (--server-lr).")] = "fedavg",
+    keep: Annotated[str | None, typer.Option(
+        help="best: the global model of the round that scored best on the sites' validation "
+             "patients (averaged over sites); last: the final round's (default: best, last under "
+             "DP, where choosing on validation would spend privacy).")] = None,
     min_clients: Annotated[int, typer.Option(
         "--min-clients", min=1, help="Sites needed to start and to aggregate a round; a round "
                                      "goes on without a site that drops out while at least "
@@ -113,7 +117,7 @@ def federate_cmd(
                         dp_delta=dp_delta, dp_level=dp_level, clipping_norm=clipping_norm,
                         min_site_patients=min_site_patients,
                         eval_options=api.EvalOptions(n_boot=n_boot, seed=seed),
-                        connection=connection, timeout=timeout, secagg=secagg)
+                        connection=connection, timeout=timeout, secagg=secagg, keep=keep)
     err.print(api.summary_line(path), soft_wrap=True)
     print(path)
 

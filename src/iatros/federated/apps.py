@@ -137,8 +137,10 @@ def _train(msg: Message, context: Context, source: SiteSource) -> Message:
     model = _ready(_site_model(msg, context, source), context)
     config = msg.content.config_records[CONFIG]
     model.load(from_record(msg.content.array_records["arrays"]))
-    losses = model.train(float(config.get("proximal-mu", 0.0)), int(config.get("server-round", 1)))
-    metrics = MetricRecord({"num-examples": len(model.rows.train), "uniform": 1, **losses})
+    number = int(config.get(ROUND, 1))
+    losses = model.train(float(config.get("proximal-mu", 0.0)), number)
+    metrics = MetricRecord({"num-examples": len(model.rows.train), "uniform": 1, ROUND: number,
+                            **losses})
     return Message(RecordDict({"arrays": to_record(model.trainable()), "metrics": metrics,
                                SITE: _site_record(model)}), reply_to=msg)
 
@@ -154,7 +156,9 @@ def _evaluate(msg: Message, context: Context, source: SiteSource) -> Message:
         return _evaluate_secure(msg, context, source)
     model = _site_model(msg, context, source)
     model.load(from_record(msg.content.array_records["arrays"]))
-    metrics = MetricRecord({"num-examples": len(model.rows.val), "uniform": 1, **_val_test(model)})
+    number = int(msg.content.config_records[CONFIG].get(ROUND, 0))
+    metrics = MetricRecord({"num-examples": len(model.rows.val), "uniform": 1, ROUND: number,
+                            **_val_test(model)})
     return Message(RecordDict({"metrics": metrics, SITE: _site_record(model)}), reply_to=msg)
 
 
@@ -172,11 +176,11 @@ def _train_secure(msg: Message, context: Context, source: SiteSource) -> Message
     model = _ready(_site_model(msg, context, source, Plan.from_json(str(ins.config["plan"]))),
                    context)
     model.load(dict(zip(model.keys, parameters_to_ndarrays(ins.parameters), strict=True)))
-    losses = model.train(float(ins.config.get("proximal_mu", 0.0)),
-                         int(ins.config.get("server-round", 1)))
+    number = int(ins.config.get(ROUND, 1))
+    losses = model.train(float(ins.config.get("proximal_mu", 0.0)), number)
     trained = model.trainable()
     res = FitRes(Status(Code.OK, ""), ndarrays_to_parameters([trained[k] for k in model.keys]),
-                 len(model.rows.train), {**losses, "site": model.rows.label})
+                 len(model.rows.train), {**losses, "site": model.rows.label, ROUND: number})
     return Message(compat.fitres_to_recorddict(res, keep_input=False), reply_to=msg)
 
 
@@ -188,7 +192,8 @@ def _evaluate_secure(msg: Message, context: Context, source: SiteSource) -> Mess
     model = _site_model(msg, context, source, Plan.from_json(str(ins.config["plan"])))
     model.load(dict(zip(model.keys, parameters_to_ndarrays(ins.parameters), strict=True)))
     res = EvaluateRes(Status(Code.OK, ""), float("nan"), len(model.rows.val),
-                      {**_val_test(model), "site": model.rows.label})
+                      {**_val_test(model), "site": model.rows.label,
+                       ROUND: int(ins.config.get(ROUND, 0))})
     return Message(compat.evaluateres_to_recorddict(res), reply_to=msg)
 
 
@@ -248,6 +253,7 @@ class Federation:
     clipping_norm: float = 1.0
     timeout: float = 600.0
     secagg: bool = False  # Flower's SecAgg+: the server sees only the sum of the sites' updates
+    keep: str = "best"  # best: the round whose global model scored best on the sites' validation
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -261,6 +267,8 @@ class Federation:
             raise ConfigError("--secagg runs Flower's SecAgg+ workflow, which Flower 1.42 does not "
                               "combine with its client-level DP wrapper; use --dp-level patient "
                               "with --secagg")
+        if self.keep not in ("best", "last"):
+            raise ConfigError(f"--keep must be best or last, not {self.keep!r}")
         if self.dp_level not in DP_LEVELS:
             raise ConfigError(f"--dp-level must be one of {', '.join(DP_LEVELS)}, "
                               f"not {self.dp_level!r}")
@@ -272,58 +280,76 @@ class Federation:
 
 @dataclass
 class Recorder:
-    """Per-round and per-site numbers as the strategy aggregates them."""
+    """Per-round and per-site numbers as the strategy aggregates them, keyed by the round the
+    sites echo back (a round in which no site answered has no entry)."""
 
     model_bytes: int = 0
-    rounds: list[dict[str, Any]] = field(default_factory=list)
+    by_round: dict[int, dict[str, Any]] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
 
-    def _round(self) -> dict[str, Any]:
-        return self.rounds[-1]
+    @property
+    def rounds(self) -> list[dict[str, Any]]:
+        return [self.by_round[k] for k in sorted(self.by_round)]
+
+    def _round(self, number: int) -> dict[str, Any]:
+        return self.by_round.setdefault(number, {"round": number, "sites_trained": 0,
+                                                 "bytes_down": 0, "bytes_up": 0, "sites": {}})
+
+    def _trained(self, number: int, sites: dict[str, dict[str, Any]], up: int | None) -> None:
+        entry = self._round(number)
+        entry.update(sites_trained=len(sites), bytes_down=self.model_bytes * len(sites),
+                     bytes_up=up)
+        for label, metrics in sites.items():
+            entry["sites"].setdefault(label, {}).update(metrics)
+
+    def _evaluated(self, number: int, sites: dict[str, dict[str, Any]],
+                   aggregated: dict[str, Any]) -> None:
+        entry = self._round(number)
+        for label, metrics in sites.items():
+            entry["sites"].setdefault(label, {}).update(metrics)
+        entry["seconds"] = round(time.perf_counter() - self.started, 2)
+        entry.update({k: _number(v) for k, v in aggregated.items()
+                      if k not in ("uniform", "num-examples", ROUND)})
+
+    @staticmethod
+    def _sites(records: list[RecordDict], drop: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+        return {str(r.config_records[SITE]["label"]):
+                {k: _number(v) for k, v in r["metrics"].items() if k not in drop}
+                for r in records}
 
     def train(self, records: list[RecordDict], key: str) -> MetricRecord:
         up = sum(r.array_records["arrays"].count_bytes() for r in records if "arrays" in r)
-        self.rounds.append({"round": len(self.rounds) + 1, "sites_trained": len(records),
-                            "bytes_down": self.model_bytes * len(records), "bytes_up": int(up),
-                            "sites": {}})
-        for r in records:
-            label = str(r.config_records[SITE]["label"])
-            self._round()["sites"][label] = {k: _number(v) for k, v in r["metrics"].items()
-                                             if k not in ("uniform",)}
+        self._trained(_round_of(records), self._sites(records, ("uniform", ROUND)), int(up))
         return aggregate_metricrecords(records, key)
 
     def evaluate(self, records: list[RecordDict], key: str) -> MetricRecord:
-        for r in records:
-            label = str(r.config_records[SITE]["label"])
-            entry = self._round()["sites"].setdefault(label, {})
-            entry.update({k: _number(v) for k, v in r["metrics"].items()
-                          if k not in ("uniform", "num-examples")})
         aggregated = aggregate_metricrecords(records, key)
-        self._round()["seconds"] = round(time.perf_counter() - self.started, 2)
-        self._round().update({k: _number(v) for k, v in aggregated.items() if k != "uniform"})
+        self._evaluated(_round_of(records),
+                        self._sites(records, ("uniform", "num-examples", ROUND)), aggregated)
         return aggregated
-
 
     def legacy_train(self, results: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
         """The same record from SecAgg+ rounds (FitRes metrics; what travels is masked, so
         traffic is not counted)."""
-        self.rounds.append({"round": len(self.rounds) + 1, "sites_trained": len(results),
-                            "bytes_down": self.model_bytes * len(results), "bytes_up": None,
-                            "sites": {}})
-        for n, metrics in results:
-            self._round()["sites"][str(metrics["site"])] = {
-                "num-examples": float(n),
-                **{k: _number(v) for k, v in metrics.items() if k != "site"}}
+        sites = {str(m["site"]): {"num-examples": float(n),
+                                  **{k: _number(v) for k, v in m.items() if k not in ("site", ROUND)}}
+                 for n, m in results}
+        self._trained(int(results[0][1][ROUND]), sites, None)
         return _mean_metrics(results)
 
     def legacy_evaluate(self, results: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
-        for _, metrics in results:
-            self._round()["sites"].setdefault(str(metrics["site"]), {}).update(
-                {k: _number(v) for k, v in metrics.items() if k != "site"})
+        sites = {str(m["site"]): {k: _number(v) for k, v in m.items() if k not in ("site", ROUND)}
+                 for _, m in results}
         aggregated = _mean_metrics(results)
-        self._round()["seconds"] = round(time.perf_counter() - self.started, 2)
-        self._round().update({k: _number(v) for k, v in aggregated.items()})
+        self._evaluated(int(results[0][1][ROUND]), sites, aggregated)
         return aggregated
+
+
+ROUND = "server-round"
+
+
+def _round_of(records: list[RecordDict]) -> int:
+    return int(records[0]["metrics"][ROUND])
 
 
 def _mean_metrics(results: list[tuple[int, dict[str, Any]]]) -> dict[str, float]:
@@ -465,8 +491,11 @@ def run_federation(grid: Grid, context: Context, plan: Plan, fed: Federation,
     _ask(grid, participants, "fix", plan, fed.timeout, to_record(fixed))
     recorder = Recorder()
     server_eval: dict[int, dict[str, float | None]] = {}
+    by_round: dict[int, dict[str, np.ndarray]] = {}
 
     def pooled_at(round_number: int, weights: dict[str, np.ndarray]) -> dict[str, float] | None:
+        if round_number > 0 and fed.keep == "best":
+            by_round[round_number] = {k: np.array(v, copy=True) for k, v in weights.items()}
         if pooled is None or round_number == 0:
             return None
         result = pooled({**state, **weights})
@@ -480,7 +509,8 @@ def run_federation(grid: Grid, context: Context, plan: Plan, fed: Federation,
     else:
         final, privacy = _strategy_rounds(grid, plan, fed, recorder, keys, state, participants,
                                           pooled_at)
-    state.update(final)
+    kept = _best_round(recorder.rounds, task) if fed.keep == "best" else None
+    state.update(by_round.get(kept, final))
     tested = _ask(grid, participants, "test", plan, fed.timeout, to_record(state))
     site_tests = {str(r.content.config_records[SITE]["label"]):
                   json.loads(str(r.content.config_records[SITE]["test"])) for r in tested.values()}
@@ -493,6 +523,7 @@ def run_federation(grid: Grid, context: Context, plan: Plan, fed: Federation,
               "excluded": excluded, "rounds": recorder.rounds, "site_tests": site_tests,
               "pooled_test_by_round": server_eval, "privacy": privacy or None,
               "model_bytes": recorder.model_bytes,
+              "kept_round": kept or len(recorder.rounds),
               "seconds": round(time.perf_counter() - started, 2)}
     return {"state": state, "record": record}
 
@@ -513,6 +544,7 @@ def _strategy_rounds(grid: Grid, plan: Plan, fed: Federation, recorder: Recorder
         result = pooled_at(round_number, from_record(arrays))
         return MetricRecord(result) if result is not None else None
 
+    # the strategy calls evaluate_fn after the round's site evaluation, with the round's weights
     result = strategy.start(grid=SiteGrid(grid, participants), initial_arrays=initial,
                             num_rounds=fed.rounds, timeout=fed.timeout, train_config=config,
                             evaluate_config=ConfigRecord({"plan": plan.to_json()}),
@@ -548,8 +580,8 @@ def _secure_rounds(grid: Grid, context: Context, plan: Plan, fed: Federation, re
     common = dict(fraction_fit=1.0, fraction_evaluate=1.0, min_fit_clients=fed.min_clients,
                   min_evaluate_clients=fed.min_clients, min_available_clients=fed.min_clients,
                   initial_parameters=ndarrays_to_parameters(initial),
-                  on_fit_config_fn=lambda r: {"plan": plan_json, "server-round": r},
-                  on_evaluate_config_fn=lambda r: {"plan": plan_json},
+                  on_fit_config_fn=lambda r: {"plan": plan_json, ROUND: r},
+                  on_evaluate_config_fn=lambda r: {"plan": plan_json, ROUND: r},
                   fit_metrics_aggregation_fn=recorder.legacy_train,
                   evaluate_metrics_aggregation_fn=recorder.legacy_evaluate,
                   evaluate_fn=evaluate_fn)
@@ -570,6 +602,19 @@ def _secure_rounds(grid: Grid, context: Context, plan: Plan, fed: Federation, re
     final = compat.arrayrecord_to_parameters(legacy_context.state.array_records[MAIN_PARAMS_RECORD],
                                              keep_input=True)
     return dict(zip(keys, parameters_to_ndarrays(final), strict=True))
+
+
+def _best_round(rounds: list[dict[str, Any]], task: Any) -> int | None:
+    """The round whose global model had the best validation metric, averaged over the sites
+    (weighted by their validation rows): the federated counterpart of early stopping."""
+    from iatros.evaluate.metrics import METRICS
+
+    key = f"val_{task.primary_metric}"
+    scored = [(r[key], r["round"]) for r in rounds if r.get(key) is not None]
+    if not scored:
+        return None
+    higher = METRICS[task.primary_metric].higher_is_better
+    return (max(scored) if higher else min(scored))[1]
 
 
 def _patient_privacy(sites: dict[str, dict[str, Any]], fed: Federation) -> dict[str, Any]:

@@ -56,7 +56,7 @@ def federate(task: str | Task, *, sites: str, data_root: str | Path | None = Non
              min_site_patients: int = 20, eval_options: EvalOptions = EvalOptions(),
              register: bool = True, settings: Settings | None = None,
              pooled_curve: bool = True, connection: Connection | None = None,
-             timeout: float = 600.0, secagg: bool = False) -> Path:
+             timeout: float = 600.0, secagg: bool = False, keep: str | None = None) -> Path:
     """Train `model` for `task` across the sites named by `sites` (a column such as `icu_type`,
     or `dirichlet:K[:ALPHA]`); return the run folder.
 
@@ -72,7 +72,8 @@ def federate(task: str | Task, *, sites: str, data_root: str | Path | None = Non
     fed = Federation(rounds=rounds, strategy=strategy, min_clients=min_clients,
                      proximal_mu=proximal_mu, server_lr=server_lr, dp_epsilon=dp_epsilon,
                      dp_delta=dp_delta, dp_level=dp_level, clipping_norm=clipping_norm,
-                     timeout=timeout, secagg=secagg)
+                     timeout=timeout, secagg=secagg,
+                     keep=keep or ("last" if dp_epsilon is not None else "best"))
     params = dict(params or {})
     if dp_epsilon is not None and "batch_norm" in spec.params:
         params["batch_norm"] = False  # server noise on running variances could make them negative
@@ -205,7 +206,8 @@ def _summary(record: dict[str, Any], metric: str) -> dict[str, Any]:
     """The headline numbers of the federation for metrics.json."""
     rounds = record["rounds"]
     return {"sites": len(record["sites"]), "excluded": [e["site"] for e in record["excluded"]],
-            "rounds": len(rounds), "strategy": record["federation"]["strategy"],
+            "rounds": len(rounds), "kept_round": record.get("kept_round"),
+            "strategy": record["federation"]["strategy"],
             "bytes_per_round": int(np.mean([r["bytes_down"] + (r["bytes_up"] or 0)
                                             for r in rounds])) if rounds else 0,
             "secure_aggregation": bool(record["federation"].get("secagg")),

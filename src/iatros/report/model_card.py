@@ -389,6 +389,8 @@ def sites_section(run_dir: Path, metrics: Mapping[str, Any]) -> dict[str, Any] |
             "gap": metric_text(gap) if gap else "",
             "gap_groups": f"{gap.get('best_group')} vs {gap.get('worst_group')}" if gap else "",
             "strategy": str(fed.get("strategy") or ""), "rounds": len(rounds),
+            "kept": str(record.get("kept_round") or len(rounds)),
+            "keep_rule": str(fed.get("keep") or "last"),
             "local_epochs": str((record.get("plan") or {}).get("local_epochs") or ""),
             "traffic": f"{traffic / 1e6:.2f} MB", "seconds": fmt(record.get("seconds"), 1),
             "engine": str(record.get("engine") or "simulation"),
