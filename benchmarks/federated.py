@@ -134,7 +134,9 @@ def strategies_table(api: Any, name: str, args: argparse.Namespace, tmp: Path) -
     table = Table(["training", "test AUROC (95% CI)", "% of centralised", "rounds to 95% of centralised",
                    "MB per round", "rounds", "s", "run"], rows, command_line(),
                   [f"{note}; mlp, seed 0, the task's patient-level split (the same {central['n']} "
-                   f"test patients in every row); 1 local epoch per round; FedProx mu 0.01, FedAdam "
+                   f"test patients in every row); 1 local epoch per round; the model kept is the "
+                   f"round with the best validation AUROC averaged over the sites (as early "
+                   f"stopping keeps the centralised run's best epoch); FedProx mu 0.01, FedAdam "
                    f"server learning rate 0.01 (defaults, not tuned). Test AUROC with a 95% "
                    f"patient-level bootstrap CI. Rounds to 95%: the first round whose global model "
                    f"reaches 95% of the centralised AUROC on the test patients (reported, never used "
@@ -166,7 +168,8 @@ def privacy_table(api: Any, args: argparse.Namespace, tmp: Path, fedavg_run: Pat
                   "test AUROC (95% CI)", "AUROC cost vs no DP", "membership-inference AUROC (95% CI)",
                   "s"], rows, command_line(),
                  [f"`iatros federate {task} --sites {sites} --rounds {args.rounds} --dp-epsilon E "
-                  f"--dp-level LEVEL`, FedAvg. patient: DP-SGD (Opacus) in every site's local epochs, "
+                  f"--dp-level LEVEL`, FedAvg, the last round's model (choosing a round on "
+                  f"validation would spend privacy). patient: DP-SGD (Opacus) in every site's local epochs, "
                   f"each example's gradient clipped to norm 1, the noise calibrated for all "
                   f"{args.rounds} rounds' epochs together, delta = 1 / (10 x the site's training "
                   f"rows), PRV accounting; the epsilon shown is the largest of the four sites'. "
