@@ -64,6 +64,16 @@ def _rounds_to(record: dict[str, Any], target: float) -> str:
     return f"not in {len(record['rounds'])}"
 
 
+def _kept_validation(record: dict[str, Any]) -> str:
+    """The kept round's validation AUROC averaged over the sites: what a user choosing among
+    strategies without looking at test would compare."""
+    kept = record.get("kept_round")
+    for r in record["rounds"]:
+        if r["round"] == kept and r.get("val_auroc") is not None:
+            return f"{r['val_auroc']:.3f} (round {kept}, mean of sites)"
+    return "-"
+
+
 def local_only(task_name: str, sites: str, rounds: int, data_root: Path, n_boot: int) -> tuple[dict, float]:
     """Each site trains alone for `rounds` epochs and scores its own test patients."""
     from iatros.evaluate import metrics as M
@@ -108,12 +118,14 @@ def strategies_table(api: Any, name: str, args: argparse.Namespace, tmp: Path) -
                             eval_options=api.EvalOptions(n_boot=args.n_boot), register=False)
     central_seconds = time.perf_counter() - t0
     central = json.loads((central_run / "metrics.json").read_text())["splits"]["test"]["auroc"]
+    central_val = json.loads((central_run / "metrics.json").read_text())["splits"]["val"]["auroc"]
     rows = [["centralised (records pooled)", _cell(central), "100%", "-", "-", "-",
-             f"{central_seconds:.0f}", f"`iatros train {task} --model mlp`"]]
+             f"{central_val['value']:.3f} (pooled)", f"{central_seconds:.0f}",
+             f"`iatros train {task} --model mlp`"]]
     print(" | ".join(rows[-1]), flush=True)
     local, seconds = local_only(task, sites, args.rounds, args.data_root, args.n_boot)
     rows.append([f"local only ({args.rounds} epochs at each site)", _cell(local),
-                 f"{100 * local['value'] / central['value']:.1f}%", "-", "0", "-",
+                 f"{100 * local['value'] / central['value']:.1f}%", "-", "0", "-", "-",
                  f"{seconds:.0f}", "each site's own model on its own test patients"])
     print(" | ".join(rows[-1]), flush=True)
     fedavg_run = None
@@ -127,12 +139,13 @@ def strategies_table(api: Any, name: str, args: argparse.Namespace, tmp: Path) -
                      + (f", {len(record['excluded'])} left out" if record["excluded"] else "") + ")",
                      _cell(auroc), f"{100 * auroc['value'] / central['value']:.1f}%",
                      _rounds_to(record, 0.95 * central["value"]), f"{traffic:.2f}",
-                     f"{len(record['rounds'])}", f"{seconds:.0f}",
+                     f"{len(record['rounds'])}", _kept_validation(record), f"{seconds:.0f}",
                      f"`iatros federate {task} --sites {sites} --strategy {strategy} "
                      f"--rounds {args.rounds}`"])
         print(" | ".join(rows[-1]), flush=True)
     table = Table(["training", "test AUROC (95% CI)", "% of centralised", "rounds to 95% of centralised",
-                   "MB per round", "rounds", "s", "run"], rows, command_line(),
+                   "MB per round", "rounds", "validation AUROC (kept round)", "s", "run"], rows,
+                  command_line(),
                   [f"{note}; mlp, seed 0, the task's patient-level split (the same {central['n']} "
                    f"test patients in every row); 1 local epoch per round; the model kept is the "
                    f"round with the best validation AUROC averaged over the sites (as early "
