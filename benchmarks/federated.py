@@ -209,48 +209,52 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def deployment_table(api: Any, args: argparse.Namespace, tmp: Path) -> Table:
-    """Three SuperNodes on 127.0.0.1 behind a TLS SuperLink; the third is killed once it has
-    received its second training message; the run must finish with the other two."""
+def _deployed_run(api: Any, args: argparse.Namespace, root: Path, secagg: bool) -> list[str]:
+    """Three SuperNodes on 127.0.0.1 behind a TLS SuperLink with node authentication; the third
+    is killed once it has received its second training message; the run must finish."""
     import threading
 
     from iatros.federated.deployment import start, superlink_command, supernode_command
 
     task, sites, _ = DATASETS["physionet2012"]
-    root = tmp / "deployment"
     certificates = api.make_certificates(root / "certs")
     port = _free_port()
-    processes = [start(superlink_command(root, port=port, certificates=certificates),
-                       root / "superlink.log")]
+    processes = [start(superlink_command(root, port=port, certificates=certificates,
+                                         node_auth=True), root / "superlink.log")]
+    connection = api.Connection(f"127.0.0.1:{port}", str(certificates / "ca.crt"))
     time.sleep(5)
     chosen = ["Medical ICU", "Surgical ICU", "Cardiac surgery recovery"]
     for k, site in enumerate(chosen):
+        private, public = api.make_node_key(root / "keys", f"node{k}")
+        api.register_node(public, connection, root / "flwr-home")
         processes.append(start(supernode_command(data_root=args.data_root, site=site,
                                                  superlink=f"127.0.0.1:{port}", port=_free_port(),
-                                                 root_certificates=certificates / "ca.crt"),
+                                                 root_certificates=certificates / "ca.crt",
+                                                 private_key=private),
                                root / f"supernode{k}.log"))
     killed: dict[str, float] = {}
+    marker = "Receiving: train message"
 
     def kill_third() -> None:
         log = root / "supernode2.log"
         while "at" not in killed:
             text = log.read_text(errors="replace") if log.exists() else ""
-            if text.count("Receiving: train message") >= 2:
+            # SecAgg+ sends several train-type messages per round (setup, keys, masked vectors)
+            if text.count(marker) >= (5 if secagg else 2):
                 os.killpg(processes[-1].pid, signal.SIGKILL)
                 killed["at"] = time.perf_counter()
                 return
-            time.sleep(0.5)
+            time.sleep(0.2)
 
     watcher = threading.Thread(target=kill_third, daemon=True)
     watcher.start()
     t0 = time.perf_counter()
     try:
-        run = api.federate(task, sites=sites, data_root=args.data_root, out=tmp / "deployed",
-                           rounds=3, min_clients=2, eval_options=api.EvalOptions(n_boot=args.n_boot),
-                           register=False, timeout=180,
-                           connection=api.Connection(f"127.0.0.1:{port}", str(certificates / "ca.crt")))
+        run = api.federate(task, sites=sites, data_root=args.data_root,
+                           out=root / "run", rounds=3, min_clients=2, secagg=secagg,
+                           eval_options=api.EvalOptions(n_boot=args.n_boot), register=False,
+                           timeout=180, connection=connection)
         seconds = time.perf_counter() - t0
-        killed.setdefault("at", float("nan"))
     finally:
         killed.setdefault("at", float("nan"))
         for process in processes:
@@ -259,16 +263,28 @@ def deployment_table(api: Any, args: argparse.Namespace, tmp: Path) -> Table:
     record = json.loads((run / "federation.json").read_text())
     auroc = json.loads((run / "metrics.json").read_text())["splits"]["test"]["auroc"]
     trained = ", ".join(f"round {r['round']}: {r['sites_trained']}" for r in record["rounds"])
-    rows = [[f"{len(chosen)} SuperNodes, TLS, one killed (SIGKILL) at its 2nd training message",
-             trained, ", ".join(sorted(record["site_tests"])), _cell(auroc), f"{seconds:.0f}"]]
-    print(" | ".join(rows[-1]), flush=True)
+    row = [f"{len(chosen)} SuperNodes, TLS + node authentication"
+           + (", SecAgg+" if secagg else "") + "; one killed (SIGKILL) mid-run",
+           trained, ", ".join(sorted(record["site_tests"])), _cell(auroc), f"{seconds:.0f}"]
+    print(" | ".join(row), flush=True)
+    return row
+
+
+def deployment_table(api: Any, args: argparse.Namespace, tmp: Path) -> Table:
+    task, sites, _ = DATASETS["physionet2012"]
+    rows = [_deployed_run(api, args, tmp / f"deployment-{mode}", secagg=mode == "secagg")
+            for mode in ("plain", "secagg")]
     return Table(["deployment run", "sites that returned an update", "sites scoring the final model",
                   "test AUROC (95% CI), all test patients", "s"], rows, command_line(),
-                 [f"`flower-superlink` (TLS, certificates from `iatros federate-certificates`) and "
-                  f"one `flower-supernode` per ICU type ({', '.join(chosen)}), all on 127.0.0.1; "
-                  f"`iatros federate {task} --sites {sites} --deployment --rounds 3 --min-clients 2 "
-                  f"--timeout 180`. Flower 1.42 starts a ClientApp process per message, which "
-                  f"reloads the site's records: most of the time is that.", timing_note()])
+                 [f"`flower-superlink` (TLS from `iatros federate-certificates`, "
+                  f"--enable-supernode-auth with each node's key registered) and one "
+                  f"`flower-supernode` per ICU type (Medical ICU, Surgical ICU, Cardiac surgery "
+                  f"recovery), all on 127.0.0.1; `iatros federate {task} --sites {sites} "
+                  f"--deployment --rounds 3 --min-clients 2 --timeout 180 [--secagg]`. The third "
+                  f"SuperNode is killed once it has received its second training message "
+                  f"(SecAgg+: its fifth, inside round 2's protocol). Flower 1.42 starts a "
+                  f"ClientApp process per message, which reloads the site's records: most of the "
+                  f"time is that and the wait for the dead node.", timing_note()])
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -280,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         fedavg_physionet = None
-        for name in args.datasets.split(","):
+        for name in filter(None, args.datasets.split(",")):
             table, fedavg_run = strategies_table(api, name, args, tmp)
             tables[name] = table
             print(table.markdown(), flush=True)
