@@ -239,8 +239,10 @@ def _deployed_run(api: Any, args: argparse.Namespace, root: Path, secagg: bool) 
         log = root / "supernode2.log"
         while "at" not in killed:
             text = log.read_text(errors="replace") if log.exists() else ""
-            # SecAgg+ sends several train-type messages per round (setup, keys, masked vectors)
-            if text.count(marker) >= (5 if secagg else 2):
+            # SecAgg+ sends four train-type messages per round (setup, share keys, collect masked
+            # vectors, unmask): the 7th is round 2's request for the masked update, so the node
+            # dies after its keys were shared and before its masked vector is sent
+            if text.count(marker) >= (7 if secagg else 2):
                 os.killpg(processes[-1].pid, signal.SIGKILL)
                 killed["at"] = time.perf_counter()
                 return
@@ -282,7 +284,9 @@ def deployment_table(api: Any, args: argparse.Namespace, tmp: Path) -> Table:
                   f"recovery), all on 127.0.0.1; `iatros federate {task} --sites {sites} "
                   f"--deployment --rounds 3 --min-clients 2 --timeout 180 [--secagg]`. The third "
                   f"SuperNode is killed once it has received its second training message "
-                  f"(SecAgg+: its fifth, inside round 2's protocol). Flower 1.42 starts a "
+                  f"(SecAgg+: its seventh, round 2's request for the masked update, after its "
+                  f"key shares went out, so the server must remove its masks from the others' "
+                  f"shares). Flower 1.42 starts a "
                   f"ClientApp process per message, which reloads the site's records: most of the "
                   f"time is that and the wait for the dead node.", timing_note()])
 
