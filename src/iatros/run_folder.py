@@ -58,6 +58,8 @@ CROSS_VALIDATION = "cross_validation.json"  # `train --cv K`: pooled out-of-fold
 CV_PREDICTIONS = "cv_predictions.csv"  # `train --cv K`: each train + val row's out-of-fold scores
 REPORT = "report.html"
 EXPLANATIONS = "explanations.json"
+DATA_REPORT = "data_report.csv"  # what loading did to rows of the source (skipped, changed), per line
+DOMAIN = "domain.npz"  # molecules: training fingerprints for the applicability domain of `predict`
 CURVES = "survival_curves.npz"
 MODEL_INFO = "model.json"
 MODEL_DATA = "model_data.json"  # parameters learned from training text (vocabulary): not shared
@@ -75,7 +77,7 @@ UNSEALED = frozenset({STATUS, MANIFEST, REPORT, FIGURES, EVALUATIONS, "predictio
                       "explanations"})
 # Files holding patient rows (ids, scores, attributions, survival times): encrypted at rest when
 # a master key is configured, by name wherever they are written in a run folder
-PATIENT_FILES = frozenset({PREDICTIONS, CV_PREDICTIONS, EXPLANATIONS, CURVES})
+PATIENT_FILES = frozenset({PREDICTIONS, CV_PREDICTIONS, EXPLANATIONS, CURVES, DATA_REPORT})
 
 
 def now_iso() -> str:
@@ -370,6 +372,17 @@ class RunFolder:
         except FileNotFoundError as e:
             raise RunError(f"{path} is missing: survival runs keep their training targets there; "
                            f"{self.resume_hint(self._task())}") from e
+        except (OSError, ValueError) as e:
+            raise RunError(f"{path} is unreadable or corrupt ({_one_line(e)})") from e
+
+    def domain(self) -> dict[str, np.ndarray] | None:
+        """domain.npz of a molecule run (training fingerprints), None when the run has none."""
+        path = self.file(DOMAIN)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(_source(path)) as saved:
+                return {name: saved[name] for name in saved.files}
         except (OSError, ValueError) as e:
             raise RunError(f"{path} is unreadable or corrupt ({_one_line(e)})") from e
 

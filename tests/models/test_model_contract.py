@@ -27,7 +27,15 @@ FAST = api.EvalOptions(n_boot=10)
 SMALL = {"gbm": {"max_iter": 30}, "gbm-bag": {"bags": 2, "max_iter": 30},
          "rsf": {"n_estimators": 10}, "logreg-cv": {"folds": 3}, "hrv-gbm": {"max_iter": 30},
          "resnet1d": {"width": 8},
-         "beat-gbm": {"max_iter": 30}, "beat-cnn": {"width": 8}}
+         "beat-gbm": {"max_iter": 30}, "beat-cnn": {"width": 8},
+         "dmpnn": {"hidden": 16, "ffn_hidden": 16}, "gin": {"hidden": 16, "layers": 2},
+         "ecfp-mlp": {"hidden": (16,)}, "ecfp-rf": {"n_estimators": 10, "n_jobs": 1},
+         "ecfp-gbm": {"max_iter": 20}}
+MOLECULES = ("CCO", "CCN", "CCCO", "CCCN", "c1ccccc1O", "c1ccccc1N", "CC(=O)O", "CC(=O)N",
+             "OCCO", "NCCN", "c1ccncc1", "c1ccoc1", "CC(C)O", "CC(C)N", "OC1CCCCC1", "NC1CCCCC1",
+             "COc1ccccc1", "CNc1ccccc1", "OCc1ccccc1", "NCc1ccccc1", "CCCCO", "CCCCN",
+             "O=C(O)c1ccccc1", "NC(=O)c1ccccc1", "OC1CCNCC1", "CC1CCCCC1O", "CC1CCCCC1N",
+             "Oc1ccc2ccccc2c1", "Nc1ccc2ccccc2c1", "OCC(O)CO")
 KIND_ORDER = (TargetKind.BINARY, TargetKind.SURVIVAL, TargetKind.MULTICLASS, TargetKind.TOKENS)
 NOTES = {"cardiology": "chest pain troponin echocardiogram ejection fraction stent angina",
          "orthopedics": "knee fracture cast femur ligament arthroscopy tibia bone"}
@@ -91,6 +99,13 @@ def _beats(_root: Path) -> TaskData:
     return TaskData(rows, y, np.arange(60), pd.DataFrame(index=range(60)))
 
 
+def _molecules(_root: Path) -> TaskData:
+    """Small molecules labelled by whether they hold nitrogen."""
+    smiles = np.array(MOLECULES, dtype=object)
+    y = np.array([int("N" in s or "n" in s) for s in MOLECULES])
+    return TaskData(smiles, y, smiles, pd.DataFrame({"smiles": smiles}))
+
+
 def _iob_root(root: Path) -> Path:
     _write_iob(root / "bioner" / "NCBI-disease-IOB", n=3)
     return root
@@ -103,6 +118,9 @@ def _case(modality: Modality, kind: TargetKind, tmp: Path) -> tuple[Task | str, 
                     target=kind, loader=_beats, classes=("normal", "ectopic")), None
     if modality is Modality.TABULAR:
         return _tabular(kind), None
+    if modality is Modality.MOLECULE:
+        return Task(name="contract-molecules", description="contract", modality=Modality.MOLECULE,
+                    target=kind, loader=_molecules, classes=("no nitrogen", "nitrogen")), None
     if modality is Modality.IMAGE:
         return Task(name="contract-images", description="contract", modality=Modality.IMAGE,
                     target=kind, loader=_images, classes=("no", "yes"),

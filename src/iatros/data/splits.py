@@ -82,6 +82,48 @@ def group_split(
     return Split(*(np.flatnonzero(row_part == i) for i in range(3)))
 
 
+def balanced_group_split(
+    groups: np.ndarray,
+    *,
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+) -> Split:
+    """Split by group filling parts by rows, as chemprop's balanced scaffold split does: groups
+    too large for half of validation or test go first (shuffled), then the others (shuffled);
+    each group goes to train while train has room, else validation, else test. Every molecule
+    of a scaffold (the group) lands in the same part and the parts come close to their fractions
+    in rows even when a few scaffolds are very common."""
+    if len(fractions) != 3 or abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) < 0:
+        raise ConfigError(f"split fractions must be three non-negative numbers summing to 1, "
+                          f"got {fractions}")
+    groups = np.asarray(groups).astype(str)
+    if len(groups) == 0:
+        raise CorruptDataError("cannot split an empty dataset: no rows were loaded")
+    n = len(groups)
+    uniq, inverse = np.unique(groups, return_inverse=True)
+    sizes = np.bincount(inverse, minlength=len(uniq))
+    n_train, n_val = fractions[0] * n, fractions[1] * n
+    n_test = n - n_train - n_val
+    big = (sizes > n_val / 2) | (sizes > n_test / 2)
+    rng = np.random.default_rng(seed)
+    order = np.concatenate([rng.permutation(np.flatnonzero(big)),
+                            rng.permutation(np.flatnonzero(~big))])
+    assigned = np.empty(len(uniq), dtype=np.int8)
+    filled = [0, 0]
+    for g in order:
+        if filled[0] + sizes[g] <= n_train:
+            part = 0
+        elif filled[1] + sizes[g] <= n_val:
+            part = 1
+        else:
+            part = 2
+        assigned[g] = part
+        if part < 2:
+            filled[part] += sizes[g]
+    row_part = assigned[inverse]
+    return Split(*(np.flatnonzero(row_part == i) for i in range(3)))
+
+
 def predefined_split(labels: np.ndarray, groups: np.ndarray | None = None) -> Split:
     """Use a split shipped with the dataset (values 'train'/'val'/'test'); check it does not leak."""
     labels = np.asarray(labels).astype(str)

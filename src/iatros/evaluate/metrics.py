@@ -143,13 +143,22 @@ def _check_class_index(y: Any, s: np.ndarray, kind: TargetKind) -> tuple[np.ndar
 
 
 def _check_multilabel(y: Any, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    y = np.asarray(y)
+    """0/1 labels, NaN where a label is missing (not measured): every metric leaves those cells
+    out, so each label is scored on the rows that have it."""
+    y = _as_float_array(y, "y_true")
     if s.ndim != 2 or y.shape != s.shape:
         raise ConfigError(
             f"multilabel y_true and y_score must both have shape (N, L); got {y.shape} and "
             f"{s.shape}"
         )
-    return _check_binary_labels(y), s
+    if np.isinf(y).any():
+        _check_finite(y, "y_true", "labels must be 0, 1 or NaN (missing)")
+    observed = np.nan_to_num(y, nan=0.0)
+    bad = np.flatnonzero((~np.isnan(y) & (observed != 0) & (observed != 1)).any(axis=1))
+    if len(bad):
+        raise ConfigError(f"y_true must hold only 0/1 labels (NaN: missing); rows "
+                          f"{_row_list(bad)} do not")
+    return y, s
 
 
 def _check_regression(y: Any, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -237,13 +246,16 @@ class _RankedColumn:
     starts: np.ndarray  # index (in sorted order) where each group of tied scores starts
     labels: np.ndarray  # 0/1 labels in sorted order
     values: np.ndarray  # the distinct score values, ascending
+    observed: np.ndarray | float = 1.0  # 1 where the label is known, 0 where missing (sorted)
 
 
-def _rank_column(scores: np.ndarray, labels: np.ndarray) -> _RankedColumn:
+def _rank_column(scores: np.ndarray, labels: np.ndarray,
+                 observed: np.ndarray | None = None) -> _RankedColumn:
     order = np.argsort(scores, kind="stable")
     sorted_scores = scores[order]
     starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
-    return _RankedColumn(order, starts, labels[order].astype(float), sorted_scores[starts])
+    known = 1.0 if observed is None else observed[order].astype(float)
+    return _RankedColumn(order, starts, labels[order].astype(float), sorted_scores[starts], known)
 
 
 class Predictions:
@@ -281,9 +293,16 @@ class Predictions:
     def n_classes(self) -> int:
         return self.s.shape[1] if self.kind in (K.MULTICLASS, K.ORDINAL, K.MULTILABEL) else 2
 
+    @cached_property
+    def observed(self) -> np.ndarray | None:
+        """Multilabel: 1 where a label is known, 0 where it is missing (NaN); else None."""
+        if self.kind is not K.MULTILABEL:
+            return None
+        return (~np.isnan(self.y)).astype(float)
+
     def _onehot(self, labels: np.ndarray) -> np.ndarray:
-        if self.kind is K.MULTILABEL:
-            return labels.astype(float)
+        if self.kind is K.MULTILABEL:  # missing labels count as neither true nor predicted
+            return np.nan_to_num(labels.astype(float), nan=0.0) * self.observed
         return np.eye(self.n_classes)[labels.astype(np.int64)]
 
     @cached_property
@@ -301,8 +320,9 @@ class Predictions:
         """Score columns sorted once for the rank metrics (one per class/label, one-vs-rest)."""
         if self.kind is K.BINARY:
             return [_rank_column(self.s, self.y)]
-        truth = self.true_onehot
-        return [_rank_column(self.s[:, j], truth[:, j]) for j in range(self.s.shape[1])]
+        truth, known = self.true_onehot, self.observed
+        return [_rank_column(self.s[:, j], truth[:, j], None if known is None else known[:, j])
+                for j in range(self.s.shape[1])]
 
     @cached_property
     def entity_counts(self) -> np.ndarray:
@@ -371,7 +391,7 @@ def _grouped_weights(r: Resamples) -> list[tuple[np.ndarray, np.ndarray]]:
         for col in r.pred.ranked:
             w_sorted = r.w[:, col.order]
             pos = np.add.reduceat(w_sorted * col.labels, col.starts, axis=1)
-            neg = np.add.reduceat(w_sorted, col.starts, axis=1) - pos
+            neg = np.add.reduceat(w_sorted * col.observed, col.starts, axis=1) - pos
             out.append((pos, neg))
         return out
 
@@ -547,13 +567,16 @@ def _kappa(r: Resamples) -> np.ndarray:
 
 def _brier(r: Resamples) -> np.ndarray:
     """Binary: mean (p - y)^2. Multiclass: mean over rows of the sum over classes.
-    Multilabel: mean over rows of the mean over labels."""
+    Multilabel: mean over the known (row, label) cells (with every label known, the mean over
+    rows of the mean over labels)."""
     pred = r.pred
     if pred.kind is K.BINARY:
         return r.mean_of((pred.s - pred.y) ** 2)
     squared = (pred.s - pred.true_onehot) ** 2
-    per_row = squared.mean(axis=1) if pred.kind is K.MULTILABEL else squared.sum(axis=1)
-    return r.mean_of(per_row)
+    if pred.kind is K.MULTILABEL:
+        known = pred.observed
+        return _div(r.w @ (squared * known).sum(axis=1), r.w @ known.sum(axis=1))
+    return r.mean_of(squared.sum(axis=1))
 
 
 def calibration_bin_index(confidence: np.ndarray, n_bins: int) -> np.ndarray:

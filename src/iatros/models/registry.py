@@ -62,7 +62,7 @@ class ModelSpec:
 _MODELS: dict[str, ModelSpec] = {}
 _BUILTIN_MODULES = ("iatros.models.tabular", "iatros.models.imaging", "iatros.models.survival",
                     "iatros.models.ehr", "iatros.models.text", "iatros.models.signals",
-                    "iatros.models.beats")
+                    "iatros.models.beats", "iatros.models.molecules")
 _loaded = False
 
 

@@ -41,6 +41,7 @@ from iatros.registry import RunEntry
 from iatros.report import write_report
 from iatros.run_folder import (
     CONFIG,
+    DATA_REPORT,
     ENCODING,
     METRICS,
     PRIVACY,
@@ -48,6 +49,7 @@ from iatros.run_folder import (
     now_iso,
     read_json,
     remove_stale_temp_files,
+    write_csv,
     write_json,
 )
 from iatros.settings import Settings
@@ -164,6 +166,10 @@ def train(
                                                  lambda y: scorer.split_counts(task, y))}
         saved.update(task_options=task.extra.get("options"), ensemble=ensemble,
                      val_fold=list(val_fold) if val_fold else None, cross_fit=cross_fit)
+        if data.checks is not None:
+            saved["data"]["checks"] = data.checks
+        if data.row_report is not None and len(data.row_report):
+            write_csv(run.file(DATA_REPORT), data.row_report)
         if data.encoding is not None:
             write_json(run.file(ENCODING), data.encoding)
             saved["data"]["encoding"] = TableEncoding.from_dict(data.encoding).summary()

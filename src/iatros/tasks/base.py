@@ -30,6 +30,8 @@ class TaskData:
     `split` optionally holds a split shipped with the dataset ('train' / 'val' / 'test').
     `model_params` / `train_params` on a Task are defaults its data needs (input channels,
     spatial dims, class balancing) that every model of the right modality receives.
+    `row_report` lists what loading did to rows of the source file, one line each (skipped,
+    changed, merged: e.g. an invalid SMILES); training keeps it as the run's data_report.csv.
     """
 
     inputs: Any
@@ -40,6 +42,8 @@ class TaskData:
     split: np.ndarray | None = None
     source: str = ""
     encoding: dict[str, Any] | None = None  # how raw table rows become features (csv:PATH)
+    row_report: pd.DataFrame | None = None  # what loading did to rows of the source, per line
+    checks: dict[str, Any] | None = None  # counts of `row_report` (no values), for config.json
 
     def __post_init__(self) -> None:
         n = len(self.targets)
@@ -93,6 +97,9 @@ class Task:
     model_params: dict[str, Any] = field(default_factory=dict)
     train_params: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # the task's own split rule (molecules: random, scaffold or stratified), instead of the
+    # patient split; `split_by` names its groups, which the leak check keeps in one part
+    splitter: Callable[[TaskData, int], Split] | None = None
 
     def load(self, data_root: Path) -> TaskData:
         """Read the task's records from the data root (or from an installed package)."""
@@ -104,6 +111,10 @@ class Task:
 
     def split(self, data: TaskData, seed: int = 0) -> Split:
         """Train/val/test rows; by patient, stratified on the target when it is categorical."""
+        if self.splitter is not None:
+            split = self.splitter(data, seed)
+            assert_no_leak(split, data.patient_ids, self.split_by)
+            return split
         strata = self._strata(data)
         if data.split is not None:
             split = predefined_split(data.split, data.patient_ids)

@@ -21,7 +21,8 @@ _TASKS: dict[str, Task] = {}
 _FAMILIES: dict[str, Callable[[str, dict[str, Any]], Task]] = {}
 _BUILTIN_MODULES = ("iatros.tasks.tabular", "iatros.tasks.csv_task", "iatros.tasks.imaging",
                     "iatros.tasks.survival", "iatros.tasks.ehr", "iatros.tasks.text",
-                    "iatros.tasks.deid", "iatros.tasks.signals", "iatros.tasks.mitbih")
+                    "iatros.tasks.deid", "iatros.tasks.signals", "iatros.tasks.mitbih",
+                    "iatros.tasks.molecules")
 _loaded = False
 
 

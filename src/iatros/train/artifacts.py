@@ -20,6 +20,8 @@ TRUSTED_TYPES = frozenset({
     "iatros.models.survival.SurvivalEstimator",
     "iatros.models.beats.BeatFeatures",
     "iatros.models.beats.SqrtBalancedGBM",
+    "iatros.models.molecules.MorganFingerprints",
+    "iatros.models.molecules.PerLabelClassifier",
     "iatros.models.signals.RhythmFeatures",
     "iatros.models.tabular.DropAllMissing",
     "numpy.dtype",

@@ -24,6 +24,20 @@ class BinaryLoss(nn.Module):
         return self.bce(logits.reshape(-1), target.reshape(-1).float())
 
 
+class MaskedMultilabelLoss(nn.Module):
+    """BCE over the known labels only: a NaN target (a label not measured for that row, as in
+    Tox21) adds nothing to the loss or its gradient; the mean is over known cells. With every
+    label known it is `BCEWithLogitsLoss`."""
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        target = target.float()
+        known = ~torch.isnan(target)
+        losses = nn.functional.binary_cross_entropy_with_logits(
+            logits.float(), torch.where(known, target, torch.zeros_like(target)), reduction="none")
+        weight = known.to(losses.dtype)
+        return (losses * weight).sum() / weight.sum().clamp(min=1.0)
+
+
 class RegressionLoss(nn.Module):
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return nn.functional.mse_loss(output.reshape(-1), target.reshape(-1).float())
@@ -85,7 +99,7 @@ LOSSES: dict[TargetKind, Callable[[np.ndarray, bool], nn.Module]] = {
     TargetKind.BINARY: _binary_loss,
     TargetKind.MULTICLASS: _class_loss,
     TargetKind.ORDINAL: lambda y, balance: nn.CrossEntropyLoss(),
-    TargetKind.MULTILABEL: lambda y, balance: nn.BCEWithLogitsLoss(),
+    TargetKind.MULTILABEL: lambda y, balance: MaskedMultilabelLoss(),
     TargetKind.REGRESSION: lambda y, balance: RegressionLoss(),
     TargetKind.TOKENS: lambda y, balance: SequenceNLLLoss(),
 }

@@ -23,6 +23,7 @@ from iatros.pipeline.scoring.base import (
     Scored,
     bootstrap_block,
     class_name,
+    fmt_entry,
     metrics_for,
     metrics_header,
     prediction_frame,
@@ -259,19 +260,72 @@ class ClassScorer(ProbabilityScorer):
 
 
 class MultilabelScorer(ProbabilityScorer):
-    """One independent probability per label; no calibrator, no reliability curve."""
+    """One independent probability per label; no calibrator, no reliability curve. A missing
+    label (NaN target: not measured for that row) is left out of every metric; each label's own
+    AUROC and AUPRC with CIs go to metrics.json's `per_label`, their mean is the headline."""
 
     reliability = False
+    per_label_metrics = ("auroc", "auprc")
+    summary_labels = 12  # the CLI's line names each label's AUROC up to this many labels
+
+    def finish(self, ctx: FinishContext) -> Finished:
+        finished = super().finish(ctx)
+        frame = ctx.run.predictions()
+        finished.metrics["per_label"] = {
+            name: self.per_label(ctx.task, ctx.data, ctx.split.part(name),
+                                 self.scores_from_frame(frame[frame["split"] == name]),
+                                 ctx.options)
+            for name in ("test", "val")}
+        return finished
+
+    def per_label(self, task: Task, data: TaskData, rows: np.ndarray, scores: np.ndarray,
+                  options: EvalOptions) -> dict[str, Any]:
+        """Each label scored as a binary task on the rows where it is known."""
+        targets = np.asarray(data.targets[rows], dtype=float)
+        out: dict[str, Any] = {}
+        for j in range(targets.shape[1]):
+            known = ~np.isnan(targets[:, j])
+            if not known.any():
+                continue
+            out[class_name(task, j)] = M.evaluate(
+                targets[known, j], scores[known, j], "binary", metrics=self.per_label_metrics,
+                threshold=0.5, n_boot=options.n_boot, seed=options.seed,
+                clusters=data.patient_ids[rows][known])
+        return out
+
+    def summary(self, metrics: Mapping[str, Any]) -> str:
+        line = primary_summary(metrics)
+        labels = (metrics.get("per_label") or {}).get("test") or {}
+        primary = metrics["primary_metric"]
+        if not labels or primary not in self.per_label_metrics:
+            return line
+        line += f" (mean over {len(labels)} labels)"
+        if len(labels) <= self.summary_labels:
+            line += "; per label: " + ", ".join(f"{name} {fmt_entry(entry.get(primary))}"
+                                                for name, entry in labels.items())
+        return line
+
+    def result(self, task: Task, name: str, score: Any, threshold: float,
+               calibration: str | None) -> dict[str, Any]:
+        """Every label's probability; the prediction lists the labels at or above 0.5."""
+        probs = {c: float(v) for c, v in zip(task.classes, score, strict=True)}
+        found = [c for c, p in probs.items() if p >= 0.5]
+        return {"input": name, "probabilities": probs, "positive_labels": found,
+                "prediction": ", ".join(found) or "none", "threshold": 0.5,
+                "calibration": calibration}
 
     def true_label(self, task: Task, target: Any) -> str:
-        found = [class_name(task, j) for j in np.flatnonzero(np.asarray(target))]
+        found = [class_name(task, j) for j in np.flatnonzero(np.asarray(target, float) == 1)]
         return ", ".join(found) or "no finding"
 
     def example_losses(self, targets: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        """Mean binary cross-entropy over the labels of each row."""
+        """Mean binary cross-entropy over the known labels of each row."""
         p = np.clip(np.asarray(scores, float), 1e-7, 1 - 1e-7)
         y = np.asarray(targets, float)
-        return -(y * np.log(p) + (1 - y) * np.log(1 - p)).mean(axis=1)
+        with np.errstate(invalid="ignore"):
+            losses = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+        known = ~np.isnan(y)
+        return np.where(known, losses, 0.0).sum(axis=1) / np.maximum(known.sum(axis=1), 1)
 
 
 class RegressionScorer(ProbabilityScorer):
