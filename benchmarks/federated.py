@@ -296,24 +296,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     os.environ.setdefault("IATROS_HOME", tempfile.mkdtemp(prefix="iatros-federated-"))
     from iatros import api
 
-    tables: dict[str, Table] = {}
+    def done(name: str, table: Table) -> None:
+        """Print a table and, unless --no-write, store it at once (a later failure keeps it)."""
+        print(table.markdown(), flush=True)
+        if not args.no_write:
+            print(write_tables("federated", {name: table}), flush=True)
+
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         fedavg_physionet = None
         for name in filter(None, args.datasets.split(",")):
             table, fedavg_run = strategies_table(api, name, args, tmp)
-            tables[name] = table
-            print(table.markdown(), flush=True)
+            done(name, table)
             if name == "physionet2012":
                 fedavg_physionet = fedavg_run
         if fedavg_physionet is not None and args.epsilons:
-            tables["privacy"] = privacy_table(api, args, tmp, fedavg_physionet)
-            print(tables["privacy"].markdown(), flush=True)
+            done("privacy", privacy_table(api, args, tmp, fedavg_physionet))
         if not args.skip_deployment:
-            tables["deployment"] = deployment_table(api, args, tmp)
-            print(tables["deployment"].markdown(), flush=True)
-    if not args.no_write:
-        print(write_tables("federated", tables))
+            done("deployment", deployment_table(api, args, tmp))
 
 
 if __name__ == "__main__":

@@ -50,3 +50,17 @@ def test_survival_runs_have_no_per_row_loss_and_say_so(tmp_path):
                     register=False)
     with pytest.raises(ConfigError, match="per-row loss"):
         api.membership_inference(run)
+
+
+def test_tied_losses_give_no_membership_signal_whatever_the_order():
+    """A saturated model's losses tie; the attack must not rank members first for being listed
+    first."""
+    import numpy as np
+
+    from iatros.evaluate import metrics as M
+    from iatros.pipeline.privacy import _advantage, attack_scores
+
+    losses = np.r_[np.zeros(50), np.full(50, 16.1), np.zeros(50), np.full(50, 16.1)]
+    is_member = np.r_[np.ones(100, int), np.zeros(100, int)]
+    assert M.score("auroc", is_member, attack_scores(losses), "binary") == pytest.approx(0.5)
+    assert _advantage(is_member, losses) == pytest.approx(0.0)

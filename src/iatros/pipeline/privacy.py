@@ -45,10 +45,8 @@ def membership_inference(run: str | Path, *, n_boot: int = 1000, seed: int = 0,
     scores = scorer.scores(folder, predictor, data.inputs[rows])
     losses = scorer.example_losses(data.targets[rows], scores)
     is_member = np.r_[np.ones(n, int), np.zeros(n, int)]
-    # the attack's score: lower loss -> more likely a member (ranks in [0, 1] for the metric)
-    attack = 1.0 - (np.argsort(np.argsort(losses, kind="stable"), kind="stable") / max(len(rows) - 1, 1))
-    auroc = M.evaluate(is_member, attack, TargetKind.BINARY, metrics=["auroc"], n_boot=n_boot,
-                       seed=seed, clusters=data.patient_ids[rows])["auroc"]
+    auroc = M.evaluate(is_member, attack_scores(losses), TargetKind.BINARY, metrics=["auroc"],
+                       n_boot=n_boot, seed=seed, clusters=data.patient_ids[rows])["auroc"]
     result = {"attack": "loss threshold (Yeom et al. 2018)", "auroc": auroc,
               "advantage": round(_advantage(is_member, losses), 4),
               "members": int(n), "non_members": int(n),
@@ -62,9 +60,24 @@ def membership_inference(run: str | Path, *, n_boot: int = 1000, seed: int = 0,
     return result
 
 
+def attack_scores(losses: np.ndarray) -> np.ndarray:
+    """The attack's score in [0, 1]: lower loss, more likely a member. Tied losses get the same
+    score (average ranks), so a model whose losses tie (a saturated one) cannot look leaky
+    because of the order in which members and non-members were listed."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(losses, method="average")
+    return 1.0 - (ranks - 1) / max(len(losses) - 1, 1)
+
+
 def _advantage(is_member: np.ndarray, losses: np.ndarray) -> float:
-    """Best threshold's TPR - FPR (the membership advantage of Yeom et al.)."""
+    """Best threshold's TPR - FPR (the membership advantage of Yeom et al.), over thresholds
+    between distinct losses (a tie is never split)."""
+    if not len(losses):
+        return 0.0
     order = np.argsort(losses, kind="stable")
     hits = np.cumsum(is_member[order]) / max(is_member.sum(), 1)
     false = np.cumsum(1 - is_member[order]) / max((1 - is_member).sum(), 1)
-    return float(np.max(hits - false)) if len(order) else 0.0
+    sorted_losses = losses[order]
+    last_of_value = np.r_[sorted_losses[1:] != sorted_losses[:-1], True]
+    return float(max(0.0, np.max((hits - false)[last_of_value])))
