@@ -32,7 +32,8 @@ __all__ = ["audit", "Connection", "convert", "demo", "download", "event_code", "
            "evaluate", "explain_records", "families", "federate", "fmt_entry", "LoadedRun",
            "make_certificates", "make_node_key", "membership_inference", "register_node",
            "model_versions", "parse_params", "parse_space", "predict", "prediction_cells",
-           "promote", "register", "report", "run_metrics", "run_modality", "run_split",
+           "promote", "register", "report", "results_table", "run_metrics", "run_modality",
+           "run_split",
            "run_tuning", "runs",
            "split_trial", "summary_line", "tasks", "train", "tune", "verify"]
 
@@ -90,6 +91,28 @@ def prediction_cells(run: str | Path, results: Sequence[Mapping[str, Any]], *,
         return prediction, f"{details}; {extra}" if extra else details, figure
 
     return [("error", str(r["error"]), "-") if "error" in r else cells(r) for r in results]
+
+
+def results_table(results: Sequence[Mapping[str, Any]]) -> Any:
+    """`predict` results as a table, one row per input in the order given: plain fields as
+    columns, a dict field (probabilities, a multilabel uncertainty) as NAME.KEY columns, a list
+    of plain values joined by "; "; nested lists of records (windows, atoms) left out."""
+    import pandas as pd
+
+    rows = []
+    for result in results:
+        row: dict[str, Any] = {}
+        for key, value in result.items():
+            if isinstance(value, Mapping):
+                row.update({f"{key}.{k}": v for k, v in value.items()
+                            if not isinstance(v, Mapping | list)})
+            elif isinstance(value, list):
+                if key != "atoms" and all(not isinstance(v, Mapping | list) for v in value):
+                    row[key] = "; ".join(map(str, value))
+            else:
+                row[key] = value
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def download(dataset: str, *, size: int = 28, data_root: str | Path | None = None,

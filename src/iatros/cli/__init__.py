@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -131,8 +132,10 @@ def train_cmd(
     progress: Annotated[bool | None, typer.Option(
         "--progress/--no-progress", help="Progress bars (default: when stderr is a terminal).")
     ] = None,
-    target: Annotated[str | None, typer.Option(
-        help="csv:PATH tasks: the outcome column.", rich_help_panel="Your own table")] = None,
+    target: Annotated[list[str] | None, typer.Option(
+        help="csv:PATH tasks: the outcome column; molecules:PATH: a measured column (repeat it "
+             "for several 0/1 assays: one multilabel task).",
+        rich_help_panel="Your own table")] = None,
     time_col: Annotated[str | None, typer.Option(
         "--time", help="csv:PATH survival tasks: follow-up time column.",
         rich_help_panel="Your own table")] = None,
@@ -193,6 +196,15 @@ def train_cmd(
     min_seconds: Annotated[float | None, typer.Option(
         "--min-seconds", min=0.0, help="signals:FOLDER tasks: skip recordings shorter than this "
                                        "(default 5).", rich_help_panel="Your own recordings")] = None,
+    smiles: Annotated[str | None, typer.Option(
+        help="molecules:PATH tasks: the SMILES column (default smiles).",
+        rich_help_panel="Molecules")] = None,
+    split: Annotated[str | None, typer.Option(
+        help="molecules:PATH and moleculenet:NAME tasks: scaffold (default: Bemis-Murcko "
+             "scaffolds, balanced), random or stratified.", rich_help_panel="Molecules")] = None,
+    tautomer: Annotated[bool, typer.Option(
+        "--tautomer", help="molecules:PATH and moleculenet:NAME tasks: also replace each molecule "
+                           "by RDKit's canonical tautomer.", rich_help_panel="Molecules")] = False,
     dp_epsilon: Annotated[float | None, typer.Option(
         "--dp-epsilon", min=0.0, help="Train with differential privacy (DP-SGD, Opacus) spending "
                                       "at most this epsilon; metrics.json and the report record "
@@ -211,11 +223,17 @@ def train_cmd(
     (e.g. `iatros train csv:cohort.csv --target died --patient-id mrn --attr sex`);
     images:FOLDER for your own images with a labels CSV; medmnist:NAME for any MedMNIST set;
     ehr:PATH for health records (FHIR, MIMIC, eICU, PhysioNet 2012 or a converted folder),
-    e.g. `iatros train ehr:bundles/ --target readmit_30d` or `--target code:SNOMED//44054006@365`.
+    e.g. `iatros train ehr:bundles/ --target readmit_30d` or `--target code:SNOMED//44054006@365`;
+    molecules:PATH for your own assay table
+    (`iatros train molecules:assay.csv --smiles SMILES --target pIC50`), moleculenet:NAME for a
+    MoleculeNet set with another split (`--split random`).
     """
     from iatros import api
 
-    options = {k: v for k, v in {"target": target, "time": time_col, "event": event_col,
+    options = {k: v for k, v in {"target": target[0] if target else None,
+                                 "targets": target if target and len(target) > 1 else None,
+                                 "smiles": smiles, "split": split, "tautomer": tautomer or None,
+                                 "time": time_col, "event": event_col,
                                  "kind": kind, "positive": positive,
                                  "patient_id": patient_id, "attributes": attr or None,
                                  "drop": drop or None, "labels": str(labels) if labels else None,
@@ -382,14 +400,21 @@ def audit_cmd(
 @app.command("predict")
 def predict_cmd(
     run: Annotated[Path, typer.Argument(help="Run folder.")],
-    files: Annotated[list[Path], typer.Argument(
+    files: Annotated[list[Path] | None, typer.Argument(
         help="Image files (PNG, JPEG, DICOM, NIfTI) for image runs; CSV files for tabular runs; "
              "note files for text runs (NER taggers and note classifiers); recordings (WFDB, "
-             "EDF, CSV, DICOM ECG) for signal runs.")],
+             "EDF, CSV, DICOM ECG) for signal runs; CSV (a smiles column) or .smi files for "
+             "molecule runs.")] = None,
+    smiles: Annotated[list[str] | None, typer.Option(
+        "--smiles", help="Molecule runs: a SMILES to screen (repeatable).")] = None,
     out_dir: Annotated[Path | None, typer.Option(
         "--out", help="Folder for heat maps and figures (default: RUN/predictions/TIME).")] = None,
+    save_csv: Annotated[Path | None, typer.Option(
+        "--csv", help="Also write one row per input (failed ones with their error) to this CSV; "
+                      "the table is then not printed.")] = None,
     no_explain: Annotated[bool, typer.Option(
-        "--no-explain", help="Skip Grad-CAM heat maps, word attributions and signal figures.")] = False,
+        "--no-explain", help="Skip Grad-CAM heat maps, word attributions, signal figures and "
+                             "atom attributions.")] = False,
     as_json: Json = False,
     trust: Trust = False,
 ) -> None:
@@ -397,12 +422,28 @@ def predict_cmd(
     (images), a survival curve per patient (survival runs), entities with character offsets
     (NER runs), a specialty with the words that drove it (note classifiers), or for each
     recording (signal runs) probabilities per recording and per 50%-overlapping window, heart
-    rate, signal quality and a figure of the trace with its windows' classes."""
+    rate, signal quality and a figure of the trace with its windows' classes. Molecule runs
+    screen SMILES (--smiles, CSV or .smi files): prediction, uncertainty (ensembles),
+    nearest-neighbour similarity to the training set and the applicability flag per molecule,
+    atom attributions for the first 25; invalid SMILES are listed, not fatal."""
     from iatros import api
 
-    results = api.predict(run, files, out=out_dir, explain=not no_explain, trust=trust)
+    inputs = [*(files or []), *(f"smiles:{s}" for s in smiles or [])]
+    if not inputs:
+        raise typer.BadParameter("give input files, or --smiles for a molecule run")
+    started = time.perf_counter()
+    results = api.predict(run, inputs, out=out_dir, explain=not no_explain, trust=trust)
+    seconds = time.perf_counter() - started
+    err.print(f"{len(results)} input(s) in {seconds:.1f} s ({len(results) / max(seconds, 1e-9):.1f} "
+              f"per second)", soft_wrap=True)
+    if save_csv is not None:
+        api.results_table(results).to_csv(save_csv, index=False)
+        err.print(f"results: {save_csv}", soft_wrap=True)
     if as_json:
         print(json.dumps(results, indent=2))
+        report_failures(results)
+        return
+    if save_csv is not None:
         report_failures(results)
         return
     table = Table(title=f"predictions of {run}")
@@ -542,9 +583,12 @@ def signals_rpeaks_cmd(
 
 @app.command("explain")
 def explain_cmd(
-    run: Annotated[Path, typer.Argument(help="Run folder of an image or health-record model.")],
-    items: Annotated[list[str], typer.Argument(
-        help="Image files (PNG, JPEG, DICOM, NIfTI), or stay ids for a health-record run.")],
+    run: Annotated[Path, typer.Argument(help="Run folder of an image, health-record or molecule "
+                                             "model.")],
+    items: Annotated[list[str] | None, typer.Argument(
+        help="Image files (PNG, JPEG, DICOM, NIfTI), or stay ids for a health-record run.")] = None,
+    smiles: Annotated[list[str] | None, typer.Option(
+        "--smiles", help="Molecule runs: a SMILES to explain (repeatable).")] = None,
     method: Annotated[str, typer.Option(help="Images: gradcam or gradcampp.")] = "gradcam",
     out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for the figures.")] = None,
     data_root: Annotated[Path | None, typer.Option(
@@ -553,9 +597,13 @@ def explain_cmd(
 ) -> None:
     """What drove a prediction: Grad-CAM overlays for images; for health-record runs
     (GRU-D, event Transformer), integrated gradients per variable and hour for each stay id,
-    as a figure and explanations.json."""
+    as a figure and explanations.json; for molecule runs (--smiles), atom attributions drawn on
+    the molecule (SVG): integrated gradients for graph networks, atom masking otherwise."""
     from iatros import api
 
+    items = [*(items or []), *(f"smiles:{s}" for s in smiles or [])]
+    if not items:
+        raise typer.BadParameter("give image files, stay ids, or --smiles for a molecule run")
     if api.run_modality(run, trust=trust) == "ehr":
         for r in api.explain_records(run, items, data_root=data_root, out=out_dir, trust=trust):
             top = ", ".join(f"{v['variable']} {v['attribution']:+.3f}" for v in r["variables"][:3])

@@ -120,6 +120,12 @@ def balanced_group_split(
         assigned[g] = part
         if part < 2:
             filled[part] += sizes[g]
+    for part in (1, 2):  # few large groups can leave validation or test empty: give it one
+        if len(uniq) >= 3 and not (assigned == part).any():
+            donor = max((p for p in range(3) if p != part),
+                        key=lambda p: int((assigned == p).sum()))
+            candidates = np.flatnonzero(assigned == donor)
+            assigned[candidates[np.argmin(sizes[candidates])]] = part
     row_part = assigned[inverse]
     return Split(*(np.flatnonzero(row_part == i) for i in range(3)))
 

@@ -17,8 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from iatros.data.splits import Split
 from iatros.errors import ConfigError, IatrosError
 from iatros.kinds import Modality
+from iatros.pipeline.options import EvalOptions
 from iatros.pipeline.scoring import scorer_for
 from iatros.run_folder import EXPLANATIONS, FIGURES, RunFolder, write_json
 from iatros.tasks import Task, TaskData
@@ -65,6 +67,13 @@ class Explainer:
     def describe(self, result: Mapping[str, Any]) -> str:
         """What the CLI's table adds to one `predict` result's details ("" for nothing)."""
         return ""
+
+    def finish(self, run: RunFolder, task: Task, predictor: Predictor, data: TaskData,
+               split: Split, options: EvalOptions) -> dict[str, Any]:
+        """metrics.json sections the modality adds once a run is scored, with what it keeps in
+        the run folder for `predict` (molecules: the applicability domain and the ensemble's
+        uncertainty); nothing by default."""
+        return {}
 
     def records(self, task: Task, predictor: Predictor, data: TaskData, rows: np.ndarray,
                 scores: np.ndarray, out_dir: Path) -> list[dict[str, Any]]:
@@ -436,12 +445,110 @@ class NoteExplainer(Explainer):
                                for w, c in word_attributions(pipeline, str(text), k)]
 
 
+def _figure_stem(name: str, k: int) -> str:
+    """A figure's file name for a molecule named FILE:LINE (FILESTEM-lineLINE) or given inline
+    (molecule-K): never the SMILES itself, whose characters do not belong in file names."""
+    head, sep, tail = name.rpartition(":")
+    if sep and tail.isdigit() and head:
+        return f"{_stem(head)}-line{tail}"
+    return f"molecule-{k + 1}"
+
+
+class MoleculeExplainer(Explainer):
+    """Atom attributions drawn on the molecule (integrated gradients for graph networks, atom
+    masking otherwise); for new molecules also the applicability domain (nearest-neighbour
+    Tanimoto similarity to the training set) and, for ensembles, the uncertainty
+    (`pipeline.molecules`)."""
+
+    intro = ("Atom attributions for a few test molecules: red atoms raised the model's output "
+             "for what is named, blue atoms lowered it (the strongest atom in full colour). For "
+             "graph networks, integrated gradients on the atom features; for the other models, "
+             "how much the output drops when the atom is replaced by a dummy atom. They show "
+             "what the model used, not a mechanism of action.")
+    max_figures = 25  # `predict` draws attributions for this many molecules per call at most
+
+    def finish(self, run: RunFolder, task: Task, predictor: Predictor, data: TaskData,
+               split: Split, options: EvalOptions) -> dict[str, Any]:
+        from iatros.pipeline.molecules import finish
+
+        return finish(run, task, predictor, data, split, options)
+
+    def draw(self, task: Task, predictor: Predictor, smiles: str, score: Any, out: Path,
+             legend: str) -> dict[str, Any]:
+        """Attributions of one molecule for the output the scorer explains, drawn at `out`."""
+        from iatros.explain.molecule import draw_attributions
+        from iatros.pipeline.molecules import atom_attributions
+
+        unit, shown, explained = scorer_for(task.target).output_unit(task, score)
+        weights, method = atom_attributions(task, predictor, smiles, unit)
+        path = draw_attributions(smiles, weights, out, legend=f"{legend}: {shown}")
+        return {"path": str(path), "method": method, "shown": shown, "explained": explained,
+                "atoms": [round(float(w), 6) for w in weights]}
+
+    def test_examples(self, run: RunFolder, task: Task, predictor: Predictor, data: TaskData,
+                      rows: np.ndarray, scores: np.ndarray) -> Any:
+        scorer = scorer_for(task.target)
+        picks = scorer.pick_examples(data.targets[rows], scores)
+        items = []
+        for k, pick in enumerate(picks):
+            row = rows[pick]
+            drawn = self.draw(task, predictor, str(data.inputs[row]), scores[pick],
+                              run.file(FIGURES) / f"molecule_{k + 1}.svg", f"test molecule {k + 1}")
+            truth = scorer.true_label(task, data.targets[row])
+            caption = (f"test molecule {k + 1} (true: {truth}): {drawn['shown']}; "
+                       f"{drawn['method']} for {drawn['explained']}")
+            items.append({"path": drawn["path"], "caption": caption, "row": int(row),
+                          "method": drawn["method"], "atoms": drawn["atoms"]})
+        return _relative(run, items, self.intro) if items else None
+
+    def new_inputs(self, run: RunFolder, task: Task, predictor: Predictor, batch: Any,
+                   names: Sequence[str], results: list[dict[str, Any]], scores: Any,
+                   out_dir: Path, method: str, explain: bool = True, compact: bool = False) -> None:
+        """Each molecule gets `nn_similarity`, `in_domain`, `uncertainty` (and `interval_95` for
+        regression ensembles); with `explain`, the first `max_figures` also `heatmap` (an SVG of
+        the molecule coloured by atom attribution), `atoms` and `attribution_method`."""
+        from iatros.pipeline.molecules import describe_new
+
+        smiles = [str(s) for s in batch]
+        describe_new(run, task, predictor, smiles, results)
+        if not explain:
+            return
+        if len(smiles) > self.max_figures:
+            log.info("atom attributions drawn for the first %d of %d molecules; explain others "
+                     "with `iatros explain RUN --smiles ...`", self.max_figures, len(smiles))
+        for k, (result, molecule) in enumerate(zip(results[:self.max_figures],
+                                                   smiles[:self.max_figures], strict=False)):
+            try:
+                drawn = self.draw(task, predictor, molecule, scores[k],
+                                  out_dir / f"{_figure_stem(names[k], k)}-atoms.svg",
+                                  _figure_stem(names[k], k))
+            except IatrosError as e:
+                result["heatmap_error"] = str(e)
+                continue
+            result.update(heatmap=drawn["path"], attribution_method=drawn["method"],
+                          atoms=drawn["atoms"])
+
+    def describe(self, result: Mapping[str, Any]) -> str:
+        """Uncertainty and the applicability flag in a few words."""
+        parts = []
+        uncertainty = result.get("uncertainty")
+        if isinstance(uncertainty, dict) and uncertainty:
+            parts.append(f"uncertainty up to {max(uncertainty.values()):.3g}")
+        elif uncertainty is not None:
+            parts.append(f"uncertainty {uncertainty:.3g}")
+        if "nn_similarity" in result:
+            where = "in domain" if result.get("in_domain") else "OUT OF DOMAIN"
+            parts.append(f"nearest training similarity {result['nn_similarity']:.2f} ({where})")
+        return "; ".join(parts)
+
+
 EXPLAINERS: dict[Modality, Explainer] = {
     Modality.IMAGE: ImageExplainer(),
     Modality.EHR: StayExplainer(),
     Modality.TEXT: NoteExplainer(),
     Modality.SIGNAL: SignalExplainer(),
     Modality.BEATS: BeatExplainer(),
+    Modality.MOLECULE: MoleculeExplainer(),
 }
 
 

@@ -174,6 +174,83 @@ def read_beats(files: Sequence[Path], config: dict[str, Any],
     return NewInputs(batch, names, errors)
 
 
+INLINE_SMILES = "smiles:"  # an input given as SMILES on the command line, not a file
+SMILES_SUFFIXES = (".smi", ".smiles", ".txt")
+
+
+def _smiles_column(columns: Sequence[str], wanted: str | None, path: Path) -> str:
+    """The run's SMILES column when the file has it, else one called smiles (any case)."""
+    for name in [wanted, "smiles", "SMILES", "Smiles"]:
+        if name and name in columns:
+            return name
+    lowered = {c.lower(): c for c in columns}
+    if "smiles" in lowered:
+        return lowered["smiles"]
+    raise ConfigError(f"{path} has no SMILES column ({wanted or 'smiles'}); columns are "
+                      f"{', '.join(map(str, columns))}")
+
+
+def _molecule_rows(f: Path, column: str | None) -> list[tuple[str, str]]:
+    """(name FILE:LINE, SMILES) of each row of a CSV or a SMILES file (.smi: the first
+    whitespace-separated field of each line, no header unless it says smiles)."""
+    from iatros.data.formats.smiles import read_frame
+
+    if f.name.lower().endswith(SMILES_SUFFIXES):
+        rows = []
+        for line, text in enumerate(f.read_text(encoding="utf-8").splitlines(), start=1):
+            field = text.split()[0] if text.split() else ""
+            if line == 1 and field.lower() == "smiles":
+                continue
+            rows.append((f"{f}:{line}", field))
+        return rows
+    frame = read_frame(f)
+    name = _smiles_column(list(frame.columns), column, f)
+    return [(f"{f}:{i + 2}", str(v)) for i, v in enumerate(frame[name].tolist())]
+
+
+def read_molecules(files: Sequence[Path], config: dict[str, Any],
+                   encoding: dict[str, Any] | None = None) -> NewInputs:
+    """Molecules to screen: SMILES given inline (`smiles:CCO`, from `--smiles`), CSV files with
+    a SMILES column (the run's `--smiles` column, else `smiles`), or .smi files; each row named
+    FILE:LINE. Every SMILES is standardised as in training; an invalid one becomes an error entry
+    naming its row, and the rest are scored. Each result keeps the SMILES given, the standardised
+    one and what standardisation changed."""
+    from tqdm.auto import tqdm
+
+    from iatros.data.formats.smiles import standardise
+
+    options = config.get("task_options") or {}
+    column, tautomer = options.get("smiles"), bool(options.get("tautomer"))
+    items: list[tuple[str, str]] = []
+    errors: list[dict[str, str]] = []
+    for f in files:
+        text = str(f)
+        if text.startswith(INLINE_SMILES):
+            items.append((text, text[len(INLINE_SMILES):]))
+            continue
+        if not f.is_file():
+            errors.append({"input": text, "error": str(MissingDataError(
+                f"input file {f} not found (give SMILES themselves with --smiles)"))})
+            continue
+        try:
+            items += _molecule_rows(f, column)
+        except IatrosError as e:
+            errors.append({"input": text, "error": str(e)})
+    smiles, names = [], []
+    notes: dict[str, dict[str, Any]] = {}
+    for name, given in tqdm(items, desc="reading molecules", unit="mol", disable=None,
+                            leave=False):
+        std = standardise(given, tautomer)
+        if not std.valid:
+            errors.append({"input": name, "smiles": given, "error": f"{name}: {std.error}"})
+            continue
+        smiles.append(std.smiles)
+        names.append(name)
+        notes[name] = {"smiles": given, "standardised": std.smiles,
+                       "standardisation": list(std.changes)}
+    return NewInputs(np.array(smiles, dtype=object), names, errors, notes)
+
+
 def _no_reader(modality: Modality) -> Reader:
     def refuse(files: Sequence[Path], config: dict[str, Any],
                encoding: dict[str, Any] | None = None) -> NewInputs:
@@ -189,6 +266,7 @@ READERS: dict[Modality, Reader] = {
     Modality.TABULAR: read_tables,
     Modality.SIGNAL: read_signals,
     Modality.BEATS: read_beats,
+    Modality.MOLECULE: read_molecules,
 }
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from iatros.data.sources.table_encoding import TableEncoding
 from iatros.errors import ConfigError, IatrosError, RunError
 from iatros.pipeline.cross_validation import check_cross_validates, cross_validate_run
-from iatros.pipeline.explain import explain_test_examples
+from iatros.pipeline.explain import explain_test_examples, explainer_for
 from iatros.pipeline.fit import (
     check_ensemble,
     check_model,
@@ -203,6 +203,8 @@ def finish_run(run: RunFolder, task: Task, predictor: Any, data: Any, split: Any
     few test rows, the report, its identifier check, the manifest."""
     finished = scorer_for(task.target).finish(FinishContext(run, task, predictor, data, split,
                                                             eval_options))
+    finished.metrics.update(explainer_for(task.modality).finish(run, task, predictor, data, split,
+                                                                eval_options))
     if run.file(PRIVACY).is_file():
         finished.metrics["privacy"] = read_json(run.file(PRIVACY))
     finished.metrics.update(extra or {})

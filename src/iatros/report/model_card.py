@@ -222,6 +222,21 @@ def summary_section(run: RunFiles, subgroups: list[dict[str, Any]],
             "points": points}
 
 
+# What a split keeps together (config's `split_by`): its plural, column title and the sentence
+# saying what that guarantees; anything else reads as patients.
+SPLIT_UNITS = {
+    "patient": ("patients", "Patients", "Splits are made by patient: all records of one patient "
+                "are in the same split, so no patient seen during training is used to measure "
+                "performance."),
+    "scaffold": ("scaffolds", "Scaffolds", "Splits are made by Bemis-Murcko scaffold: all "
+                 "molecules sharing a scaffold are in the same split, so the test molecules come "
+                 "from chemical series the model did not see in training."),
+    "molecule": ("molecules", "Molecules", "Splits are made by molecule at random: close "
+                 "analogues of test molecules may be in training, so these figures are "
+                 "optimistic for new chemical series (a scaffold split is the harder test)."),
+}
+
+
 def data_section(run: RunFiles) -> dict[str, Any]:
     """Data source and the rows, patients and positives of each split."""
     data = run.config.get("data") or {}
@@ -237,7 +252,10 @@ def data_section(run: RunFiles) -> dict[str, Any]:
                      "patients": fmt_count(split.get("patients")),
                      "positives": fmt_count(positives), "prevalence": fmt(prevalence)})
     has_positives = any(s.get("positives") is not None for s in splits.values() if s)
+    unit, unit_title, split_note = SPLIT_UNITS.get(str(run.config.get("split_by")),
+                                                   SPLIT_UNITS["patient"])
     return {"source": str(run.config.get("source") or "n/a"),
+            "unit": unit, "unit_title": unit_title, "split_note": split_note,
             "n_rows": fmt_count(data.get("n_rows")),
             "n_patients": fmt_count(data.get("n_patients")),
             "n_features": fmt_count(data.get("n_features")), "splits": rows,
@@ -255,6 +273,43 @@ def performance_rows(metrics: Mapping[str, Any], primary: str = "") -> list[dict
              "explanation": metric_info(key).explanation, "primary": key == primary,
              "test": _cell(test.get(key)), "val": _cell(val.get(key))}
             for key in _ordered_metric_keys(test, val)]
+
+
+def per_label_rows(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Multilabel runs: each label's test AUROC and AUPRC with CIs, on its known rows."""
+    labels = (metrics.get("per_label") or {}).get("test") or {}
+    return [{"label": str(name), "auroc": _cell(entry.get("auroc")),
+             "auprc": _cell(entry.get("auprc")),
+             "positives": fmt_count((entry.get("auroc") or {}).get("n_positive"))}
+            for name, entry in labels.items()]
+
+
+def molecule_section(metrics: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Molecule runs: the applicability domain (threshold, test share in domain, the primary
+    metric in and out of it) and the ensemble's uncertainty (method, scale, test checks)."""
+    domain, uncertainty = metrics.get("applicability_domain"), metrics.get("uncertainty")
+    if not domain:
+        return None
+    test = domain.get("test") or {}
+    primary = str(metrics.get("primary_metric") or "")
+    parts = {label: (f"{_cell(entry).get('value')} ({_cell(entry).get('ci')}), "
+                     f"n={entry.get('n')}" if entry.get("value") is not None
+                     else f"n={entry.get('n')}: {entry.get('note', 'n/a')}")
+             for label, entry in test.items()}
+    checks = (uncertainty or {}).get("test") or {}
+    return {"threshold": fmt(domain.get("threshold")), "reference": str(domain.get("reference")),
+            "in_domain": fmt(domain.get("test_in_domain_fraction")),
+            "median": fmt(domain.get("test_similarity_median")),
+            "metric": metric_info(primary).label, "inside": parts.get("in_domain", "n/a"),
+            "outside": parts.get("out_of_domain", "n/a"),
+            "uncertainty": bool((uncertainty or {}).get("method")),
+            "uncertainty_method": str((uncertainty or {}).get("method") or ""),
+            "uncertainty_note": str((uncertainty or {}).get("note") or ""),
+            "members": str((uncertainty or {}).get("members") or ""),
+            "calibration": str((uncertainty or {}).get("calibration") or ""),
+            "scale": fmt((uncertainty or {}).get("scale")),
+            "coverage": fmt(checks.get("coverage_95")),
+            "spearman": fmt(checks.get("spearman_uncertainty_error"))}
 
 
 def calibration_section(metrics: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -573,6 +628,8 @@ def build_context(run: RunFiles, figures: Mapping[str, str]) -> dict[str, Any]:
         "is_binary": bool(run.metrics.get("threshold_rule")),
         "cross_fit": int(run.config.get("ensemble") or 1) if run.config.get("cross_fit") else 0,
         "performance": performance_rows(run.metrics, primary),
+        "per_label": per_label_rows(run.metrics),
+        "molecules": molecule_section(run.metrics),
         "selection": selection_section(run.run_dir),
         "cross_validation": cross_validation_section(run.run_dir),
         "privacy": privacy_section(run.run_dir, run.metrics),
