@@ -147,6 +147,20 @@ def test_a_forest_explains_by_atom_masking(tmp_path):
     assert json.loads((run / "config.json").read_text())["split_by"] == "scaffold"
 
 
+def test_the_reader_takes_smi_files_inline_smiles_and_names_each_row(tmp_path):
+    from iatros.pipeline.inputs import read_molecules
+
+    smi = tmp_path / "lib.smi"
+    smi.write_text("SMILES name\nCCO ethanol\nC1CC broken\n\n[K+].[O-]C(=O)c1ccccc1\n")
+    new = read_molecules([smi, Path("smiles:CCN"), tmp_path / "missing.csv"],
+                         {"task_options": {"tautomer": False}})
+    assert new.names == [f"{smi}:2", f"{smi}:5", "smiles:CCN"]
+    assert list(new.batch) == ["CCO", "O=C(O)c1ccccc1", "CCN"]
+    assert new.notes[f"{smi}:5"]["standardisation"][0].startswith("kept the largest fragment")
+    errors = {e["input"]: e["error"] for e in new.errors}
+    assert "unclosed ring" in errors[f"{smi}:3"] and "not found" in errors[str(tmp_path / "missing.csv")]
+
+
 def test_integrated_gradients_add_up_to_the_output_change():
     torch.manual_seed(0)
     network = build_dmpnn(ATOM_FEATURES, 1, hidden=16, ffn_hidden=16).eval()

@@ -198,7 +198,9 @@ def _molecule_rows(f: Path, column: str | None) -> list[tuple[str, str]]:
     if f.name.lower().endswith(SMILES_SUFFIXES):
         rows = []
         for line, text in enumerate(f.read_text(encoding="utf-8").splitlines(), start=1):
-            field = text.split()[0] if text.split() else ""
+            if not text.split():
+                continue  # a blank line holds no molecule
+            field = text.split()[0]
             if line == 1 and field.lower() == "smiles":
                 continue
             rows.append((f"{f}:{line}", field))
