@@ -147,6 +147,51 @@ def test_a_forest_explains_by_atom_masking(tmp_path):
     assert json.loads((run / "config.json").read_text())["split_by"] == "scaffold"
 
 
+def test_forests_fit_one_model_per_label_on_its_known_rows_and_reload_from_skops(tmp_path):
+    from iatros.train.predictors import load_predictor
+
+    path = _table(tmp_path)
+    run = api.train(f"molecules:{path}", task_options={"smiles": "SMILES", "targets":
+                                                       ["tox_a", "tox_b"]},
+                    model="ecfp-rf", params={"n_estimators": 10, "n_jobs": 1},
+                    out=tmp_path / "run", eval_options=FAST, register=False)
+    predictor = load_predictor(run)
+    scores = predictor.predict_scores(np.array(["CCN", "CCO", "c1ccccc1"], dtype=object))
+    assert scores.shape == (3, 2) and ((scores >= 0) & (scores <= 1)).all()
+    forests = predictor.estimator.named_steps["model"].estimators_
+    assert len(forests) == 2
+
+
+def test_a_label_with_a_single_positive_predicts_its_rate():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from iatros.models.molecules import PerLabelClassifier
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 4))
+    y = np.column_stack([(x[:, 0] > 0).astype(float), np.zeros(80)])
+    y[3, 1], y[10:20, 1] = 1.0, np.nan
+    model = PerLabelClassifier(HistGradientBoostingClassifier(max_iter=10, early_stopping=True))
+    p = model.fit(x, y).predict_proba(x)
+    assert p.shape == (80, 2) and np.allclose(p[:, 1], 1 / 70)
+    assert p[x[:, 0] > 0, 0].mean() > p[x[:, 0] <= 0, 0].mean()
+
+
+def test_dmpnn_with_rdkit_descriptors_trains_and_reloads(tmp_path):
+    from iatros.train.predictors import load_predictor
+
+    path = _table(tmp_path)
+    run = api.train(f"molecules:{path}", task_options={"smiles": "SMILES", "target": "logd"},
+                    model="dmpnn", epochs=1, params={**SMALL, "descriptors": True},
+                    out=tmp_path / "run", eval_options=FAST, register=False)
+    batch = np.array(["CCCO", "c1ccccc1N"], dtype=object)
+    first = load_predictor(run).predict_scores(batch)
+    assert np.isfinite(first).all()
+    assert np.array_equal(first, load_predictor(run).predict_scores(batch))
+    network = load_predictor(run).network
+    assert network.n_descriptors > 100 and float(network.desc_scale.min()) > 0
+
+
 def test_the_reader_takes_smi_files_inline_smiles_and_names_each_row(tmp_path):
     from iatros.pipeline.inputs import read_molecules
 

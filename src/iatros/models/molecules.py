@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
 from torch import nn
 
 from iatros.data.transforms.molecules import (
@@ -330,10 +331,10 @@ class MorganFingerprints:
         return self
 
 
-class PerLabelClassifier:
+class PerLabelClassifier(BaseEstimator):
     """One clone of `estimator` per label, each fitted on the rows where that label is known
     (targets: a 0/1 matrix with NaN for missing); `predict_proba` gives (N, labels) P(label = 1).
-    A label seen with one class only in training predicts that class's frequency."""
+    A label with fewer than two training examples of a class predicts its observed rate."""
 
     def __init__(self, estimator: Any = None) -> None:
         self.estimator = estimator
@@ -349,7 +350,8 @@ class PerLabelClassifier:
         for j in range(y.shape[1]):
             known = ~np.isnan(y[:, j])
             labels = y[known, j].astype(np.int64)
-            if len(np.unique(labels)) < 2:
+            counts = np.bincount(labels, minlength=2)
+            if counts.min() < 2:  # one class, or a single example of one: predict the rate
                 model = DummyClassifier(strategy="prior")
                 labels = labels if len(labels) else np.zeros(1, dtype=np.int64)
                 model.fit(np.zeros((len(labels), 1)), labels)
@@ -371,12 +373,6 @@ class PerLabelClassifier:
             out[:, j] = model.predict_proba(features)[:, classes.index(1)]
         return out
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {"estimator": self.estimator}
-
-    def set_params(self, **params: Any) -> PerLabelClassifier:
-        self.estimator = params.get("estimator", self.estimator)
-        return self
 
 
 def _fingerprint_pipeline(kind: TargetKind, classifier: Any, regressor: Any, radius: int,
