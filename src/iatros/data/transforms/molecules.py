@@ -271,7 +271,7 @@ def domain_bits(smiles: Any) -> np.ndarray:
 
 
 def nearest_similarity(query: np.ndarray, reference: np.ndarray, *, exclude_self: bool = False,
-                       chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+                       chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """For each query fingerprint (packed bits), the highest Tanimoto similarity to the
     reference set and the index of that nearest neighbour; `exclude_self` skips identical
     positions (query = reference, leave-one-out)."""
@@ -285,7 +285,7 @@ def nearest_similarity(query: np.ndarray, reference: np.ndarray, *, exclude_self
         block = q[start:start + chunk]
         shared = block @ r.T
         union = block.sum(axis=1)[:, None] + r_count[None, :] - shared
-        sim = np.where(union > 0, shared / np.maximum(union, 1), 1.0)
+        sim = np.where(union > 0, shared / np.maximum(union, 1), 1.0).astype(np.float32)
         if exclude_self:
             rows = np.arange(len(block))
             sim[rows, start + rows] = -1.0
