@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -113,19 +114,16 @@ def run_ours(job: dict[str, Any]) -> dict[str, Any]:
             config["data"]["splits"]["train"]["rows"], "run": str(run), **_peaks()}
 
 
-def _chemprop(args: list[str]) -> None:
-    """chemprop's CLI in this process (so its memory is this process's)."""
-    from chemprop.cli.main import main
+def _chemprop(binary: str, args: list[str]) -> float:
+    """chemprop's CLI as a child process (its own environment: chemprop 2.3.1 pins an older
+    RDKit than iatros's); returns the child's peak RSS in MB."""
+    import resource
 
-    saved = sys.argv
-    sys.argv = ["chemprop", *args]
-    try:
-        main()
-    except SystemExit as e:
-        if e.code not in (None, 0):
-            raise RuntimeError(f"chemprop {args[0]} exited with {e.code}") from None
-    finally:
-        sys.argv = saved
+    proc = subprocess.run([binary, *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"chemprop {args[0]} exited with {proc.returncode}: "
+                           f"{proc.stderr[-2000:]}")
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
 def run_chemprop(job: dict[str, Any]) -> dict[str, Any]:
@@ -153,7 +151,8 @@ def run_chemprop(job: dict[str, Any]) -> dict[str, Any]:
     device = ["--accelerator", "gpu", "--devices", "1"] if gpu else ["--accelerator", "cpu"]
     kind = "classification" if task.target.is_classification else "regression"
     t0 = time.perf_counter()
-    _chemprop(["train", "--data-path", str(work / "data.csv"), "--smiles-columns", "smiles",
+    binary = job.get("chemprop_bin") or "chemprop"
+    peak = _chemprop(binary, ["train", "--data-path", str(work / "data.csv"), "--smiles-columns", "smiles",
                "--target-columns", *targets, "--splits-column", "split", "--task-type", kind,
                "--epochs", str(job.get("epochs") or CHEMPROP_EPOCHS), "--pytorch-seed",
                str(job["seed"]), "--data-seed", str(job["seed"]), "--num-workers", "0",
@@ -162,9 +161,10 @@ def run_chemprop(job: dict[str, Any]) -> dict[str, Any]:
     checkpoint = sorted((work / "model").glob("**/best*.pt"))
     if not checkpoint:
         raise RuntimeError(f"chemprop wrote no best*.pt under {work / 'model'}")
-    _chemprop(["predict", "--test-path", str(work / "test.csv"), "--smiles-columns", "smiles",
-               "--model-paths", str(checkpoint[0]), "--preds-path", str(work / "preds.csv"),
-               "--num-workers", "0", *device])
+    peak = max(peak, _chemprop(binary, [
+        "predict", "--test-path", str(work / "test.csv"), "--smiles-columns", "smiles",
+        "--model-paths", str(checkpoint[0]), "--preds-path", str(work / "preds.csv"),
+        "--num-workers", "0", *device]))
     preds = pd.read_csv(work / "preds.csv")
     columns = [c for c in targets if c in preds.columns] or [c for c in preds.columns
                                                              if c != "smiles"][-len(targets):]
@@ -174,7 +174,7 @@ def run_chemprop(job: dict[str, Any]) -> dict[str, Any]:
                       metrics=[task.primary_metric], n_boot=job["n_boot"], seed=job["seed"],
                       clusters=data.patient_ids[split.test])[task.primary_metric]
     return {**job, "metric": task.primary_metric, "test": test, "train_seconds": seconds,
-            "n_train": int(len(split.train)), **_peaks()}
+            "n_train": int(len(split.train)), "peak_rss_mb": peak, "peak_gpu_mb": None}
 
 
 def _key(job: dict[str, Any]) -> str:
@@ -242,6 +242,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     parser.add_argument("--no-chemprop", action="store_true", help="our models only")
+    parser.add_argument("--chemprop-bin", default=shutil.which("chemprop"),
+                        help="the `chemprop` executable of an environment with chemprop 2.3.1 "
+                             "(it pins an older RDKit, so it gets its own venv)")
     parser.add_argument("--epochs", type=int, help="cap on epochs (default: each model's own; "
                                                    "chemprop 50)")
     parser.add_argument("--device", help="cpu or cuda (default: auto)")
@@ -265,7 +268,8 @@ def main() -> None:
                 for model in models:
                     job = {"set": name, "split": split, "model": model, "seed": seed,
                            "data_root": data_root, "work": str(work), "n_boot": args.n_boot,
-                           "epochs": args.epochs, "device": args.device}
+                           "epochs": args.epochs, "device": args.device,
+                           "chemprop_bin": args.chemprop_bin}
                     if _key(job) in done:
                         continue
                     t0 = time.perf_counter()

@@ -81,3 +81,11 @@ def test_a_small_or_one_class_site_is_reported_with_its_reasons():
     assert any("10 training patients" in p for p in problems)
     assert any("one outcome class" in p for p in problems)
     assert "no test patients" in problems
+
+
+def test_a_site_whose_validation_metric_is_undefined_is_left_out_of_the_mean():
+    from iatros.federated.apps import _mean_metrics
+
+    mean = _mean_metrics([(10.0, {"val_auroc": 0.8}), (30.0, {"val_auroc": float("nan")}),
+                          (30.0, {"val_auroc": 0.6})])
+    assert mean["val_auroc"] == pytest.approx((10 * 0.8 + 30 * 0.6) / 40)

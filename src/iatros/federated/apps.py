@@ -324,6 +324,8 @@ class Recorder:
 
     def evaluate(self, records: list[RecordDict], key: str) -> MetricRecord:
         aggregated = aggregate_metricrecords(records, key)
+        sites = [(float(r["metrics"]["num-examples"]), dict(r["metrics"])) for r in records]
+        aggregated.update(_mean_metrics(sites))  # a site whose metric is undefined is skipped
         self._evaluated(_round_of(records),
                         self._sites(records, ("uniform", "num-examples", ROUND)), aggregated)
         return aggregated
@@ -352,11 +354,18 @@ def _round_of(records: list[RecordDict]) -> int:
     return int(records[0]["metrics"][ROUND])
 
 
-def _mean_metrics(results: list[tuple[int, dict[str, Any]]]) -> dict[str, float]:
-    """Example-weighted means of the numeric metrics (NaN where any site's is undefined)."""
-    total = sum(n for n, _ in results) or 1
-    keys = {k for _, m in results for k, v in m.items() if isinstance(v, (int, float))}
-    return {k: float(sum(n * float(m.get(k, np.nan)) for n, m in results) / total) for k in keys}
+def _mean_metrics(results: list[tuple[float, dict[str, Any]]]) -> dict[str, float]:
+    """Example-weighted means of the numeric metrics over the sites where each is defined
+    (an AUROC is undefined at a site whose validation patients have one outcome)."""
+    keys = {k for _, m in results for k, v in m.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    out = {}
+    for k in keys:
+        pairs = [(n, float(m[k])) for n, m in results
+                 if isinstance(m.get(k), (int, float)) and np.isfinite(float(m[k]))]
+        total = sum(n for n, _ in pairs)
+        out[k] = float(sum(n * v for n, v in pairs) / total) if total else float("nan")
+    return out
 
 
 class SiteGrid:
