@@ -203,3 +203,11 @@ def test_train_takes_model_parameters_and_training_settings_as_params(tmp_path, 
 def test_a_malformed_param_is_a_one_line_error(capsys):
     code, _, err = run_cli(capsys, "train", "breast-cancer-wdbc", "--param", "hidden")
     assert code == 2 and "is not NAME=VALUE" in err
+
+
+def test_several_targets_are_refused_outside_molecule_tables(capsys, tmp_path):
+    table = tmp_path / "t.csv"
+    table.write_text("a,b,y,z\n1,2,0,1\n")
+    code, out, err = run_cli(capsys, "train", f"csv:{table}", "--target", "y", "--target", "z")
+    said = " ".join((out + err).replace("│", " ").split())
+    assert code != 0 and "only molecules:PATH tasks" in said

@@ -230,6 +230,10 @@ def train_cmd(
     """
     from iatros import api
 
+    if target and len(target) > 1 and not task.startswith("molecules:"):
+        raise typer.BadParameter(f"--target was given {len(target)} times; only molecules:PATH "
+                                 f"tasks train several outcomes at once (this task predicts "
+                                 f"one: give one --target)", param_hint="--target")
     options = {k: v for k, v in {"target": target[0] if target else None,
                                  "targets": target if target and len(target) > 1 else None,
                                  "smiles": smiles, "split": split, "tautomer": tautomer or None,
