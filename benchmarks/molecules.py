@@ -21,8 +21,10 @@ random for ESOL, FreeSolv, Lipophilicity, Tox21, SIDER, ClinTox, scaffold for BB
 it is shown only in the rows of that split.
 
 Each run's result is appended to WORK/runs.jsonl as it finishes; a rerun skips the runs already
-there (resume after an interruption). chemprop is the `molecules-bench` extra
-(`pip install -c constraints.txt -e ".[molecules-bench]"`; it leaves torch as it is).
+there (resume after an interruption). chemprop 2.3.1 pins an older RDKit (2026.03, through
+cuik-molmaker-pin) than iatros, so it lives in its own venv and runs as a child process:
+`python -m venv cp && cp/bin/pip install torch==2.13.0 && cp/bin/pip install chemprop==2.3.1`,
+then `--chemprop-bin cp/bin/chemprop`.
 
     python benchmarks/molecules.py --data-root ../shared/data --work /tmp/molbench
     python benchmarks/molecules.py --sets esol bbbp tox21 --models dmpnn ecfp-rf --seeds 0 1 2
