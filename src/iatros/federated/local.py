@@ -243,8 +243,8 @@ class SiteModel:
 
     def scores(self, part: str) -> np.ndarray:
         """The network's probabilities (or values) for this site's rows of one part."""
-        trainer = Trainer(replace(train_config(self.spec, self.task, 1, self.plan.seed, False,
-                                               self.plan.train)), device=self.device)
+        config = train_config(self.spec, self.task, 1, self.plan.seed, False, self.plan.train)
+        trainer = Trainer(config, device=self.device)
         outputs = trainer.predict(self.network, self._dataset(part))
         self.network.to("cpu")
         return to_probabilities(outputs, self.task.target)
