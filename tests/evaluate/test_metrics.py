@@ -24,6 +24,7 @@ from iatros.evaluate import (
     score,
     threshold_at_sensitivity,
 )
+from iatros.evaluate import metrics as M
 from iatros.evaluate.metrics import Predictions, Resamples, ci_key, percentile_ci
 
 FEW = settings(max_examples=40, deadline=None)
@@ -431,3 +432,30 @@ def test_clusters_must_match_rows_and_have_no_missing_ids() -> None:
     ids[3] = None
     with pytest.raises(ConfigError, match="1 missing ids"):
         evaluate(y, p, "binary", n_boot=5, clusters=ids)
+
+
+def test_interval_coverage_is_near_zero_for_gaussian_errors_of_the_stated_spread():
+    rng = np.random.default_rng(0)
+    sd = rng.uniform(0.5, 2.0, size=20_000)
+    y = rng.normal(0.0, sd)
+    result = M.interval_coverage(y, np.zeros_like(y), sd)
+    assert result["ece"] < 0.01 and result["n"] == 20_000
+    assert result["observed"][result["levels"].index(0.95)] == pytest.approx(0.95, abs=0.01)
+
+
+def test_interval_coverage_penalises_overconfident_intervals():
+    rng = np.random.default_rng(1)
+    y = rng.normal(0.0, 1.0, size=5_000)
+    honest = M.interval_coverage(y, np.zeros_like(y), np.ones_like(y))["ece"]
+    narrow = M.interval_coverage(y, np.zeros_like(y), np.full_like(y, 0.3))
+    assert narrow["ece"] > 0.2 > honest
+    assert all(o <= p for o, p in zip(narrow["observed"], narrow["levels"], strict=True))
+
+
+def test_interval_coverage_leaves_out_missing_targets_and_checks_lengths():
+    y = np.array([0.1, np.nan, -0.2, 0.4])
+    assert M.interval_coverage(y, np.zeros(4), np.ones(4))["n"] == 3
+    with pytest.raises(ConfigError, match="same length"):
+        M.interval_coverage(y, np.zeros(3), np.ones(4))
+    with pytest.raises(ConfigError, match="known target"):
+        M.interval_coverage(np.full(2, np.nan), np.zeros(2), np.ones(2))

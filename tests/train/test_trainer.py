@@ -215,3 +215,19 @@ def test_balanced_multiclass_loss_weighs_rare_classes_up_and_absent_ones_at_one(
     assert torch.isfinite(loss(logits, torch.tensor([0, 2])))
     plain = loss_for(TargetKind.MULTICLASS, np.array([0, 1]), balance=False)
     assert not isinstance(plain, ClassWeightedLoss)
+
+
+def test_warmup_schedule_rises_to_lr_then_decays_to_a_tenth(tmp_path):
+    _, result = _fit(tmp_path, epochs=12, scheduler="warmup", warmup_epochs=2)
+    rates = [r.lr for r in result.history]  # the rate after each epoch's step
+    assert rates[0] == pytest.approx(1e-2 * 0.55) and rates[1] == pytest.approx(1e-2)
+    assert all(a > b for a, b in zip(rates[1:], rates[2:], strict=False))
+    assert rates[-1] == pytest.approx(1e-3)
+
+
+def test_warmup_schedule_resumes_at_the_same_rate(tmp_path):
+    _, full = _fit(tmp_path / "full", scheduler="warmup")
+    with pytest.raises(KeyboardInterrupt):
+        _fit(tmp_path / "crashed", callbacks=[Crash(after=3)], scheduler="warmup")
+    _, resumed = _fit(tmp_path / "crashed", resume=True, scheduler="warmup")
+    assert [r.lr for r in resumed.history] == pytest.approx([r.lr for r in full.history])

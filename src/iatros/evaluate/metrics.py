@@ -801,6 +801,32 @@ def expected_calibration_error(
         return float(_ece(Resamples(pred, np.ones((1, pred.n))), int(n_bins))[0])
 
 
+INTERVAL_LEVELS = tuple(round(0.05 * k, 2) for k in range(1, 20))
+
+
+def interval_coverage(y_true: Any, mean: Any, sd: Any,
+                      levels: Sequence[float] = INTERVAL_LEVELS) -> dict[str, Any]:
+    """Regression intervals' calibration: for each level p, the fraction of targets inside the
+    central Gaussian interval mean +- z(p) sd, and the expected calibration error, the mean of
+    |observed - p| over the levels (Levi et al. 2022; 0 is perfect, the interval ECE chemprop
+    and uncertainty-toolbox report). Rows with a missing target are left out."""
+    from scipy.stats import norm
+
+    y, mu, s = (np.asarray(v, dtype=np.float64).ravel() for v in (y_true, mean, sd))
+    if not y.shape == mu.shape == s.shape:
+        raise ConfigError(f"y_true, mean and sd need the same length (got {y.shape}, {mu.shape}, "
+                          f"{s.shape})")
+    keep = np.isfinite(y) & np.isfinite(mu) & np.isfinite(s)
+    if not keep.any():
+        raise ConfigError("interval calibration needs at least one row with a known target")
+    z = np.abs(y[keep] - mu[keep]) / np.maximum(s[keep], 1e-12)
+    levels = np.asarray(levels, dtype=np.float64)
+    observed = np.array([(z <= norm.ppf(0.5 + p / 2)).mean() for p in levels])
+    return {"levels": [round(float(p), 4) for p in levels],
+            "observed": [round(float(o), 4) for o in observed],
+            "ece": float(np.mean(np.abs(observed - levels))), "n": int(keep.sum())}
+
+
 def calibration_pairs(
     y_true: Any, y_score: Any, kind: TargetKind | str
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -13,9 +13,10 @@ molecules come from unseen scaffolds, so the threshold is lower than with a rand
 Uncertainty: the standard deviation of the ensemble members' predictions. For regression it is
 scaled on validation so that the errors divided by it have unit variance (z-scaling, chemprop's
 `zscaling`): it then reads as the expected error in the target's units, and prediction +- 1.96 x
-uncertainty as a 95% interval (its test coverage is recorded). For classification it is the
-members' spread of the probability (the probability itself is calibrated on validation by the
-scorer). A single model has no uncertainty: train with `--ensemble 5`.
+uncertainty as a 95% interval. On test, the coverage of the 95% interval and the intervals'
+expected calibration error over levels 5%..95% (`metrics.interval_coverage`) are recorded.
+For classification it is the members' spread of the probability (the probability itself is
+calibrated on validation by the scorer). A single model has no uncertainty: train with `--ensemble 5`.
 """
 
 from __future__ import annotations
@@ -163,6 +164,10 @@ def fit_uncertainty(task: Task, predictor: Predictor, data: TaskData, split: Spl
                            "n": int(len(y))}
         if regression and len(y):
             section["test"]["coverage_95"] = M.json_float(np.mean(error <= Z95 * spread))
+            levels = M.interval_coverage(error, np.zeros_like(error), spread)
+            section["test"]["interval_ece"] = M.json_float(levels["ece"])
+            section["test"]["interval_coverage"] = {"levels": levels["levels"],
+                                                    "observed": levels["observed"]}
     return section
 
 

@@ -309,6 +309,7 @@ def molecule_section(metrics: Mapping[str, Any]) -> dict[str, Any] | None:
             "calibration": str((uncertainty or {}).get("calibration") or ""),
             "scale": fmt((uncertainty or {}).get("scale")),
             "coverage": fmt(checks.get("coverage_95")),
+            "interval_ece": fmt(checks.get("interval_ece")),
             "spearman": fmt(checks.get("spearman_uncertainty_error"))}
 
 

@@ -26,6 +26,7 @@ from iatros.errors import ConfigError, RunError
 from iatros.train.seed import rng_state, seed_everything, set_rng_state
 
 Monitor = Callable[[np.ndarray, np.ndarray], float]
+SCHEDULERS = ("cosine", "warmup", "plateau", "none")
 
 
 @dataclass
@@ -38,7 +39,8 @@ class TrainConfig:
     weight_decay: float = 1e-4
     optimizer: str = "adamw"
     momentum: float = 0.9
-    scheduler: str = "cosine"
+    scheduler: str = "cosine"  # cosine | warmup (linear warm-up, exponential decay) | plateau | none
+    warmup_epochs: int = 2  # the `warmup` schedule: epochs from lr / 10 up to lr
     patience: int = 10
     min_delta: float = 0.0
     grad_clip: float | None = 5.0
@@ -61,8 +63,11 @@ class TrainConfig:
             raise ConfigError(f"epochs, batch_size and lr must be positive: {self}")
         if self.optimizer not in ("adamw", "adam", "sgd"):
             raise ConfigError(f"optimizer must be adamw, adam or sgd, not {self.optimizer!r}")
-        if self.scheduler not in ("cosine", "plateau", "none"):
-            raise ConfigError(f"scheduler must be cosine, plateau or none, not {self.scheduler!r}")
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError(f"scheduler must be one of {', '.join(SCHEDULERS)}, not "
+                              f"{self.scheduler!r}")
+        if self.warmup_epochs < 0:
+            raise ConfigError(f"warmup_epochs must be >= 0, not {self.warmup_epochs}")
         if not 0.0 <= self.momentum < 1.0:
             raise ConfigError(f"momentum must be in [0, 1), not {self.momentum}")
         if self.keep not in ("best", "last"):
@@ -312,6 +317,9 @@ class Trainer:
     def _scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
         if self.config.scheduler == "cosine":
             return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.config.epochs)
+        if self.config.scheduler == "warmup":
+            return torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_decay(
+                self.config.warmup_epochs, self.config.epochs))
         if self.config.scheduler == "plateau":
             return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", patience=3)
         return None
@@ -436,3 +444,16 @@ class PrivateTraining:
                 "max_grad_norm": self.max_grad_norm,
                 "sample_rate": round(float(getattr(self.loader, "sample_rate", 0.0)), 6),
                 "steps": int(sum(n for _, _, n in self.engine.accountant.history))}
+
+
+def warmup_decay(warmup: int, epochs: int, floor: float = 0.1) -> Callable[[int], float]:
+    """Learning-rate factor per epoch: linear from `floor` to 1 over `warmup` epochs, then
+    exponential down to `floor` at the last epoch (the shape of chemprop's Noam schedule)."""
+    decay_epochs = max(epochs - warmup, 1)
+
+    def factor(epoch: int) -> float:
+        if epoch < warmup:
+            return floor + (1.0 - floor) * epoch / warmup
+        return float(floor ** (min(epoch - warmup, decay_epochs) / decay_epochs))
+
+    return factor
