@@ -197,6 +197,28 @@ def run_chemprop(job: dict[str, Any]) -> dict[str, Any]:
             "n_train": int(len(split.train)), "peak_rss_mb": peak, "peak_gpu_mb": None}
 
 
+def _busy_seconds() -> float:
+    """CPU seconds all processes of the machine have spent busy since boot (/proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def disturbed(result: dict[str, Any], threshold: float | None) -> bool:
+    """Whether other processes used more than `threshold` CPU seconds while this run trained
+    (runs recorded before this was measured count as disturbed); None: never rerun."""
+    if threshold is None:
+        return False
+    return result.get("others_cpu_s") is None or result["others_cpu_s"] > threshold
+
+
 def _key(job: dict[str, Any]) -> str:
     return f"{job['set']}/{job['split']}/{job['model']}/{job['seed']}"
 
@@ -252,10 +274,22 @@ def table_for(split: str, results: list[dict[str, Any]], seeds: tuple[int, ...],
              "validation. Interval ECE: mean |observed - nominal| coverage of the test intervals "
              "prediction ± z(p) x uncertainty over p = 5%..95% (0 is perfect; regression "
              "only), mean over seeds, with the mean test coverage of the 95% interval.",
-             PUBLISHED_SOURCE, timing_note()]
+             PUBLISHED_SOURCE, timing_note(), _disturbance([r for r in results
+                                                            if r["split"] == split])]
     return Table(["set (metric), n test", "model", "test mean ± SD", "95% CI per seed",
                   "train s (mean)", "peak RSS MB", "peak GPU MB", "interval ECE (95% cover)",
                   "chemprop (published)"], rows, command_line(), notes)
+
+
+def _disturbance(runs: list[dict[str, Any]]) -> str:
+    """How much CPU other processes took while these runs trained (seconds are only comparable
+    on a quiet machine)."""
+    others = [r["others_cpu_s"] for r in runs if r.get("others_cpu_s") is not None]
+    if not others:
+        return "Other processes' CPU time during the runs was not measured."
+    return (f"Other processes' CPU time while a run ran (from /proc/stat, the run's own process "
+            f"tree subtracted): median {np.median(others):.0f} s, max {max(others):.0f} s over "
+            f"{len(others)} runs ({len(runs) - len(others)} not measured).")
 
 
 def _calibration(runs: list[dict[str, Any]]) -> str:
@@ -333,6 +367,9 @@ def main() -> None:
                                                    "chemprop 50)")
     parser.add_argument("--device", help="cpu or cuda (default: auto)")
     parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument("--rerun-disturbed", type=float, metavar="SECONDS",
+                        help="rerun a recorded run when other processes used more than SECONDS "
+                             "of CPU while it ran (its timing is not that of a quiet machine)")
     parser.add_argument("--render-only", action="store_true",
                         help="train nothing: tabulate the runs already in WORK/runs.jsonl")
     parser.add_argument("--one", help=argparse.SUPPRESS)
@@ -356,16 +393,22 @@ def main() -> None:
                            "data_root": data_root, "work": str(work), "n_boot": args.n_boot,
                            "epochs": args.epochs, "device": args.device,
                            "chemprop_bin": args.chemprop_bin}
-                    if _key(job) in done or args.render_only:
+                    previous = done.get(_key(job))
+                    if args.render_only or (previous is not None and not disturbed(
+                            previous, args.rerun_disturbed)):
                         continue
                     t0 = time.perf_counter()
+                    busy, own = _busy_seconds(), _children_cpu()
                     proc = subprocess.run([sys.executable, __file__, "--one", json.dumps(job)],
                                           capture_output=True, text=True)
+                    others = max(_busy_seconds() - busy - (_children_cpu() - own), 0.0)
                     lines = [s for s in proc.stdout.splitlines() if s.startswith("RESULT ")]
                     if proc.returncode != 0 or not lines:
                         print(f"# {_key(job)} failed\n{proc.stderr[-3000:]}", file=sys.stderr)
                         continue
                     result = json.loads(lines[-1][len("RESULT "):])
+                    result.update(others_cpu_s=round(others, 1),
+                                  wall_s=round(time.perf_counter() - t0, 1))
                     with log.open("a") as f:
                         f.write(json.dumps(result) + "\n")
                     done[_key(job)] = result
