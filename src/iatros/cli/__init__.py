@@ -19,6 +19,7 @@ from iatros.cli.federate import certificates_cmd, federate_cmd, register_cmd
 from iatros.cli.nlp import nlp_app
 from iatros.cli.output import progress_flag as _progress
 from iatros.cli.output import report_failures
+from iatros.cli.pgx import pgx_app
 from iatros.cli.service import audit_app, keys_app, serve_cmd, teams_app, users_app
 from iatros.errors import IatrosError
 
@@ -463,6 +464,7 @@ data_app = typer.Typer(help="Datasets in the data home.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(nlp_app, name="nlp")
 app.add_typer(deid_app, name="deid")
+app.add_typer(pgx_app, name="pgx")
 app.command("serve")(serve_cmd)
 app.command("federate")(federate_cmd)
 app.command("federate-certificates")(certificates_cmd)
