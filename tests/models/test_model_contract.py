@@ -30,7 +30,8 @@ SMALL = {"gbm": {"max_iter": 30}, "gbm-bag": {"bags": 2, "max_iter": 30},
          "beat-gbm": {"max_iter": 30}, "beat-cnn": {"width": 8},
          "dmpnn": {"hidden": 16, "ffn_hidden": 16}, "gin": {"hidden": 16, "layers": 2},
          "ecfp-mlp": {"hidden": (16,)}, "ecfp-rf": {"n_estimators": 10, "n_jobs": 1},
-         "ecfp-gbm": {"max_iter": 20}}
+         "ecfp-gbm": {"max_iter": 20}, "omics-fusion": {"hidden": 8, "latent": 4},
+         "omics-gbm": {"max_iter": 20}}
 MOLECULES = ("CCO", "CCN", "CCCO", "CCCN", "c1ccccc1O", "c1ccccc1N", "CC(=O)O", "CC(=O)N",
              "OCCO", "NCCN", "c1ccncc1", "c1ccoc1", "CC(C)O", "CC(C)N", "OC1CCCCC1", "NC1CCCCC1",
              "COc1ccccc1", "CNc1ccccc1", "OCc1ccccc1", "NCc1ccccc1", "CCCCO", "CCCCN",
@@ -106,6 +107,17 @@ def _molecules(_root: Path) -> TaskData:
     return TaskData(smiles, y, smiles, pd.DataFrame({"smiles": smiles}))
 
 
+def _omics(_root: Path) -> TaskData:
+    """Two omics (4 + 3 features); the second absent for every fifth sample."""
+    rng = np.random.default_rng(0)
+    y = np.arange(40) % 2
+    x = rng.normal(size=(40, 7)).astype(np.float32)
+    x[:, 0] += 2.0 * y
+    x[::5, 4:] = np.nan
+    return TaskData(x, y, np.arange(40), pd.DataFrame(index=range(40)),
+                    feature_names=[f"mrna:g{j}" for j in range(4)] + [f"protein:p{j}" for j in range(3)])
+
+
 def _iob_root(root: Path) -> Path:
     _write_iob(root / "bioner" / "NCBI-disease-IOB", n=3)
     return root
@@ -121,6 +133,10 @@ def _case(modality: Modality, kind: TargetKind, tmp: Path) -> tuple[Task | str, 
     if modality is Modality.MOLECULE:
         return Task(name="contract-molecules", description="contract", modality=Modality.MOLECULE,
                     target=kind, loader=_molecules, classes=("no nitrogen", "nitrogen")), None
+    if modality is Modality.OMICS:
+        return Task(name="contract-omics", description="contract", modality=Modality.OMICS,
+                    target=kind, loader=_omics, classes=("no", "yes"),
+                    model_params={"blocks": [["mrna", 4], ["protein", 3]]}), None
     if modality is Modality.IMAGE:
         return Task(name="contract-images", description="contract", modality=Modality.IMAGE,
                     target=kind, loader=_images, classes=("no", "yes"),

@@ -62,7 +62,8 @@ class ModelSpec:
 _MODELS: dict[str, ModelSpec] = {}
 _BUILTIN_MODULES = ("iatros.models.tabular", "iatros.models.imaging", "iatros.models.survival",
                     "iatros.models.ehr", "iatros.models.text", "iatros.models.signals",
-                    "iatros.models.beats", "iatros.models.molecules")
+                    "iatros.models.beats", "iatros.models.molecules",
+                    "iatros.models.omics")
 _loaded = False
 
 

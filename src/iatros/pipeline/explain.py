@@ -542,6 +542,18 @@ class MoleculeExplainer(Explainer):
         return "; ".join(parts)
 
 
+class OmicsExplainer(Explainer):
+    """Integrated gradients per feature (gene, miRNA, protein) over the test samples: each
+    class's top features with their direction (`pipeline.omics`)."""
+
+    def test_examples(self, run: RunFolder, task: Task, predictor: Predictor, data: TaskData,
+                      rows: np.ndarray, scores: np.ndarray) -> Any:
+        from iatros.pipeline.omics import INTRO, class_attributions
+
+        items = class_attributions(task, predictor, data, rows, run.file(FIGURES))
+        return _relative(run, items, INTRO) if items else None
+
+
 EXPLAINERS: dict[Modality, Explainer] = {
     Modality.IMAGE: ImageExplainer(),
     Modality.EHR: StayExplainer(),
@@ -549,6 +561,7 @@ EXPLAINERS: dict[Modality, Explainer] = {
     Modality.SIGNAL: SignalExplainer(),
     Modality.BEATS: BeatExplainer(),
     Modality.MOLECULE: MoleculeExplainer(),
+    Modality.OMICS: OmicsExplainer(),
 }
 
 

@@ -1,0 +1,157 @@
+"""Omics end to end through the one pipeline: `iatros train tcga-brca-subtype` on the shared
+mixOmics files (test samples without protein, reported and masked; attributions per class in the
+report), the elastic-net and boosting baselines, and `omics:PATH[,PATH...] --target COL` on a
+user's CSV.gz and Parquet matrices with its bad-input errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from iatros import api
+from iatros.errors import ConfigError, CorruptDataError
+from iatros.tasks import get_task
+from iatros.train.predictors import load_predictor
+from tests.cli_run import run_cli
+
+FAST = api.EvalOptions(n_boot=20)
+SMALL = {"hidden": 16, "latent": 8}
+
+
+@pytest.fixture
+def tcga_root(shared_data: Path) -> Path:
+    if not (shared_data / "tcga_brca_mixomics" / "data.train_subtype.csv").is_file():
+        pytest.skip(f"{shared_data / 'tcga_brca_mixomics'} is absent (mixOmics breast.TCGA as CSV)")
+    return shared_data
+
+
+def test_tcga_loads_with_its_own_split_and_reports_the_missing_protein(tcga_root: Path):
+    task = get_task("tcga-brca-subtype")
+    data = task.load(tcga_root)
+    assert data.inputs.shape == (220, 526) and data.inputs.dtype == np.float32
+    assert (data.split == "test").sum() == 70 and (data.split == "train").sum() == 150
+    assert np.isnan(data.inputs[data.split == "test"][:, 384:]).all()  # no test protein
+    assert not np.isnan(data.inputs[data.split == "train"]).any()
+    report = data.row_report
+    assert len(report) == 70 and set(report["omic"]) == {"protein"}
+    assert set(report["sample"]) == set(data.patient_ids[data.split == "test"])
+    split = task.split(data, seed=0)
+    assert len(split.test) == 70 and len(split.val) == 30 and len(split.train) == 120
+    assert set(split.test) == set(np.flatnonzero(data.split == "test"))
+    assert np.bincount(data.targets[split.val]).tolist() == [9, 6, 15]  # stratified
+
+
+def test_cli_trains_the_fusion_model_with_attributions(tcga_root: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture):
+    out = tmp_path / "run"
+    code, stdout, stderr = run_cli(capsys, "train", "tcga-brca-subtype", "--data-root",
+                                   str(tcga_root), "--epochs", "2", "--out", str(out),
+                                   "--n-boot", "20", "--param", "hidden=16",
+                                   "--param", "fusion=gated")
+    assert code == 0, stdout + stderr
+    metrics = json.loads((out / "metrics.json").read_text())["splits"]["test"]
+    assert metrics["auroc"]["n"] == 70 and 0.0 <= metrics["auroc"]["value"] <= 1.0
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_params"]["blocks"] == [["mrna", 200], ["mirna", 184], ["protein", 142]]
+    assert config["data"]["checks"]["omics"]["protein"]["samples"] == 150
+    explanations = json.loads((out / "explanations.json").read_text())
+    assert [e["class"] for e in explanations] == ["Basal", "Her2", "LumA"]
+    for item in explanations:
+        assert (out / item["path"]).is_file() and len(item["features"]) == 10
+        assert {f["omic"] for f in item["features"]} <= {"mrna", "mirna"}  # protein absent
+        assert "protein absent in 70 of 70" in item["caption"]
+    assert "omics_top_features_Basal.png" in (out / "report.html").read_text()
+    assert len(pd.read_csv(out / "data_report.csv")) == 70
+
+
+def test_fusion_training_fits_preprocessing_on_training_samples_only(tcga_root: Path,
+                                                                      tmp_path: Path):
+    run = api.train("tcga-brca-subtype", data_root=tcga_root, out=tmp_path / "run", epochs=1,
+                    params={**SMALL, "fusion": "concat"}, eval_options=FAST, register=False)
+    data = get_task("tcga-brca-subtype").load(tcga_root)
+    held_out = set(pd.read_csv(run / "predictions.csv")["row"])
+    train = np.array(sorted(set(range(len(data))) - held_out))
+    assert len(train) == 120
+    network = load_predictor(run).network
+    keep = network.keep2.numpy()
+    protein = data.inputs[train][:, 384:].astype(np.float64)[:, keep]
+    np.testing.assert_allclose(network.center2.numpy(), protein.mean(axis=0), rtol=1e-4,
+                               atol=1e-5)
+    every = data.inputs[:, :200].astype(np.float64)[:, network.keep0.numpy()]
+    assert not np.allclose(network.center0.numpy(), every.mean(axis=0), atol=1e-4)
+
+
+@pytest.mark.parametrize(("model", "params"), [("omics-enet", {"C": 0.5}),
+                                               ("omics-gbm", {"max_iter": 30})])
+def test_baselines_train_on_tcga(tcga_root: Path, tmp_path: Path, model: str, params: dict):
+    run = api.train("tcga-brca-subtype", data_root=tcga_root, model=model, params=params,
+                    out=tmp_path / model, eval_options=FAST, register=False)
+    metrics = json.loads((run / "metrics.json").read_text())["splits"]["test"]
+    assert metrics["accuracy"]["n"] == 70 and metrics["auroc"]["value"] > 0.8
+    assert not (run / "explanations.json").exists()  # attributions are the network's
+
+
+def _user_matrices(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """mRNA (CSV.gz, 40 samples), protein (Parquet, 30 of them plus 2 unlabelled), labels."""
+    rng = np.random.default_rng(0)
+    ids = [f"s{i:02d}" for i in range(40)]
+    y = np.arange(40) % 2
+    mrna = pd.DataFrame(rng.normal(size=(40, 5)), columns=[f"g{j}" for j in range(5)])
+    mrna["g0"] += 2.0 * y
+    mrna.insert(0, "sample", ids)
+    mrna.to_csv(tmp_path / "mrna.csv.gz", index=False, compression="gzip")
+    protein = pd.DataFrame(rng.normal(size=(32, 3)), columns=["p0", "p1", "p2"])
+    protein.insert(0, "sample", ids[:30] + ["x1", "x2"])
+    protein.to_parquet(tmp_path / "protein.parquet", index=False)
+    pd.DataFrame({"sample": ids, "status": np.where(y == 1, "responder", "non-responder")}).to_csv(
+        tmp_path / "labels.csv", index=False)
+    return tmp_path / "mrna.csv.gz", tmp_path / "protein.parquet", tmp_path / "labels.csv"
+
+
+def test_user_matrices_train_through_the_omics_family(tmp_path: Path):
+    mrna, protein, labels = _user_matrices(tmp_path)
+    name = f"omics:{mrna},{protein},{labels}"
+    task = get_task(name, {"target": "status", "data_root": str(tmp_path)})
+    assert task.classes == ("non-responder", "responder")
+    assert task.model_params["blocks"] == [["mrna", 5], ["protein", 3]]
+    data = task.load(tmp_path)
+    report = data.row_report
+    assert set(report.loc[report["action"] == "left out", "sample"]) == {"x1", "x2"}
+    assert (report["action"] == "omic treated as missing").sum() == 10
+    run = api.train(name, task_options={"target": "status"}, data_root=tmp_path, epochs=2,
+                    params=SMALL, out=tmp_path / "run", eval_options=FAST, register=False)
+    assert json.loads((run / "metrics.json").read_text())["splits"]["test"]["auroc"]["n"] > 0
+    scores = load_predictor(run).predict_scores(data.inputs[:3])
+    assert np.all(np.isfinite(scores))
+
+
+def test_user_matrix_errors_name_what_is_wrong(tmp_path: Path):
+    mrna, protein, labels = _user_matrices(tmp_path)
+    with pytest.raises(ConfigError, match="--target"):
+        get_task(f"omics:{mrna}", {"data_root": str(tmp_path)})
+    with pytest.raises(ConfigError, match="'stage' is in none"):
+        get_task(f"omics:{mrna}", {"target": "stage", "data_root": str(tmp_path)})
+    (tmp_path / "bad.csv").write_text("sample,g0,g1\ns00,1.0,2.0\ns01,1.5,oops\n")
+    task = get_task(f"omics:{tmp_path / 'bad.csv'}", {"target": "status",
+                                                      "labels": str(labels),
+                                                      "data_root": str(tmp_path)})
+    with pytest.raises(CorruptDataError, match=r"bad.csv: line 3, sample 's01', column 'g1'"):
+        task.load(tmp_path)
+
+
+def test_a_loaded_fusion_model_predicts_test_samples_without_protein(tcga_root: Path,
+                                                                      tmp_path: Path):
+    run = api.train("tcga-brca-subtype", data_root=tcga_root, out=tmp_path / "run", epochs=1,
+                    params=SMALL, eval_options=FAST, register=False)
+    data = get_task("tcga-brca-subtype").load(tcga_root)
+    test = data.inputs[data.split == "test"][:5]
+    predictor = load_predictor(run)
+    scores = predictor.predict_scores(test)
+    assert scores.shape == (5, 3) and np.allclose(scores.sum(axis=1), 1.0, atol=1e-5)
+    with torch.no_grad():
+        assert not predictor.network.present(torch.as_tensor(test))[:, 2].any()
