@@ -104,6 +104,7 @@ def run_ours(job: dict[str, Any]) -> dict[str, Any]:
     os.environ.setdefault("IATROS_HOME", tempfile.mkdtemp(prefix="iatros-molbench-"))
     task = _task(job["set"], job["split"])
     out = Path(job["work"]) / "runs" / f"{job['set']}-{job['split']}-{job['model']}-s{job['seed']}"
+    shutil.rmtree(out, ignore_errors=True)  # an interrupted or rerun job starts afresh
     model, members, params = model_and_members(job["model"])
     params = {**params, "n_jobs": -1} if model == "ecfp-rf" else params or None
     run = api.train(task, data_root=job["data_root"], model=model, seed=job["seed"],
@@ -157,7 +158,8 @@ def run_chemprop(job: dict[str, Any]) -> dict[str, Any]:
     data = task.load(Path(job["data_root"]))
     split = task.split(data, job["seed"])
     work = Path(job["work"]) / "chemprop" / f"{job['set']}-{job['split']}-s{job['seed']}"
-    work.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(work, ignore_errors=True)  # no checkpoint of an earlier attempt is picked up
+    work.mkdir(parents=True)
     targets = list(task.classes) if task.target.label_matrix else ["target"]
     values = np.asarray(data.targets, dtype=float).reshape(len(data), -1)
     frame = pd.DataFrame(values, columns=targets)
