@@ -199,6 +199,13 @@ def run_chemprop(job: dict[str, Any]) -> dict[str, Any]:
             "n_train": int(len(split.train)), "peak_rss_mb": peak, "peak_gpu_mb": None}
 
 
+def _commit() -> str | None:
+    """The commit of the iatros checkout this benchmark runs from (recorded with each run)."""
+    proc = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "rev-parse",
+                           "--short", "HEAD"], capture_output=True, text=True)
+    return proc.stdout.strip() or None
+
+
 def _busy_seconds() -> float:
     """CPU seconds all processes of the machine have spent busy since boot (/proc/stat)."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -386,6 +393,7 @@ def main() -> None:
     log = work / "runs.jsonl"
     done = _done(log)
     models = list(args.models) + ([] if args.no_chemprop else [CHEMPROP])
+    commit = _commit()
     data_root = str(Path(args.data_root).resolve())
     for name in args.sets:
         for split in args.splits:
@@ -410,7 +418,7 @@ def main() -> None:
                         continue
                     result = json.loads(lines[-1][len("RESULT "):])
                     result.update(others_cpu_s=round(others, 1),
-                                  wall_s=round(time.perf_counter() - t0, 1))
+                                  wall_s=round(time.perf_counter() - t0, 1), commit=commit)
                     with log.open("a") as f:
                         f.write(json.dumps(result) + "\n")
                     done[_key(job)] = result

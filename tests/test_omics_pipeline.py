@@ -46,6 +46,22 @@ def test_tcga_loads_with_its_own_split_and_reports_the_missing_protein(tcga_root
     assert np.bincount(data.targets[split.val]).tolist() == [9, 6, 15]  # stratified
 
 
+def test_a_subset_of_the_tcga_omics_keeps_the_split_and_its_block_layout(tcga_root: Path):
+    from iatros.tasks.omics import tcga_subtype_task
+
+    full = get_task("tcga-brca-subtype")
+    mrna = tcga_subtype_task(("mirna", "mrna"))
+    assert mrna.name == "tcga-brca-subtype[mrna+mirna]"
+    assert mrna.model_params["blocks"] == [["mrna", 200], ["mirna", 184]]
+    data, whole = mrna.load(tcga_root), full.load(tcga_root)
+    assert data.inputs.shape == (220, 384)
+    assert data.row_report is None or data.row_report.empty  # no omic missing for any sample
+    np.testing.assert_array_equal(data.inputs, whole.inputs[:, :384])
+    assert mrna.split(data, seed=1).val.tolist() == full.split(whole, seed=1).val.tolist()
+    with pytest.raises(ConfigError, match="subset"):
+        tcga_subtype_task(("rna-seq",))
+
+
 def test_cli_trains_the_fusion_model_with_attributions(tcga_root: Path, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture):
     out = tmp_path / "run"

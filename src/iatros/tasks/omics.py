@@ -11,6 +11,7 @@ the run's data_report.csv lists which ids are present in one omic and not anothe
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -98,11 +99,12 @@ def _tcga_matrix(folder: Path, omic: str) -> pd.DataFrame:
     return pd.concat(parts)
 
 
-def _load_tcga(root: Path) -> TaskData:
+def _load_tcga(root: Path, omics: tuple[str, ...] = tuple(TCGA_OMICS)) -> TaskData:
     folder = _tcga_folder(root)
     labels = _tcga_labels(folder)
-    matrices = {omic: _tcga_matrix(folder, omic) for omic in TCGA_OMICS}
-    table = join_omics(matrices, labels["sample"].tolist(), widths=TCGA_OMICS)
+    matrices = {omic: _tcga_matrix(folder, omic) for omic in omics}
+    table = join_omics(matrices, labels["sample"].tolist(),
+                       widths={omic: TCGA_OMICS[omic] for omic in omics})
     _log_table(f"tcga-brca-subtype ({folder})", table)
     labels = labels.set_index("sample").loc[table.samples]
     lookup = {c: i for i, c in enumerate(TCGA_SUBTYPES)}
@@ -144,6 +146,19 @@ TCGA_BRCA_SUBTYPE = register_task(Task(
     ),
     model_params={"blocks": [[name, width] for name, width in TCGA_OMICS.items()]},
 ))
+
+
+def tcga_subtype_task(omics: tuple[str, ...]) -> Task:
+    """`tcga-brca-subtype` from a subset of its omics (e.g. ("mrna",)): for comparing single
+    omics with their fusion on the same split."""
+    unknown = [o for o in omics if o not in TCGA_OMICS]
+    if unknown or not omics:
+        raise ConfigError(f"omics must be a non-empty subset of {', '.join(TCGA_OMICS)}, not "
+                          f"{list(omics)}")
+    chosen = tuple(o for o in TCGA_OMICS if o in omics)
+    return replace(TCGA_BRCA_SUBTYPE, name=f"tcga-brca-subtype[{'+'.join(chosen)}]",
+                   loader=partial(_load_tcga, omics=chosen),
+                   model_params={"blocks": [[o, TCGA_OMICS[o]] for o in chosen]})
 
 
 # --------------------------------------------------------------------------------------------
