@@ -67,6 +67,9 @@ def test_an_ensemble_gives_calibrated_uncertainty_and_the_applicability_domain(r
     assert 0 < domain["threshold"] < 1 and domain["reference"] == "validation"
     assert uncertainty["members"] == 3 and uncertainty["scale"] > 0
     assert 0 <= uncertainty["test"]["coverage_95"] <= 1
+    coverage = uncertainty["test"]["interval_coverage"]
+    assert 0 <= uncertainty["test"]["interval_ece"] <= 0.95 and coverage["levels"][-1] == 0.95
+    assert coverage["observed"] == sorted(coverage["observed"])  # wider intervals cover more
     frame = pd.read_csv(run / "predictions.csv")
     assert {"nn_similarity", "in_domain", "uncertainty", "attr_smiles"} <= set(frame.columns)
     assert (frame["uncertainty"] > 0).all()
@@ -79,6 +82,7 @@ def test_an_ensemble_gives_calibrated_uncertainty_and_the_applicability_domain(r
     assert "integrated gradients" in explanations[0]["caption"]
     html = (run / "report.html").read_text()
     assert "Applicability domain and uncertainty" in html and "molecule_1.svg" in html
+    assert "interval expected calibration error" in html
     assert "Splits are made by molecule at random" in html
 
 
