@@ -49,6 +49,7 @@ from iatros.models.registry import (
     fit_target_scaling,
     register_model,
 )
+from iatros.models.scaling import fit_output_scaling
 
 MOLECULE_KINDS = (TargetKind.BINARY, TargetKind.MULTICLASS, TargetKind.MULTILABEL,
                   TargetKind.REGRESSION)
@@ -149,11 +150,7 @@ class MoleculeNetwork(nn.Module):
         return self
 
     def fit_target_scaling(self, y: Any) -> MoleculeNetwork:
-        y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-        scale = np.nanstd(y, axis=0)
-        self.out_center.copy_(torch.as_tensor(np.nanmean(y, axis=0), dtype=torch.float32))
-        self.out_scale.copy_(torch.as_tensor(np.where(scale > 1e-12, scale, 1.0),
-                                             dtype=torch.float32))
+        fit_output_scaling(self.out_center, self.out_scale, y)
         return self
 
     def descriptor_block(self, batch: GraphBatch | dict[str, torch.Tensor]) -> torch.Tensor | None:

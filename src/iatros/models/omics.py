@@ -44,6 +44,7 @@ from iatros.models.registry import (
     fit_target_scaling,
     register_model,
 )
+from iatros.models.scaling import fit_output_scaling
 
 FUSIONS = ("concat", "mean", "attention", "gated")
 OMICS_KINDS = (TargetKind.BINARY, TargetKind.MULTICLASS, TargetKind.ORDINAL,
@@ -110,11 +111,7 @@ class OmicsFusion(nn.Module):
 
     def fit_target_scaling(self, y: Any) -> OmicsFusion:
         """For regression: predict in standard units inside, return the target's units."""
-        y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-        scale = y.std(axis=0)
-        self.out_center.copy_(torch.as_tensor(y.mean(axis=0), dtype=torch.float32))
-        self.out_scale.copy_(torch.as_tensor(np.where(scale > 1e-12, scale, 1.0),
-                                             dtype=torch.float32))
+        fit_output_scaling(self.out_center, self.out_scale, y)
         return self
 
     def present(self, x: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ from iatros.models.registry import (
     register_model,
     target_tensor,
 )
+from iatros.models.scaling import fit_output_scaling
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "selu": nn.SELU, "gelu": nn.GELU}
 
@@ -68,11 +69,7 @@ class TabularMLP(nn.Module):
 
     def fit_target_scaling(self, y: np.ndarray) -> TabularMLP:
         """For regression: predict in standard units internally, return the target's units."""
-        y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-        scale = y.std(axis=0)
-        self.out_center.copy_(torch.as_tensor(y.mean(axis=0), dtype=torch.float32))
-        self.out_scale.copy_(torch.as_tensor(np.where(scale > 1e-12, scale, 1.0),
-                                             dtype=torch.float32))
+        fit_output_scaling(self.out_center, self.out_scale, y)
         return self
 
     def penalty(self) -> torch.Tensor | None:
