@@ -17,13 +17,14 @@ runner = CliRunner()
 PAIRS = [
     (["CYP2C19=*1/*2"], "clopidogrel", "recommendation", "Avoid standard dose"),
     (["CYP2D6=*4/*4"], "codeine", "recommendation", "diminished analgesia"),
-    (["CYP2C9=*1/*3", "VKORC1=Reference/rs9923231"], "warfarin", "not covered", "IWPC"),
+    (["CYP2C9=*1/*3", "VKORC1=Reference/rs9923231"], "warfarin", "recommendation",
+     "validated pharmacogenetic algorithm"),
     (["TPMT=*3A/*3A", "NUDT15=*1/*1"], "azathioprine", "recommendation", "non-thiopurine"),
     (["TPMT=*1/*1", "NUDT15=*3/*3"], "mercaptopurine", "recommendation", "10 mg/m2/day"),
     (["DPYD=*2A/Reference"], "fluorouracil", "recommendation", "Reduce starting dose by 50%"),
     (["DPYD=*2A/*2A"], "capecitabine", "recommendation", "Avoid use"),
     (["SLCO1B1=*5/*5"], "simvastatin", "recommendation", "alternative statin"),
-    (["HLA-B=*57:01/*08:01"], "abacavir", "not covered", "no recommendation rows"),
+    (["HLA-B=*57:01/*08:01"], "abacavir", "recommendation", "Abacavir is not recommended"),
     (["CYP3A5=*1/*1"], "tacrolimus", "recommendation", "Increase starting dose"),
 ]
 
@@ -60,9 +61,13 @@ def test_fhir_bundles_validate(diplotypes, drug, status, text):
     assert issue.patient.reference == "Patient/p1"
     if status == "recommendation":
         assert issue.status == "final" and text in issue.detail and issue.implicated
-        codes = {c.code for e in bundle.entry if e.resource.get_resource_type() == "Observation"
-                 for c in e.resource.code.coding}
-        assert {"84413-4", "53040-2"} <= codes
+        observations = [e.resource for e in bundle.entry
+                        if e.resource.get_resource_type() == "Observation"]
+        codes = {c.code for o in observations for c in o.code.coding}
+        components = {c.code for o in observations for comp in o.component or []
+                      for c in comp.code.coding or []}
+        assert {"84413-4", "therapeutic-implication"} <= codes
+        assert {"48018-6", "51963-7", "conclusion-string"} <= components
     else:
         assert issue.status == "preliminary"
 

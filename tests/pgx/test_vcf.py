@@ -185,14 +185,15 @@ def test_a_whole_panel_from_one_vcf(tmp_path):
     drugs = {d["drug"]: d for d in report["drugs"]}
     assert genes["CYP2C19"]["phenotype"] == "Intermediate Metabolizer"
     assert genes["CYP2D6"]["phenotype"] == "Intermediate Metabolizer"
-    assert genes["HLA-B"]["status"] == "not covered"
+    assert genes["HLA-B"]["status"] == "indeterminate"
+    assert "HLA typing result" in genes["HLA-B"]["reasons"][0]
     assert drugs["clopidogrel"]["status"] == "recommendation"
     assert drugs["codeine"]["status"] == "recommendation"
     assert drugs["tacrolimus"]["phenotypes"] == {"CYP3A5": "Poor Metabolizer"}
     assert drugs["simvastatin"]["status"] == "recommendation"
     assert drugs["fluorouracil"]["phenotypes"] == {"DPYD": "Normal Metabolizer"}
     assert drugs["azathioprine"]["status"] == "recommendation"
-    assert drugs["abacavir"]["status"] == "not covered"
+    assert drugs["abacavir"]["status"] == "indeterminate"
     assert drugs["warfarin"]["dosing_inputs"]["CYP2C9"] == "*1/*3" or \
         drugs["warfarin"]["dosing_inputs"]["CYP2C9"] == "*3/*1"
     assert drugs["warfarin"]["dosing_inputs"]["VKORC1 rs9923231"].startswith("A/G")

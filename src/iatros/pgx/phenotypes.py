@@ -61,9 +61,39 @@ def resolve_allele(tables: Tables, gene: str, name: str) -> str:
         parts = [resolve_allele(tables, gene, re.sub(r"x\d+$", "", p)) for p in name.split("+")]
         multiples = [m.group(0) if (m := re.search(r"x\d+$", p)) else "" for p in name.split("+")]
         return "+".join(p + m for p, m in zip(parts, multiples, strict=True))
+    bases = single_snv_bases(tables, gene)
+    if bases and name.upper() in bases:
+        return bases[name.upper()]
     examples = ", ".join(list(known)[:8])
+    hint = ""
+    if bases:
+        ref, alt = bases
+        snv = bases[alt]
+        hint = (f"; or the {snv} base on the {gene} strand: {ref} (reference) or {alt}, e.g. "
+                f"{gene}={alt}/{ref} (the genome's + strand bases are the complement)"
+                if tables.genes[gene].strand == "-" else
+                f"; or the {snv} base: {ref} (reference) or {alt}")
     raise ConfigError(f"unknown {gene} allele {name!r} (not in the {gene} rows of allele-table.csv "
-                      f"of pypgx {tables.version}; e.g. {examples})")
+                      f"of pypgx {tables.version}; e.g. {examples}{hint})")
+
+
+def single_snv_bases(tables: Tables, gene: str) -> dict[str, str]:
+    """For a gene whose only allele besides the default is one SNV (VKORC1: Reference and
+    rs9923231), the bases on the gene's strand -> allele names ({'G': 'Reference',
+    'A': 'rs9923231'}); empty for other genes."""
+    known = tables.alleles.get(gene, {})
+    g = tables.genes.get(gene)
+    if g is None or len(known) != 2:
+        return {}
+    defaults = set(g.default.values())
+    others = [a for a in known if a not in defaults]
+    if len(defaults) != 1 or len(others) != 1:
+        return {}
+    change = strand_bases(tables, gene, others[0])
+    if not re.fullmatch(r"[ACGT]>[ACGT]", change):
+        return {}
+    ref, alt = change.split(">")
+    return {ref: next(iter(defaults)), alt: others[0]}
 
 
 def allele_score(tables: Tables, gene: str, name: str) -> float | None:

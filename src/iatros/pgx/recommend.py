@@ -1,5 +1,7 @@
-"""Phenotypes to CPIC recommendations (recommendation-table.csv, guideline links and levels from
-cpic-table.csv), for star-allele diplotypes or a VCF; the report as a dict and as text."""
+"""Phenotypes to CPIC recommendations (recommendation-table.csv, guideline links, levels and RxNorm
+codes from cpic-table.csv), for star-allele diplotypes or a VCF; the report as a dict and as text.
+Warfarin (CYP2C9 + VKORC1, the IWPC equation) is answered by `warfarin.py` and abacavir
+(HLA-B*57:01) by `hla.py`, the two pairs pypgx has no recommendation rows for."""
 
 from __future__ import annotations
 
@@ -7,16 +9,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from iatros.errors import ConfigError
-from iatros.pgx import diplotypes, vcf
-from iatros.pgx.phenotypes import GeneResult, not_covered, parse_diplotype, phenotype, strand_bases
+from iatros.pgx import diplotypes, hla, vcf, warfarin
+from iatros.pgx.phenotypes import GeneResult, not_covered, parse_diplotype, phenotype, single_snv_bases
 from iatros.pgx.tables import INDETERMINATE, SUPPORTED_GENES, Tables, load
+from iatros.pgx.warfarin import Patient
 
 # the gene-drug pairs answered for a VCF when no --drugs are given (issue 24)
 DEFAULT_DRUGS = ("clopidogrel", "codeine", "warfarin", "azathioprine", "mercaptopurine",
                  "thioguanine", "fluorouracil", "capecitabine", "simvastatin", "abacavir",
                  "tacrolimus")
-# IWPC warfarin equation: CYP2C9 enters as one of these genotypes, VKORC1 as rs9923231
-IWPC_CYP2C9 = ("*1", "*2", "*3")
+# genes a user may state as not genotyped (GENE=unknown): the IWPC equation has a category for it
+UNKNOWN_ALLOWED = ("VKORC1", "CYP2C9")
 
 
 @dataclass
@@ -33,6 +36,10 @@ class DrugResult:
     cpic_level: str | None = None
     reasons: list[str] = field(default_factory=list)
     dosing_inputs: dict[str, str] = field(default_factory=dict)
+    dose: dict[str, object] | None = None          # warfarin: the IWPC equation's answer
+    caveats: list[str] = field(default_factory=list)
+    rxnorm: str | None = None                      # RxNorm ingredient code (cpic-table.csv)
+    source: str | None = None                      # where a recommendation not from pypgx comes from
 
     def as_dict(self) -> dict[str, object]:
         return {k: v for k, v in self.__dict__.items() if v not in (None, [], {})}
@@ -56,42 +63,124 @@ def _guideline(tables: Tables, drug: str, genes: list[str]) -> tuple[str | None,
     return (rows[0]["Guideline"], rows[0]["CPICLevel"]) if rows else (None, None)
 
 
-def _warfarin(tables: Tables, result: DrugResult, genes: dict[str, GeneResult]) -> DrugResult:
-    """Warfarin: pypgx has no recommendation rows, so only the IWPC/CPIC genotype inputs."""
-    result.status = "not covered"
-    result.reasons.append(f"pypgx {tables.version} has no warfarin recommendation rows; the dose "
-                          "is not computed here. The IWPC/CPIC dosing equation also needs age, "
-                          "height, weight, race, enzyme-inducer and amiodarone use")
-    c = genes.get("CYP2C9")
-    if c and c.diplotype:
-        a, b = c.diplotype.split("/")
-        result.dosing_inputs["CYP2C9"] = (c.diplotype if a in IWPC_CYP2C9 and b in IWPC_CYP2C9
-                                          else f"{c.diplotype} (not an IWPC category: the equation "
-                                               "takes *1, *2, *3; treat as unknown)")
-    else:
-        result.dosing_inputs["CYP2C9"] = "unknown (not genotyped or indeterminate)"
-    v = genes.get("VKORC1")
-    if v and v.diplotype:
-        bases = [strand_bases(tables, "VKORC1", x) for x in v.diplotype.split("/")]
-        alt = strand_bases(tables, "VKORC1", "rs9923231")
-        ref_base, alt_base = alt.split(">") if ">" in alt else ("ref", "alt")
-        calls = sorted(alt_base if b == alt else ref_base for b in bases)
-        result.dosing_inputs["VKORC1 rs9923231"] = f"{'/'.join(calls)} (gene strand)"
-    else:
-        result.dosing_inputs["VKORC1 rs9923231"] = "unknown (not genotyped or indeterminate)"
+def _rxnorm(tables: Tables, drug: str) -> str | None:
+    """The drug's RxNorm code as cpic-table.csv gives it (one code for all its rows), else None."""
+    codes = {r.get("RxNorm", "").strip() for r in tables.cpic_pairs.get(drug, [])}
+    codes.discard("")
+    return codes.pop() if len(codes) == 1 and next(iter(codes)).isdigit() else None
+
+
+def _vkorc1_genotype(tables: Tables, v: GeneResult | None) -> tuple[str | None, str]:
+    """VKORC1 -1639G>A (rs9923231) as an IWPC category (G/G, A/G, A/A or unknown) and how."""
+    if v is None:
+        return None, "VKORC1 rs9923231 was not genotyped"
+    if v.status == "not tested":
+        return "unknown", "VKORC1 stated as not genotyped: the IWPC 'unknown' category"
+    if not v.diplotype:
+        why = "; ".join(v.reasons) or "indeterminate"
+        return None, f"VKORC1 rs9923231 is not resolved ({why}); it is never read as reference"
+    by_allele = {a: b for b, a in single_snv_bases(tables, "VKORC1").items()}
+    calls = sorted(by_allele[x] for x in v.diplotype.split("/"))
+    return "/".join(calls), ""
+
+
+def _cyp2c9_genotype(c: GeneResult | None) -> tuple[str | None, list[str], str]:
+    if c is None:
+        return None, [], "CYP2C9 was not genotyped"
+    if c.status == "not tested":
+        return "unknown", [], "CYP2C9 stated as not genotyped: the IWPC 'unknown' category"
+    if not c.diplotype:
+        why = "; ".join(c.reasons) or "indeterminate"
+        return None, [], f"CYP2C9 is not resolved ({why})"
+    a, b = c.diplotype.split("/")
+    return warfarin.cyp2c9_category(a, b, c.functions)
+
+
+def _warfarin(tables: Tables, result: DrugResult, genes: dict[str, GeneResult],
+              patient: Patient | None) -> DrugResult:
+    """Warfarin: CPIC 2017's genotype-guided text and, with every covariate given, the IWPC dose."""
+    result.source = f"{warfarin.GUIDELINE}; {warfarin.SOURCE}"
+    vk, vk_why = _vkorc1_genotype(tables, genes.get("VKORC1"))
+    cyp, extra, cyp_why = _cyp2c9_genotype(genes.get("CYP2C9"))
+    result.dosing_inputs["VKORC1 rs9923231"] = (f"{vk} (gene strand, -1639G>A)" if vk and vk != "unknown"
+                                                else vk or "unresolved")
+    result.dosing_inputs["CYP2C9"] = cyp or "unresolved"
     f = genes.get("CYP4F2")
+    star3 = bool(f and f.diplotype and "*3" in f.diplotype.split("/"))
     if f and f.diplotype:
         result.dosing_inputs["CYP4F2"] = f.diplotype
+    race = patient.race if patient else None
+    for g in ("CYP2C9", "VKORC1"):
+        r = genes.get(g)
+        if r and r.phenotype and r.status == "called":
+            result.phenotypes[g] = r.phenotype
+    result.caveats = [warfarin.NOT_IN_EQUATION, warfarin.TARGET_INR_NOTE]
+    c = genes.get("CYP2C9")
+    if c and c.phenotype == "Poor Metabolizer":
+        result.caveats.append(warfarin.POOR_METABOLIZER)
+    if cyp_why:
+        (result.reasons if cyp is None else result.caveats).append(cyp_why)
+    if vk_why:
+        (result.reasons if vk is None else result.caveats).append(vk_why)
+    if star3 and race == "black":
+        result.caveats.append("CPIC 2017 makes no CYP4F2 recommendation for African ancestry")
+    resolved = vk not in (None, "unknown") and cyp not in (None, "unknown")
+    if vk is None or cyp is None:
+        result.status = "indeterminate"
+        result.reasons.append("the genotype-guided warfarin dose needs both the VKORC1 -1639G>A "
+                              "and the CYP2C9 genotype")
+        return result
+    result.status = "recommendation" if resolved else "indeterminate"
+    if not resolved:
+        result.reasons.append("a genotype was stated as unknown: the IWPC estimate below is not "
+                              "genotype-guided")
+    result.recommendation = warfarin.cpic_text(race) if resolved else None
+    if patient is None or patient.missing():
+        missing = patient.missing() if patient else Patient().missing()
+        result.reasons.append(f"the IWPC dose needs {', '.join(missing)} (not given; none is "
+                              "assumed)")
+        return result
+    try:
+        dose = warfarin.iwpc_dose(patient, vk, cyp)
+    except ConfigError as e:
+        result.reasons.append(str(e))
+        return result
+    dose.adjustments = warfarin.adjustments(dose, extra, race, star3)
+    result.dose = dose.as_dict()
+    said = (f"IWPC estimate: {dose.weekly_mg:.1f} mg/week (about {dose.weekly_mg / 7:.2f} "
+            "mg/day)")
+    result.recommendation = f"{result.recommendation}. {said}" if result.recommendation else said
     return result
 
 
-def drug_result(tables: Tables, drug: str, genes: dict[str, GeneResult]) -> DrugResult:
+def _abacavir(result: DrugResult, genes: dict[str, GeneResult]) -> DrugResult:
+    """Abacavir: CPIC's two rows, by HLA-B*57:01 carrier status."""
+    result.source = hla.SOURCE
+    h = genes.get(hla.GENE)
+    if h is None:
+        result.reasons.append("HLA-B was not typed: CPIC's abacavir recommendation needs the "
+                              "HLA-B*57:01 carrier status")
+        return result
+    if h.status != "called" or h.phenotype not in hla.RECOMMENDATION:
+        result.reasons.extend(f"HLA-B: {x}" for x in h.reasons or ["indeterminate"])
+        return result
+    result.phenotypes[hla.GENE] = h.phenotype
+    result.recommendation = hla.RECOMMENDATION[h.phenotype]
+    result.status = "recommendation"
+    # the FHIR severity: CPIC's "significantly increased risk" row is the abnormal one
+    result.priority = "Abnormal" if h.phenotype == hla.POSITIVE else "Normal"
+    return result
+
+
+def drug_result(tables: Tables, drug: str, genes: dict[str, GeneResult],
+                patient: Patient | None = None) -> DrugResult:
     """The recommendation row matching the genes' phenotypes (a gene not genotyped is 'None',
-    as the table spells it for thiopurines)."""
+    as the table spells it for thiopurines); warfarin and abacavir by their own modules."""
     d = drug.strip().lower()
     needed = drug_genes(tables, d)
     guideline, level = _guideline(tables, d, needed)
-    result = DrugResult(d, needed, "indeterminate", guideline=guideline, cpic_level=level)
+    result = DrugResult(d, needed, "indeterminate", guideline=guideline, cpic_level=level,
+                        rxnorm=_rxnorm(tables, d))
     unsupported = [g for g in needed if g not in SUPPORTED_GENES]
     if unsupported:
         result.status = "not covered"
@@ -99,12 +188,16 @@ def drug_result(tables: Tables, drug: str, genes: dict[str, GeneResult]) -> Drug
                               f"({', '.join(SUPPORTED_GENES)})")
         return result
     if d == "warfarin":
-        return _warfarin(tables, result, genes)
+        return _warfarin(tables, result, genes, patient)
+    if d == "abacavir":
+        return _abacavir(result, genes)
     rows = tables.recommendations.get(d)
     if not rows:
         result.status = "not covered"
         result.reasons.append(f"pypgx {tables.version} has no recommendation rows for {d} "
-                              f"({', '.join(needed)}); see the CPIC guideline")
+                              f"({', '.join(needed)}); see the CPIC guideline"
+                              + ("; HLA-B is read here for *57:01 (abacavir) only"
+                                 if hla.GENE in needed else ""))
         return result
     phen = {}
     for g in needed:
@@ -137,25 +230,41 @@ def drug_result(tables: Tables, drug: str, genes: dict[str, GeneResult]) -> Drug
 
 
 def _report(tables: Tables, genes: dict[str, GeneResult], drugs: list[str],
-            source: dict[str, object]) -> dict[str, object]:
+            source: dict[str, object], patient: Patient | None) -> dict[str, object]:
+    if patient is not None and patient.given():
+        source = {**source, "patient": patient.as_dict()}
     return {"source": tables.source(), "input": source,
             "genes": [r.as_dict() for r in genes.values()],
-            "drugs": [drug_result(tables, d, genes).as_dict() for d in drugs]}
+            "drugs": [drug_result(tables, d, genes, patient).as_dict() for d in drugs]}
 
 
-def from_diplotypes(diplotype_texts: list[str], drugs: list[str] | None = None) -> dict[str, object]:
+def gene_result(tables: Tables, text: str) -> GeneResult:
+    """One --diplotype text: GENE=A/B, an HLA-B typing result, or VKORC1/CYP2C9=unknown."""
+    if hla.is_hla_b(text):
+        return hla.from_text(text)
+    name, _, rest = text.partition("=")
+    if rest.strip().lower() == "unknown" and name.strip().upper() in UNKNOWN_ALLOWED:
+        return GeneResult(name.strip().upper(), None, None, status="not tested",
+                          reasons=["stated as not genotyped (unknown)"])
+    gene, a, b = parse_diplotype(text)
+    if gene in SUPPORTED_GENES and gene not in tables.genes:
+        return not_covered(gene, tables)
+    return phenotype(gene, a, b, tables)
+
+
+def from_diplotypes(diplotype_texts: list[str], drugs: list[str] | None = None,
+                    patient: Patient | None = None) -> dict[str, object]:
     """`CYP2C19=*1/*2` style diplotypes (and drugs; default: every drug with a row for the
-    given genes) to a report."""
+    given genes) to a report; `patient` holds the warfarin dose's covariates."""
     tables = load()
     if not diplotype_texts:
         raise ConfigError("give at least one --diplotype GENE=ALLELE/ALLELE")
     genes: dict[str, GeneResult] = {}
     for text in diplotype_texts:
-        gene, a, b = parse_diplotype(text)
-        if gene in genes:
-            raise ConfigError(f"{gene} is given twice")
-        genes[gene] = (not_covered(gene, tables) if gene in SUPPORTED_GENES and gene not in tables.genes
-                       else phenotype(gene, a, b, tables))
+        result = gene_result(tables, text)
+        if result.gene in genes:
+            raise ConfigError(f"{result.gene} is given twice")
+        genes[result.gene] = result
     if not drugs:
         drugs = [d for d in sorted(set(tables.recommendations) | set(tables.cpic_pairs))
                  if _has_pair(tables, d) and set(drug_genes(tables, d)) & set(genes)]
@@ -163,7 +272,7 @@ def from_diplotypes(diplotype_texts: list[str], drugs: list[str] | None = None) 
     for d in drugs:
         drug_genes(tables, d)            # unknown drugs fail before any answer is printed
     return _report(tables, genes, [d.strip().lower() for d in drugs],
-                   {"kind": "diplotypes", "diplotypes": list(diplotype_texts)})
+                   {"kind": "diplotypes", "diplotypes": list(diplotype_texts)}, patient)
 
 
 def _has_pair(tables: Tables, drug: str) -> bool:
@@ -174,8 +283,9 @@ def _has_pair(tables: Tables, drug: str) -> bool:
 
 
 def from_vcf(path: str | Path, drugs: list[str] | None = None, build: str | None = None,
-             sample: str | None = None) -> dict[str, object]:
-    """A VCF (one sample, GRCh37 or GRCh38) to a report for the drugs (default DEFAULT_DRUGS)."""
+             sample: str | None = None, patient: Patient | None = None) -> dict[str, object]:
+    """A VCF (one sample, GRCh37 or GRCh38) to a report for the drugs (default DEFAULT_DRUGS);
+    HLA-B is not typed from a VCF (indeterminate, naming the typing result needed)."""
     tables = load()
     drugs = [d.strip().lower() for d in (drugs or DEFAULT_DRUGS)]
     wanted = list(dict.fromkeys(g for d in drugs for g in drug_genes(tables, d)))
@@ -184,11 +294,12 @@ def from_vcf(path: str | Path, drugs: list[str] | None = None, build: str | None
     wanted = [g for g in wanted if g in SUPPORTED_GENES]
     callable_genes = [g for g in wanted if g in tables.genes]
     genotypes = vcf.read(path, tables, callable_genes, build=build, sample=sample)
-    genes = {g: (diplotypes.call(tables, g, genotypes) if g in tables.genes else not_covered(g, tables))
+    genes = {g: (diplotypes.call(tables, g, genotypes) if g in tables.genes
+                 else hla.from_vcf() if g == hla.GENE else not_covered(g, tables))
              for g in wanted}
     return _report(tables, genes, drugs, {
         "kind": "vcf", "file": Path(path).name, "sample": genotypes.sample,
-        "build": genotypes.build, "build_evidence": genotypes.build_evidence})
+        "build": genotypes.build, "build_evidence": genotypes.build_evidence}, patient)
 
 
 def as_text(report: dict[str, object]) -> str:
@@ -221,8 +332,21 @@ def as_text(report: dict[str, object]) -> str:
             lines.append(f"  {d['recommendation']}")
         for k, v in d.get("dosing_inputs", {}).items():
             lines.append(f"  dosing input {k}: {v}")
+        if d.get("dose"):
+            dose = d["dose"]
+            used = ", ".join(f"{k} {v}" for k, v in dose["inputs"].items())
+            lines.append(f"  IWPC weekly dose {dose['weekly_dose_mg']} mg (sqrt "
+                         f"{dose['sqrt_weekly_dose']}; about {dose['daily_dose_mg']} mg/day) from {used}")
+            for a in dose.get("cpic_adjustments", []):
+                low, high = a["weekly_dose_mg"]
+                lines.append(f"  CPIC adjustment for {a['for']} ({a['strength']}): {a['change']}, "
+                             f"{low}-{high} mg/week")
         for r in d.get("reasons", []):
             lines.append(f"  reason: {r}")
+        for c in d.get("caveats", []):
+            lines.append(f"  caveat: {c}")
         if d.get("guideline"):
             lines.append(f"  CPIC level {d.get('cpic_level') or '?'}: {d['guideline']}")
+        if d.get("source"):
+            lines.append(f"  source: {d['source']}")
     return "\n".join(lines)

@@ -25,7 +25,8 @@ BUILDS = ("GRCh37", "GRCh38")
 FILES = ("allele-table.csv", "gene-table.csv", "diplotype-table.csv", "equation-table.csv",
          "phenotype-table.csv", "recommendation-table.csv", "cpic-table.csv", "variant-table.csv")
 # the genes the engine answers for (each checked against the tables in tests/pgx); HLA-B has a
-# CPIC pair (abacavir) in cpic-table.csv but no allele or recommendation table in pypgx
+# CPIC pair (abacavir) in cpic-table.csv but no allele or recommendation table in pypgx: it is
+# read from an HLA typing result (hla.py)
 SUPPORTED_GENES = ("CYP2C19", "CYP2D6", "CYP2C9", "VKORC1", "CYP4F2", "TPMT", "NUDT15", "DPYD",
                    "SLCO1B1", "CYP3A5", "HLA-B")
 INDETERMINATE = "Indeterminate"
