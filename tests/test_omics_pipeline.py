@@ -171,3 +171,31 @@ def test_a_loaded_fusion_model_predicts_test_samples_without_protein(tcga_root: 
     assert scores.shape == (5, 3) and np.allclose(scores.sum(axis=1), 1.0, atol=1e-5)
     with torch.no_grad():
         assert not predictor.network.present(torch.as_tensor(test))[:, 2].any()
+
+
+def test_gse7390_omics_has_the_flat_tasks_rows_and_split_in_two_blocks():
+    fused, flat = get_task("survival-gse7390-omics"), get_task("survival-gse7390")
+    data, whole = fused.load(Path(".")), flat.load(Path("."))
+    blocks = fused.model_params["blocks"]
+    assert [name for name, _ in blocks] == ["expression", "clinical"]
+    assert data.inputs.shape == (198, sum(width for _, width in blocks))
+    assert np.array_equal(data.targets, whole.targets)
+    assert {f.split(":")[0] for f in data.feature_names} == {"expression", "clinical"}
+    assert "clinical:age" in data.feature_names
+    for seed in (0, 1):
+        assert fused.split(data, seed).test.tolist() == flat.split(whole, seed).test.tolist()
+
+
+def test_gse7390_fusion_trains_under_a_cox_head_with_gene_attributions(
+        tmp_path: Path, capsys: pytest.CaptureFixture):
+    out = tmp_path / "run"
+    code, stdout, stderr = run_cli(capsys, "train", "survival-gse7390-omics", "--epochs", "3",
+                                   "--out", str(out), "--n-boot", "20", "--param", "hidden=16")
+    assert code == 0, stdout + stderr
+    test = json.loads((out / "metrics.json").read_text())["splits"]["test"]
+    assert 0.0 <= test["c_index"]["value"] <= 1.0 and test["c_index"]["n"] == 30
+    explanations = json.loads((out / "explanations.json").read_text())
+    assert [e["class"] for e in explanations] == ["risk"]
+    omics = {f["omic"] for f in explanations[0]["features"]}
+    assert omics <= {"expression", "clinical"} and len(explanations[0]["features"]) == 10
+    assert (out / explanations[0]["path"]).is_file()

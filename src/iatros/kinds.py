@@ -59,3 +59,4 @@ class Modality(str, Enum):
     BEATS = "beats"  # heartbeats cut from an ECG at R-peaks: RR features and the beat's samples
     OMICS = "omics"
     MOLECULE = "molecule"
+    DRUG_RESPONSE = "drug_response"  # (cell line, drug) pairs: the line's omics and the drug

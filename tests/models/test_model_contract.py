@@ -31,13 +31,15 @@ SMALL = {"gbm": {"max_iter": 30}, "gbm-bag": {"bags": 2, "max_iter": 30},
          "dmpnn": {"hidden": 16, "ffn_hidden": 16}, "gin": {"hidden": 16, "layers": 2},
          "ecfp-mlp": {"hidden": (16,)}, "ecfp-rf": {"n_estimators": 10, "n_jobs": 1},
          "ecfp-gbm": {"max_iter": 20}, "omics-fusion": {"hidden": 8, "latent": 4},
-         "omics-gbm": {"max_iter": 20}}
+         "omics-gbm": {"max_iter": 20}, "drug-response-net": {"hidden": 16, "latent": 4},
+         "drug-enet": {"min_lines": 5, "n_alphas": 5}}
 MOLECULES = ("CCO", "CCN", "CCCO", "CCCN", "c1ccccc1O", "c1ccccc1N", "CC(=O)O", "CC(=O)N",
              "OCCO", "NCCN", "c1ccncc1", "c1ccoc1", "CC(C)O", "CC(C)N", "OC1CCCCC1", "NC1CCCCC1",
              "COc1ccccc1", "CNc1ccccc1", "OCc1ccccc1", "NCc1ccccc1", "CCCCO", "CCCCN",
              "O=C(O)c1ccccc1", "NC(=O)c1ccccc1", "OC1CCNCC1", "CC1CCCCC1O", "CC1CCCCC1N",
              "Oc1ccc2ccccc2c1", "Nc1ccc2ccccc2c1", "OCC(O)CO")
-KIND_ORDER = (TargetKind.BINARY, TargetKind.SURVIVAL, TargetKind.MULTICLASS, TargetKind.TOKENS)
+KIND_ORDER = (TargetKind.BINARY, TargetKind.SURVIVAL, TargetKind.MULTICLASS, TargetKind.TOKENS,
+              TargetKind.REGRESSION)
 NOTES = {"cardiology": "chest pain troponin echocardiogram ejection fraction stent angina",
          "orthopedics": "knee fracture cast femur ligament arthroscopy tibia bone"}
 
@@ -118,6 +120,17 @@ def _omics(_root: Path) -> TaskData:
                     feature_names=[f"mrna:g{j}" for j in range(4)] + [f"protein:p{j}" for j in range(3)])
 
 
+def _drug_pairs(_root: Path) -> TaskData:
+    """(cell line, drug) pairs: 4 binary line features, then the drug index (3 drugs)."""
+    rng = np.random.default_rng(0)
+    lines = (rng.random((20, 4)) < 0.5).astype(np.float32)
+    x = np.concatenate([np.column_stack([lines, np.full(20, d, np.float32)]) for d in range(3)])
+    y = x[:, -1] - 2.0 * x[:, 0] + 0.1 * rng.normal(size=len(x))
+    ids = np.tile(np.arange(20), 3)
+    return TaskData(x, y, ids, pd.DataFrame({"drug": x[:, -1].astype(int).astype(str)}),
+                    feature_names=["g0", "g1", "g2", "g3", "drug"])
+
+
 def _iob_root(root: Path) -> Path:
     _write_iob(root / "bioner" / "NCBI-disease-IOB", n=3)
     return root
@@ -137,6 +150,10 @@ def _case(modality: Modality, kind: TargetKind, tmp: Path) -> tuple[Task | str, 
         return Task(name="contract-omics", description="contract", modality=Modality.OMICS,
                     target=kind, loader=_omics, classes=("no", "yes"),
                     model_params={"blocks": [["mrna", 4], ["protein", 3]]}), None
+    if modality is Modality.DRUG_RESPONSE:
+        return Task(name="contract-drugs", description="contract",
+                    modality=Modality.DRUG_RESPONSE, target=kind, loader=_drug_pairs,
+                    primary_metric="rmse", extra={"correlate_by": "drug"}), None
     if modality is Modality.IMAGE:
         return Task(name="contract-images", description="contract", modality=Modality.IMAGE,
                     target=kind, loader=_images, classes=("no", "yes"),

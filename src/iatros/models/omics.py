@@ -48,7 +48,7 @@ from iatros.models.scaling import fit_output_scaling
 
 FUSIONS = ("concat", "mean", "attention", "gated")
 OMICS_KINDS = (TargetKind.BINARY, TargetKind.MULTICLASS, TargetKind.ORDINAL,
-               TargetKind.REGRESSION)
+               TargetKind.REGRESSION, TargetKind.SURVIVAL)  # survival: under a Cox head
 ESTIMATOR_OMICS_KINDS = (TargetKind.BINARY, TargetKind.MULTICLASS, TargetKind.REGRESSION)
 
 

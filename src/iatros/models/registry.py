@@ -63,7 +63,7 @@ _MODELS: dict[str, ModelSpec] = {}
 _BUILTIN_MODULES = ("iatros.models.tabular", "iatros.models.imaging", "iatros.models.survival",
                     "iatros.models.ehr", "iatros.models.text", "iatros.models.signals",
                     "iatros.models.beats", "iatros.models.molecules",
-                    "iatros.models.omics")
+                    "iatros.models.omics", "iatros.models.drug_response")
 _loaded = False
 
 
@@ -80,14 +80,24 @@ ESTIMATOR_KINDS = (TargetKind.BINARY, TargetKind.MULTICLASS, TargetKind.ORDINAL,
                    TargetKind.REGRESSION)
 
 
+def _holder(network: nn.Module, method: str) -> Any:
+    """The network, or the encoder a head wraps (a Cox head on an omics network), that has
+    `method`."""
+    for module in (network, getattr(network, "encoder", None)):
+        if module is not None and hasattr(module, method):
+            return module
+    raise ConfigError(f"{type(network).__name__} has no {method}: its model spec declares a "
+                      f"hook the network does not implement")
+
+
 def fit_preprocessing(network: nn.Module, inputs: Any) -> Any:
     """The `prepare` hook of networks that keep their own imputation and scaling."""
-    return network.fit_preprocessing(inputs)
+    return _holder(network, "fit_preprocessing").fit_preprocessing(inputs)
 
 
 def fit_target_scaling(network: nn.Module, targets: Any) -> Any:
     """The `scale_targets` hook of networks that predict in standard units internally."""
-    return network.fit_target_scaling(targets)
+    return _holder(network, "fit_target_scaling").fit_target_scaling(targets)
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:

@@ -19,7 +19,7 @@ import numpy as np
 
 from iatros.data.splits import Split
 from iatros.errors import ConfigError, IatrosError
-from iatros.kinds import Modality
+from iatros.kinds import Modality, TargetKind
 from iatros.pipeline.options import EvalOptions
 from iatros.pipeline.scoring import scorer_for
 from iatros.run_folder import EXPLANATIONS, FIGURES, RunFolder, write_json
@@ -553,6 +553,28 @@ class OmicsExplainer(Explainer):
         items = class_attributions(task, predictor, data, rows, run.file(FIGURES))
         return _relative(run, items, INTRO) if items else None
 
+    def finish(self, run: RunFolder, task: Task, predictor: Predictor, data: TaskData,
+               split: Split, options: EvalOptions) -> dict[str, Any]:
+        """Survival runs: the attributions of the log-risk (the survival scorer passes no test
+        scores on, so `test_examples` is not called for them)."""
+        if task.target is TargetKind.SURVIVAL:
+            payload = self.test_examples(run, task, predictor, data, split.test,
+                                         np.zeros(len(split.test)))
+            if payload:
+                write_json(run.file(EXPLANATIONS), payload)
+        return {}
+
+
+class DrugResponseExplainer(Explainer):
+    """No per-pair explanation; once scored, the per-drug correlations of predicted and measured
+    response (`pipeline.drug_response`)."""
+
+    def finish(self, run: RunFolder, task: Task, predictor: Predictor, data: TaskData,
+               split: Split, options: EvalOptions) -> dict[str, Any]:
+        from iatros.pipeline.drug_response import finish
+
+        return finish(run, task, options)
+
 
 EXPLAINERS: dict[Modality, Explainer] = {
     Modality.IMAGE: ImageExplainer(),
@@ -562,6 +584,7 @@ EXPLAINERS: dict[Modality, Explainer] = {
     Modality.BEATS: BeatExplainer(),
     Modality.MOLECULE: MoleculeExplainer(),
     Modality.OMICS: OmicsExplainer(),
+    Modality.DRUG_RESPONSE: DrugResponseExplainer(),
 }
 
 

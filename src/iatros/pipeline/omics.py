@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from iatros.kinds import TargetKind
 from iatros.tasks import Task, TaskData
 from iatros.train.predictors import Predictor
 
@@ -24,6 +25,8 @@ def _units(task: Task, width: int) -> list[tuple[int, str]]:
     """(output unit, what it predicts): one per class for several classes, else the one output."""
     if width > 1 and len(task.classes) == width:
         return list(enumerate(task.classes))
+    if task.target is TargetKind.SURVIVAL:
+        return [(0, "risk")]
     name = task.classes[-1] if task.classes else "the prediction"
     return [(0, str(name))]
 
@@ -43,6 +46,8 @@ def class_attributions(task: Task, predictor: Predictor, data: TaskData, rows: n
     from iatros.models.omics import OmicsFusion
 
     network = getattr(predictor, "network", None)
+    if not isinstance(network, OmicsFusion):  # under a Cox head, its encoder gives the log-risk
+        network = getattr(network, "encoder", None)
     if not isinstance(network, OmicsFusion) or not len(rows):
         return None
     device = next(network.parameters()).device

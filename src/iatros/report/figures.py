@@ -501,6 +501,31 @@ def plot_predicted_vs_observed(observed: np.ndarray, predicted: np.ndarray, out:
     return _save(fig, out)
 
 
+def per_group_histogram(split: Mapping[str, Any], by: str, out: Path) -> Path | None:
+    """Histogram of the per-group (e.g. per-drug) Pearson and Spearman correlations of one
+    split, medians marked; None when no group has one."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    drawn = False
+    for name, colour in (("pearson", "#1f77b4"), ("spearman", "#ff7f0e")):
+        values = [g[name]["value"] for g in split.get("groups") or []
+                  if g.get(name) and g[name].get("value") is not None]
+        if not values:
+            continue
+        drawn = True
+        median = float(np.median(values))
+        ax.hist(values, bins=np.linspace(-1, 1, 41), alpha=0.5, color=colour,
+                label=f"{name.capitalize()} (median {median:.3f}, {len(values)} {by}s)")
+        ax.axvline(median, color=colour, linestyle="--", linewidth=1)
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_xlabel(f"Correlation of predicted and measured, per {by}")
+    ax.set_ylabel(f"{by.capitalize()}s")
+    ax.set_title(f"Per-{by} correlation, test set")
+    ax.legend(loc="upper left", fontsize=8)
+    return _save(fig, out)
+
+
 # --------------------------------------------------------------------------------------------
 # Driver: read a run folder, draw what applies
 # --------------------------------------------------------------------------------------------

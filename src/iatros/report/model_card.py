@@ -313,6 +313,39 @@ def molecule_section(metrics: Mapping[str, Any]) -> dict[str, Any] | None:
             "spearman": fmt(checks.get("spearman_uncertainty_error"))}
 
 
+def _correlation_text(entry: Mapping[str, Any] | None) -> str:
+    if not entry or entry.get("median") is None:
+        return "n/a"
+    iqr, ci = entry.get("iqr") or [None, None], entry.get("median_ci95")
+    return (f"{fmt(entry['median'])} (95% CI {fmt_ci(ci)}; IQR {fmt(iqr[0])} to {fmt(iqr[1])}; "
+            f"{fmt_count(entry.get('n'))} groups)")
+
+
+def per_group_section(metrics: Mapping[str, Any], shown: int = 5) -> dict[str, Any] | None:
+    """Per-group (per-drug) correlations: their median and IQR on validation and test, the
+    test groups ranked best and worst by Spearman, the histogram."""
+    section = metrics.get("per_group")
+    if not section:
+        return None
+    by, splits = str(section.get("by") or "group"), section.get("splits") or {}
+    test = splits.get("test") or {}
+    ranked = sorted((g for g in test.get("groups") or [] if (g.get("spearman") or {}).get(
+        "value") is not None), key=lambda g: -g["spearman"]["value"])
+
+    def row(g: Mapping[str, Any]) -> dict[str, str]:
+        return {"name": str(g.get(by)), "n": fmt_count(g.get("n")),
+                "pearson": _cell(g.get("pearson")), "spearman": _cell(g.get("spearman"))}
+
+    return {"by": by, "method": str(section.get("method") or ""),
+            "rows": [{"split": split, "pearson": _correlation_text(splits[split].get("pearson")),
+                      "spearman": _correlation_text(splits[split].get("spearman")),
+                      "too_small": fmt_count(splits[split].get("too_small"))}
+                     for split in ("val", "test") if split in splits],
+            "best": [row(g) for g in ranked[:shown]],
+            "worst": [row(g) for g in ranked[-shown:][::-1]] if len(ranked) > shown else [],
+            "figure": str(section.get("figure") or "")}
+
+
 def calibration_section(metrics: Mapping[str, Any]) -> dict[str, Any] | None:
     """Calibration method, note, and ECE/Brier before vs after; None when not recorded."""
     calibration = metrics.get("calibration")
@@ -631,6 +664,7 @@ def build_context(run: RunFiles, figures: Mapping[str, str]) -> dict[str, Any]:
         "performance": performance_rows(run.metrics, primary),
         "per_label": per_label_rows(run.metrics),
         "molecules": molecule_section(run.metrics),
+        "per_group": per_group_section(run.metrics),
         "selection": selection_section(run.run_dir),
         "cross_validation": cross_validation_section(run.run_dir),
         "privacy": privacy_section(run.run_dir, run.metrics),

@@ -22,7 +22,8 @@ _FAMILIES: dict[str, Callable[[str, dict[str, Any]], Task]] = {}
 _BUILTIN_MODULES = ("iatros.tasks.tabular", "iatros.tasks.csv_task", "iatros.tasks.imaging",
                     "iatros.tasks.survival", "iatros.tasks.ehr", "iatros.tasks.text",
                     "iatros.tasks.deid", "iatros.tasks.signals", "iatros.tasks.mitbih",
-                    "iatros.tasks.molecules", "iatros.tasks.omics")
+                    "iatros.tasks.molecules", "iatros.tasks.omics",
+                    "iatros.tasks.drug_response")
 _loaded = False
 
 

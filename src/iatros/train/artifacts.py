@@ -20,6 +20,7 @@ TRUSTED_TYPES = frozenset({
     "iatros.models.survival.SurvivalEstimator",
     "iatros.models.beats.BeatFeatures",
     "iatros.models.beats.SqrtBalancedGBM",
+    "iatros.models.drug_response.PerDrugElasticNet",
     "iatros.models.molecules.MorganFingerprints",
     "iatros.models.molecules.PerLabelClassifier",
     "iatros.models.signals.RhythmFeatures",

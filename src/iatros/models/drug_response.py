@@ -1,0 +1,213 @@
+"""Drug-response models: inputs are a cell line's features followed by one column holding the
+drug's index (`tasks.drug_response`), the target a response such as log IC50.
+
+- `drug-response-net`: a perceptron encoder of the line's features (standardised with training
+  statistics kept in buffers), a learned embedding and bias per drug, and a head on the line
+  embedding, the drug embedding and their product, so that what the lines share is learned
+  once across drugs. A drug not seen in training (or an index past the table) is read as the
+  "unknown drug" entry, which training teaches by hiding each pair's drug with probability
+  `drug_dropout`: a new drug gets the response to drugs in general, never an untrained vector.
+- `drug-enet`: the classical comparator of drug-response studies: one elastic net per drug on
+  the standardised line features, its penalty chosen by inner cross-validation on the drug's
+  training lines; a drug without one (unseen, or too few lines) gets a pooled elastic net fitted
+  on every training pair after subtracting each drug's mean, plus the mean of the drug means.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin
+from torch import nn
+
+from iatros.data.transforms.omics import omics_dataset, omics_width
+from iatros.errors import ConfigError
+from iatros.kinds import Modality, TargetKind
+from iatros.models.registry import (
+    ModelSpec,
+    fit_preprocessing,
+    fit_target_scaling,
+    register_model,
+)
+from iatros.models.scaling import fit_output_scaling
+
+MAX_DRUGS = 1024
+MIN_LINES = 20  # a drug's own elastic net needs this many training lines
+
+
+def _check_drugs(drugs: np.ndarray, capacity: int) -> None:
+    bad = (drugs < 0) | (drugs >= capacity) | (drugs != np.round(drugs))
+    if bad.any():
+        raise ConfigError(f"drug index {float(drugs[bad][0]):g} (last input column) must be a whole "
+                          f"number in [0, {capacity}); raise `n_drugs` for more drugs")
+
+
+class DrugResponseNet(nn.Module):
+    """Line encoder x drug embedding; unseen drugs read as the learned unknown drug."""
+
+    def __init__(self, n_inputs: int, n_outputs: int, n_drugs: int = MAX_DRUGS,
+                 hidden: int = 256, latent: int = 64, dropout: float = 0.3,
+                 drug_dropout: float = 0.1) -> None:
+        super().__init__()
+        if n_inputs < 2 or n_drugs < 1 or hidden < 1 or latent < 1:
+            raise ConfigError(f"drug-response-net needs line features and a drug column "
+                              f"(n_inputs {n_inputs}) and positive n_drugs, hidden, latent")
+        if not 0.0 <= drug_dropout < 1.0:
+            raise ConfigError(f"drug_dropout must be in [0, 1), not {drug_dropout}")
+        width = n_inputs - 1
+        self.n_drugs, self.drug_dropout = int(n_drugs), float(drug_dropout)
+        self.register_buffer("center", torch.zeros(width))
+        self.register_buffer("scale", torch.ones(width))
+        self.register_buffer("seen", torch.zeros(self.n_drugs, dtype=torch.bool))
+        self.register_buffer("out_center", torch.zeros(n_outputs))
+        self.register_buffer("out_scale", torch.ones(n_outputs))
+        self.encoder = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout),
+                                     nn.Linear(hidden, latent), nn.ReLU())
+        self.embedding = nn.Embedding(self.n_drugs + 1, latent)
+        self.bias = nn.Embedding(self.n_drugs + 1, n_outputs)
+        nn.init.normal_(self.embedding.weight, std=0.1)
+        nn.init.zeros_(self.bias.weight)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(3 * latent, hidden // 4 or 1),
+                                  nn.ReLU(), nn.Linear(hidden // 4 or 1, n_outputs))
+
+    def fit_preprocessing(self, x: Any) -> DrugResponseNet:
+        """Feature means and SDs, and which drugs training has, from training pairs only."""
+        x = np.asarray(x, dtype=np.float64)
+        drugs = x[:, -1]
+        _check_drugs(drugs, self.n_drugs)
+        features = x[:, :-1]
+        sd = np.nanstd(features, axis=0)
+        self.center.copy_(torch.as_tensor(np.nan_to_num(np.nanmean(features, axis=0)),
+                                          dtype=torch.float32))
+        self.scale.copy_(torch.as_tensor(np.where(sd > 1e-12, sd, 1.0), dtype=torch.float32))
+        seen = torch.zeros(self.n_drugs, dtype=torch.bool)
+        seen[torch.as_tensor(np.unique(drugs).astype(np.int64))] = True
+        self.seen.copy_(seen)
+        return self
+
+    def fit_target_scaling(self, y: Any) -> DrugResponseNet:
+        fit_output_scaling(self.out_center, self.out_scale, y)
+        return self
+
+    def drug_index(self, x: torch.Tensor) -> torch.Tensor:
+        """The embedding row of each pair: its drug, or the unknown drug (unseen in training,
+        out of range, or hidden by drug dropout while training)."""
+        raw = x[:, -1]
+        index = torch.nan_to_num(raw, nan=-1.0).round().long()
+        valid = (index >= 0) & (index < self.n_drugs)
+        known = valid & self.seen[index.clamp(0, self.n_drugs - 1)]
+        if self.training and self.drug_dropout > 0:
+            known &= torch.rand(known.shape, device=x.device) >= self.drug_dropout
+        return torch.where(known, index, torch.full_like(index, self.n_drugs))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = torch.nan_to_num((x[:, :-1] - self.center) / self.scale)
+        drugs = self.drug_index(x)
+        h, e = self.encoder(features), self.embedding(drugs)
+        z = self.head(torch.cat([h, e, h * e], dim=1)) + self.bias(drugs)
+        return z * self.out_scale + self.out_center
+
+
+def build_drug_response_net(n_inputs: int, n_outputs: int, *, n_drugs: int = MAX_DRUGS,
+                            hidden: int = 256, latent: int = 64, dropout: float = 0.3,
+                            drug_dropout: float = 0.1) -> DrugResponseNet:
+    return DrugResponseNet(n_inputs, n_outputs, n_drugs=int(n_drugs), hidden=int(hidden),
+                           latent=int(latent), dropout=float(dropout),
+                           drug_dropout=float(drug_dropout))
+
+
+class PerDrugElasticNet(RegressorMixin, BaseEstimator):
+    """One cross-validated elastic net per drug (last input column), a pooled one for the rest."""
+
+    def __init__(self, l1_ratio: float = 0.5, n_alphas: int = 20, cv: int = 3,
+                 min_lines: int = MIN_LINES, max_iter: int = 5000, random_state: int = 0) -> None:
+        self.l1_ratio = l1_ratio
+        self.n_alphas = n_alphas
+        self.cv = cv
+        self.min_lines = min_lines
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+    def _net(self) -> Any:
+        from sklearn.linear_model import ElasticNetCV
+
+        return ElasticNetCV(l1_ratio=float(self.l1_ratio), alphas=int(self.n_alphas),
+                            cv=int(self.cv), max_iter=int(self.max_iter),
+                            random_state=int(self.random_state))
+
+    def _features(self, x: np.ndarray) -> np.ndarray:
+        return np.nan_to_num((x[:, :-1] - self.center_) / self.scale_)
+
+    def fit(self, x: Any, y: Any) -> PerDrugElasticNet:
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+
+        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64).ravel()
+        drugs = x[:, -1]
+        _check_drugs(drugs, np.iinfo(np.int32).max)
+        sd = np.nanstd(x[:, :-1], axis=0)
+        self.center_ = np.nan_to_num(np.nanmean(x[:, :-1], axis=0))
+        self.scale_ = np.where(sd > 1e-12, sd, 1.0)
+        features = self._features(x)
+        ids = np.unique(drugs).astype(np.int64)
+        means = np.array([y[drugs == d].mean() for d in ids])
+        self.drugs_, self.estimators_ = [], []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            for d in ids:
+                rows = drugs == d
+                if rows.sum() >= max(int(self.min_lines), int(self.cv) + 1):
+                    self.drugs_.append(int(d))
+                    self.estimators_.append(self._net().fit(features[rows], y[rows]))
+            centred = y - means[np.searchsorted(ids, drugs.astype(np.int64))]
+            self.pooled_ = self._net().fit(features, centred)
+        self.mean_of_means_ = float(means.mean())
+        self.n_features_in_ = x.shape[1]
+        return self
+
+    def predict(self, x: Any) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        features = self._features(x)
+        out = self.pooled_.predict(features) + self.mean_of_means_
+        drugs = x[:, -1]
+        for d, model in zip(self.drugs_, self.estimators_, strict=True):
+            rows = drugs == d
+            if rows.any():
+                out[rows] = model.predict(features[rows])
+        return out
+
+
+def build_drug_enet(kind: TargetKind, seed: int, l1_ratio: float = 0.5, n_alphas: int = 20,
+                    cv: int = 3, min_lines: int = MIN_LINES,
+                    max_iter: int = 5000) -> PerDrugElasticNet:
+    if kind is not TargetKind.REGRESSION:
+        raise ConfigError(f"drug-enet predicts a response value (regression), not {kind.value}")
+    return PerDrugElasticNet(l1_ratio=float(l1_ratio), n_alphas=int(n_alphas), cv=int(cv),
+                             min_lines=int(min_lines), max_iter=int(max_iter), random_state=seed)
+
+
+register_model(ModelSpec(
+    name="drug-response-net", family="torch", modalities=(Modality.DRUG_RESPONSE,),
+    build=build_drug_response_net,
+    description="Cell-line encoder (256-64 perceptron on the standardised features) with a "
+                "learned embedding and bias per drug; unseen drugs use a learned unknown-drug "
+                "entry (drug dropout 0.1)",
+    params={"n_drugs": MAX_DRUGS, "hidden": 256, "latent": 64, "dropout": 0.3,
+            "drug_dropout": 0.1},
+    train_defaults={"epochs": 40, "batch_size": 256, "lr": 1e-3, "weight_decay": 1e-4,
+                    "patience": 8},
+    dataset=omics_dataset, n_inputs=omics_width, kinds=(TargetKind.REGRESSION,),
+    prepare=fit_preprocessing, scale_targets=fit_target_scaling,
+))
+register_model(ModelSpec(
+    name="drug-enet", family="sklearn", modalities=(Modality.DRUG_RESPONSE,),
+    build=build_drug_enet,
+    description="One elastic net per drug (l1_ratio 0.5, penalty by 3-fold CV on the drug's "
+                "training lines); a pooled elastic net on drug-centred responses for drugs "
+                "without one",
+    params={"l1_ratio": 0.5, "n_alphas": 20, "cv": 3, "min_lines": MIN_LINES},
+    kinds=(TargetKind.REGRESSION,),
+))
