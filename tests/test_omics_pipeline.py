@@ -146,6 +146,26 @@ def test_user_matrices_train_through_the_omics_family(tmp_path: Path):
     assert np.all(np.isfinite(scores))
 
 
+def test_an_h5ad_omic_with_its_labels_in_obs_trains_beside_a_csv(tmp_path: Path):
+    anndata = pytest.importorskip("anndata", reason="reading .h5ad needs the omics extra")
+    rng = np.random.default_rng(0)
+    ids = [f"s{i}" for i in range(40)]
+    y = np.array(["a", "b"] * 20)
+    x = rng.normal(size=(40, 5)).astype(np.float32)
+    x[:, 0] += 2.0 * (y == "b")
+    anndata.AnnData(x, obs=pd.DataFrame({"group": y, "site": "x"}, index=ids),
+                    var=pd.DataFrame(index=[f"g{j}" for j in range(5)])).write_h5ad(
+        tmp_path / "rna.h5ad")
+    pd.DataFrame(rng.normal(size=(40, 3)), index=ids, columns=["p1", "p2", "p3"]).to_csv(
+        tmp_path / "protein.csv")
+    name = f"omics:{tmp_path / 'rna.h5ad'},{tmp_path / 'protein.csv'}"
+    task = get_task(name, {"target": "group", "data_root": str(tmp_path)})
+    assert task.model_params["blocks"] == [["rna", 5], ["protein", 3]]  # obs is not a feature
+    run = api.train(name, task_options={"target": "group"}, data_root=tmp_path, epochs=2,
+                    params=SMALL, out=tmp_path / "run", eval_options=FAST, register=False)
+    assert json.loads((run / "metrics.json").read_text())["splits"]["test"]["auroc"]["n"] > 0
+
+
 def test_user_matrix_errors_name_what_is_wrong(tmp_path: Path):
     mrna, protein, labels = _user_matrices(tmp_path)
     with pytest.raises(ConfigError, match="--target"):
@@ -171,6 +191,43 @@ def test_a_loaded_fusion_model_predicts_test_samples_without_protein(tcga_root: 
     assert scores.shape == (5, 3) and np.allclose(scores.sum(axis=1), 1.0, atol=1e-5)
     with torch.no_grad():
         assert not predictor.network.present(torch.as_tensor(test))[:, 2].any()
+
+
+def test_predict_reads_one_matrix_per_omic_and_scores_as_training_did(
+        tcga_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
+    run = api.train("tcga-brca-subtype", data_root=tcga_root, out=tmp_path / "run", epochs=1,
+                    params=SMALL, eval_options=FAST, register=False)
+    folder = tcga_root / "tcga_brca_mixomics"
+    mrna = pd.read_csv(folder / "data.test_mrna.csv.gz", index_col=0).iloc[:6]
+    mirna = pd.read_csv(folder / "data.test_mirna.csv.gz", index_col=0).iloc[:4]
+    mrna.drop(columns=mrna.columns[:3]).to_csv(tmp_path / "mrna.csv")  # 3 genes missing
+    mirna.to_csv(tmp_path / "mirna.csv")
+    (tmp_path / "other.csv").write_text("id,x,y\na,1,2\n")
+    out = tmp_path / "scores.csv"
+    code, stdout, stderr = run_cli(capsys, "predict", str(run), str(tmp_path / "mrna.csv"),
+                                   str(tmp_path / "mirna.csv"), str(tmp_path / "other.csv"),
+                                   "--csv", str(out))
+    assert code == 0, stdout + stderr
+    table = pd.read_csv(out)
+    bad = table[table["error"].notna()]
+    assert bad["input"].tolist() == [str(tmp_path / "other.csv")]
+    assert "none of the model's features" in bad["error"].iloc[0]
+    good = table[table["error"].isna()].set_index("input")
+    assert list(good.index) == list(map(str, mrna.index))
+    assert good["omics_absent"].str.contains("protein").all()
+    assert good["omics_absent"].str.contains("mirna").sum() == 2  # 4 of 6 samples have miRNA
+    assert (good["missing_features.mrna"] == 3).all()
+    mrna.to_csv(tmp_path / "mrna.csv")  # every gene: the scores training wrote for these samples
+    code, stdout, stderr = run_cli(capsys, "predict", str(run), str(tmp_path / "mrna.csv"),
+                                   str(tmp_path / "mirna.csv"), "--csv", str(out))
+    assert code == 0, stdout + stderr
+    again = pd.read_csv(out).set_index("input")
+    trained = pd.read_csv(run / "predictions.csv", dtype={"patient_id": str})
+    trained = trained[trained["split"] == "test"].set_index("patient_id")
+    both = [str(s) for s in mirna.index]
+    for k, subtype in enumerate(("Basal", "Her2", "LumA")):
+        assert np.allclose(again.loc[both, f"probabilities.{subtype}"],
+                           trained.loc[both, f"prob_{k}"], atol=1e-6)
 
 
 def test_gse7390_omics_has_the_flat_tasks_rows_and_split_in_two_blocks():

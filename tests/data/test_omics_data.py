@@ -38,6 +38,36 @@ def test_parquet_with_sample_ids_as_index(tmp_path: Path):
     assert list(read_matrix(tmp_path / "m.parquet").index) == ["s1", "s2", "s3"]
 
 
+def _write_h5ad(path: Path, sparse: bool = False) -> None:
+    anndata = pytest.importorskip("anndata", reason="reading .h5ad needs the omics extra")
+    from scipy import sparse as sp
+
+    frame = _frame().set_index("sample")
+    x = frame.to_numpy(np.float32)
+    obs = pd.DataFrame({"subtype": ["Basal", "LumA", "LumA"], "batch": [1, 2, 2]},
+                       index=frame.index)
+    anndata.AnnData(sp.csr_matrix(np.nan_to_num(x)) if sparse else x, obs=obs,
+                    var=pd.DataFrame(index=frame.columns)).write_h5ad(path)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_h5ad_reads_x_as_features_and_obs_as_annotations(tmp_path: Path, sparse: bool):
+    _write_h5ad(tmp_path / "m.h5ad", sparse)
+    matrix = read_matrix(tmp_path / "m.h5ad")
+    assert list(matrix.index) == ["s1", "s2", "s3"]
+    assert list(matrix.columns) == ["ESR1", "ERBB2"]  # obs columns are never features
+    assert matrix.loc["s2", "ERBB2"] == pytest.approx(-0.2)
+    labels = read_table_columns(tmp_path / "m.h5ad", ["subtype"])
+    assert labels["subtype"].tolist() == ["Basal", "LumA", "LumA"]
+
+
+def test_a_file_that_is_not_h5ad_is_named(tmp_path: Path):
+    pytest.importorskip("anndata", reason="reading .h5ad needs the omics extra")
+    (tmp_path / "m.h5ad").write_text("not hdf5")
+    with pytest.raises(CorruptDataError, match=r"m\.h5ad: cannot read as AnnData"):
+        read_matrix(tmp_path / "m.h5ad")
+
+
 def test_missing_tokens_are_missing_values(tmp_path: Path):
     (tmp_path / "m.csv").write_text("id,a,b\nx,NA,1\ny,,2\nz,nan,null\n")
     matrix = read_matrix(tmp_path / "m.csv")

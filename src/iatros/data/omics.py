@@ -23,6 +23,7 @@ from iatros.errors import ConfigError, CorruptDataError, MissingDataError
 
 MISSING_TOKENS = frozenset({"", "na", "nan", "null", "none", "n/a", "#n/a"})
 PARQUET_SUFFIXES = (".parquet", ".pq")
+H5AD_SUFFIXES = (".h5ad",)
 CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz")
 REPORT_COLUMNS = ["sample", "omic", "problem", "action"]
 
@@ -31,11 +32,75 @@ def _is_parquet(path: Path) -> bool:
     return path.name.lower().endswith(PARQUET_SUFFIXES)
 
 
+def _anndata() -> object:
+    try:
+        import anndata
+    except ImportError as e:
+        raise ConfigError("reading .h5ad needs anndata: pip install 'iatros[omics]'") from e
+    return anndata
+
+
+def _read_h5ad(path: Path) -> pd.DataFrame:
+    """An AnnData file as one frame: the sample id (`obs_names`), the `obs` columns (labels,
+    covariates), then `X` with the `var_names` as columns; `attrs["annotations"]` names the obs
+    columns, which are never features."""
+    anndata = _anndata()
+    try:
+        adata = anndata.read_h5ad(path)  # type: ignore[attr-defined]
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        raise CorruptDataError(f"{path}: cannot read as AnnData .h5ad ({e})") from e
+    x = adata.X.toarray() if hasattr(adata.X, "toarray") else np.asarray(adata.X)
+    obs = adata.obs.reset_index(drop=True)
+    clash = [c for c in obs.columns if c in set(map(str, adata.var_names)) or c == "sample"]
+    if clash:
+        raise CorruptDataError(f"{path}: obs column(s) {clash[:5]} have a feature's name (or "
+                               f"'sample'); rename them")
+    features = pd.DataFrame(x, columns=[str(v) for v in adata.var_names])
+    frame = pd.concat([pd.DataFrame({"sample": [str(o) for o in adata.obs_names]}), obs,
+                       features], axis=1)
+    frame.attrs["annotations"] = [str(c) for c in obs.columns]
+    return frame
+
+
+def annotation_columns(raw: pd.DataFrame) -> set[str]:
+    """Columns of a read file that are never features (an .h5ad file's obs columns)."""
+    return set(raw.attrs.get("annotations") or ())
+
+
+def matrix_header(path: Path) -> tuple[list[str], set[str]]:
+    """A matrix file's column names (sample id first) and those that are not features, without
+    reading its values where the format allows."""
+    name = path.name.lower()
+    if name.endswith(H5AD_SUFFIXES):
+        anndata = _anndata()
+        try:
+            adata = anndata.read_h5ad(path, backed="r")  # type: ignore[attr-defined]
+        except (OSError, KeyError, ValueError, TypeError) as e:
+            raise CorruptDataError(f"{path}: cannot read as AnnData .h5ad ({e})") from e
+        obs = [str(c) for c in adata.obs.columns]
+        columns = ["sample", *obs, *(str(v) for v in adata.var_names)]
+        adata.file.close()
+        return columns, set(obs)
+    if _is_parquet(path):
+        import pyarrow.parquet as pq
+
+        return [str(c) for c in pq.read_schema(path).names
+                if not c.startswith("__index_level")], set()
+    sep = "\t" if ".tsv" in name else ","
+    try:
+        return [str(c) for c in pd.read_csv(path, sep=sep, nrows=0).columns], set()
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as e:
+        raise CorruptDataError(f"{path}: cannot read the header ({e})") from e
+
+
 def _read_raw(path: Path) -> pd.DataFrame:
-    """The file as a frame of strings (CSV) or its own types (Parquet); parse errors name it."""
+    """The file as a frame of strings (CSV) or its own types (Parquet, .h5ad); parse errors
+    name it."""
     if not path.is_file():
         raise MissingDataError(f"omics matrix {path} not found")
     name = path.name.lower()
+    if name.endswith(H5AD_SUFFIXES):
+        return _read_h5ad(path)
     try:
         if _is_parquet(path):
             return pd.read_parquet(path)
@@ -46,7 +111,7 @@ def _read_raw(path: Path) -> pd.DataFrame:
             ValueError) as e:
         raise CorruptDataError(f"{path}: cannot read as an omics matrix ({e})") from e
     raise ConfigError(f"{path}: unknown matrix format; expected one of "
-                      f"{', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)}")
+                      f"{', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES + H5AD_SUFFIXES)}")
 
 
 def _numeric_column(values: pd.Series, path: Path, column: str, ids: np.ndarray) -> np.ndarray:
@@ -121,7 +186,8 @@ def read_matrix(path: Path | str, sample_id: str | None = None,
                                f"one feature column, and one row per sample; found "
                                f"{raw.shape[0]} row(s) and {raw.shape[1]} column(s)")
     id_column, ids = _with_ids(raw, path, sample_id)
-    features = [c for c in raw.columns if c != id_column and str(c) not in set(skip)]
+    never = set(map(str, skip)) | annotation_columns(raw)
+    features = [c for c in raw.columns if c != id_column and str(c) not in never]
     names = [str(c) for c in features]
     if len(set(names)) != len(names):
         seen = pd.Index(names)

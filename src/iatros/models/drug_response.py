@@ -9,8 +9,9 @@ drug's index (`tasks.drug_response`), the target a response such as log IC50.
   `drug_dropout`: a new drug gets the response to drugs in general, never an untrained vector.
 - `drug-enet`: the classical comparator of drug-response studies: one elastic net per drug on
   the standardised line features, its penalty chosen by inner cross-validation on the drug's
-  training lines; a drug without one (unseen, or too few lines) gets a pooled elastic net fitted
-  on every training pair after subtracting each drug's mean, plus the mean of the drug means.
+  training lines; a drug without one (unseen, or too few lines) gets a pooled elastic net of
+  each training line's mean response after subtracting each drug's mean (what sensitises a line
+  to drugs in general), plus the mean of the drug means.
 """
 
 from __future__ import annotations
@@ -144,6 +145,7 @@ class PerDrugElasticNet(RegressorMixin, BaseEstimator):
         import warnings
 
         from sklearn.exceptions import ConvergenceWarning
+        from tqdm.auto import tqdm
 
         x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64).ravel()
         drugs = x[:, -1]
@@ -157,13 +159,19 @@ class PerDrugElasticNet(RegressorMixin, BaseEstimator):
         self.drugs_, self.estimators_ = [], []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            for d in ids:
+            for d in tqdm(ids, desc="elastic net per drug", unit="drug", disable=None,
+                          leave=False):
                 rows = drugs == d
                 if rows.sum() >= max(int(self.min_lines), int(self.cv) + 1):
                     self.drugs_.append(int(d))
                     self.estimators_.append(self._net().fit(features[rows], y[rows]))
+            # general sensitivity: each line's mean drug-centred response (the rows of a line
+            # share its features, so this is the pairs' least-squares fit weighted per line)
             centred = y - means[np.searchsorted(ids, drugs.astype(np.int64))]
-            self.pooled_ = self._net().fit(features, centred)
+            lines, line_of = np.unique(features, axis=0, return_inverse=True)
+            sums = np.bincount(line_of.ravel(), weights=centred, minlength=len(lines))
+            counts = np.bincount(line_of.ravel(), minlength=len(lines))
+            self.pooled_ = self._net().fit(lines, sums / counts)
         self.mean_of_means_ = float(means.mean())
         self.n_features_in_ = x.shape[1]
         return self

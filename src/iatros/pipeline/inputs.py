@@ -253,6 +253,76 @@ def read_molecules(files: Sequence[Path], config: dict[str, Any],
     return NewInputs(np.array(smiles, dtype=object), names, errors, notes)
 
 
+def _omic_features(config: dict[str, Any]) -> dict[str, list[str]]:
+    """The run's features per omic, from its `omic:feature` names and block layout."""
+    features = list((config.get("data") or {}).get("features") or [])
+    blocks = (config.get("model_params") or {}).get("blocks") or [["omics", len(features)]]
+    out, start = {}, 0
+    for name, width in blocks:
+        out[str(name)] = [f.split(":", 1)[1] if f.startswith(f"{name}:") else f
+                          for f in features[start:start + int(width)]]
+        start += int(width)
+    return out
+
+
+def read_omics(files: Sequence[Path], config: dict[str, Any],
+               encoding: dict[str, Any] | None = None) -> NewInputs:
+    """Matrices (samples x features; CSV, TSV, Parquet, .h5ad), one omic per file, each matched to
+    the run's omic whose features it has most of; samples joined by id. An omic a sample lacks
+    is left absent (the fusion network masks it), a missing feature column missing (imputed as
+    in training); each sample's result says which omics and how many features it lacked."""
+    from iatros.data.omics import read_matrix
+
+    expected = _omic_features(config)
+    found, errors = _existing(files)
+    matrices: dict[str, Any] = {}
+    for f in found:
+        try:
+            matrix = read_matrix(f)
+        except IatrosError as e:
+            errors.append({"input": str(f), "error": str(e)})
+            continue
+        columns = set(map(str, matrix.columns))
+        overlap = {omic: len(columns & set(names)) for omic, names in expected.items()}
+        omic = max(overlap, key=lambda k: overlap[k])
+        if not overlap[omic]:
+            errors.append({"input": str(f), "error": f"{f} has none of the model's features of "
+                                                      f"any omic ({', '.join(expected)})"})
+            continue
+        if omic in matrices:
+            errors.append({"input": str(f), "error": f"{f} holds {omic} features, as "
+                                                      f"{matrices[omic][0]} does: give one file "
+                                                      f"per omic"})
+            continue
+        matrices[omic] = (f, matrix)
+    samples = list(dict.fromkeys(i for _, m in matrices.values() for i in map(str, m.index)))
+    parts, notes = [], {s: {"omics_present": [], "missing_features": {}} for s in samples}
+    for omic, names in expected.items():
+        block = np.full((len(samples), len(names)), np.nan, dtype=np.float32)
+        if omic in matrices:
+            f, matrix = matrices[omic]
+            matrix = matrix.copy()
+            matrix.index = matrix.index.astype(str)
+            lacking = [c for c in names if c not in matrix.columns]
+            if lacking:
+                log.warning("%s lacks %d %s feature(s), treated as missing: %s", f, len(lacking),
+                            omic, ", ".join(lacking[:10]))
+            values = matrix.reindex(columns=names)
+            rows = [k for k, s in enumerate(samples) if s in values.index]
+            block[rows] = values.loc[[samples[k] for k in rows]].to_numpy(np.float32)
+            for k in rows:
+                notes[samples[k]]["omics_present"].append(omic)
+                if lacking:
+                    notes[samples[k]]["missing_features"][omic] = len(lacking)
+        parts.append(block)
+    batch = (np.concatenate(parts, axis=1) if samples
+             else np.zeros((0, sum(map(len, expected.values()))), np.float32))
+    for name in samples:
+        notes[name]["omics_absent"] = [o for o in expected if o not in
+                                       notes[name]["omics_present"]]
+    return NewInputs(batch, samples, errors, notes)
+
+
 def _no_reader(modality: Modality) -> Reader:
     def refuse(files: Sequence[Path], config: dict[str, Any],
                encoding: dict[str, Any] | None = None) -> NewInputs:
@@ -269,6 +339,7 @@ READERS: dict[Modality, Reader] = {
     Modality.SIGNAL: read_signals,
     Modality.BEATS: read_beats,
     Modality.MOLECULE: read_molecules,
+    Modality.OMICS: read_omics,
 }
 
 

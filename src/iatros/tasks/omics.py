@@ -19,7 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from iatros.data.omics import OmicsTable, join_omics, read_matrix, read_table_columns
+from iatros.data.omics import (
+    OmicsTable,
+    join_omics,
+    matrix_header,
+    read_matrix,
+    read_table_columns,
+)
 from iatros.data.sources.csv_table import resolve_path
 from iatros.errors import ConfigError, CorruptDataError, MissingDataError
 from iatros.kinds import Modality, TargetKind
@@ -237,19 +243,6 @@ def _omic_names(paths: list[Path]) -> list[str]:
     return names
 
 
-def _header(path: Path) -> list[str]:
-    """A matrix file's column names, without reading its rows."""
-    if path.name.lower().endswith((".parquet", ".pq")):
-        import pyarrow.parquet as pq
-
-        return [str(c) for c in pq.read_schema(path).names if not c.startswith("__index_level")]
-    sep = "\t" if ".tsv" in path.name.lower() else ","
-    try:
-        return [str(c) for c in pd.read_csv(path, sep=sep, nrows=0).columns]
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as e:
-        raise CorruptDataError(f"{path}: cannot read the header ({e})") from e
-
-
 def _layout(paths: list[Path], options: dict[str, Any]) -> tuple[list[tuple[str, int]], Path]:
     """The omics blocks (name, features) and the file holding the target column."""
     target, id_column = options["target"], options.get("patient_id")
@@ -257,7 +250,7 @@ def _layout(paths: list[Path], options: dict[str, Any]) -> tuple[list[tuple[str,
     labels = Path(options["labels"]) if options.get("labels") else None
     blocks, holder = [], labels
     for name, path in zip(_omic_names(paths), paths, strict=True):
-        columns = _header(path)
+        columns, annotations = matrix_header(path)
         if not columns:
             raise CorruptDataError(f"{path}: no columns")
         sample = id_column if id_column else columns[0]
@@ -265,7 +258,7 @@ def _layout(paths: list[Path], options: dict[str, Any]) -> tuple[list[tuple[str,
             raise ConfigError(f"{path}: sample-id column {sample!r} not found")
         if target in columns and holder is None:
             holder = path
-        features = [c for c in columns if c not in {sample, target} | drop]
+        features = [c for c in columns if c not in {sample, target} | drop | annotations]
         if features:
             blocks.append((name, len(features)))
     if holder is None:
