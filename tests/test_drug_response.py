@@ -140,6 +140,32 @@ def test_net_reads_an_unseen_drug_as_the_unknown_drug():
         assert not torch.equal(net(unseen), net(probe))
 
 
+def test_net_learns_each_drug_in_its_own_sd_units_and_predicts_in_the_responses():
+    x, y = _pairs(n_lines=40, drugs=(0, 1))
+    y = np.where(x[:, -1] == 1, 10.0 * y, y)  # drug 1 spreads ten times wider
+    net = DrugResponseNet(6, 1, n_drugs=4, dropout=0.0, drug_dropout=0.0)
+    net.fit_preprocessing(x).fit_target_scaling(y)
+    for d in (0, 1):
+        assert net.drug_center[d, 0].item() == pytest.approx(y[x[:, -1] == d].mean(), rel=1e-5)
+        assert net.drug_scale[d, 0].item() == pytest.approx(y[x[:, -1] == d].std(), rel=1e-5)
+    batch, target = torch.as_tensor(x), torch.as_tensor(y, dtype=torch.float32)
+    net.train()
+    out = net(batch).reshape(-1)
+    with torch.no_grad():
+        assert torch.allclose(out, net.eval()(batch).reshape(-1), atol=1e-5)  # same values
+    ((out - target) ** 2).sum().backward()
+    for d in (0, 1):  # the bias adds to z: its gradient is the error in the drug's SD units
+        rows = batch[:, -1] == d
+        expected = (2 * (out - target)[rows] / net.drug_scale[d, 0]).sum()
+        assert net.bias.weight.grad[d, 0].item() == pytest.approx(expected.item(), rel=1e-4)
+
+
+def test_net_needs_the_training_rows_before_their_targets():
+    x, y = _pairs()
+    with pytest.raises(ConfigError, match="fit_preprocessing must see the training rows"):
+        DrugResponseNet(6, 1, n_drugs=4).fit_target_scaling(y)
+
+
 def test_net_drug_dropout_hides_drugs_only_while_training():
     x, _ = _pairs(drugs=(0, 1))
     net = DrugResponseNet(6, 1, n_drugs=4, drug_dropout=0.5).fit_preprocessing(x)

@@ -4,7 +4,11 @@ drug's index (`tasks.drug_response`), the target a response such as log IC50.
 - `drug-response-net`: a perceptron encoder of the line's features (standardised with training
   statistics kept in buffers), a learned embedding and bias per drug, and a head on the line
   embedding, the drug embedding and their product, so that what the lines share is learned
-  once across drugs. A drug not seen in training (or an index past the table) is read as the
+  once across drugs. The output is each drug's training mean plus its SD times the head's value,
+  and training divides the gradient by that SD (`per_drug_scale`), so the squared error counts in
+  each drug's own SD units: a drug whose responses spread little is learnt as well as one whose
+  responses spread widely, which is what ranking lines within each drug needs; the forward pass
+  still returns the response's units. A drug not seen in training (or an index past the table) is read as the
   "unknown drug" entry, which training teaches by hiding each pair's drug with probability
   `drug_dropout`: a new drug gets the response to drugs in general, never an untrained vector.
 - `drug-enet`: the classical comparator of drug-response studies: one elastic net per drug on
@@ -50,7 +54,7 @@ class DrugResponseNet(nn.Module):
 
     def __init__(self, n_inputs: int, n_outputs: int, n_drugs: int = MAX_DRUGS,
                  hidden: int = 256, latent: int = 64, dropout: float = 0.3,
-                 drug_dropout: float = 0.1) -> None:
+                 drug_dropout: float = 0.1, per_drug_scale: bool = True) -> None:
         super().__init__()
         if n_inputs < 2 or n_drugs < 1 or hidden < 1 or latent < 1:
             raise ConfigError(f"drug-response-net needs line features and a drug column "
@@ -59,11 +63,16 @@ class DrugResponseNet(nn.Module):
             raise ConfigError(f"drug_dropout must be in [0, 1), not {drug_dropout}")
         width = n_inputs - 1
         self.n_drugs, self.drug_dropout = int(n_drugs), float(drug_dropout)
+        self.per_drug_scale = bool(per_drug_scale)
         self.register_buffer("center", torch.zeros(width))
         self.register_buffer("scale", torch.ones(width))
         self.register_buffer("seen", torch.zeros(self.n_drugs, dtype=torch.bool))
         self.register_buffer("out_center", torch.zeros(n_outputs))
         self.register_buffer("out_scale", torch.ones(n_outputs))
+        # each drug's training mean and SD of the response (the last row: the unknown drug)
+        self.register_buffer("drug_center", torch.zeros(self.n_drugs + 1, n_outputs))
+        self.register_buffer("drug_scale", torch.ones(self.n_drugs + 1, n_outputs))
+        self._train_drugs: np.ndarray | None = None
         self.encoder = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout),
                                      nn.Linear(hidden, latent), nn.ReLU())
         self.embedding = nn.Embedding(self.n_drugs + 1, latent)
@@ -86,10 +95,31 @@ class DrugResponseNet(nn.Module):
         seen = torch.zeros(self.n_drugs, dtype=torch.bool)
         seen[torch.as_tensor(np.unique(drugs).astype(np.int64))] = True
         self.seen.copy_(seen)
+        self._train_drugs = drugs.astype(np.int64)
         return self
 
     def fit_target_scaling(self, y: Any) -> DrugResponseNet:
+        """The response's overall scale, and each training drug's mean and SD (the rows of `y`
+        are the training rows `fit_preprocessing` saw, in order; the pipeline calls it first)."""
         fit_output_scaling(self.out_center, self.out_scale, y)
+        y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+        drugs = self._train_drugs
+        if drugs is None or len(drugs) != len(y):
+            raise ConfigError("drug-response-net: fit_preprocessing must see the training rows "
+                              "before fit_target_scaling")
+        center = np.tile(self.out_center.numpy(), (self.n_drugs + 1, 1)).astype(np.float64)
+        scale = np.tile(self.out_scale.numpy(), (self.n_drugs + 1, 1)).astype(np.float64)
+        means, sds = [], []
+        for d in np.unique(drugs):
+            rows = y[drugs == d]
+            center[d] = rows.mean(axis=0)
+            sd = rows.std(axis=0)
+            scale[d] = np.where(sd > 1e-6, sd, scale[d])
+            means.append(center[d])
+            sds.append(scale[d])
+        center[self.n_drugs], scale[self.n_drugs] = np.mean(means, axis=0), np.mean(sds, axis=0)
+        self.drug_center.copy_(torch.as_tensor(center, dtype=torch.float32))
+        self.drug_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
         return self
 
     def drug_index(self, x: torch.Tensor) -> torch.Tensor:
@@ -108,35 +138,46 @@ class DrugResponseNet(nn.Module):
         drugs = self.drug_index(x)
         h, e = self.encoder(features), self.embedding(drugs)
         z = self.head(torch.cat([h, e, h * e], dim=1)) + self.bias(drugs)
-        return z * self.out_scale + self.out_center
+        if not self.per_drug_scale:
+            return z * self.out_scale + self.out_center
+        scale = self.drug_scale[drugs]
+        out = z * scale + self.drug_center[drugs]
+        if self.training:
+            # the value stays in the response's units; the gradient reaching z is divided by the
+            # drug's SD twice over, as if the squared error were taken in each drug's SD units
+            out = out.detach() + (z - z.detach()) / scale
+        return out
 
 
 def build_drug_response_net(n_inputs: int, n_outputs: int, *, n_drugs: int = MAX_DRUGS,
                             hidden: int = 256, latent: int = 64, dropout: float = 0.3,
-                            drug_dropout: float = 0.1) -> DrugResponseNet:
+                            drug_dropout: float = 0.1,
+                            per_drug_scale: bool = True) -> DrugResponseNet:
     return DrugResponseNet(n_inputs, n_outputs, n_drugs=int(n_drugs), hidden=int(hidden),
                            latent=int(latent), dropout=float(dropout),
-                           drug_dropout=float(drug_dropout))
+                           drug_dropout=float(drug_dropout), per_drug_scale=bool(per_drug_scale))
 
 
 class PerDrugElasticNet(RegressorMixin, BaseEstimator):
     """One cross-validated elastic net per drug (last input column), a pooled one for the rest."""
 
     def __init__(self, l1_ratio: float = 0.5, n_alphas: int = 20, cv: int = 3,
-                 min_lines: int = MIN_LINES, max_iter: int = 5000, random_state: int = 0) -> None:
+                 min_lines: int = MIN_LINES, max_iter: int = 5000, random_state: int = 0,
+                 n_jobs: int | None = -1) -> None:
         self.l1_ratio = l1_ratio
         self.n_alphas = n_alphas
         self.cv = cv
         self.min_lines = min_lines
         self.max_iter = max_iter
         self.random_state = random_state
+        self.n_jobs = n_jobs
 
     def _net(self) -> Any:
         from sklearn.linear_model import ElasticNetCV
 
         return ElasticNetCV(l1_ratio=float(self.l1_ratio), alphas=int(self.n_alphas),
                             cv=int(self.cv), max_iter=int(self.max_iter),
-                            random_state=int(self.random_state))
+                            random_state=int(self.random_state), n_jobs=self.n_jobs)
 
     def _features(self, x: np.ndarray) -> np.ndarray:
         return np.nan_to_num((x[:, :-1] - self.center_) / self.scale_)
@@ -189,22 +230,23 @@ class PerDrugElasticNet(RegressorMixin, BaseEstimator):
 
 
 def build_drug_enet(kind: TargetKind, seed: int, l1_ratio: float = 0.5, n_alphas: int = 20,
-                    cv: int = 3, min_lines: int = MIN_LINES,
-                    max_iter: int = 5000) -> PerDrugElasticNet:
+                    cv: int = 3, min_lines: int = MIN_LINES, max_iter: int = 5000,
+                    n_jobs: int | None = -1) -> PerDrugElasticNet:
     if kind is not TargetKind.REGRESSION:
         raise ConfigError(f"drug-enet predicts a response value (regression), not {kind.value}")
     return PerDrugElasticNet(l1_ratio=float(l1_ratio), n_alphas=int(n_alphas), cv=int(cv),
-                             min_lines=int(min_lines), max_iter=int(max_iter), random_state=seed)
+                             min_lines=int(min_lines), max_iter=int(max_iter), random_state=seed,
+                             n_jobs=n_jobs)
 
 
 register_model(ModelSpec(
     name="drug-response-net", family="torch", modalities=(Modality.DRUG_RESPONSE,),
     build=build_drug_response_net,
     description="Cell-line encoder (256-64 perceptron on the standardised features) with a "
-                "learned embedding and bias per drug; unseen drugs use a learned unknown-drug "
-                "entry (drug dropout 0.1)",
+                "learned embedding and bias per drug, each drug's errors weighed in its own SD "
+                "units; unseen drugs use a learned unknown-drug entry (drug dropout 0.1)",
     params={"n_drugs": MAX_DRUGS, "hidden": 256, "latent": 64, "dropout": 0.3,
-            "drug_dropout": 0.1},
+            "drug_dropout": 0.1, "per_drug_scale": True},
     train_defaults={"epochs": 40, "batch_size": 256, "lr": 1e-3, "weight_decay": 1e-4,
                     "patience": 8},
     dataset=omics_dataset, n_inputs=omics_width, kinds=(TargetKind.REGRESSION,),
@@ -214,8 +256,8 @@ register_model(ModelSpec(
     name="drug-enet", family="sklearn", modalities=(Modality.DRUG_RESPONSE,),
     build=build_drug_enet,
     description="One elastic net per drug (l1_ratio 0.5, penalty by 3-fold CV on the drug's "
-                "training lines); a pooled elastic net on drug-centred responses for drugs "
-                "without one",
+                "training lines, folds in parallel threads); a pooled elastic net on each "
+                "line's mean drug-centred response for drugs without one",
     params={"l1_ratio": 0.5, "n_alphas": 20, "cv": 3, "min_lines": MIN_LINES},
     kinds=(TargetKind.REGRESSION,),
 ))
