@@ -36,6 +36,7 @@ ALLOWED: dict[str, set[str]] = {
                   "run_folder", "settings", "tasks", "train"},
     "privacy": {"errors"},
     "pgx": {"errors"},
+    "monitoring": {"errors"},
     "api": {"access", "crypto", "data", "errors", "federated", "nlp", "pgx", "pipeline", "privacy",
             "registry", "report", "run_folder", "settings", "tasks", "train"},
     "serve": {"root", "access", "api", "errors", "run_folder", "settings"},
