@@ -41,11 +41,17 @@ class TargetKind(str, Enum):
         """For 2-column targets, the column splits stratify on (survival: the event)."""
         return _STRATA_COLUMN.get(self.value)
 
+    @property
+    def output_name(self) -> str:
+        """What a single-output model of this kind predicts, in words (survival: the risk)."""
+        return _OUTPUT_NAME.get(self.value, "the prediction")
+
 
 _CLASSIFICATION = frozenset({"binary", "multiclass", "ordinal", "multilabel"})
 _CLASS_INDICES = frozenset({"multiclass", "ordinal"})
 _STRATIFIED = frozenset({"binary", "multiclass", "ordinal"})
 _STRATA_COLUMN = {"survival": 1}
+_OUTPUT_NAME = {"survival": "risk"}
 
 
 class Modality(str, Enum):

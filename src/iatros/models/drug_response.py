@@ -232,8 +232,6 @@ class PerDrugElasticNet(RegressorMixin, BaseEstimator):
 def build_drug_enet(kind: TargetKind, seed: int, l1_ratio: float = 0.5, n_alphas: int = 20,
                     cv: int = 3, min_lines: int = MIN_LINES, max_iter: int = 5000,
                     n_jobs: int | None = -1) -> PerDrugElasticNet:
-    if kind is not TargetKind.REGRESSION:
-        raise ConfigError(f"drug-enet predicts a response value (regression), not {kind.value}")
     return PerDrugElasticNet(l1_ratio=float(l1_ratio), n_alphas=int(n_alphas), cv=int(cv),
                              min_lines=int(min_lines), max_iter=int(max_iter), random_state=seed,
                              n_jobs=n_jobs)

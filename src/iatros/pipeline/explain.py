@@ -19,7 +19,7 @@ import numpy as np
 
 from iatros.data.splits import Split
 from iatros.errors import ConfigError, IatrosError
-from iatros.kinds import Modality, TargetKind
+from iatros.kinds import Modality
 from iatros.pipeline.options import EvalOptions
 from iatros.pipeline.scoring import scorer_for
 from iatros.run_folder import EXPLANATIONS, FIGURES, RunFolder, write_json
@@ -555,9 +555,9 @@ class OmicsExplainer(Explainer):
 
     def finish(self, run: RunFolder, task: Task, predictor: Predictor, data: TaskData,
                split: Split, options: EvalOptions) -> dict[str, Any]:
-        """Survival runs: the attributions of the log-risk (the survival scorer passes no test
-        scores on, so `test_examples` is not called for them)."""
-        if task.target is TargetKind.SURVIVAL:
+        """Runs whose scorer hands no test scores on (survival: the log-risk's attributions),
+        for which `test_examples` is not called."""
+        if not scorer_for(task.target).hands_test_scores:
             payload = self.test_examples(run, task, predictor, data, split.test,
                                          np.zeros(len(split.test)))
             if payload:

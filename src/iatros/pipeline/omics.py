@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from iatros.kinds import TargetKind
 from iatros.tasks import Task, TaskData
 from iatros.train.predictors import Predictor
 
@@ -25,9 +24,7 @@ def _units(task: Task, width: int) -> list[tuple[int, str]]:
     """(output unit, what it predicts): one per class for several classes, else the one output."""
     if width > 1 and len(task.classes) == width:
         return list(enumerate(task.classes))
-    if task.target is TargetKind.SURVIVAL:
-        return [(0, "risk")]
-    name = task.classes[-1] if task.classes else "the prediction"
+    name = task.classes[-1] if task.classes else task.target.output_name
     return [(0, str(name))]
 
 

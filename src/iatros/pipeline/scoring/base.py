@@ -55,6 +55,7 @@ class Scorer(Protocol):
 
     supports_cross_fit: bool  # out-of-fold scoring of a cross-fit ensemble means something
     cross_validates: bool  # `train --cv K` can pool out-of-fold scores read from predictions.csv
+    hands_test_scores: bool  # `finish` returns the test scores the explainers pick examples by
 
     def split_counts(self, task: Task, targets: np.ndarray) -> dict[str, Any]:
         """Outcome counts of one split part for config.json (positives, class counts)."""

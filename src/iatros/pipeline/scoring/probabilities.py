@@ -44,6 +44,7 @@ class ProbabilityScorer:
     reliability = True  # draw reliability curves (probabilities of one outcome or class)
     supports_cross_fit = True
     cross_validates = True
+    hands_test_scores = True
 
     def split_counts(self, task: Task, targets: np.ndarray) -> dict[str, Any]:
         return {}

@@ -58,6 +58,7 @@ class SurvivalScorer:
 
     supports_cross_fit = True
     cross_validates = False  # pooled curves from several fold models need their own Breslow fits
+    hands_test_scores = False  # a survival prediction is a curve, not one score
 
     def split_counts(self, task: Task, targets: np.ndarray) -> dict[str, Any]:
         return {}

@@ -60,6 +60,7 @@ class TokenScorer:
 
     supports_cross_fit = False  # ensembles vote on entities, which has no out-of-fold form
     cross_validates = False
+    hands_test_scores = False
 
     def split_counts(self, task: Task, targets: np.ndarray) -> dict[str, Any]:
         return {}
