@@ -217,6 +217,17 @@ def test_correlations_equal_scipy_and_their_ci_holds_the_value(n: int, seed: int
         assert -1.0 <= low <= high <= 1.0
 
 
+def test_a_constant_prediction_counts_as_no_correlation_not_as_missing():
+    y = np.arange(10.0)
+    result = correlation_with_ci(y, np.full(10, 2.5), 100, np.random.default_rng(0))
+    assert result["spearman"] == {"value": 0.0, "ci95": [0.0, 0.0], "constant_prediction": True}
+    frame = pd.DataFrame({"split": "test", "attr_drug": ["a"] * 10 + ["b"] * 10,
+                          "target": np.r_[y, y], "prediction": np.r_[y, np.ones(10)]})
+    summary = per_group_correlations(frame, "drug", "test", EvalOptions(n_boot=50))
+    assert summary["constant_prediction"] == 1 and summary["spearman"]["n"] == 2
+    assert summary["spearman"]["median"] == pytest.approx(0.5)
+
+
 def test_per_group_summary_skips_small_or_constant_groups():
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"split": "test", "attr_drug": ["a"] * 30 + ["b"] * 3 + ["c"] * 10,

@@ -33,9 +33,14 @@ def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def correlation_with_ci(y: np.ndarray, s: np.ndarray, n_boot: int,
                         rng: np.random.Generator) -> dict[str, dict[str, Any]]:
-    """Pearson and Spearman of one drug's lines, each with a percentile bootstrap 95% CI."""
+    """Pearson and Spearman of one drug's lines, each with a percentile bootstrap 95% CI. A
+    constant prediction ranks nothing: its correlation counts as 0 (and is marked), never as
+    missing, so a model that gives up on a drug is not scored on the drugs it kept."""
     y, s = np.asarray(y, float), np.asarray(s, float)
     out: dict[str, dict[str, Any]] = {}
+    if np.ptp(s) == 0:
+        return {name: {"value": 0.0, "ci95": [0.0, 0.0], "constant_prediction": True}
+                for name in CORRELATIONS}
     index = rng.integers(0, len(y), size=(n_boot, len(y)))
     for name in CORRELATIONS:
         if name == "spearman":
@@ -84,7 +89,10 @@ def per_group_correlations(frame: pd.DataFrame, by: str, split: str,
                                              for g in groups]), n_boot, rng)
                for name in CORRELATIONS}
     return {"groups": groups, "n_groups": len(groups),
-            "too_small": sum(1 for g in groups if "pearson" not in g), **summary}
+            "too_small": sum(1 for g in groups if "pearson" not in g),
+            "constant_prediction": sum(1 for g in groups
+                                       if (g.get("pearson") or {}).get("constant_prediction")),
+            **summary}
 
 
 def finish(run: RunFolder, task: Task, options: EvalOptions) -> dict[str, Any]:
@@ -100,7 +108,8 @@ def finish(run: RunFolder, task: Task, options: EvalOptions) -> dict[str, Any]:
     section: dict[str, Any] = {
         "by": by, "min_n": MIN_LINES,
         "method": (f"Per {by}: Pearson and Spearman correlation of predicted and measured "
-                   f"values over its rows ({MIN_LINES} at least), percentile bootstrap CI "
+                   f"values over its rows ({MIN_LINES} at least; 0 where the model predicts "
+                   f"one value for all of them), percentile bootstrap CI "
                    f"with rows resampled within the {by}; over {by}s: median, IQR and the "
                    f"median's CI with {by}s resampled"),
         "splits": splits}

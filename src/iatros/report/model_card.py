@@ -339,7 +339,8 @@ def per_group_section(metrics: Mapping[str, Any], shown: int = 5) -> dict[str, A
     return {"by": by, "method": str(section.get("method") or ""),
             "rows": [{"split": split, "pearson": _correlation_text(splits[split].get("pearson")),
                       "spearman": _correlation_text(splits[split].get("spearman")),
-                      "too_small": fmt_count(splits[split].get("too_small"))}
+                      "too_small": fmt_count(splits[split].get("too_small")),
+                      "constant": fmt_count(splits[split].get("constant_prediction"))}
                      for split in ("val", "test") if split in splits],
             "best": [row(g) for g in ranked[:shown]],
             "worst": [row(g) for g in ranked[-shown:][::-1]] if len(ranked) > shown else [],
