@@ -81,16 +81,10 @@ ROWS: tuple[tuple[str, str, tuple[str, ...], dict[str, Any]], ...] = (
 
 def run_one(label: str, model: str, omics: tuple[str, ...], params: dict[str, Any], seed: int,
             args: argparse.Namespace) -> dict[str, Any]:
-    from iatros import api
     from iatros.tasks.omics import tcga_subtype_task
 
-    task = tcga_subtype_task(omics)
     out = Path(args.work) / f"{model}-{'+'.join(omics)}-{params.get('fusion', 'default')}-s{seed}"
-    t0 = time.perf_counter()
-    run = api.train(task, data_root=args.data_root, model=model, seed=seed,
-                    params=params or None, out=out, register=False, progress=False,
-                    eval_options=api.EvalOptions(n_boot=args.n_boot, seed=seed))
-    seconds = time.perf_counter() - t0
+    run, seconds = _train(tcga_subtype_task(omics), model, seed, params, out, args)
     test = json.loads((run / "metrics.json").read_text())["splits"]["test"]
     return {"label": label, "seed": seed, "seconds": seconds, "n": test["auroc"].get("n"),
             **{name: test[name] for name in METRICS}}

@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from scipy.stats import pearsonr, spearmanr
 
 from iatros.errors import ConfigError, CorruptDataError, MissingDataError
+from iatros.evaluate.metrics import correlations_with_ci
 from iatros.models.drug_response import DrugResponseNet, PerDrugElasticNet
-from iatros.pipeline.drug_response import correlation_with_ci, per_group_correlations
+from iatros.pipeline.drug_response import per_group_correlations
 from iatros.pipeline.options import EvalOptions
 from iatros.tasks import get_task
 from tests.cli_run import run_cli
@@ -209,7 +210,7 @@ def test_correlations_equal_scipy_and_their_ci_holds_the_value(n: int, seed: int
     rng = np.random.default_rng(seed)
     y = rng.normal(size=n)
     s = y + rng.normal(size=n)
-    result = correlation_with_ci(y, s, 200, np.random.default_rng(0))
+    result = correlations_with_ci(y, s, 200, np.random.default_rng(0))
     assert result["pearson"]["value"] == pytest.approx(pearsonr(y, s).statistic, abs=1e-9)
     assert result["spearman"]["value"] == pytest.approx(spearmanr(y, s).statistic, abs=1e-9)
     for name in ("pearson", "spearman"):
@@ -219,7 +220,7 @@ def test_correlations_equal_scipy_and_their_ci_holds_the_value(n: int, seed: int
 
 def test_a_constant_prediction_counts_as_no_correlation_not_as_missing():
     y = np.arange(10.0)
-    result = correlation_with_ci(y, np.full(10, 2.5), 100, np.random.default_rng(0))
+    result = correlations_with_ci(y, np.full(10, 2.5), 100, np.random.default_rng(0))
     assert result["spearman"] == {"value": 0.0, "ci95": [0.0, 0.0], "constant_prediction": True}
     frame = pd.DataFrame({"split": "test", "attr_drug": ["a"] * 10 + ["b"] * 10,
                           "target": np.r_[y, y], "prediction": np.r_[y, np.ones(10)]})

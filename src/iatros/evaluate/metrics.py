@@ -617,6 +617,45 @@ def _r2(r: Resamples) -> np.ndarray:
     return 1.0 - _div(ss_res, ss_tot)
 
 
+CORRELATIONS = ("pearson", "spearman")
+
+
+def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each row pair of (B, n) arrays; NaN where a row is constant."""
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    den = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (a * b).sum(axis=1) / den, np.nan)
+
+
+def correlations_with_ci(y: np.ndarray, s: np.ndarray, n_boot: int,
+                        rng: np.random.Generator) -> dict[str, dict[str, Any]]:
+    """Pearson and Spearman of predictions `s` with targets `y` (e.g. one drug's cell lines),
+    each with a percentile bootstrap 95% CI. A constant prediction ranks nothing: its
+    correlation counts as 0 (and is marked), never as missing, so a model that gives up on a
+    group is not scored only on the groups it kept."""
+    from scipy.stats import rankdata
+
+    y, s = np.asarray(y, float), np.asarray(s, float)
+    out: dict[str, dict[str, Any]] = {}
+    if np.ptp(s) == 0:
+        return {name: {"value": 0.0, "ci95": [0.0, 0.0], "constant_prediction": True}
+                for name in CORRELATIONS}
+    index = rng.integers(0, len(y), size=(n_boot, len(y)))
+    for name in CORRELATIONS:
+        if name == "spearman":
+            value = _pearson_rows(rankdata(y)[None], rankdata(s)[None])[0]
+            boot = _pearson_rows(rankdata(y[index], axis=1), rankdata(s[index], axis=1))
+        else:
+            value = _pearson_rows(y[None], s[None])[0]
+            boot = _pearson_rows(y[index], s[index])
+        boot = boot[np.isfinite(boot)]
+        ci = [json_float(q) for q in np.percentile(boot, [2.5, 97.5])] if len(boot) else None
+        out[name] = {"value": json_float(value), "ci95": ci}
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Survival
 # --------------------------------------------------------------------------------------------

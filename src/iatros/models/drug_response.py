@@ -120,6 +120,7 @@ class DrugResponseNet(nn.Module):
         center[self.n_drugs], scale[self.n_drugs] = np.mean(means, axis=0), np.mean(sds, axis=0)
         self.drug_center.copy_(torch.as_tensor(center, dtype=torch.float32))
         self.drug_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
+        self._train_drugs = None  # needed only for this fit
         return self
 
     def drug_index(self, x: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 from iatros.evaluate import metrics as M
 from iatros.pipeline.options import EvalOptions
@@ -19,40 +18,6 @@ from iatros.run_folder import FIGURES, RunFolder
 from iatros.tasks import Task
 
 MIN_LINES = 5  # a drug with fewer test lines gets no correlation
-CORRELATIONS = ("pearson", "spearman")
-
-
-def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson correlation of each row pair of (B, n) arrays; NaN where a row is constant."""
-    a = a - a.mean(axis=1, keepdims=True)
-    b = b - b.mean(axis=1, keepdims=True)
-    den = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, (a * b).sum(axis=1) / den, np.nan)
-
-
-def correlation_with_ci(y: np.ndarray, s: np.ndarray, n_boot: int,
-                        rng: np.random.Generator) -> dict[str, dict[str, Any]]:
-    """Pearson and Spearman of one drug's lines, each with a percentile bootstrap 95% CI. A
-    constant prediction ranks nothing: its correlation counts as 0 (and is marked), never as
-    missing, so a model that gives up on a drug is not scored on the drugs it kept."""
-    y, s = np.asarray(y, float), np.asarray(s, float)
-    out: dict[str, dict[str, Any]] = {}
-    if np.ptp(s) == 0:
-        return {name: {"value": 0.0, "ci95": [0.0, 0.0], "constant_prediction": True}
-                for name in CORRELATIONS}
-    index = rng.integers(0, len(y), size=(n_boot, len(y)))
-    for name in CORRELATIONS:
-        if name == "spearman":
-            value = _pearson_rows(rankdata(y)[None], rankdata(s)[None])[0]
-            boot = _pearson_rows(rankdata(y[index], axis=1), rankdata(s[index], axis=1))
-        else:
-            value = _pearson_rows(y[None], s[None])[0]
-            boot = _pearson_rows(y[index], s[index])
-        boot = boot[np.isfinite(boot)]
-        ci = [M.json_float(q) for q in np.percentile(boot, [2.5, 97.5])] if len(boot) else None
-        out[name] = {"value": M.json_float(value), "ci95": ci}
-    return out
 
 
 def _distribution(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> dict[str, Any]:
@@ -82,12 +47,12 @@ def per_group_correlations(frame: pd.DataFrame, by: str, split: str,
         y, s = rows["target"].to_numpy(float), rows["prediction"].to_numpy(float)
         entry: dict[str, Any] = {by: str(name), "n": int(len(rows))}
         if len(rows) >= MIN_LINES and np.ptp(y) > 0:
-            entry.update(correlation_with_ci(y, s, n_boot, rng))
+            entry.update(M.correlations_with_ci(y, s, n_boot, rng))
         groups.append(entry)
     summary = {name: _distribution(np.array([g[name]["value"] if g.get(name) and
                                              g[name]["value"] is not None else np.nan
                                              for g in groups]), n_boot, rng)
-               for name in CORRELATIONS}
+               for name in M.CORRELATIONS}
     return {"groups": groups, "n_groups": len(groups),
             "too_small": sum(1 for g in groups if "pearson" not in g),
             "constant_prediction": sum(1 for g in groups

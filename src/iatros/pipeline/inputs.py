@@ -295,14 +295,12 @@ def read_omics(files: Sequence[Path], config: dict[str, Any],
                                                       f"per omic"})
             continue
         matrices[omic] = (f, matrix)
-    samples = list(dict.fromkeys(i for _, m in matrices.values() for i in map(str, m.index)))
+    samples = list(dict.fromkeys(i for _, m in matrices.values() for i in m.index))
     parts, notes = [], {s: {"omics_present": [], "missing_features": {}} for s in samples}
     for omic, names in expected.items():
         block = np.full((len(samples), len(names)), np.nan, dtype=np.float32)
         if omic in matrices:
             f, matrix = matrices[omic]
-            matrix = matrix.copy()
-            matrix.index = matrix.index.astype(str)
             lacking = [c for c in names if c not in matrix.columns]
             if lacking:
                 log.warning("%s lacks %d %s feature(s), treated as missing: %s", f, len(lacking),
