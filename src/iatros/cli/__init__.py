@@ -16,6 +16,7 @@ from rich.table import Table
 
 from iatros.cli.deid import deid_app
 from iatros.cli.federate import certificates_cmd, federate_cmd, register_cmd
+from iatros.cli.monitor import monitor_app
 from iatros.cli.nlp import nlp_app
 from iatros.cli.output import progress_flag as _progress
 from iatros.cli.output import report_failures
@@ -465,6 +466,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(nlp_app, name="nlp")
 app.add_typer(deid_app, name="deid")
 app.add_typer(pgx_app, name="pgx")
+app.add_typer(monitor_app, name="monitor")
 app.command("serve")(serve_cmd)
 app.command("federate")(federate_cmd)
 app.command("federate-certificates")(certificates_cmd)
