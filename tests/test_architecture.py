@@ -39,7 +39,7 @@ ALLOWED: dict[str, set[str]] = {
     "monitoring": {"data", "errors"},  # data: replay.py reads PhysioNet 2012 with the EHR reader
     "api": {"access", "crypto", "data", "errors", "federated", "nlp", "pgx", "pipeline", "privacy",
             "registry", "report", "run_folder", "settings", "tasks", "train"},
-    "serve": {"root", "access", "api", "errors", "run_folder", "settings"},
+    "serve": {"root", "access", "api", "errors", "monitoring", "run_folder", "settings"},
     "cli": {"root", "api", "errors", "monitoring", "serve", "settings"},  # cli/monitor.py: replay
     "__init__": set(),
 }

@@ -39,6 +39,12 @@ def serve_cmd(
     token_minutes: Annotated[int, typer.Option(min=1, help="Access-token lifetime.")] = 60,
     secure_cookies: Annotated[bool, typer.Option(help="Mark the dashboard cookie Secure (behind "
                                                       "HTTPS).")] = False,
+    monitor_config: Annotated[Path | None, typer.Option(
+        help="Monitoring settings (JSON): escalation levels, stale_after_minutes, hold_minutes and "
+             "webhooks whose secrets are read from the environment variables it names (see "
+             "docs/monitoring.md).")] = None,
+    device_rate: Annotated[int, typer.Option(min=1, help="Requests a minute per device key "
+                                                         "(reading batches).")] = 60_000,
 ) -> None:
     """Serve the promoted models, the JSON API (/api/v1, documented at /docs) and the dashboard.
 
@@ -47,13 +53,16 @@ def serve_cmd(
     workspace)."""
     import uvicorn
 
+    from iatros.monitoring.config import MonitorConfig, load_monitor_config
     from iatros.serve import ServeConfig, create_app
 
+    monitor = load_monitor_config(monitor_config) if monitor_config else MonitorConfig()
     config = ServeConfig(secret=os.environ.get("IATROS_SERVE_SECRET", ""),
                          token_ttl_seconds=token_minutes * 60,
                          max_upload_bytes=int(max_upload_mb * 1024 * 1024), rate_per_minute=rate,
                          cors_origins=tuple(cors or ()), deid_key=os.environ.get("IATROS_DEID_KEY"),
-                         secure_cookies=secure_cookies)
+                         secure_cookies=secure_cookies, device_rate_per_minute=device_rate,
+                         monitor=monitor)
     app = create_app(config)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: binding {host}: the service is reachable from the network; use TLS",

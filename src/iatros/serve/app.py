@@ -5,6 +5,7 @@ the JSON API and the dashboard. Routes without a role list are refused at start-
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -19,7 +20,7 @@ from iatros import __version__
 from iatros.access.audit import AuditLog
 from iatros.access.store import AccessStore, open_engine
 from iatros.access.tokens import TokenIssuer, require_secret
-from iatros.serve import api_v1, dashboard
+from iatros.serve import api_v1, dashboard, monitor
 from iatros.serve.catalog import ModelCatalog
 from iatros.serve.config import ServeConfig
 from iatros.serve.jobs import JobQueue
@@ -34,7 +35,7 @@ PUBLIC_PATHS = {"/api/v1/health", "/api/v1/auth/token", "/openapi.json", "/docs"
 
 def _check_roles(app: FastAPI) -> None:
     """Deny by default: every route that is not public must state the roles it admits."""
-    for route in [*app.routes, *api_v1.router.routes]:
+    for route in [*app.routes, *api_v1.router.routes, *monitor.router.routes]:
         if isinstance(route, Mount) or not hasattr(route, "path"):
             continue
         path = route.path
@@ -60,7 +61,11 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        tasks = asyncio.ensure_future(monitor.run_monitor_tasks(app))
         yield
+        tasks.cancel()
+        if app.state.webhooks is not None:
+            app.state.webhooks.close(5.0)
         app.state.jobs.shutdown()
 
     app = FastAPI(title="iatros", version=__version__, lifespan=lifespan,
@@ -71,9 +76,12 @@ def create_app(config: ServeConfig) -> FastAPI:
     app.state.audit = AuditLog(engine)
     app.state.issuer = TokenIssuer(secret, config.token_ttl_seconds)
     app.state.limiter = RateLimiter(config.rate_per_minute)
+    app.state.device_limiter = RateLimiter(config.device_rate_per_minute)
     app.state.catalog = ModelCatalog(config.settings, config.reload_seconds)
     app.state.jobs = JobQueue(config.work_dir / "jobs")
     app.state.extractor = _lazy_extractor()
+    app.state.webhooks = config.monitor.webhook_sender(monitor.audit_delivery(app.state.audit))
+    monitor.start_monitor(app, engine, config.monitor.settings, app.state.webhooks)
 
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem) -> Response:
@@ -96,6 +104,7 @@ def create_app(config: ServeConfig) -> FastAPI:
                                 headers=getattr(exc, "headers", None))
 
     app.include_router(api_v1.router)
+    app.include_router(monitor.router)
     dashboard.mount(app)
     if config.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from iatros.monitoring.config import MonitorConfig
 from iatros.settings import Settings, get_settings
 
 
@@ -24,6 +25,8 @@ class ServeConfig:
     deid_key: str | None = None
     reload_seconds: float = 2.0
     secure_cookies: bool = False
+    device_rate_per_minute: int = 60_000
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
 
     @property
     def work_dir(self) -> Path:

@@ -99,7 +99,8 @@ def authenticate(request: Request) -> Principal:
                       headers={"WWW-Authenticate": "Bearer"}) from None
     ctx = audit_context(request)
     ctx.actor, ctx.role = principal.name, principal.role
-    state.limiter.check(f"{principal.kind}:{principal.name}")
+    limiter = state.device_limiter if principal.role == "device" else state.limiter
+    limiter.check(f"{principal.kind}:{principal.name}")
     return principal
 
 

@@ -1,0 +1,81 @@
+"""The monitor's configuration file (`iatros serve --monitor-config FILE`, JSON): escalation
+levels, how long a value stays current, the hold after an acknowledgement, and the webhooks
+(their secrets from the environment, see `webhooks.load_webhooks`)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from iatros.errors import ConfigError
+from iatros.monitoring.engine import Level, MonitorSettings
+from iatros.monitoring.webhooks import DeliveryResult, WebhookSender, WebhookTarget, load_webhooks
+
+SECTIONS = ("escalation", "stale_after_minutes", "hold_minutes")
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    settings: MonitorSettings = field(default_factory=MonitorSettings)
+    webhooks: tuple[WebhookTarget, ...] = ()
+
+    def webhook_sender(self, on_result: Callable[[DeliveryResult], None] | None = None
+                       ) -> WebhookSender | None:
+        return WebhookSender(self.webhooks, on_result=on_result) if self.webhooks else None
+
+
+def _minutes(data: Mapping[str, Any], key: str, default_s: float, path: Path) -> float:
+    value = data.get(key)
+    if value is None:
+        return default_s
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            math.isfinite(value) and value > 0):
+        raise ConfigError(f"monitor config {path}: {key} must be a positive number of minutes, "
+                          f"not {value!r}")
+    return float(value) * 60.0
+
+
+def _levels(entries: Any, path: Path) -> tuple[Level, ...]:
+    if entries is None:
+        return MonitorSettings().levels
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"monitor config {path}: escalation must be a non-empty list of "
+                          f'{{"name": ..., "after_minutes": ...}}')
+    levels = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or set(entry) - {"name", "after_minutes"}:
+            raise ConfigError(f"monitor config {path}: escalation[{i}] must be an object with "
+                              f"name and after_minutes only")
+        name, after = entry.get("name"), entry.get("after_minutes", 0)
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"monitor config {path}: escalation[{i}].name must be a name")
+        if isinstance(after, bool) or not isinstance(after, (int, float)) or after < 0:
+            raise ConfigError(f"monitor config {path}: escalation[{i}].after_minutes must be "
+                              f"a number >= 0")
+        levels.append(Level(name.strip(), float(after) * 60.0))
+    if levels[0].after_s != 0 or any(b.after_s <= a.after_s for a, b in itertools.pairwise(levels)):
+        raise ConfigError(f"monitor config {path}: the first escalation level starts at 0 "
+                          f"minutes and each later one later than the one before")
+    return tuple(levels)
+
+
+def load_monitor_config(path: str | Path) -> MonitorConfig:
+    """The monitor's settings and webhooks from a JSON file; errors name the file and field."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = None   # load_webhooks gives the precise message
+    levels = _levels(data.get("escalation") if isinstance(data, dict) else None, path)
+    webhooks = load_webhooks(path, other_sections=SECTIONS,
+                             known_levels=[level.name for level in levels])
+    defaults = MonitorSettings()
+    settings = MonitorSettings(
+        stale_after_s=_minutes(data, "stale_after_minutes", defaults.stale_after_s, path),
+        hold_s=_minutes(data, "hold_minutes", defaults.hold_s, path), levels=levels)
+    return MonitorConfig(settings, tuple(webhooks))

@@ -1,0 +1,271 @@
+"""Durable storage of the monitor: admitted patients, readings (unique per device and sequence
+number, so a resent batch is never stored twice) and alerts, in the service's database (SQLite
+in WAL mode with full sync by default, PostgreSQL by URL). A write returns only after its
+transaction committed: what the monitor acknowledges is on disk."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine
+
+from iatros.monitoring.readings import Reading
+
+METADATA = MetaData()
+PATIENTS = Table(
+    "monitor_patients", METADATA,
+    Column("patient_id", String(64), primary_key=True),
+    Column("ward", String(120), nullable=False),
+    Column("spo2_scale", Integer, nullable=False),
+    Column("admitted", Float, nullable=False),
+    Column("discharged", Float, nullable=True),
+)
+READINGS = Table(
+    "monitor_readings", METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device", String(120), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("patient_id", String(64), nullable=False, index=True),
+    Column("time", Float, nullable=False),
+    Column("received", Float, nullable=False),
+    Column("spo2_scale", Integer, nullable=True),
+    Column("vitals", Text, nullable=False),
+    UniqueConstraint("device", "seq", name="uq_monitor_reading_device_seq"),
+)
+ALERTS = Table(
+    "monitor_alerts", METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("patient_id", String(64), nullable=False, index=True),
+    Column("kind", String(40), nullable=False),
+    Column("severity", String(20), nullable=False),
+    Column("score", Integer, nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("reading_time", Float, nullable=False),
+    Column("opened", Float, nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("escalated", Float, nullable=False),
+    Column("acked_by", String(120), nullable=True),
+    Column("acked", Float, nullable=True),
+)
+CHUNK = 500  # rows per IN (...) lookup, under SQLite's host-parameter limit
+
+
+@dataclass
+class Alert:
+    """An alert as stored; ``acked`` is None while it is open."""
+
+    id: int
+    patient_id: str
+    kind: str
+    severity: str
+    score: int | None
+    reason: str
+    reading_time: float
+    opened: float
+    level: int
+    escalated: float
+    acked_by: str | None = None
+    acked: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in ("id", "patient_id", "kind", "severity", "score",
+                                              "reason", "reading_time", "opened", "level",
+                                              "escalated", "acked_by", "acked")}
+        return {**out, **self.extra}
+
+
+@dataclass(frozen=True)
+class Patient:
+    patient_id: str
+    ward: str
+    spo2_scale: int
+    admitted: float
+
+
+def _alert(row: Any) -> Alert:
+    return Alert(row.id, row.patient_id, row.kind, row.severity, row.score, row.reason,
+                 row.reading_time, row.opened, row.level, row.escalated, row.acked_by, row.acked)
+
+
+class MonitorStore:
+    """The monitor's tables on an engine (created when missing)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        METADATA.create_all(engine)
+        self._insert = _insert_ignoring_duplicates(engine)
+
+    # patients
+    def admit(self, patient_id: str, ward: str, spo2_scale: int, now: float) -> Patient:
+        """Admit a patient to monitoring (again, if discharged); ValueError if already admitted."""
+        with self.engine.begin() as c:
+            row = c.execute(select(PATIENTS).where(PATIENTS.c.patient_id == patient_id)).first()
+            if row is not None and row.discharged is None:
+                raise ValueError(f"patient {patient_id} is already admitted (ward {row.ward})")
+            values = {"ward": ward, "spo2_scale": spo2_scale, "admitted": now, "discharged": None}
+            if row is None:
+                c.execute(insert(PATIENTS).values(patient_id=patient_id, **values))
+            else:
+                c.execute(update(PATIENTS).where(PATIENTS.c.patient_id == patient_id)
+                          .values(**values))
+        return Patient(patient_id, ward, spo2_scale, now)
+
+    def discharge(self, patient_id: str, now: float) -> bool:
+        with self.engine.begin() as c:
+            done = c.execute(update(PATIENTS).where(PATIENTS.c.patient_id == patient_id,
+                                                    PATIENTS.c.discharged.is_(None))
+                             .values(discharged=now))
+        return bool(done.rowcount)
+
+    def patients(self) -> dict[str, Patient]:
+        """The patients admitted now."""
+        with self.engine.connect() as c:
+            rows = c.execute(select(PATIENTS).where(PATIENTS.c.discharged.is_(None)))
+            return {r.patient_id: Patient(r.patient_id, r.ward, r.spo2_scale, r.admitted)
+                    for r in rows}
+
+    # readings
+    def existing(self, c: Connection, device: str, seqs: Sequence[int]) -> set[int]:
+        """Which of `seqs` the device has stored already."""
+        found: set[int] = set()
+        for start in range(0, len(seqs), CHUNK):
+            chunk = list(seqs[start:start + CHUNK])
+            found.update(c.execute(select(READINGS.c.seq).where(
+                READINGS.c.device == device, READINGS.c.seq.in_(chunk))).scalars())
+        return found
+
+    def write(self, device: str, readings: Sequence[Reading], received: float,
+              alerts: Iterable[Alert] = (), alert_updates: Iterable[Alert] = ()
+              ) -> list[Alert]:
+        """Store new readings and the alerts they opened or changed in one transaction; the
+        opened alerts come back with their ids. Returns after the commit."""
+        opened = list(alerts)
+        with self.engine.begin() as c:
+            if readings:
+                c.execute(self._insert, [
+                    {"device": device, "seq": r.seq, "patient_id": r.patient_id, "time": r.time,
+                     "received": received, "spo2_scale": r.spo2_scale,
+                     "vitals": json.dumps(r.values, separators=(",", ":"))} for r in readings])
+            for alert in opened:
+                alert.id = int(c.execute(insert(ALERTS).values(_alert_row(alert))
+                                         .returning(ALERTS.c.id)).scalar_one())
+            for alert in alert_updates:
+                c.execute(update(ALERTS).where(ALERTS.c.id == alert.id)
+                          .values(_alert_row(alert)))
+        return opened
+
+    def recent_readings(self, since: float, patients: Iterable[str] | None = None
+                        ) -> list[dict[str, Any]]:
+        """Readings with time >= since (of `patients` if given), in time order."""
+        query = select(READINGS).where(READINGS.c.time >= since)
+        if patients is not None:
+            query = query.where(READINGS.c.patient_id.in_(list(patients)))
+        with self.engine.connect() as c:
+            rows = c.execute(query.order_by(READINGS.c.time, READINGS.c.id)).all()
+        return [{"device": r.device, "seq": r.seq, "patient_id": r.patient_id, "time": r.time,
+                 "spo2_scale": r.spo2_scale, **json.loads(r.vitals)} for r in rows]
+
+    def last_times(self) -> dict[tuple[str, str], float]:
+        """The latest reading time per (device, patient): readings older than it are refused."""
+        with self.engine.connect() as c:
+            rows = c.execute(select(READINGS.c.device, READINGS.c.patient_id,
+                                    func.max(READINGS.c.time))
+                             .group_by(READINGS.c.device, READINGS.c.patient_id)).all()
+        return {(d, p): float(t) for d, p, t in rows}
+
+    def latest_time(self) -> float | None:
+        with self.engine.connect() as c:
+            return c.execute(select(func.max(READINGS.c.time))).scalar()
+
+    def count_readings(self, device: str | None = None) -> int:
+        query = select(func.count()).select_from(READINGS)
+        if device is not None:
+            query = query.where(READINGS.c.device == device)
+        with self.engine.connect() as c:
+            return int(c.execute(query).scalar_one())
+
+    def stored_pairs(self, pairs: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """How many times each (device, seq) is stored (0 or 1: the table refuses more)."""
+        out = dict.fromkeys(pairs, 0)
+        with self.engine.connect() as c:
+            for start in range(0, len(pairs), CHUNK):
+                chunk = list(pairs[start:start + CHUNK])
+                for d, s, n in c.execute(select(READINGS.c.device, READINGS.c.seq, func.count())
+                                         .where(tuple_(READINGS.c.device, READINGS.c.seq)
+                                                .in_(chunk))
+                                         .group_by(READINGS.c.device, READINGS.c.seq)):
+                    out[(d, s)] = int(n)
+        return out
+
+    # alerts
+    def alerts(self, open_only: bool = False, patient_id: str | None = None,
+               limit: int = 500) -> list[Alert]:
+        query = select(ALERTS)
+        if open_only:
+            query = query.where(ALERTS.c.acked.is_(None))
+        if patient_id is not None:
+            query = query.where(ALERTS.c.patient_id == patient_id)
+        with self.engine.connect() as c:
+            rows = c.execute(query.order_by(ALERTS.c.id.desc()).limit(limit)).all()
+        return [_alert(r) for r in rows]
+
+    def alert(self, alert_id: int) -> Alert | None:
+        with self.engine.connect() as c:
+            row = c.execute(select(ALERTS).where(ALERTS.c.id == alert_id)).first()
+        return None if row is None else _alert(row)
+
+    def acknowledge(self, alert_id: int, by: str, now: float) -> Alert | None:
+        """Mark an open alert acknowledged; None if it is unknown or was acknowledged already."""
+        with self.engine.begin() as c:
+            done = c.execute(update(ALERTS).where(ALERTS.c.id == alert_id,
+                                                  ALERTS.c.acked.is_(None))
+                             .values(acked_by=by, acked=now))
+            if not done.rowcount:
+                return None
+            return _alert(c.execute(select(ALERTS).where(ALERTS.c.id == alert_id)).one())
+
+    def escalate(self, alert: Alert) -> bool:
+        """Store an alert's new level unless it was acknowledged meanwhile."""
+        with self.engine.begin() as c:
+            done = c.execute(update(ALERTS).where(ALERTS.c.id == alert.id,
+                                                  ALERTS.c.acked.is_(None))
+                             .values(level=alert.level, escalated=alert.escalated))
+        return bool(done.rowcount)
+
+
+def _alert_row(alert: Alert) -> dict[str, Any]:
+    return {"patient_id": alert.patient_id, "kind": alert.kind, "severity": alert.severity,
+            "score": alert.score, "reason": alert.reason, "reading_time": alert.reading_time,
+            "opened": alert.opened, "level": alert.level, "escalated": alert.escalated,
+            "acked_by": alert.acked_by, "acked": alert.acked}
+
+
+def _insert_ignoring_duplicates(engine: Engine) -> Any:
+    """INSERT that skips a (device, seq) already stored (a race between two resends)."""
+    name = engine.dialect.name
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    elif name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        raise ValueError(f"the monitor stores readings in SQLite or PostgreSQL, not {name}")
+    return dialect_insert(READINGS).on_conflict_do_nothing(index_elements=["device", "seq"])
