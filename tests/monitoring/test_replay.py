@@ -21,6 +21,7 @@ import pytest
 from iatros.errors import ConfigError, MissingDataError
 from iatros.monitoring import replay as replay_module
 from iatros.monitoring.replay import (
+    ZERO_IS_ARTEFACT,
     ReplayError,
     SkipLog,
     Stay,
@@ -82,7 +83,8 @@ def crafted(tmp_path: Path) -> Path:
         "47:59,HR,70",
     ])
     _record(folder, 200002, ["00:10,HR,60", "00:10,RespRate,12", "01:10,HR,62",
-                             "01:10,Temp,20.5"])  # plausible to the converter, not to NEWS2
+                             "01:10,Temp,20.5",   # plausible to the converter, not to NEWS2
+                             "01:10,SysABP,0"])   # a disconnected arterial line: left out
     _outcomes(root / "physionet2012", [(200001, 5, 3, 1), (200002, 2, -1, 0)])
     return root
 
@@ -113,8 +115,8 @@ def test_same_minute_values_are_one_reading_and_the_oxygen_state_is_carried(craf
          "on_oxygen": False},
         {"patient_id": "200001", "time": _at(47 * 60 + 59), "pulse": 70, "on_oxygen": False},
     )
-    assert first.dropped == 1 and second.dropped == 0
-    assert skips.by_reason() == {"impossible value": 1}
+    assert first.dropped == 1 and second.dropped == 1
+    assert skips.by_reason() == {"impossible value": 1, "disconnected line or probe": 1}
     assert "PHYSIONET2012//Temp = -17.8" in skips.items[0].reason
     assert (first.died, first.length_hours, first.death_hours) == (True, 120.0, 72.0)
     assert (second.died, second.length_hours, second.death_hours) == (False, 48.0, None)
@@ -174,7 +176,7 @@ def _expected(path: Path) -> tuple[str, dict[int, dict[str, float]], int]:
         hours, mins = stamp.split(":")
         value = float(raw)
         lo, hi = RANGES[name]
-        if not lo <= value <= hi:
+        if not lo <= value <= hi or (value == 0 and name in ZERO_IS_ARTEFACT):
             bad += 1
             continue
         minutes.setdefault(int(hours) * 60 + int(mins), {})[name] = value
@@ -494,7 +496,7 @@ def test_the_command_replays_a_data_root_and_prints_no_key(capsys, crafted, monk
     assert code == 0, err
     summary = json.loads(out)
     assert (summary["stays"], summary["sent"], summary["stored"], summary["rejected"]) == (2, 8, 7, 1)
-    assert summary["next_seq"] == 49 and summary["skipped"]["n"] == 1
+    assert summary["next_seq"] == 49 and summary["skipped"]["n"] == 2
     assert min(server.stored) == 41 and server.stored[41]["time"] == _at(5)
     assert "2 stays, 8 readings from set-a (1 skipped (impossible value: 1))" in err
     assert DEVICE_KEY not in out + err and SYSTEM_KEY not in out + err

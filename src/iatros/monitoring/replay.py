@@ -32,8 +32,11 @@ The mapping from PhysioNet 2012 variables to readings:
   none of these vitals and no change of oxygen state gives no reading.
 - Implausible values are dropped as the EHR converter drops them (``schema.drop_implausible``
   with each variable's class from ``physionet2012.VARIABLES``), logged in a ``SkipLog`` and
-  counted per stay. Values the converter keeps but a ward would doubt (a systolic pressure of 0
-  from a disconnected arterial line) are sent as recorded; the server's own limits decide.
+  counted per stay. A value of exactly 0 for heart rate, respiratory rate, systolic pressure or
+  SaO2 is dropped too (``ZERO_IS_ARTEFACT``): in these records it is a disconnected arterial line
+  or probe (681 SysABP and 59 RespRate zeros in set A, mostly between normal values), and NEWS2
+  would score it 3 and raise a false alert. Other doubtful values are sent as recorded; the
+  server's own limits decide.
 - Patient id: the RecordID as a string. Time: the record's offset from ICU admission added to
   ``start`` (UTC), so every stay starts at ``start``.
 """
@@ -212,6 +215,7 @@ def physionet_readings(root: Path, set_name: str = "set-a", stays: int | None = 
     ids, columns = _read_records(paths, skips)
     events = events_frame({**columns, "text_value": [None] * len(columns["time"])})
     kept = drop_implausible(events, {code(v): VARIABLES[v][1] for v in USED}, skips, folder.name)
+    kept = _drop_zero_artefacts(kept, skips, folder.name)
     dropped = Counter(events["stay_id"].to_list())
     dropped.subtract(kept["stay_id"].to_list())
     by_stay = {rid: part.sort("time", maintain_order=True)  # file order within a minute
@@ -241,6 +245,19 @@ def physionet_readings(root: Path, set_name: str = "set-a", stays: int | None = 
             readings=tuple(stay_readings(rid, minutes, names, values, start)),
             dropped=dropped[rid]))
     return result
+
+
+ZERO_IS_ARTEFACT = ("HR", "RespRate", "SysABP", "NISysABP", "SaO2")
+
+
+def _drop_zero_artefacts(events: pl.DataFrame, skips: SkipLog, source: str) -> pl.DataFrame:
+    """Events without the zeros that are disconnected lines or probes (ZERO_IS_ARTEFACT)."""
+    artefact = (pl.col("numeric_value") == 0) & pl.col("code").is_in(
+        [code(v) for v in ZERO_IS_ARTEFACT])
+    for row in events.filter(artefact).iter_rows(named=True):
+        skips.add(f"{source}/{row['stay_id']}", f"disconnected line or probe: {row['code']} = 0 "
+                                                 f"at {row['time']}")
+    return events.filter(~artefact)
 
 
 def _read_records(paths: Sequence[Path], skips: SkipLog) -> tuple[list[str], dict[str, list[Any]]]:
