@@ -84,6 +84,10 @@ def mount(app: FastAPI) -> None:
             return RedirectResponse("/login", status_code=303)
         return _render(request, "denied.html", None, status=exc.status, detail=exc.detail)
 
+    from iatros.serve import dashboard_monitor  # it builds on this module's page and _render
+
+    dashboard_monitor.mount(app)
+
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
     def login_page(request: Request) -> Any:
         return _render(request, "login.html", None)

@@ -1,0 +1,246 @@
+// Live monitoring pages (/monitor, /monitor/patients/ID): keeps the ward rows up to date from
+// the events WebSocket (/api/v1/monitor/events, authenticated by the session cookie), shows
+// whether the page is live, reconnects with back-off and, on every (re)connection, catches up
+// from the JSON API so nothing missed while disconnected stays on screen. Data only ever goes
+// in as text (textContent, attributes): no HTML is built from what the server sends.
+(function () {
+  "use strict";
+  const root = document.querySelector("[data-live]");
+  if (!root) return;
+  const only = root.dataset.only || null;          // the patient page follows one patient
+  const back = root.dataset.back || "/monitor";
+  const status = document.getElementById("live");
+  const banner = document.getElementById("new-alerts");
+  const reloadNotice = document.getElementById("reload-notice");
+  const title = document.title;
+  const MAX_DELAY_S = 30;
+  let delay = 1;
+
+  function utc(t) {
+    return t == null ? "" : new Date(t * 1000).toISOString().slice(0, 19).replace("T", " ");
+  }
+
+  function shown(name, v) {
+    if (v == null) return "–";
+    if (name === "on_oxygen") return v ? "O2" : "air";
+    if (name === "temperature" && typeof v === "number") return v.toFixed(1);
+    return String(v);
+  }
+
+  function setStatus(state, text) {
+    status.className = "live " + state;
+    status.textContent = text;
+  }
+
+  function field(el, name) {
+    return el.querySelector('[data-field="' + name + '"]');
+  }
+
+  function rowOf(pid) {
+    for (const row of root.querySelectorAll("tr[data-patient]")) {
+      if (row.dataset.patient === pid) return row;
+    }
+    const template = document.getElementById("ward-row");
+    if (only || !template) return null;
+    const row = template.content.firstElementChild.cloneNode(true);
+    row.dataset.patient = pid;
+    const link = field(row, "patient");
+    link.textContent = pid;
+    link.href = "/monitor/patients/" + encodeURIComponent(pid);
+    const body = document.getElementById("ward-rows");
+    const empty = body.querySelector("tr.empty");
+    if (empty) empty.remove();
+    body.appendChild(row);
+    return row;
+  }
+
+  function setRowAlert(row, severity) {
+    row.className = row.className.replace(/\b(alerting|sev-[a-z-]+)\b/g, "").trim();
+    if (severity) row.classList.add("alerting", "sev-" + severity);
+  }
+
+  function flash(el) {
+    el.classList.remove("fresh");
+    void el.offsetWidth;            // restart the animation
+    el.classList.add("fresh");
+  }
+
+  function touched() {
+    if (reloadNotice) {
+      reloadNotice.querySelector("a").href = location.pathname + location.search;
+      reloadNotice.hidden = false;
+    }
+  }
+
+  function reading(ev, quiet) {
+    const row = rowOf(ev.patient_id);
+    if (!row) return;
+    for (const [name, value] of Object.entries(ev.values || {})) {
+      const cell = field(row, name);
+      if (cell) cell.textContent = shown(name, value);
+    }
+    if (ev.time != null) field(row, "time").textContent = utc(ev.time);
+    if (ev.ward) field(row, "ward").textContent = ev.ward;
+    const n = ev.news2;
+    if (n) {
+      const score = field(row, "news2");
+      score.textContent = String(n.score);
+      score.className = "news2 risk-" + n.risk;
+      score.title = n.summary || "";
+      field(row, "risk").textContent = n.risk;
+      field(row, "incomplete").hidden = !!n.complete;
+    }
+    if (only && !quiet) touched();
+  }
+
+  // the banner of alerts that arrived while this page was open, until acknowledged
+  function announce(ev, words) {
+    if (!banner) return;
+    let line = banner.querySelector('[data-alert="' + ev.id + '"]');
+    if (!line) {
+      line = document.createElement("p");
+      line.dataset.alert = String(ev.id);
+      banner.appendChild(line);
+    }
+    line.className = "sev-" + ev.severity;
+    line.textContent = words + ": patient " + ev.patient_id + ", " + ev.severity +
+      " (NEWS2 " + ev.score + "), " + (ev.level_name || "") + ".";
+    banner.hidden = false;
+    flash(line);
+    counted();
+  }
+
+  function forget(id) {
+    if (!banner) return;
+    const line = banner.querySelector('[data-alert="' + id + '"]');
+    if (line) line.remove();
+    banner.hidden = !banner.children.length;
+    counted();
+  }
+
+  function counted() {
+    const n = banner ? banner.children.length : 0;
+    document.title = n ? "(" + n + ") " + title : title;
+  }
+
+  function showAlert(ev, words) {
+    const row = rowOf(ev.patient_id);
+    if (!row) return;
+    const cell = field(row, "alert");
+    const same = cell.dataset.alertId === String(ev.id);
+    const block = document.getElementById("alert-block").content.firstElementChild.cloneNode(true);
+    block.classList.add("sev-" + ev.severity);
+    block.querySelector('[data-part="severity"]').textContent = ev.severity;
+    block.querySelector('[data-part="level"]').textContent = ev.level_name || "";
+    block.querySelector('[data-part="opened"]').textContent = "opened " + utc(ev.opened).slice(11) + " UTC";
+    block.querySelector('[data-part="reason"]').textContent = ev.reason;
+    const form = block.querySelector("form");
+    form.action = "/monitor/alerts/" + encodeURIComponent(ev.id) + "/ack";
+    form.querySelector('input[name="back"]').value = back;
+    cell.replaceChildren(block);
+    cell.dataset.alertId = String(ev.id);
+    setRowAlert(row, ev.severity);
+    if (words) {
+      flash(row);
+      announce(ev, words);
+    } else if (!same) {
+      flash(row);
+    }
+    touched();
+  }
+
+  function acked(ev) {
+    forget(ev.id);
+    const row = rowOf(ev.patient_id);
+    if (!row) return;
+    const cell = field(row, "alert");
+    if (cell.dataset.alertId !== String(ev.id)) return;
+    const done = document.createElement("span");
+    done.className = "acked";
+    done.textContent = ev.acked_by
+      ? "acknowledged by " + ev.acked_by + " at " + utc(ev.acked).slice(11) + " UTC"
+      : "acknowledged";
+    cell.replaceChildren(done);
+    cell.dataset.alertId = "";
+    setRowAlert(row, null);
+    touched();
+  }
+
+  function handle(ev) {
+    if (!ev || (only && ev.patient_id !== only)) return;
+    if (ev.type === "reading") reading(ev);
+    else if (ev.type === "alert") showAlert(ev, ev.update ? "Alert raised" : "New alert");
+    else if (ev.type === "escalation") showAlert(ev, "Escalated");
+    else if (ev.type === "ack") acked(ev);
+  }
+
+  async function getJSON(path) {
+    const r = await fetch(path, {credentials: "same-origin", headers: {Accept: "application/json"}});
+    if (!r.ok) throw new Error(path + ": " + r.status);
+    return r.json();
+  }
+
+  // what changed while there was no socket: the ward and the open alerts, from the JSON API
+  async function catchUp() {
+    try {
+      const [ward, open] = await Promise.all([getJSON("/api/v1/monitor/ward"),
+                                              getJSON("/api/v1/monitor/alerts")]);
+      const byPatient = new Map();
+      for (const a of open) if (!byPatient.has(a.patient_id)) byPatient.set(a.patient_id, a);
+      const admitted = new Set(ward.map((p) => p.patient_id));
+      for (const p of ward) {
+        if (only && p.patient_id !== only) continue;
+        reading({patient_id: p.patient_id, ward: p.ward, time: p.latest, values: p.values,
+                 news2: p.news2}, true);
+        const row = rowOf(p.patient_id);
+        const shownId = row ? field(row, "alert").dataset.alertId : "";
+        const a = byPatient.get(p.patient_id);
+        if (a && shownId !== String(a.id)) showAlert(a, "New alert");
+        else if (!a && shownId) acked({id: Number(shownId), patient_id: p.patient_id});
+      }
+      if (!only) {                  // discharged while this page was open
+        for (const row of root.querySelectorAll("tr[data-patient]")) {
+          if (!admitted.has(row.dataset.patient)) row.remove();
+        }
+      }
+    } catch (e) {
+      // the socket's own state is what the indicator shows; the next reconnection tries again
+    }
+  }
+
+  function connect() {
+    setStatus("connecting", "connecting…");
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    let socket;
+    try {
+      socket = new WebSocket(scheme + "//" + location.host + "/api/v1/monitor/events");
+    } catch (e) {
+      retry();
+      return;
+    }
+    socket.onopen = function () {
+      delay = 1;
+      setStatus("on", "live");
+      catchUp();
+    };
+    socket.onmessage = function (message) {
+      let ev;
+      try {
+        ev = JSON.parse(message.data);
+      } catch (e) {
+        return;
+      }
+      handle(ev);
+    };
+    socket.onclose = retry;
+  }
+
+  function retry() {
+    const wait = delay;
+    delay = Math.min(MAX_DELAY_S, delay * 2);
+    setStatus("off", "disconnected: retrying in " + wait + " s");
+    setTimeout(connect, wait * 1000 * (0.8 + 0.4 * Math.random()));
+  }
+
+  connect();
+})();
