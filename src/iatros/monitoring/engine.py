@@ -52,13 +52,45 @@ class MonitorSettings:
 
 @dataclass
 class PatientState:
-    """What the monitor knows of a patient now: each parameter's latest value and time."""
+    """What the monitor knows of a patient now: each parameter's latest value and time, the
+    latest NEWS2 and model results, and per alert kind the hold after an acknowledgement
+    (until when, in record time, and up to which severity)."""
 
     values: dict[str, tuple[float, Any]] = field(default_factory=dict)
     latest: float = 0.0
     news2: dict[str, Any] | None = None
-    hold_until: float = 0.0
-    hold_rank: int = 0
+    holds: dict[str, tuple[float, int]] = field(default_factory=dict)
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    since: float | None = None   # the first reading's time
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What a scorer concluded from a reading: an alert of ``kind`` at ``severity`` ('none' to
+    only record ``result``, e.g. a probability under the threshold), with its reason in words."""
+
+    kind: str
+    severity: str
+    reason: str
+    score: int | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a scorer sees: the patient, the stored reading, the patient's state (values and
+    earlier results; read only) and the monitor's settings."""
+
+    patient: Patient
+    reading: Reading
+    state: PatientState
+    settings: MonitorSettings
+
+
+# A scorer is called after NEWS2 on every stored reading (inside the ingest lock, so it must be
+# quick or decide itself how often to work) and returns its findings; one that needs a window
+# of history keeps its own.
+Scorer = Callable[[Context], list[Finding]]
 
 
 @dataclass
@@ -103,8 +135,9 @@ class Monitor:
         self._lock = threading.RLock()
         self._patients: dict[str, Patient] = {}
         self._states: dict[str, PatientState] = {}
-        self._open: dict[str, Alert] = {}
+        self._open: dict[tuple[str, str], Alert] = {}
         self._last: dict[tuple[str, str], float] = {}
+        self.scorers: list[tuple[str, Scorer]] = []
         self.reload()
 
     # state from the database (start-up, after a crash)
@@ -113,8 +146,8 @@ class Monitor:
         current observations, and the last reading time per device and patient."""
         with self._lock:
             self._patients = self.store.patients()
-            self._open = {a.patient_id: a for a in reversed(self.store.alerts(open_only=True,
-                                                                            limit=100_000))}
+            self._open = {(a.patient_id, a.kind): a
+                          for a in reversed(self.store.alerts(open_only=True, limit=100_000))}
             self._last = self.store.last_times()
             self._states = {p: PatientState() for p in self._patients}
             latest = self.store.latest_time()
@@ -124,6 +157,7 @@ class Monitor:
                     state = self._states[row["patient_id"]]
                     self._remember(state, row["time"], {k: row[k] for k in row if k in
                                                         _STORED_VITALS})
+                    state.since = row["time"] if state.since is None else state.since
             for pid, state in self._states.items():
                 if state.values:
                     self._rescore(state, self._patients[pid].spo2_scale)
@@ -173,7 +207,7 @@ class Monitor:
             # committed: memory follows the disk
             self._states.update(states)
             for alert in [*opened, *updated]:
-                self._open[alert.patient_id] = alert
+                self._open[(alert.patient_id, alert.kind)] = alert
             for reading in new:
                 key = (device, reading.patient_id)
                 self._last[key] = max(self._last.get(key, 0.0), reading.time)
@@ -228,43 +262,58 @@ class Monitor:
 
     def _score(self, new: list[Reading], states: dict[str, PatientState], now: float
                ) -> tuple[list[Alert], list[Alert], list[dict[str, Any]]]:
-        opened: dict[str, Alert] = {}
-        updated: dict[str, Alert] = {}
+        opened: dict[tuple[str, str], Alert] = {}
+        updated: dict[tuple[str, str], Alert] = {}
         events: list[dict[str, Any]] = []
         for reading in sorted(new, key=lambda r: r.time):
             state = states[reading.patient_id]
             self._remember(state, reading.time, reading.values)
-            scale = reading.spo2_scale or self._patients[reading.patient_id].spo2_scale
-            result = self._rescore(state, scale)
+            state.since = reading.time if state.since is None else min(state.since, reading.time)
+            patient = self._patients[reading.patient_id]
+            result = self._rescore(state, reading.spo2_scale or patient.spo2_scale)
+            findings = [Finding("news2", severity(result), reason(result), result.score)]
+            context = Context(patient, reading, state, self.settings)
+            for name, scorer in self.scorers:
+                try:
+                    findings += scorer(context)
+                except Exception:   # a broken model must not cost the reading or NEWS2
+                    log.exception("monitor scorer %s failed on patient %s", name,
+                                  reading.patient_id)
+            for finding in findings:
+                if finding.result:
+                    state.results[finding.kind] = {**finding.result, "time": reading.time}
             events.append({"type": "reading", "patient_id": reading.patient_id,
                            "time": reading.time, "values": reading.values,
-                           "news2": state.news2})
-            level = severity(result)
-            rank = SEVERITY_RANK[level]
-            if not rank:
-                continue
-            patient = reading.patient_id
-            current = opened.get(patient) or updated.get(patient) or self._open.get(patient)
-            if current is not None and current.acked is None:
-                if rank > SEVERITY_RANK[current.severity]:
-                    raised = copy.copy(current)
-                    raised.severity, raised.score = level, result.score
-                    raised.reason, raised.reading_time = reason(result), reading.time
-                    if patient in opened:   # opened by this batch: still one new alert
-                        opened[patient] = raised
-                    else:
-                        updated[patient] = raised
-                continue
-            if state.latest < state.hold_until and rank <= state.hold_rank:
-                continue
-            alert = Alert(0, patient, "news2", level, result.score, reason(result),
-                          reading.time, now, 0, now)
-            opened[patient] = alert
+                           "news2": state.news2, "results": dict(state.results)})
+            for finding in findings:
+                self._decide(finding, reading, state, now, opened, updated)
         for alert in opened.values():
             events.append({"type": "alert", "update": False, "alert": alert})
         for alert in updated.values():
             events.append({"type": "alert", "update": True, "alert": alert})
         return list(opened.values()), list(updated.values()), events
+
+    def _decide(self, finding: Finding, reading: Reading, state: PatientState, now: float,
+                opened: dict[tuple[str, str], Alert], updated: dict[tuple[str, str], Alert]
+                ) -> None:
+        """Open, raise or suppress the alert of a finding (see the module doc)."""
+        rank = SEVERITY_RANK[finding.severity]
+        if not rank:
+            return
+        key = (reading.patient_id, finding.kind)
+        current = opened.get(key) or updated.get(key) or self._open.get(key)
+        if current is not None and current.acked is None:
+            if rank > SEVERITY_RANK[current.severity]:
+                raised = copy.copy(current)
+                raised.severity, raised.score = finding.severity, finding.score
+                raised.reason, raised.reading_time = finding.reason, reading.time
+                (opened if key in opened else updated)[key] = raised  # new in this batch: new
+            return
+        until, held = state.holds.get(finding.kind, (0.0, 0))
+        if state.latest < until and rank <= held:
+            return
+        opened[key] = Alert(0, reading.patient_id, finding.kind, finding.severity, finding.score,
+                            finding.reason, reading.time, now, 0, now)
 
     # acknowledgement and escalation
     def acknowledge(self, alert_id: int, by: str) -> Alert | None:
@@ -273,12 +322,13 @@ class Monitor:
             alert = self.store.acknowledge(alert_id, by, self.clock())
             if alert is None:
                 return None
-            if self._open.get(alert.patient_id, alert).id == alert.id:
-                self._open.pop(alert.patient_id, None)
+            key = (alert.patient_id, alert.kind)
+            if self._open.get(key, alert).id == alert.id:
+                self._open.pop(key, None)
             state = self._states.get(alert.patient_id)
             if state is not None:
-                state.hold_until = state.latest + self.settings.hold_s
-                state.hold_rank = SEVERITY_RANK[alert.severity]
+                state.holds[alert.kind] = (state.latest + self.settings.hold_s,
+                                           SEVERITY_RANK[alert.severity])
         self._emit({"type": "ack", **alert.to_dict(), "level_name": self.level_name(alert)})
         return alert
 
@@ -298,7 +348,7 @@ class Monitor:
                     raised = copy.copy(alert)
                     raised.level, raised.escalated = nxt, now
                     if self.store.escalate(raised):
-                        self._open[alert.patient_id] = raised
+                        self._open[(alert.patient_id, alert.kind)] = raised
                         moved.append(raised)
         for alert in moved:
             self._emit({"type": "escalation", **alert.to_dict(),
@@ -327,16 +377,23 @@ class Monitor:
             return sorted(self._open.values(), key=lambda a: a.id)
 
     def ward(self) -> list[dict[str, Any]]:
-        """Each admitted patient's latest values, NEWS2 and open alert (the ward view)."""
+        """Each admitted patient's latest values, NEWS2, model results and open alerts (the
+        ward view); ``alert`` is the most severe open one."""
         with self._lock:
+            by_patient: dict[str, list[Alert]] = {}
+            for (pid, _), alert in self._open.items():
+                by_patient.setdefault(pid, []).append(alert)
             out = []
             for pid, patient in sorted(self._patients.items()):
                 state = self._states.get(pid, PatientState())
-                alert = self._open.get(pid)
+                alerts = sorted(by_patient.get(pid, []),
+                                key=lambda a: (-SEVERITY_RANK[a.severity], a.id))
+                shown = [{**a.to_dict(), "level_name": self.level_name(a)} for a in alerts]
                 out.append({"patient_id": pid, "ward": patient.ward,
                             "values": {k: v for k, (_, v) in state.values.items()},
                             "latest": state.latest or None, "news2": state.news2,
-                            "alert": alert.to_dict() if alert else None})
+                            "results": dict(state.results),
+                            "alert": shown[0] if shown else None, "alerts": shown})
             return out
 
     def _emit(self, event: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ import json
 import logging
 from collections.abc import Callable
 from typing import Annotated, Any
+from urllib.parse import urlparse
 
 from fastapi import (
     APIRouter,
@@ -88,6 +89,9 @@ def allow_socket(*roles: str) -> Callable[[WebSocket], Principal]:
     """`allow` for WebSockets: the caller's token, key or session cookie, with one of `roles`."""
 
     def dependency(websocket: WebSocket) -> Principal:
+        origin = websocket.headers.get("origin")
+        if origin and urlparse(origin).netloc != websocket.headers.get("host"):
+            raise WebSocketException(1008, "this WebSocket was opened from another site")
         try:
             principal = authenticate(websocket)  # type: ignore[arg-type]
         except Problem as e:
