@@ -37,8 +37,9 @@ ALLOWED: dict[str, set[str]] = {
     "privacy": {"errors"},
     "pgx": {"errors"},
     "monitoring": {"data", "errors"},  # data: replay.py reads PhysioNet 2012 with the EHR reader
-    "api": {"access", "crypto", "data", "errors", "federated", "nlp", "pgx", "pipeline", "privacy",
-            "registry", "report", "run_folder", "settings", "tasks", "train"},
+    "api": {"access", "crypto", "data", "errors", "evaluate", "federated", "monitoring", "nlp",
+            "pgx", "pipeline", "privacy", "registry", "report", "run_folder", "settings", "tasks",
+            "train"},
     "serve": {"root", "access", "api", "errors", "monitoring", "run_folder", "settings"},
     "cli": {"root", "api", "errors", "monitoring", "serve", "settings"},  # cli/monitor.py: replay
     "__init__": set(),

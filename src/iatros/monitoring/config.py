@@ -16,13 +16,16 @@ from iatros.errors import ConfigError
 from iatros.monitoring.engine import Level, MonitorSettings
 from iatros.monitoring.webhooks import DeliveryResult, WebhookSender, WebhookTarget, load_webhooks
 
-SECTIONS = ("escalation", "stale_after_minutes", "hold_minutes")
+SECTIONS = ("escalation", "stale_after_minutes", "hold_minutes", "deterioration")
+DETERIORATION_KEYS = {"run", "model", "every_minutes", "sensitivity", "threshold"}
 
 
 @dataclass(frozen=True)
 class MonitorConfig:
     settings: MonitorSettings = field(default_factory=MonitorSettings)
     webhooks: tuple[WebhookTarget, ...] = ()
+    # {"run": PATH} or {"model": promoted name}, with every_minutes / sensitivity / threshold
+    deterioration: dict[str, Any] | None = None
 
     def webhook_sender(self, on_result: Callable[[DeliveryResult], None] | None = None
                        ) -> WebhookSender | None:
@@ -64,6 +67,29 @@ def _levels(entries: Any, path: Path) -> tuple[Level, ...]:
     return tuple(levels)
 
 
+def _deterioration(entry: Any, path: Path) -> dict[str, Any] | None:
+    """The deterioration model's section, checked (the run itself is opened by the service)."""
+    if entry is None:
+        return None
+    where = f"monitor config {path}: deterioration"
+    if not isinstance(entry, dict) or set(entry) - DETERIORATION_KEYS:
+        raise ConfigError(f"{where} must be an object with {', '.join(sorted(DETERIORATION_KEYS))}")
+    if ("run" in entry) == ("model" in entry):
+        raise ConfigError(f"{where} needs exactly one of run (a run folder) or model (a promoted "
+                          f"model's name)")
+    out: dict[str, Any] = {k: str(entry[k]) for k in ("run", "model") if k in entry}
+    for key, low, high in (("every_minutes", 1.0, 24 * 60.0), ("sensitivity", 0.01, 0.99),
+                           ("threshold", 0.0, 1.0)):
+        value = entry.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                low <= value <= high):
+            raise ConfigError(f"{where}.{key} must be a number from {low:g} to {high:g}")
+        out[key] = float(value)
+    return out
+
+
 def load_monitor_config(path: str | Path) -> MonitorConfig:
     """The monitor's settings and webhooks from a JSON file; errors name the file and field."""
     path = Path(path)
@@ -78,4 +104,5 @@ def load_monitor_config(path: str | Path) -> MonitorConfig:
     settings = MonitorSettings(
         stale_after_s=_minutes(data, "stale_after_minutes", defaults.stale_after_s, path),
         hold_s=_minutes(data, "hold_minutes", defaults.hold_s, path), levels=levels)
-    return MonitorConfig(settings, tuple(webhooks))
+    deterioration = _deterioration(data.get("deterioration"), path)
+    return MonitorConfig(settings, tuple(webhooks), deterioration)

@@ -81,7 +81,8 @@ def create_app(config: ServeConfig) -> FastAPI:
     app.state.jobs = JobQueue(config.work_dir / "jobs")
     app.state.extractor = _lazy_extractor()
     app.state.webhooks = config.monitor.webhook_sender(monitor.audit_delivery(app.state.audit))
-    monitor.start_monitor(app, engine, config.monitor.settings, app.state.webhooks)
+    monitor.start_monitor(app, engine, config.monitor.settings, app.state.webhooks,
+                          config.monitor.deterioration)
 
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem) -> Response:

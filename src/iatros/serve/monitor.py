@@ -25,6 +25,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from iatros.access.store import AccessError, Principal
+from iatros.errors import ConfigError
 from iatros.monitoring.engine import MAX_BATCH, Monitor, MonitorSettings
 from iatros.monitoring.readings import PATIENT_ID
 from iatros.monitoring.store import MonitorStore
@@ -306,10 +307,23 @@ class EventHub:
 
 
 def start_monitor(app: Any, engine: Any, settings: MonitorSettings,
-                  webhooks: Any | None = None) -> Monitor:
+                  webhooks: Any | None = None,
+                  deterioration: dict[str, Any] | None = None) -> Monitor:
     """The monitor on the service's database, its events to WebSocket clients, the audit log
-    (alerts, escalations, acknowledgements) and the webhooks."""
+    (alerts, escalations, acknowledgements), the webhooks and the deterioration model."""
     monitor = Monitor(MonitorStore(engine), settings)
+    if deterioration:
+        from iatros.api.monitor_model import deterioration_scorer
+
+        options = dict(deterioration)
+        run = options.pop("run", None)
+        if run is None:
+            name = options.pop("model")
+            try:
+                run = app.state.catalog.get(name).path
+            except Problem as e:
+                raise ConfigError(f"monitor config: deterioration model: {e.detail}") from None
+        monitor.scorers.append(deterioration_scorer(run, **options))
     hub = EventHub()
     audit = app.state.audit
 

@@ -51,6 +51,15 @@ class Cohort:
     static: Callable[[pl.DataFrame], tuple[np.ndarray, list[str]]] | None = None
     max_variables: int = 64
     max_codes: int = 128
+    # only these codes, renamed (source code -> input code; two sources may share one input)
+    codes: dict[str, str] | None = None
+
+
+def _only(events: pl.DataFrame, codes: dict[str, str] | None) -> pl.DataFrame:
+    if codes is None:
+        return events
+    return (events.filter(pl.col("code").is_in(list(codes)))
+            .with_columns(pl.col("code").replace_strict(codes, return_dtype=pl.Utf8)))
 
 
 def _events(source: str, path: Path, out: str | None = None) -> EventTables:
@@ -116,7 +125,8 @@ def cohort_data(tables: EventTables, cohort: Cohort, target: TargetKind, label: 
         if not stays.height:
             raise CorruptDataError(f"{tables.manifest['input']}: no stay (encounter) to score "
                                    f"for {label!r}")
-        events = tables.events.join(stays.select("stay_id"), on="stay_id", how="semi")
+        events = _only(tables.events.join(stays.select("stay_id"), on="stay_id", how="semi"),
+                       cohort.codes)
         variables, codes, _ = vocabulary_of(features)
         return _cohort_inputs(tables, cohort, stays, events, variables, codes,
                               np.full(stays.height, np.nan))
@@ -127,7 +137,8 @@ def cohort_data(tables: EventTables, cohort: Cohort, target: TargetKind, label: 
         raise CorruptDataError(f"{tables.manifest['source']} at {tables.manifest['input']}: no stay "
                                f"has the outcome {label!r} (missing outcome file or column?)")
     stays, y = stays.filter(labeled), y.filter(labeled)
-    events = tables.events.join(stays.select("stay_id"), on="stay_id", how="semi")
+    events = _only(tables.events.join(stays.select("stay_id"), on="stay_id", how="semi"),
+                   cohort.codes)
     variables, codes = choose_vocabulary(events, stays.height, max_variables=cohort.max_variables,
                                          max_codes=cohort.max_codes)
     targets = y.to_numpy().astype(np.int64 if target.class_indices or target.stratified
@@ -206,6 +217,23 @@ register_task(Task(
                       TargetKind.BINARY, "died"),
     default_model="grud", intended_use="Research on early ICU mortality risk from irregular vitals "
                                        "and labs; not a validated clinical score.",
+    **PHYSIONET_COMMON))
+# what a bedside monitor sends (monitoring.readings), as PhysioNet 2012 codes: systolic pressure
+# from an arterial line or a cuff is one input, as the monitor's systolic_bp is
+BEDSIDE_VITALS = {f"PHYSIONET2012//{source}": f"PHYSIONET2012//{name}" for source, name in (
+    ("HR", "HR"), ("RespRate", "RespRate"), ("SaO2", "SaO2"), ("SysABP", "SysABP"),
+    ("NISysABP", "SysABP"), ("Temp", "Temp"), ("GCS", "GCS"))}
+register_task(Task(
+    name="icu-mortality-vitals", target=TargetKind.BINARY, classes=("survived", "died"),
+    description="PhysioNet 2012: in-hospital death from the bedside vital signs of the first 48 h "
+                "(heart rate, respiratory rate, SaO2, systolic pressure, temperature, GCS; no "
+                "labs, no demographics): the deterioration model of the monitor",
+    loader=_physionet(Cohort(48, "start", lambda s: s["died"], static=lambda s: (
+        np.zeros((s.height, 0), np.float32), []), codes=BEDSIDE_VITALS),
+                      TargetKind.BINARY, "died"),
+    default_model="gbm", intended_use="Research: a deterioration alert in remote or bedside "
+                                      "monitoring (`iatros serve --monitor-config`), scored on the "
+                                      "readings a monitor holds; not a validated clinical score.",
     **PHYSIONET_COMMON))
 register_task(Task(
     name="icu-los-3d", target=TargetKind.BINARY, classes=("<=3 days", ">3 days"),
