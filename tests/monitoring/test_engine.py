@@ -196,3 +196,16 @@ def test_iso_times_with_a_zone_and_acvpu_words_are_read() -> None:
                             now=T0 + 10**8)
     assert reading.time == datetime(2027, 1, 15, 7, tzinfo=timezone.utc).timestamp()
     assert reading.values == {"consciousness": "V", "temperature": 37.3}
+
+
+def test_the_trend_is_the_rise_above_the_lowest_complete_score_of_the_last_day(
+        tmp_path: Path) -> None:
+    monitor = make(tmp_path)
+    monitor.ingest("d", [r(1, 0, **NORMAL)])                        # complete, 0
+    monitor.ingest("d", [r(2, 60, **{**NORMAL, "pulse": 95})])      # 1
+    assert monitor.ward()[0]["news2"]["change_from_window_min"] == 1
+    assert not monitor.ward()[0]["news2"]["rising"]
+    monitor.ingest("d", [r(3, 120, **{**NORMAL, "pulse": 115})])    # 2: rising
+    assert monitor.ward()[0]["news2"]["rising"]
+    assert monitor.ingest("d", [r(4, 24 * 60 + 2, **{**NORMAL, "pulse": 115})]).stored == [4]
+    assert monitor.ward()[0]["news2"]["change_from_window_min"] == 1   # the 0 left the day

@@ -204,3 +204,15 @@ def test_sockets_refuse_callers_without_the_role(
         with pytest.raises(WebSocketDisconnect), client.websocket_connect(path,
                                                                           headers=headers) as ws:
             ws.receive_json()
+
+
+def test_a_stream_dropped_mid_batch_loses_nothing_once_the_device_resends(
+        client: TestClient, ward: dict[str, dict[str, str]], app: Any) -> None:
+    batch = {"batch": "x", "readings": [reading("p1", s, 100 - s) for s in range(1, 6)]}
+    with client.websocket_connect("/api/v1/monitor/stream", headers=ward["device"]) as ws:
+        ws.send_text(json.dumps(batch))     # the connection closes before the answer is read
+    with client.websocket_connect("/api/v1/monitor/stream", headers=ward["device"]) as ws:
+        ws.send_text(json.dumps(batch))
+        answer = ws.receive_json()
+    assert sorted(answer["stored"] + answer["duplicates"]) == [1, 2, 3, 4, 5]
+    assert app.state.monitor.store.count_readings() == 5

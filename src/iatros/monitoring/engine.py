@@ -26,10 +26,12 @@ from typing import Any
 from iatros.monitoring.news2 import LABELS, PARAMETERS, News2Result, Observations, news2
 from iatros.monitoring.readings import Reading, Rejection, parse_batch
 from iatros.monitoring.store import Alert, MonitorStore, Patient
+from iatros.monitoring.trend import DEFAULT_RISE, DEFAULT_WINDOW
 
 log = logging.getLogger("iatros")
 SEVERITY_RANK = {"none": 0, "low-medium": 1, "medium": 2, "high": 3}
 MAX_BATCH = 5000
+TREND_WINDOW_S = DEFAULT_WINDOW.total_seconds()
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class PatientState:
     holds: dict[str, tuple[float, int]] = field(default_factory=dict)
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     since: float | None = None   # the first reading's time
+    complete: list[tuple[float, int]] = field(default_factory=list)  # (time, score), 24 h
 
 
 @dataclass(frozen=True)
@@ -151,16 +154,15 @@ class Monitor:
             self._last = self.store.last_times()
             self._states = {p: PatientState() for p in self._patients}
             latest = self.store.latest_time()
-            if latest is not None:
-                for row in self.store.recent_readings(latest - self.settings.stale_after_s,
-                                                      self._patients):
+            if latest is not None:   # replayed as they came, for the values and the trend
+                span = max(self.settings.stale_after_s, TREND_WINDOW_S)
+                for row in self.store.recent_readings(latest - span, self._patients):
                     state = self._states[row["patient_id"]]
                     self._remember(state, row["time"], {k: row[k] for k in row if k in
                                                         _STORED_VITALS})
                     state.since = row["time"] if state.since is None else state.since
-            for pid, state in self._states.items():
-                if state.values:
-                    self._rescore(state, self._patients[pid].spo2_scale)
+                    scale = row["spo2_scale"] or self._patients[row["patient_id"]].spo2_scale
+                    self._rescore(state, scale)
 
     def patients(self) -> dict[str, Patient]:
         with self._lock:
@@ -253,11 +255,20 @@ class Monitor:
         return Observations(**fresh, spo2_scale=scale)
 
     def _rescore(self, state: PatientState, scale: int) -> News2Result:
-        """NEWS2 of the patient's current observations, kept in the state for the ward view."""
-        result = news2(self.current(state, state.latest, scale))
+        """NEWS2 of the patient's current observations with its trend (as `trend.news2_trend`:
+        the change from the lowest complete score of the trailing 24 h, rising at +2), kept in
+        the state for the ward view."""
+        when = state.latest
+        result = news2(self.current(state, when, scale))
+        state.complete = [(t, v) for t, v in state.complete if t >= when - TREND_WINDOW_S]
+        lowest = min((v for t, v in state.complete if t < when), default=None)
+        change = None if lowest is None else result.score - lowest
+        if result.complete:
+            state.complete.append((when, result.score))
         state.news2 = {"score": result.score, "complete": result.complete, "risk": result.risk,
-                       "red_score": result.red_score, "time": state.latest,
-                       "summary": result.summary()}
+                       "red_score": result.red_score, "time": when, "summary": result.summary(),
+                       "change_from_window_min": change,
+                       "rising": change is not None and change >= DEFAULT_RISE}
         return result
 
     def _score(self, new: list[Reading], states: dict[str, PatientState], now: float
