@@ -314,3 +314,38 @@ def test_the_ward_says_when_it_is_disconnected_and_catches_up_when_back(monitor_
         assert row.locator('[data-field="pulse"]').inner_text() == "139"
         assert "patient p1" in page.locator("#new-alerts").inner_text()
         page.locator('tr[data-patient="p3"]').wait_for(state="detached", timeout=5000)
+
+
+def test_replayed_physionet_stays_alert_live_escalate_and_are_acknowledged(browser, shared_data):
+    """`iatros monitor replay`'s code streams real PhysioNet 2012 stays that ended in death into
+    the running service: their alerts appear on clara's ward live, escalate when nobody answers,
+    and are acknowledged from the page."""
+    from iatros.monitoring.config import MonitorConfig
+    from iatros.monitoring.engine import Level, MonitorSettings
+    from iatros.monitoring.replay import physionet_readings, replay
+
+    _need_chromium()
+    if not (shared_data / "physionet2012" / "set-a").is_dir():
+        pytest.skip(f"PhysioNet 2012 set A is absent under {shared_data}")
+    died = [s for s in physionet_readings(shared_data, "set-a", stays=80, seed=0) if s.died][:6]
+    levels = (Level("ward-nurse", 0.0), Level("doctor", 1.5))
+    app = make_app(monitor=MonitorConfig(MonitorSettings(levels=levels)))
+    app.state.store.add_user("clara", PASSWORD, "clinician", ["icu-a"])
+    _, device = app.state.store.create_key("bed-replay", "device")
+    _, system = app.state.store.create_key("adt", "system")
+    with _running(app) as base:
+        page = _open_ward(browser, base)
+        summary = replay(base, device, system, died, speed=0, ward="icu-a")
+        assert summary.stored == summary.sent - summary.rejected and summary.alerts
+        alert = app.state.monitor.open_alerts()[0]
+        row = page.locator(f'#ward-rows tr[data-patient="{alert.patient_id}"]')
+        shown = row.locator('[data-field="alert"] .alert').first
+        shown.wait_for(timeout=10000)
+        assert page.evaluate("document.querySelectorAll('#ward-rows tr[data-patient]').length") \
+            == len(died)
+        shown.filter(has_text="doctor").wait_for(timeout=10000)      # escalated, live
+        row.get_by_role("button", name="Acknowledge").first.click()
+        page.wait_for_url(f"{base}/monitor?acked=*")
+        acked = [a for a in app.state.monitor.store.alerts(patient_id=alert.patient_id)
+                 if a.acked_by == "clara"]
+        assert acked and acked[0].level == 1
