@@ -1,7 +1,11 @@
 """Durable storage of the monitor: admitted patients, readings (unique per device and sequence
-number, so a resent batch is never stored twice) and alerts, in the service's database (SQLite
-in WAL mode with full sync by default, PostgreSQL by URL). A write returns only after its
-transaction committed: what the monitor acknowledges is on disk."""
+number, so a resent batch is never stored twice), their ECG segments and alerts, in the
+service's database (SQLite in WAL mode with full sync by default, PostgreSQL by URL). A write
+returns only after its transaction committed: what the monitor acknowledges is on disk.
+
+An ECG segment is stored beside its reading, in the same transaction and under the same
+(device, seq), as float32 little-endian bytes (``SAMPLE_DTYPE``; read back bit for bit, never
+unpickled)."""
 
 from __future__ import annotations
 
@@ -10,10 +14,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from sqlalchemy import (
     Column,
     Float,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -27,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 
-from iatros.monitoring.readings import Reading
+from iatros.monitoring.readings import Reading, Segment
 
 METADATA = MetaData()
 PATIENTS = Table(
@@ -50,6 +56,20 @@ READINGS = Table(
     Column("vitals", Text, nullable=False),
     UniqueConstraint("device", "seq", name="uq_monitor_reading_device_seq"),
 )
+SEGMENTS = Table(
+    "monitor_segments", METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device", String(120), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("patient_id", String(64), nullable=False, index=True),
+    Column("time", Float, nullable=False),
+    Column("fs", Float, nullable=False),
+    Column("lead", String(16), nullable=True),
+    Column("n_samples", Integer, nullable=False),
+    Column("samples", LargeBinary, nullable=False),
+    UniqueConstraint("device", "seq", name="uq_monitor_segment_device_seq"),
+)
+SAMPLE_DTYPE = np.dtype("<f4")
 ALERTS = Table(
     "monitor_alerts", METADATA,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -94,6 +114,17 @@ class Alert:
 
 
 @dataclass(frozen=True)
+class StoredSegment:
+    """An ECG segment as stored: its reading's (device, seq), patient and time, and the samples."""
+
+    device: str
+    seq: int
+    patient_id: str
+    time: float
+    segment: Segment
+
+
+@dataclass(frozen=True)
 class Patient:
     patient_id: str
     ward: str
@@ -112,7 +143,8 @@ class MonitorStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         METADATA.create_all(engine)
-        self._insert = _insert_ignoring_duplicates(engine)
+        self._insert = _insert_ignoring_duplicates(engine, READINGS)
+        self._insert_segment = _insert_ignoring_duplicates(engine, SEGMENTS)
 
     # patients
     def admit(self, patient_id: str, ward: str, spo2_scale: int, now: float) -> Patient:
@@ -165,6 +197,9 @@ class MonitorStore:
                     {"device": device, "seq": r.seq, "patient_id": r.patient_id, "time": r.time,
                      "received": received, "spo2_scale": r.spo2_scale,
                      "vitals": json.dumps(r.values, separators=(",", ":"))} for r in readings])
+                segments = [_segment_row(device, r, r.ecg) for r in readings if r.ecg is not None]
+                if segments:
+                    c.execute(self._insert_segment, segments)
             for alert in opened:
                 alert.id = int(c.execute(insert(ALERTS).values(_alert_row(alert))
                                          .returning(ALERTS.c.id)).scalar_one())
@@ -183,6 +218,18 @@ class MonitorStore:
             rows = c.execute(query.order_by(READINGS.c.time, READINGS.c.id)).all()
         return [{"device": r.device, "seq": r.seq, "patient_id": r.patient_id, "time": r.time,
                  "spo2_scale": r.spo2_scale, **json.loads(r.vitals)} for r in rows]
+
+    def segments(self, patient_id: str, since: float | None = None, limit: int = 20
+                 ) -> list[StoredSegment]:
+        """A patient's latest ECG segments (time >= since if given), at most ``limit``, newest
+        first."""
+        query = select(SEGMENTS).where(SEGMENTS.c.patient_id == patient_id)
+        if since is not None:
+            query = query.where(SEGMENTS.c.time >= since)
+        with self.engine.connect() as c:
+            rows = c.execute(query.order_by(SEGMENTS.c.time.desc(), SEGMENTS.c.id.desc())
+                             .limit(limit)).all()
+        return [StoredSegment(r.device, r.seq, r.patient_id, r.time, _segment(r)) for r in rows]
 
     def last_times(self) -> dict[tuple[str, str], float]:
         """The latest reading time per (device, patient): readings older than it are refused."""
@@ -259,7 +306,24 @@ def _alert_row(alert: Alert) -> dict[str, Any]:
             "acked_by": alert.acked_by, "acked": alert.acked}
 
 
-def _insert_ignoring_duplicates(engine: Engine) -> Any:
+def _segment_row(device: str, reading: Reading, ecg: Segment) -> dict[str, Any]:
+    """The monitor_segments row of a reading's ECG segment."""
+    samples = np.ascontiguousarray(ecg.samples, dtype=SAMPLE_DTYPE)
+    return {"device": device, "seq": reading.seq, "patient_id": reading.patient_id,
+            "time": reading.time, "fs": ecg.fs, "lead": ecg.lead, "n_samples": len(samples),
+            "samples": samples.tobytes()}
+
+
+def _segment(row: Any) -> Segment:
+    """A stored segment's samples as float32 (native order), checked against their count."""
+    samples = np.frombuffer(row.samples, dtype=SAMPLE_DTYPE)
+    if len(samples) != row.n_samples:
+        raise ValueError(f"monitor segment of device {row.device} seq {row.seq}: "
+                         f"{len(samples)} samples stored, {row.n_samples} expected")
+    return Segment(samples.astype(np.float32), row.fs, row.lead)
+
+
+def _insert_ignoring_duplicates(engine: Engine, table: Table) -> Any:
     """INSERT that skips a (device, seq) already stored (a race between two resends)."""
     name = engine.dialect.name
     if name == "sqlite":
@@ -268,4 +332,4 @@ def _insert_ignoring_duplicates(engine: Engine) -> Any:
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
         raise ValueError(f"the monitor stores readings in SQLite or PostgreSQL, not {name}")
-    return dialect_insert(READINGS).on_conflict_do_nothing(index_elements=["device", "seq"])
+    return dialect_insert(table).on_conflict_do_nothing(index_elements=["device", "seq"])
