@@ -1,7 +1,8 @@
 """The dashboard's monitoring pages (docs/monitoring.md) for clinicians and admins: the ward
-(each visible patient's latest vitals, NEWS2 and open alert, kept live by static/monitor.js
-over the events WebSocket), a patient's trend over record time, and acknowledging an alert
-from a form with the same care-team check as the API."""
+(each visible patient's latest vitals, NEWS2 and open alerts, kept live by static/monitor.js
+over the events WebSocket), a patient's trend over record time with the latest ECG strips and
+their rhythm results, and acknowledging an alert from a form with the same care-team check as
+the API."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from iatros.access.store import Principal
 from iatros.monitoring.engine import SEVERITY_RANK, Monitor
 from iatros.serve.dashboard import PageProblem, _render, page
 from iatros.serve.monitor import CARERS, visible
-from iatros.serve.monitor_charts import charts, utc
+from iatros.serve.monitor_charts import ECG_STRIPS, EcgStrip, charts, ecg_strip, utc
 from iatros.serve.problems import Problem
 from iatros.serve.security import audit_context, require_patient
 
@@ -36,7 +37,8 @@ def _alert_view(monitor: Monitor, alert: dict[str, Any], level_name: str | None)
 
 
 def _rows(request: Request, user: Principal) -> list[dict[str, Any]]:
-    """The ward's rows the user may see, the most urgent first (open alert, then NEWS2)."""
+    """The ward's rows the user may see, the most urgent first (open alert, then NEWS2); each
+    with every open alert (NEWS2, rhythm, models), the most severe first."""
     monitor: Monitor = request.app.state.monitor
     may = visible(request, user)
     names = {a.id: monitor.level_name(a) for a in monitor.open_alerts()}
@@ -51,7 +53,9 @@ def _rows(request: Request, user: Principal) -> list[dict[str, Any]]:
         rows.append({**p, "latest_at": utc(p["latest"]),
                      "stale": p["latest"] is not None and p["latest"] < stale,
                      "spo2_scale": patient.spo2_scale if patient else 1,
-                     "alert": _alert_view(monitor, alert, names.get(alert["id"])) if alert else None})
+                     "alert": _alert_view(monitor, alert, names.get(alert["id"])) if alert else None,
+                     "alerts": [_alert_view(monitor, a, names.get(a["id"]))
+                                for a in p.get("alerts", [])]})
     rows.sort(key=lambda r: (-SEVERITY_RANK[r["alert"]["severity"]] if r["alert"] else 0,
                              -(r["news2"]["score"] if r["news2"] else -1), r["patient_id"]))
     return rows
@@ -66,6 +70,19 @@ def _acked_notice(request: Request, user: Principal, alert_id: int | None) -> st
         return None
     return (f"Alert {alert.id} ({alert.severity}, patient {alert.patient_id}) acknowledged by "
             f"{alert.acked_by} at {utc(alert.acked)} UTC.")
+
+
+def _strips(monitor: Monitor, row: dict[str, Any], since: float,
+            alerts: list[dict[str, Any]]) -> list[EcgStrip]:
+    """The patient's latest ECG segments since `since`, newest first, each with the rhythm
+    result if it is the one the monitor holds (the latest scored) and the alerts it raised."""
+    rhythm = (row.get("results") or {}).get("rhythm")
+    out = []
+    for stored in monitor.store.segments(row["patient_id"], since, limit=ECG_STRIPS):
+        mine = rhythm if rhythm and rhythm.get("segment_time") == stored.time else None
+        raised = [a for a in alerts if a["kind"] == "rhythm" and a["reading_time"] == stored.time]
+        out.append(ecg_strip(stored, mine, raised))
+    return out
 
 
 def _ward_page(request: Request, user: Principal, status: int = 200,
@@ -91,7 +108,7 @@ def _patient_page(request: Request, user: Principal, patient_id: str, hours: flo
     return _render(request, "monitor_patient.html", user, status=status, row=current,
                    hours=hours, start_at=utc(start), end_at=utc(end), readings=readings[::-1],
                    charts=charts(readings, start, end, current["spo2_scale"]), alerts=alerts,
-                   **extra)
+                   strips=_strips(monitor, current, start, alerts), **extra)
 
 
 def mount(app: FastAPI) -> None:

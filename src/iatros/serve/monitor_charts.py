@@ -1,7 +1,8 @@
 """A monitored patient's trend charts as SVG geometry computed server-side (the template draws
 the elements, so the page needs no script and no inline style): NEWS2 and each vital over
 record time, the range that scores 0 on NEWS2 shaded, NEWS2's medium and high thresholds
-drawn, each reading a point whose tooltip gives its time and value."""
+drawn, each reading a point whose tooltip gives its time and value; and the latest ECG
+segments as strips on ECG paper (``ecg_strip``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+
+import numpy as np
 
 from iatros.monitoring.news2 import BANDS, SPO2_BANDS, Band
 
@@ -183,3 +186,110 @@ def charts(readings: list[dict[str, Any]], start: float, end: float,
            scale: int = 1) -> list[Chart]:
     """Every series of a patient's trend (`Monitor.trend` rows) over [start, end]."""
     return [chart(s, readings, start, end, scale) for s in SERIES]
+
+
+# --- ECG strips ---------------------------------------------------------------------------------
+# Drawn as on ECG paper: 25 mm/s and 10 mm/mV, a 1 mm grid with a heavier line every 5 mm
+# (0.2 s, 0.5 mV), ECG_ROW_S seconds a row. A row of several thousand samples is reduced to the
+# lowest and highest sample of each pixel column, which keeps every QRS peak a full trace shows.
+ECG_ROW_S = 10.0
+ECG_PX_PER_MM = 2.8
+ECG_PX_PER_S = 25 * ECG_PX_PER_MM
+ECG_PX_PER_MV = 10 * ECG_PX_PER_MM
+ECG_LEFT, ECG_TOP = 6.0, 4.0
+ECG_MV = (3.0, 6.0)      # the height of a strip's rows in mV: at least, at most (then clipped)
+ECG_STEP_MV = 0.5
+ECG_STRIPS = 3           # segments shown on a patient's page, newest first
+
+
+@dataclass
+class EcgRow:
+    """One row of a strip: its trace, size, the seconds it covers and how many samples of it
+    lie outside the drawn range (clipped)."""
+
+    line: str
+    width: float
+    height: float
+    start_s: float
+    end_s: float
+    clipped: int = 0
+
+
+@dataclass
+class EcgStrip:
+    """What the template draws for one ECG segment, with the rhythm result that belongs to it."""
+
+    time: float
+    at: str
+    seconds: float
+    fs: float
+    lead: str | None
+    device: str
+    seq: int
+    low_mv: float
+    high_mv: float
+    rows: list[EcgRow] = field(default_factory=list)
+    result: dict[str, Any] | None = None
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    grid: tuple[float, float, float, float] = (ECG_LEFT, ECG_TOP, ECG_PX_PER_MM,
+                                               5 * ECG_PX_PER_MM)
+    row_s: float = ECG_ROW_S
+
+    @property
+    def clipped(self) -> int:
+        return sum(r.clipped for r in self.rows)
+
+
+def _ecg_range(x: np.ndarray) -> tuple[float, float]:
+    """The mV range a strip's rows show: its samples (0.5-99.5th percentile) with a margin, on
+    the 0.5 mV grid, ECG_MV[0] to ECG_MV[1] tall (a taller strip is centred on its median)."""
+    if not len(x):
+        return -1.0, 2.0
+    lo, hi = (float(v) for v in np.percentile(x, [0.5, 99.5]))
+    step = ECG_STEP_MV
+    low, high = math.floor((lo - 0.25) / step) * step, math.ceil((hi + 0.25) / step) * step
+    if high - low < ECG_MV[0]:
+        extra = math.ceil((ECG_MV[0] - (high - low)) / 2 / step) * step
+        low, high = low - extra, high + extra
+    if high - low > ECG_MV[1]:
+        middle = round(float(np.median(x)) / step) * step
+        low, high = middle - ECG_MV[1] / 2, middle + ECG_MV[1] / 2
+    return low, high
+
+
+def _ecg_row(x: np.ndarray, fs: float, first: int, low: float, high: float) -> EcgRow:
+    """One row's trace: min and max per pixel column where samples outnumber pixels."""
+    n = len(x)
+    width = round(n / fs * ECG_PX_PER_S, 1)
+    columns = max(1, int(math.ceil(width)))
+    t = np.arange(n, dtype=np.float64)
+    if n > 2 * columns:
+        edges = (np.arange(columns) * n / columns).astype(np.int64)
+        middles = edges + (np.diff(np.append(edges, n)) - 1) / 2
+        x = np.column_stack([np.minimum.reduceat(x, edges),
+                             np.maximum.reduceat(x, edges)]).ravel()
+        t = np.repeat(middles, 2)
+    clipped = int(((x < low) | (x > high)).sum())
+    xs = np.round(ECG_LEFT + t / fs * ECG_PX_PER_S, 1)
+    ys = np.round(ECG_TOP + (high - np.clip(x, low, high)) * ECG_PX_PER_MV, 1)
+    line = " ".join(f"{a:g},{b:g}" for a, b in zip(xs.tolist(), ys.tolist(), strict=True))
+    return EcgRow(line, width, round((high - low) * ECG_PX_PER_MV, 1), first / fs,
+                  (first + n) / fs, clipped)
+
+
+def ecg_strip(stored: Any, result: dict[str, Any] | None = None,
+              alerts: list[dict[str, Any]] | None = None) -> EcgStrip:
+    """A stored segment (`MonitorStore.segments`) as rows of ECG_ROW_S seconds; ``result`` the
+    rhythm result when it is this segment's, ``alerts`` the rhythm alerts it raised."""
+    segment = stored.segment
+    x = np.asarray(segment.samples, dtype=np.float64)
+    fs = float(segment.fs)
+    low, high = _ecg_range(x)
+    strip = EcgStrip(stored.time, utc(stored.time), len(x) / fs, fs, segment.lead,
+                     stored.device, stored.seq, low, high, result=result,
+                     alerts=list(alerts or []))
+    per_row = max(1, int(round(ECG_ROW_S * fs)))
+    for first in range(0, len(x), per_row):
+        part = x[first:first + per_row]
+        strip.rows.append(_ecg_row(part, fs, first, low, high))
+    return strip

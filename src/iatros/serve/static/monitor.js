@@ -14,6 +14,7 @@
   const reloadNotice = document.getElementById("reload-notice");
   const title = document.title;
   const MAX_DELAY_S = 30;
+  const RANK = {"low-medium": 1, "medium": 2, "high": 3};
   let delay = 1;
 
   function utc(t) {
@@ -103,8 +104,9 @@
       banner.appendChild(line);
     }
     line.className = "sev-" + ev.severity;
+    const what = ev.kind && ev.kind !== "news2" ? ev.kind : "NEWS2 " + ev.score;
     line.textContent = words + ": patient " + ev.patient_id + ", " + ev.severity +
-      " (NEWS2 " + ev.score + "), " + (ev.level_name || "") + ".";
+      " (" + what + "), " + (ev.level_name || "") + ".";
     banner.hidden = false;
     flash(line);
     counted();
@@ -123,23 +125,51 @@
     document.title = n ? "(" + n + ") " + title : title;
   }
 
+  // a row's alert cell holds one block per open alert (NEWS2, rhythm, models), most severe first
+  function blocks(cell) {
+    return Array.from(cell.querySelectorAll(".alert[data-alert]"));
+  }
+
+  function sortCell(row, cell) {
+    const shown = blocks(cell);
+    shown.sort((a, b) => (RANK[b.dataset.severity] || 0) - (RANK[a.dataset.severity] || 0) ||
+                         Number(a.dataset.alert) - Number(b.dataset.alert));
+    for (const block of shown) cell.appendChild(block);
+    cell.dataset.alertId = shown.map((b) => b.dataset.alert).join(" ");
+    setRowAlert(row, shown.length ? shown[0].dataset.severity : null);
+  }
+
   function showAlert(ev, words) {
     const row = rowOf(ev.patient_id);
     if (!row) return;
     const cell = field(row, "alert");
-    const same = cell.dataset.alertId === String(ev.id);
+    const old = blocks(cell).find((b) => b.dataset.alert === String(ev.id)) ||
+                blocks(cell).find((b) => b.dataset.kind === ev.kind);
+    const same = !!old && old.dataset.alert === String(ev.id);
     const block = document.getElementById("alert-block").content.firstElementChild.cloneNode(true);
     block.classList.add("sev-" + ev.severity);
+    block.dataset.alert = String(ev.id);
+    block.dataset.kind = ev.kind || "news2";
+    block.dataset.severity = ev.severity;
     block.querySelector('[data-part="severity"]').textContent = ev.severity;
+    const kind = block.querySelector('[data-part="kind"]');
+    kind.textContent = ev.kind || "";
+    kind.hidden = !ev.kind || ev.kind === "news2";
     block.querySelector('[data-part="level"]').textContent = ev.level_name || "";
     block.querySelector('[data-part="opened"]').textContent = "opened " + utc(ev.opened).slice(11) + " UTC";
     block.querySelector('[data-part="reason"]').textContent = ev.reason;
     const form = block.querySelector("form");
     form.action = "/monitor/alerts/" + encodeURIComponent(ev.id) + "/ack";
     form.querySelector('input[name="back"]').value = back;
-    cell.replaceChildren(block);
-    cell.dataset.alertId = String(ev.id);
-    setRowAlert(row, ev.severity);
+    if (old) {
+      old.replaceWith(block);
+    } else {
+      for (const child of Array.from(cell.children)) {
+        if (!child.matches(".alert[data-alert]")) child.remove();   // "none", "acknowledged"
+      }
+      cell.appendChild(block);
+    }
+    sortCell(row, cell);
     if (words) {
       flash(row);
       announce(ev, words);
@@ -154,15 +184,18 @@
     const row = rowOf(ev.patient_id);
     if (!row) return;
     const cell = field(row, "alert");
-    if (cell.dataset.alertId !== String(ev.id)) return;
-    const done = document.createElement("span");
-    done.className = "acked";
-    done.textContent = ev.acked_by
-      ? "acknowledged by " + ev.acked_by + " at " + utc(ev.acked).slice(11) + " UTC"
-      : "acknowledged";
-    cell.replaceChildren(done);
-    cell.dataset.alertId = "";
-    setRowAlert(row, null);
+    const block = blocks(cell).find((b) => b.dataset.alert === String(ev.id));
+    if (!block) return;
+    block.remove();
+    if (!blocks(cell).length) {
+      const done = document.createElement("span");
+      done.className = "acked";
+      done.textContent = ev.acked_by
+        ? "acknowledged by " + ev.acked_by + " at " + utc(ev.acked).slice(11) + " UTC"
+        : "acknowledged";
+      cell.replaceChildren(done);
+    }
+    sortCell(row, cell);
     touched();
   }
 
@@ -186,17 +219,30 @@
       const [ward, open] = await Promise.all([getJSON("/api/v1/monitor/ward"),
                                               getJSON("/api/v1/monitor/alerts")]);
       const byPatient = new Map();
-      for (const a of open) if (!byPatient.has(a.patient_id)) byPatient.set(a.patient_id, a);
+      for (const a of open) {
+        if (!byPatient.has(a.patient_id)) byPatient.set(a.patient_id, []);
+        byPatient.get(a.patient_id).push(a);
+      }
       const admitted = new Set(ward.map((p) => p.patient_id));
       for (const p of ward) {
         if (only && p.patient_id !== only) continue;
         reading({patient_id: p.patient_id, ward: p.ward, time: p.latest, values: p.values,
                  news2: p.news2}, true);
         const row = rowOf(p.patient_id);
-        const shownId = row ? field(row, "alert").dataset.alertId : "";
-        const a = byPatient.get(p.patient_id);
-        if (a && shownId !== String(a.id)) showAlert(a, "New alert");
-        else if (!a && shownId) acked({id: Number(shownId), patient_id: p.patient_id});
+        if (!row) continue;
+        const alerts = byPatient.get(p.patient_id) || [];
+        const ids = new Set(alerts.map((a) => String(a.id)));
+        for (const block of blocks(field(row, "alert"))) {
+          if (!ids.has(block.dataset.alert)) {
+            acked({id: Number(block.dataset.alert), patient_id: p.patient_id});
+          }
+        }
+        const shown = new Map(blocks(field(row, "alert")).map((b) => [b.dataset.alert, b]));
+        for (const a of alerts) {
+          const block = shown.get(String(a.id));
+          if (!block) showAlert(a, "New alert");
+          else if (block.dataset.severity !== a.severity) showAlert(a, "Alert raised");
+        }
       }
       if (!only) {                  // discharged while this page was open
         for (const row of root.querySelectorAll("tr[data-patient]")) {
