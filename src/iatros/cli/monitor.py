@@ -1,12 +1,13 @@
 """`iatros monitor`: the monitoring service from the outside; `replay` streams real PhysioNet 2012
-ICU stays into a running `iatros serve` (docs/monitoring.md), keys read from named environment
-variables and never printed."""
+ICU stays (or, with --ecg, PhysioNet 2017 single-lead ECGs as segments) into a running `iatros
+serve` (docs/monitoring.md), keys read from named environment variables and never printed."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -16,8 +17,8 @@ import typer
 from iatros.errors import ConfigError
 
 monitor_app = typer.Typer(
-    help="Remote monitoring from the outside: replay real ICU stays into a running `iatros serve` "
-         "for demonstrations and load tests.",
+    help="Remote monitoring from the outside: replay real ICU stays or ECGs into a running "
+         "`iatros serve` for demonstrations and load tests.",
     no_args_is_help=True)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _PLAIN_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,63}\Z")  # safe to repeat: no key is upper case only
@@ -66,17 +67,34 @@ def replay_cmd(
     url: Annotated[str, typer.Option(help="The service's base URL.")] = "http://127.0.0.1:8000",
     data_root: Annotated[Path | None, typer.Option(
         "--data-root", help="Folder holding physionet2012/ (set-a/, Outcomes-a.txt), or that "
-                            "folder itself. Default: $IATROS_DATA, else ~/.cache/iatros/data.")] = None,
-    set_name: Annotated[str, typer.Option(
-        "--set", help="Which PhysioNet 2012 set folder to replay (set-a, set-b, set-c).")] = "set-a",
+                            "folder itself; with --ecg, physionet2017_af/ (training2017/ with "
+                            "REFERENCE.csv) or that folder. Default: $IATROS_DATA, else "
+                            "~/.cache/iatros/data.")] = None,
+    set_name: Annotated[str | None, typer.Option(
+        "--set", help="Which set folder to replay: PhysioNet 2012 set-a (default), set-b, "
+                      "set-c; with --ecg, training2017 (default) or validation.")] = None,
     stays: Annotated[int | None, typer.Option(
-        min=1, help="Replay a random sample of this many stays (default: all of the set).")] = None,
+        min=1, help="Replay a random sample of this many stays (with --ecg: recordings; "
+                    "default: all of the set).")] = None,
+    ecg: Annotated[bool, typer.Option(
+        "--ecg", help="Replay PhysioNet 2017 single-lead ECGs (300 Hz) instead of ICU stays: "
+                      "each recording is a patient, sent as ECG segments (readings with an ecg "
+                      "field) for the rhythm model.")] = False,
+    segment_seconds: Annotated[int, typer.Option(
+        "--segment-seconds", min=5, max=55,
+        help="With --ecg: seconds per segment (a tail under 5 s joins the one before).")] = 30,
+    labels: Annotated[str | None, typer.Option(
+        metavar="LABELS", help="With --ecg: only recordings with these REFERENCE.csv labels, "
+                               "comma-separated: N normal, A atrial fibrillation, O other "
+                               "rhythm, ~ too noisy (e.g. A,~).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the --stays sample.")] = 0,
     speed: Annotated[float, typer.Option(
         min=0, help="How many times faster than real time the record runs: 60 sends an hour of "
                     "the stays a minute, 0 as fast as the server answers.")] = 60.0,
-    batch_size: Annotated[int, typer.Option(
-        min=1, max=5000, help="Most readings in one POST (a batch holds the readings due).")] = 200,
+    batch_size: Annotated[int | None, typer.Option(
+        min=1, max=5000, help="Most readings in one POST (a batch holds the readings due). "
+                              "Default: 200, with --ecg 20 (a 30 s segment is about 60 kB of "
+                              "JSON; the service takes 20 MB a request).")] = None,
     start_seq: Annotated[int, typer.Option(
         min=0, help="seq of the first reading; each next is one higher. To continue a replay with "
                     "the same device key, give the `next seq` it printed (a rerun with the same "
@@ -91,30 +109,50 @@ def replay_cmd(
         "--progress/--no-progress", help="Progress bar (default: when stderr is a terminal).")
     ] = None,
 ) -> None:
-    """Stream PhysioNet 2012 ICU stays into a running service, faster than real time.
+    """Stream PhysioNet 2012 ICU stays (or, with --ecg, PhysioNet 2017 ECGs) into a running
+    service, faster than real time.
 
     Admits each stay's patient (id: the RecordID; already admitted is fine), then sends the
     readings of all stays in time order in batches (pulse, respiration rate, SaO2 as SpO2,
     systolic pressure, temperature, GCS as ACVPU, oxygen from FiO2 and ventilation), resending
-    a batch after a connection error or a 5xx. Prints what was stored, duplicated and rejected
-    (with reasons), the alerts raised and the next seq. Keys come from the named environment
-    variables, never from the command line.
+    a batch after a connection error or a 5xx. With --ecg each recording is a patient (id: the
+    record name) whose ECG is sent as segments of --segment-seconds; the recordings' labels are
+    counted, never sent. Prints what was stored, duplicated and rejected (with reasons), the
+    alerts raised and the next seq. Keys come from the named environment variables, never from
+    the command line.
     """
-    from iatros.monitoring.replay import SkipLog, physionet_readings, replay
+    from iatros.monitoring.replay import SkipLog, ecg_readings, physionet_readings, replay
     from iatros.settings import get_settings
 
     device_key = _key_from_env(device_key_env, "--device-key-env", "device")
     system_key = _key_from_env(system_key_env, "--system-key-env", "system")
     began = _start(start)
+    if labels is not None and not ecg:
+        raise ConfigError("--labels chooses ECG recordings: use it with --ecg")
     root = get_settings(data_root, device="cpu").data_root  # device named: keeps torch unloaded
     skips = SkipLog()
-    chosen = physionet_readings(root, set_name, stays, seed, start=began, skips=skips)
+    extra: dict[str, object] = {}
+    if ecg:
+        part = set_name or "training2017"
+        wanted = None if labels is None else [x.strip() for x in labels.split(",") if x.strip()]
+        chosen = ecg_readings(root, stays, seed, part=part, segment_s=segment_seconds,
+                              labels=wanted, start=began, skips=skips)
+        counts = Counter(r.label for r in chosen)
+        extra = {"records": len(chosen), "labels": dict(sorted(counts.items()))}
+        what = (f"{len(chosen)} ECG recordings ("
+                + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) + ")")
+    else:
+        part = set_name or "set-a"
+        chosen = physionet_readings(root, part, stays, seed, start=began, skips=skips)
+        extra = {"stays": len(chosen)}
+        what = f"{len(chosen)} stays"
     n = sum(len(s.readings) for s in chosen)
-    typer.echo(f"{len(chosen)} stays, {n} readings from {set_name} ({skips.summary()})", err=True)
-    summary = replay(url, device_key, system_key, chosen, speed=speed, batch_size=batch_size,
-                     start_seq=start_seq, ward=ward, progress=progress)
+    typer.echo(f"{what}, {n} readings from {part} ({skips.summary()})", err=True)
+    summary = replay(url, device_key, system_key, chosen, speed=speed,
+                     batch_size=batch_size or (20 if ecg else 200), start_seq=start_seq,
+                     ward=ward, progress=progress)
     if as_json:
-        typer.echo(json.dumps({**summary.as_dict(), "stays": len(chosen), "readings": n,
+        typer.echo(json.dumps({**summary.as_dict(), **extra, "readings": n,
                                "skipped": skips.as_dict(examples=20)}, indent=2))
     else:
         for line in summary.lines():

@@ -1,5 +1,6 @@
-"""`iatros monitor replay`: real ICU stays (PhysioNet/CinC Challenge 2012) streamed into a running
-`iatros serve` faster than real time, for demonstrations and load tests (docs/monitoring.md).
+"""`iatros monitor replay`: real ICU stays (PhysioNet/CinC Challenge 2012), or real single-lead
+ECGs (PhysioNet/CinC Challenge 2017, ``--ecg``), streamed into a running `iatros serve` faster
+than real time, for demonstrations and load tests (docs/monitoring.md).
 
 Two halves. :func:`physionet_readings` turns record files into readings in the contract's format,
 one :class:`Stay` per record with its outcome beside it (a benchmark measures how long before
@@ -39,12 +40,23 @@ The mapping from PhysioNet 2012 variables to readings:
   server's own limits decide.
 - Patient id: the RecordID as a string. Time: the record's offset from ICU admission added to
   ``start`` (UTC), so every stay starts at ``start``.
+
+ECG (:func:`ecg_readings`, PhysioNet 2017 ``training2017/``: AliveCor single-lead recordings of
+9-61 s at 300 Hz, read by ``data.signals.read_signal``, labels from REFERENCE.csv beside them):
+each record is one patient (id: the record name; the challenge publishes no patient ids) whose
+recording is cut into consecutive segments of ``segment_s`` seconds (30 by default, the af-ecg
+model's window), one reading each (``ecg``: fs, samples in mV, lead as the header names it;
+``time`` its first sample, ``start`` plus its offset). A tail under ``MIN_SEGMENT_S`` joins the
+segment before it, so every sample is sent. The label (N normal, A AF, O other rhythm, ~ too
+noisy) stays beside the readings, never in them. A record that cannot be read, is not one lead,
+or holds a flat or mostly missing channel is skipped and named in the ``SkipLog``.
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
+import math
 import random
 import re
 import time
@@ -68,6 +80,7 @@ from iatros.data.ehr.physionet2012 import (
     read_record,
 )
 from iatros.data.ehr.schema import SkipLog, drop_implausible, events_frame
+from iatros.data.signals.readers import read_signal
 from iatros.errors import ConfigError, IatrosError, MissingDataError
 
 log = logging.getLogger("iatros.monitoring.replay")
@@ -247,6 +260,141 @@ def physionet_readings(root: Path, set_name: str = "set-a", stays: int | None = 
     return result
 
 
+# --- PhysioNet 2017 ECG ---------------------------------------------------------------------
+
+ECG_FOLDER = "physionet2017_af"
+ECG_LABELS = {"N": "normal rhythm", "A": "atrial fibrillation", "O": "other rhythm",
+              "~": "too noisy"}
+ECG_URL = "https://physionet.org/content/challenge-2017/1.0.0/"
+MIN_SEGMENT_S = 5    # the shortest segment a reading may hold (readings.ECG_SECONDS)
+MAX_SEGMENT_S = 55   # so that a tail joined to a segment stays within the 60 s a reading holds
+
+
+@dataclass(frozen=True)
+class EcgRecord:
+    """One PhysioNet 2017 recording as the ECG readings of one patient, its label beside them:
+    ``label`` the challenge's (N, A, O, ~), ``seconds`` the recording's length, ``start`` when
+    its first segment begins. Readings carry no ``seq``: :func:`replay` numbers them; their
+    samples stay an array until they are sent."""
+
+    patient_id: str
+    label: str
+    seconds: float
+    start: datetime
+    readings: tuple[dict[str, Any], ...] = field(repr=False)
+
+
+def _ecg_folder(root: Path, part: str) -> Path:
+    """The part's folder (with REFERENCE.csv): under ``root/physionet2017_af``, or ``root``."""
+    for base in (root / ECG_FOLDER, root):
+        if (base / part / "REFERENCE.csv").is_file():
+            return base / part
+    raise MissingDataError(
+        f"PhysioNet 2017 {part} not found under {root} (looked for "
+        f"{root / ECG_FOLDER / part / 'REFERENCE.csv'} and {root / part / 'REFERENCE.csv'}); it "
+        f"holds A00001.hea + A00001.mat, ... beside REFERENCE.csv (record,label), from {ECG_URL}")
+
+
+def _ecg_labels(path: Path, skips: SkipLog) -> list[tuple[str, str]]:
+    """(record, label) rows of a REFERENCE.csv; a malformed line or unknown label is a skip."""
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) != 2 or not re.fullmatch(r"[A-Za-z0-9_]+", parts[0]):
+            skips.add(f"{path.name}:{number}", f"malformed line: expected record,label, got "
+                                               f"{line[:40]!r}")
+        elif parts[1] not in ECG_LABELS:
+            skips.add(f"{path.name}:{number}", f"unknown label: {parts[1]!r} is not one of "
+                                               f"{', '.join(ECG_LABELS)}")
+        else:
+            rows.append((parts[0], parts[1]))
+    return rows
+
+
+def segment_bounds(n: int, fs: float, segment_s: int) -> list[tuple[int, int]]:
+    """(first, end) samples of consecutive segments of ``segment_s`` seconds; a tail under
+    MIN_SEGMENT_S joins the segment before it (a recording under it gives none)."""
+    size, least = int(round(segment_s * fs)), int(math.ceil(MIN_SEGMENT_S * fs))
+    bounds = [(lo, min(lo + size, n)) for lo in range(0, n, size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < least:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return [(lo, hi) for lo, hi in bounds if hi - lo >= least]
+
+
+def ecg_readings(root: Path, records: int | None = None, seed: int = 0, *,
+                 part: str = "training2017", segment_s: int = 30,
+                 labels: Sequence[str] | None = None, start: datetime | None = None,
+                 skips: SkipLog | None = None) -> list[EcgRecord]:
+    """PhysioNet 2017 recordings as :class:`EcgRecord` s of ECG readings (see the module doc),
+    in REFERENCE.csv order.
+
+    ``root``: a data root holding ``physionet2017_af/``, or that folder. ``records``: a random
+    sample of this many (``seed``), all when None. ``labels``: only records with these labels
+    (e.g. ["A", "~"]). ``start``: when every recording begins (tz-aware; default: now, to the
+    second, less the longest recording, so no segment begins in the future)."""
+    if records is not None and records < 1:
+        raise ConfigError(f"records must be at least 1, got {records}")
+    if not MIN_SEGMENT_S <= segment_s <= MAX_SEGMENT_S:
+        raise ConfigError(f"segment_s must be {MIN_SEGMENT_S}-{MAX_SEGMENT_S} seconds, got "
+                          f"{segment_s}")
+    unknown = sorted(set(labels or ()) - set(ECG_LABELS))
+    if unknown:
+        raise ConfigError(f"unknown ECG label(s) {', '.join(unknown)}; the labels are "
+                          + ", ".join(f"{k} ({v})" for k, v in ECG_LABELS.items()))
+    if start is not None and (start.tzinfo is None or start.utcoffset() is None):
+        raise ConfigError(f"start must carry a time zone (e.g. 2026-12-07T05:00:00+00:00), got {start}")
+    skips = SkipLog() if skips is None else skips
+    folder = _ecg_folder(Path(root), part)
+    rows = [r for r in _ecg_labels(folder / "REFERENCE.csv", skips)
+            if labels is None or r[1] in labels]
+    if not rows:
+        raise MissingDataError(f"{folder / 'REFERENCE.csv'} lists no record"
+                               + (f" labelled {', '.join(labels)}" if labels else ""))
+    if records is not None and records < len(rows):
+        keep = set(random.Random(seed).sample(range(len(rows)), records))
+        rows = [r for k, r in enumerate(rows) if k in keep]
+    read: list[tuple[str, str, Any]] = []
+    for name, label in rows:
+        where = f"{folder.name}/{name}"
+        try:
+            signal = read_signal(folder / f"{name}.hea")
+        except IatrosError as e:
+            skips.add(where, f"unreadable record: {e}")
+            continue
+        if signal.n_channels != 1:
+            skips.add(where, f"not one lead: {signal.n_channels} channels {signal.channels}")
+            continue
+        if problems := signal.problems():
+            skips.add(where, f"unusable signal: {'; '.join(problems)}")
+            continue
+        if signal.duration_s < MIN_SEGMENT_S:
+            skips.add(where, f"too short: {signal.duration_s:.1f} s, under {MIN_SEGMENT_S} s")
+            continue
+        read.append((name, label, signal))
+    if start is None:
+        longest = max((s.duration_s for _, _, s in read), default=0.0)
+        start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(
+            seconds=math.ceil(longest))
+    return [_ecg_record(name, label, signal, start, segment_s) for name, label, signal in read]
+
+
+def _ecg_record(name: str, label: str, signal: Any, start: datetime,
+                segment_s: int) -> EcgRecord:
+    """One recording's segments as readings dated from ``start``."""
+    x = signal.data[:, 0]
+    lead = re.sub(r"[^A-Za-z0-9 ._+-]", "", signal.channels[0])[:16] or None
+    readings = []
+    for lo, hi in segment_bounds(len(x), signal.fs, segment_s):
+        ecg: dict[str, Any] = {"fs": _value(signal.fs), "samples": x[lo:hi].copy()}
+        if lead:
+            ecg["lead"] = lead
+        readings.append({"patient_id": name,
+                         "time": _iso(start + timedelta(seconds=lo / signal.fs)), "ecg": ecg})
+    return EcgRecord(name, label, signal.duration_s, start, tuple(readings))
+
+
 ZERO_IS_ARTEFACT = ("HR", "RespRate", "SysABP", "NISysABP", "SaO2")
 
 
@@ -397,9 +545,17 @@ def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-def _in_time_order(stays: Sequence[Stay]) -> list[dict[str, Any]]:
+def _in_time_order(stays: Sequence[Stay | EcgRecord]) -> list[dict[str, Any]]:
     """Every stay's readings merged by time (ties in stay order), as a ward's devices send them."""
     return list(heapq.merge(*(s.readings for s in stays), key=lambda r: r["time"]))
+
+
+def _wire(reading: dict[str, Any]) -> dict[str, Any]:
+    """A reading as JSON takes it: an ECG segment's samples (kept as an array) as a list."""
+    ecg = reading.get("ecg")
+    if ecg is None or isinstance(ecg["samples"], list):
+        return reading
+    return {**reading, "ecg": {**ecg, "samples": ecg["samples"].tolist()}}
 
 
 def _reason(rejection: Any) -> str:
@@ -432,7 +588,7 @@ def _check_args(url: str, device_key: str, system_key: str, speed: float, batch_
         raise ConfigError(f"max_tries must be >= 1, got {max_tries}")
 
 
-def replay(url: str, device_key: str, system_key: str, stays: Sequence[Stay], *,
+def replay(url: str, device_key: str, system_key: str, stays: Sequence[Stay | EcgRecord], *,
            speed: float = 60.0, batch_size: int = 200, start_seq: int = 1, ward: str = "replay",
            spo2_scale: int = 1, max_tries: int = 6, backoff_s: float = 0.5,
            timeout_s: float = 30.0, progress: bool | None = None,
@@ -477,7 +633,7 @@ def replay(url: str, device_key: str, system_key: str, stays: Sequence[Stay], *,
         with tqdm(total=len(readings), unit="reading", desc="replay", disable=None if progress is None
                   else not progress) as bar:
             for batch in _batches(times, speed, batch_size, clock, sleep):
-                sent = [{**readings[i], "seq": seq + k} for k, i in enumerate(batch)]
+                sent = [{**_wire(readings[i]), "seq": seq + k} for k, i in enumerate(batch)]
                 seq += len(sent)
                 answer = poster.post(base + READINGS_PATH, device_key, {"readings": sent},
                                      f"batch of seq {sent[0]['seq']}-{sent[-1]['seq']}")
