@@ -14,8 +14,9 @@ predictions, and the ``rhythm`` section of the monitor config.
   (90% of validation AF found). A multiclass run stores no AF decision threshold of its own
   (it predicts by the largest probability), so there is none to reuse. The test split is never
   looked at.
-- The run's predictor is loaded and run once on a flat segment when the scorer is built, so a
-  broken run fails at start-up and the first patient's segment pays no loading time."""
+- The run's predictor is loaded and run once on a flat segment, and the quality gate once on a
+  synthetic strip, when the scorer is built, so a broken run fails at start-up and the first
+  patient's segment pays no loading time."""
 
 from __future__ import annotations
 
@@ -102,8 +103,10 @@ def rhythm_scorer_from_run(run_path: str | Path, threshold: float | str | None =
 
     predict(np.zeros(window, np.float32), float(fs))   # load and check now, not on a patient
     name = f"{run.config['task']} {run.config.get('model', '')}".strip()
-    return rhythm_scorer(predict, fs=float(fs), threshold=value, model_name=name,
-                         min_quality=min_quality, threshold_rule=how)
+    built = rhythm_scorer(predict, fs=float(fs), threshold=value, model_name=name,
+                          min_quality=min_quality, threshold_rule=how)
+    built.warm_up()
+    return built
 
 
 def _fraction(entry: Mapping[str, Any], key: str, source: str) -> float | None:

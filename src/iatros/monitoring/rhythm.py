@@ -75,6 +75,13 @@ class RhythmScorer:
         self.threshold_rule = threshold_rule
         self.name = f"{RHYTHM} ({model_name})"
 
+    def warm_up(self) -> None:
+        """Run the gate once on a synthetic strip, so neurokit2's import (about a second) is
+        paid at start-up, not inside the ingest lock on the first patient's segment."""
+        t = np.arange(int(10 * self.fs)) / self.fs
+        segment_quality(Segment((np.sin(2 * np.pi * 1.2 * t) ** 31).astype(np.float32),
+                                self.fs))
+
     def _wrong_rate(self, segment: Segment) -> str:
         if abs(segment.fs - self.fs) <= RATE_TOLERANCE_HZ:
             return ""
