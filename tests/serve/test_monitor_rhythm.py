@@ -115,15 +115,26 @@ def test_the_config_section_is_checked_by_name(ecg_run: tuple[Path, Path],
 # --- in the service ----------------------------------------------------------------------------
 
 @pytest.fixture
-def ecg_ward(client: TestClient, app: Any, ecg_run: tuple[Path, Path]) -> dict[str, Any]:
-    """The real run as the monitor's rhythm scorer with threshold 0 (every readable strip
-    alerts); p1 on clara's ward sends a noisy strip, then an AF strip beside its vitals."""
+def app(ecg_run: tuple[Path, Path], tmp_path: Path) -> Any:
+    """The service with the real run as the monitor's rhythm model through the monitor config,
+    threshold 0 (every readable strip alerts); users as in the shared `app` fixture."""
+    import json
+
+    from iatros.monitoring.config import load_monitor_config
+    from tests.serve.conftest import PASSWORD, make_app
+
     run, _ = ecg_run
-    scorer = rhythm_scorer_from_run(run, 0.0, device="cpu")
-    monitor = app.state.monitor
-    monitor.scorers.append((scorer.name, scorer))
-    if hasattr(monitor, "checks"):
-        monitor.checks.append(scorer.check)
+    path = tmp_path / "monitor.json"
+    path.write_text(json.dumps({"rhythm": {"run": str(run), "threshold": 0.0}}))
+    application = make_app(monitor=load_monitor_config(path))
+    application.state.store.add_user("clara", PASSWORD, "clinician", ["icu-a"])
+    application.state.store.add_user("ada", PASSWORD, "admin")
+    return application
+
+
+@pytest.fixture
+def ecg_ward(client: TestClient, app: Any) -> dict[str, Any]:
+    """p1 on clara's ward sends a noisy strip, then an AF strip beside its vitals."""
     _, device = app.state.store.create_key("ecg-patch-1", "device")
     _, system = app.state.store.create_key("adt-feed", "system")
     r = client.post("/api/v1/monitor/patients", json={"patient_id": "p1", "ward": "icu-a"},
@@ -193,3 +204,22 @@ def test_a_gated_strip_says_why_and_the_ward_shows_the_rhythm_reason(
     assert "/ack" in cell and "data-severity=\"medium\"" in cell
     api = client.get("/api/v1/monitor/ward", headers=clara).json()[0]
     assert api["results"]["rhythm"]["gated"] is True
+
+
+def test_a_segment_at_the_wrong_rate_is_rejected_by_the_configured_service(
+        ecg_ward: dict[str, Any], client: TestClient, app: Any) -> None:
+    _, device = app.state.store.create_key("ecg-patch-2", "device")
+    body = {"readings": [{"patient_id": "p1", "seq": 1, "time": ecg_ward["now"] - 30,
+                          "ecg": {"fs": 250, "samples": [0.0] * 2500}}]}
+    answer = client.post("/api/v1/monitor/readings", json=body,
+                         headers={"X-API-Key": device}).json()
+    assert answer["stored"] == [] and answer["rejected"][0]["field"] == "ecg.fs"
+
+
+def test_the_segments_endpoint_returns_a_care_teams_strips_newest_first(
+        ecg_ward: dict[str, Any], client: TestClient, as_user: Any) -> None:
+    strips = client.get("/api/v1/monitor/patients/p1/segments?limit=1",
+                        headers=as_user("clara")).json()
+    assert [(s["seq"], s["fs"], s["lead"]) for s in strips] == [(2, 300.0, "I")]
+    assert strips[0]["samples"][:5] == pytest.approx(ecg_ward["af"][:5].tolist(), abs=1e-6)
+    assert strips[0]["n_samples"] == len(ecg_ward["af"])

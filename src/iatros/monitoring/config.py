@@ -16,7 +16,7 @@ from iatros.errors import ConfigError
 from iatros.monitoring.engine import Level, MonitorSettings
 from iatros.monitoring.webhooks import DeliveryResult, WebhookSender, WebhookTarget, load_webhooks
 
-SECTIONS = ("escalation", "stale_after_minutes", "hold_minutes", "deterioration")
+SECTIONS = ("escalation", "stale_after_minutes", "hold_minutes", "deterioration", "rhythm")
 DETERIORATION_KEYS = {"run", "model", "every_minutes", "sensitivity", "threshold"}
 
 
@@ -26,6 +26,9 @@ class MonitorConfig:
     webhooks: tuple[WebhookTarget, ...] = ()
     # {"run": PATH} or {"model": promoted name}, with every_minutes / sensitivity / threshold
     deterioration: dict[str, Any] | None = None
+    # {"run": PATH of an af-ecg run, "threshold", "min_quality"}: checked when the service
+    # opens the run (`api.monitor_rhythm.rhythm_config`)
+    rhythm: dict[str, Any] | None = None
 
     def webhook_sender(self, on_result: Callable[[DeliveryResult], None] | None = None
                        ) -> WebhookSender | None:
@@ -105,4 +108,8 @@ def load_monitor_config(path: str | Path) -> MonitorConfig:
         stale_after_s=_minutes(data, "stale_after_minutes", defaults.stale_after_s, path),
         hold_s=_minutes(data, "hold_minutes", defaults.hold_s, path), levels=levels)
     deterioration = _deterioration(data.get("deterioration"), path)
-    return MonitorConfig(settings, tuple(webhooks), deterioration)
+    rhythm = data.get("rhythm")
+    if rhythm is not None and not isinstance(rhythm, dict):
+        raise ConfigError(f"monitor config {path}: rhythm must be an object with run, "
+                          f"threshold and min_quality")
+    return MonitorConfig(settings, tuple(webhooks), deterioration, rhythm)

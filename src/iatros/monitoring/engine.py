@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from iatros.monitoring.news2 import LABELS, PARAMETERS, News2Result, Observations, news2
-from iatros.monitoring.readings import Reading, Rejection, parse_batch
+from iatros.monitoring.readings import Check, Reading, Rejection, parse_batch
 from iatros.monitoring.store import Alert, MonitorStore, Patient
 from iatros.monitoring.trend import DEFAULT_RISE, DEFAULT_WINDOW
 
@@ -141,6 +141,7 @@ class Monitor:
         self._open: dict[tuple[str, str], Alert] = {}
         self._last: dict[tuple[str, str], float] = {}
         self.scorers: list[tuple[str, Scorer]] = []
+        self.checks: list[Check] = []   # more per-reading checks (e.g. a model's ECG rate)
         self.reload()
 
     # state from the database (start-up, after a crash)
@@ -188,7 +189,7 @@ class Monitor:
         if len(raws) > MAX_BATCH:
             raise ValueError(f"a batch holds at most {MAX_BATCH} readings, not {len(raws)}")
         now = self.clock()
-        good, rejected = parse_batch(raws, now)
+        good, rejected = parse_batch(raws, now, self.checks)
         result = BatchResult(rejected=rejected)
         with self._lock:
             with self.store.engine.connect() as c:

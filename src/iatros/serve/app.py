@@ -82,7 +82,7 @@ def create_app(config: ServeConfig) -> FastAPI:
     app.state.extractor = _lazy_extractor()
     app.state.webhooks = config.monitor.webhook_sender(monitor.audit_delivery(app.state.audit))
     monitor.start_monitor(app, engine, config.monitor.settings, app.state.webhooks,
-                          config.monitor.deterioration)
+                          config.monitor.deterioration, config.monitor.rhythm)
 
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem) -> Response:

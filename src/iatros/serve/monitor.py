@@ -203,6 +203,23 @@ def patient(request: Request, patient_id: str,
             "alerts": [a.to_dict() for a in monitor.store.alerts(patient_id=patient_id)]}
 
 
+@router.get("/patients/{patient_id}/segments", response_model=list[dict[str, Any]])
+def segments(request: Request, patient_id: str,
+             principal: Annotated[Principal, Depends(allow(*CARERS))],
+             hours: Annotated[float, Query(gt=0, le=168)] = 24.0,
+             limit: Annotated[int, Query(ge=1, le=20)] = 5) -> Any:
+    """A patient's latest ECG segments (newest first) of the last `hours` of record time."""
+    audit_context(request).action = "view ECG segments"
+    require_patient(request, principal, patient_id)
+    monitor = monitor_of(request)
+    latest = next((p["latest"] for p in monitor.ward() if p["patient_id"] == patient_id), None)
+    since = (latest or 0.0) - hours * 3600.0
+    return [{"device": s.device, "seq": s.seq, "time": s.time, "fs": s.segment.fs,
+             "lead": s.segment.lead, "n_samples": len(s.segment.samples),
+             "samples": s.segment.samples.tolist()}
+            for s in monitor.store.segments(patient_id, since, limit)]
+
+
 @router.get("/alerts", response_model=list[dict[str, Any]])
 def alerts(request: Request, principal: Annotated[Principal, Depends(allow(*CARERS))],
            open_only: Annotated[bool, Query(alias="open")] = True) -> Any:
@@ -308,10 +325,18 @@ class EventHub:
 
 def start_monitor(app: Any, engine: Any, settings: MonitorSettings,
                   webhooks: Any | None = None,
-                  deterioration: dict[str, Any] | None = None) -> Monitor:
+                  deterioration: dict[str, Any] | None = None,
+                  rhythm: dict[str, Any] | None = None) -> Monitor:
     """The monitor on the service's database, its events to WebSocket clients, the audit log
-    (alerts, escalations, acknowledgements), the webhooks and the deterioration model."""
+    (alerts, escalations, acknowledgements), the webhooks, the deterioration model and the
+    rhythm model on ECG segments."""
     monitor = Monitor(MonitorStore(engine), settings)
+    if rhythm:
+        from iatros.api.monitor_rhythm import rhythm_config
+
+        scorer = rhythm_config(rhythm, "monitor config")
+        monitor.scorers.append((scorer.name, scorer))
+        monitor.checks.append(scorer.check)
     if deterioration:
         from iatros.api.monitor_model import deterioration_scorer
 
