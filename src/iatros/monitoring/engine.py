@@ -66,6 +66,12 @@ class PatientState:
     since: float | None = None   # the first reading's time
     complete: list[tuple[float, int]] = field(default_factory=list)  # (time, score), 24 h
 
+    def copy(self) -> PatientState:
+        """A copy whose containers can change without touching this one (values are
+        immutable: numbers, codes, tuples)."""
+        return PatientState(dict(self.values), self.latest, self.news2, dict(self.holds),
+                            dict(self.results), self.since, list(self.complete))
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -204,7 +210,7 @@ class Monitor:
                     unseen.append((index, reading))
             new = [reading for _, reading in self._admissible(device, unseen, result)]
             result.rejected.sort(key=lambda r: r.index)
-            states = {p: copy.deepcopy(self._states[p]) for p in {r.patient_id for r in new}}
+            states = {p: self._states[p].copy() for p in {r.patient_id for r in new}}
             opened, updated, events = self._score(new, states, now)
             self.store.write(device, new, now, opened, updated)
             # committed: memory follows the disk

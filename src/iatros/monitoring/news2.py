@@ -273,7 +273,13 @@ class News2Result:
 
 def _is_missing(value: object) -> bool:
     """None, NaN, pandas' NA or NaT: not recorded."""
-    return value is None or (np.ndim(value) == 0 and not isinstance(value, str) and bool(pd.isna(value)))
+    if value is None:
+        return True
+    if type(value) in (int, str, bool):   # the common cases, without numpy's checks
+        return False
+    if type(value) is float:
+        return math.isnan(value)
+    return np.ndim(value) == 0 and not isinstance(value, str) and bool(pd.isna(value))
 
 
 def _number(name: str, value: object) -> float:
@@ -384,6 +390,22 @@ def _read_on_oxygen(value: object) -> bool | None:
     raise ObservationError("on_oxygen", value, "True (supplemental oxygen) or False (air)")
 
 
+def check_observations(observations: Observations) -> dict[str, object]:
+    """Each recorded parameter as the chart reads it (the checks of `news2` without the
+    scoring); ObservationError names the first that cannot be scored."""
+    obs = observations
+    if isinstance(obs.spo2_scale, (bool, np.bool_)) or obs.spo2_scale not in (1, 2):
+        raise ObservationError("spo2_scale", obs.spo2_scale,
+                               "1, or 2 where a clinician prescribed a target of 88-92% "
+                               "(hypercapnic respiratory failure)")
+    oxygen = _read_on_oxygen(obs.on_oxygen)
+    recorded = {"respiration_rate": obs.respiration_rate, "spo2": obs.spo2,
+                "air_or_oxygen": obs.on_oxygen, "systolic_bp": obs.systolic_bp, "pulse": obs.pulse,
+                "consciousness": obs.consciousness, "temperature": obs.temperature}
+    return {name: READERS[name](value, obs, oxygen)[0] for name, value in recorded.items()
+            if not _is_missing(value)}
+
+
 def news2(observations: Observations | Mapping[str, object]) -> News2Result:
     """Score one observation set (an ``Observations`` or a mapping of its field names)."""
     obs = (observations if isinstance(observations, Observations)
@@ -393,7 +415,8 @@ def news2(observations: Observations | Mapping[str, object]) -> News2Result:
                                "1, or 2 where a clinician prescribed a target of 88-92% "
                                "(hypercapnic respiratory failure)")
     scale = int(obs.spo2_scale)
-    obs = replace(obs, spo2_scale=scale)
+    if type(obs.spo2_scale) is not int:
+        obs = replace(obs, spo2_scale=scale)
     oxygen = _read_on_oxygen(obs.on_oxygen)
     recorded = {"respiration_rate": obs.respiration_rate, "spo2": obs.spo2,
                 "air_or_oxygen": obs.on_oxygen, "systolic_bp": obs.systolic_bp, "pulse": obs.pulse,

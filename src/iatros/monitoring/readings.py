@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from iatros.monitoring.news2 import ObservationError, Observations, news2
+from iatros.monitoring.news2 import ObservationError, Observations, check_observations
 
 VITALS = ("respiration_rate", "spo2", "on_oxygen", "systolic_bp", "pulse", "consciousness",
           "temperature")
@@ -201,12 +201,12 @@ def _values(raw: Mapping[str, Any], needed: bool = True) -> tuple[dict[str, Any]
     if not present:
         return {}, scale
     try:
-        result = news2(Observations(**present, spo2_scale=scale or 1))
+        read = check_observations(Observations(**present, spo2_scale=scale or 1))
     except ObservationError as e:
         raise ReadingError(e.field, str(e)) from None
-    values = {k: result.values.get(k, present[k]) for k in present if k != "on_oxygen"}
+    values = {k: read.get(k, present[k]) for k in present if k != "on_oxygen"}
     if "on_oxygen" in present:
-        values["on_oxygen"] = result.values.get("air_or_oxygen") == "oxygen"
+        values["on_oxygen"] = read.get("air_or_oxygen") == "oxygen"
     return values, scale
 
 
