@@ -135,3 +135,18 @@ def test_bad_deterioration_sections_name_the_field(tmp_path: Path,
     path.write_text(json.dumps({"deterioration": section}))
     with pytest.raises(ConfigError, match="deterioration"):
         load_monitor_config(path)
+
+
+def test_the_config_may_name_a_promoted_model_instead_of_a_run(vitals_run: Path,
+                                                               tmp_path: Path) -> None:
+    from iatros.monitoring.config import load_monitor_config
+    from tests.serve.conftest import make_app, promote
+
+    promote(vitals_run, "deterioration")
+    path = tmp_path / "monitor.json"
+    path.write_text(json.dumps({"deterioration": {"model": "deterioration", "threshold": 0.5}}))
+    app = make_app(monitor=load_monitor_config(path))
+    assert [name for name, _ in app.state.monitor.scorers] == ["icu-mortality-vitals (gbm)"]
+    path.write_text(json.dumps({"deterioration": {"model": "nobody"}}))
+    with pytest.raises(ConfigError, match="no promoted model named 'nobody'"):
+        make_app(monitor=load_monitor_config(path))

@@ -216,3 +216,37 @@ def test_a_stream_dropped_mid_batch_loses_nothing_once_the_device_resends(
         answer = ws.receive_json()
     assert sorted(answer["stored"] + answer["duplicates"]) == [1, 2, 3, 4, 5]
     assert app.state.monitor.store.count_readings() == 5
+
+
+def test_with_a_master_key_the_monitor_tables_hold_tokens_never_patient_ids(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch, iatros_home: Any) -> None:
+    from sqlalchemy import text
+
+    from iatros.access.store import open_engine
+    from tests.crypto.helpers import use_key, write_key
+
+    use_key(monkeypatch, write_key(tmp_path / "master.key"))
+    iatros_home.mkdir(parents=True, exist_ok=True)
+    app = make_app()
+    app.state.store.add_user("clara", PASSWORD, "clinician", ["icu-a"])
+    _, device = app.state.store.create_key("bed", "device")
+    _, system = app.state.store.create_key("adt", "system")
+    with TestClient(app) as client:
+        client.post("/api/v1/monitor/patients", json={"patient_id": "MRN-0042", "ward": "icu-a"},
+                    headers={"X-API-Key": system})
+        answer = client.post("/api/v1/monitor/readings", headers={"X-API-Key": device},
+                             json={"readings": [reading("MRN-0042", 1, 60, **SICK)]}).json()
+        assert answer["stored"] == [1] and answer["alerts"][0]["patient_id"] == "MRN-0042"
+        login = client.post("/api/v1/auth/token", data={"username": "clara",
+                                                        "password": PASSWORD}).json()
+        auth = {"Authorization": f"Bearer {login['access_token']}"}
+        assert [p["patient_id"] for p in client.get("/api/v1/monitor/ward",
+                                                    headers=auth).json()] == ["MRN-0042"]
+    engine = open_engine(app.state.config.settings.database_url)
+    with engine.connect() as c:
+        dump = repr([row for table in ("monitor_patients", "monitor_readings", "monitor_alerts")
+                     for row in c.execute(text(f"SELECT * FROM {table}"))])
+    assert "MRN-0042" not in dump and "tok1:" in dump
+    again = make_app()      # restarted: the ids come back from their sealed form
+    assert list(again.state.monitor.patients()) == ["MRN-0042"]
+    assert again.state.monitor.open_alerts()[0].patient_id == "MRN-0042"

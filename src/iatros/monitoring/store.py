@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from sqlalchemy import (
@@ -38,9 +38,10 @@ from iatros.monitoring.readings import Reading, Segment
 METADATA = MetaData()
 PATIENTS = Table(
     "monitor_patients", METADATA,
-    Column("patient_id", String(64), primary_key=True),
+    Column("patient_id", String(80), primary_key=True),
     Column("ward", String(120), nullable=False),
     Column("spo2_scale", Integer, nullable=False),
+    Column("patient_sealed", Text, nullable=True),
     Column("admitted", Float, nullable=False),
     Column("discharged", Float, nullable=True),
 )
@@ -49,7 +50,7 @@ READINGS = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("device", String(120), nullable=False),
     Column("seq", Integer, nullable=False),
-    Column("patient_id", String(64), nullable=False, index=True),
+    Column("patient_id", String(80), nullable=False, index=True),
     Column("time", Float, nullable=False),
     Column("received", Float, nullable=False),
     Column("spo2_scale", Integer, nullable=True),
@@ -61,7 +62,7 @@ SEGMENTS = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("device", String(120), nullable=False),
     Column("seq", Integer, nullable=False),
-    Column("patient_id", String(64), nullable=False, index=True),
+    Column("patient_id", String(80), nullable=False, index=True),
     Column("time", Float, nullable=False),
     Column("fs", Float, nullable=False),
     Column("lead", String(16), nullable=True),
@@ -73,7 +74,7 @@ SAMPLE_DTYPE = np.dtype("<f4")
 ALERTS = Table(
     "monitor_alerts", METADATA,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("patient_id", String(64), nullable=False, index=True),
+    Column("patient_id", String(80), nullable=False, index=True),
     Column("kind", String(40), nullable=False),
     Column("severity", String(20), nullable=False),
     Column("score", Integer, nullable=True),
@@ -132,38 +133,71 @@ class Patient:
     admitted: float
 
 
-def _alert(row: Any) -> Alert:
-    return Alert(row.id, row.patient_id, row.kind, row.severity, row.score, row.reason,
-                 row.reading_time, row.opened, row.level, row.escalated, row.acked_by, row.acked)
+
+
+class PatientIds(Protocol):
+    """How patient ids are stored: (searched value, sealed id) and back (the service passes
+    `access.patients.PatientFields`: with a master key, a keyed token and the id sealed)."""
+
+    def stored(self, patient_id: str) -> tuple[str, str | None]: ...
+
+    def shown(self, stored: str, sealed: str | None) -> str: ...
+
+
+class PlainIds:
+    """Ids stored as they are (no master key)."""
+
+    def stored(self, patient_id: str) -> tuple[str, str | None]:
+        return patient_id, None
+
+    def shown(self, stored: str, sealed: str | None) -> str:
+        return stored
 
 
 class MonitorStore:
-    """The monitor's tables on an engine (created when missing)."""
+    """The monitor's tables on an engine (created when missing). Patient ids go in and come
+    out as they are; the columns hold what `ids` stores (a token with a master key)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, ids: PatientIds | None = None) -> None:
         self.engine = engine
+        self.ids = ids or PlainIds()
+        self._keys: dict[str, str] = {}     # patient id -> stored value
+        self._names: dict[str, str] = {}    # stored value -> patient id
         METADATA.create_all(engine)
         self._insert = _insert_ignoring_duplicates(engine, READINGS)
         self._insert_segment = _insert_ignoring_duplicates(engine, SEGMENTS)
 
+    # patient ids as stored
+    def _key(self, patient_id: str) -> str:
+        key = self._keys.get(patient_id)
+        if key is None:
+            key = self.ids.stored(patient_id)[0]
+            self._keys[patient_id], self._names[key] = key, patient_id
+        return key
+
+    def _name(self, stored: str) -> str:
+        return self._names.get(stored, stored)
+
     # patients
     def admit(self, patient_id: str, ward: str, spo2_scale: int, now: float) -> Patient:
         """Admit a patient to monitoring (again, if discharged); ValueError if already admitted."""
+        key, sealed = self.ids.stored(patient_id)
+        self._keys[patient_id], self._names[key] = key, patient_id
         with self.engine.begin() as c:
-            row = c.execute(select(PATIENTS).where(PATIENTS.c.patient_id == patient_id)).first()
+            row = c.execute(select(PATIENTS).where(PATIENTS.c.patient_id == key)).first()
             if row is not None and row.discharged is None:
                 raise ValueError(f"patient {patient_id} is already admitted (ward {row.ward})")
-            values = {"ward": ward, "spo2_scale": spo2_scale, "admitted": now, "discharged": None}
+            values = {"ward": ward, "spo2_scale": spo2_scale, "admitted": now, "discharged": None,
+                      "patient_sealed": sealed}
             if row is None:
-                c.execute(insert(PATIENTS).values(patient_id=patient_id, **values))
+                c.execute(insert(PATIENTS).values(patient_id=key, **values))
             else:
-                c.execute(update(PATIENTS).where(PATIENTS.c.patient_id == patient_id)
-                          .values(**values))
+                c.execute(update(PATIENTS).where(PATIENTS.c.patient_id == key).values(**values))
         return Patient(patient_id, ward, spo2_scale, now)
 
     def discharge(self, patient_id: str, now: float) -> bool:
         with self.engine.begin() as c:
-            done = c.execute(update(PATIENTS).where(PATIENTS.c.patient_id == patient_id,
+            done = c.execute(update(PATIENTS).where(PATIENTS.c.patient_id == self._key(patient_id),
                                                     PATIENTS.c.discharged.is_(None))
                              .values(discharged=now))
         return bool(done.rowcount)
@@ -171,9 +205,13 @@ class MonitorStore:
     def patients(self) -> dict[str, Patient]:
         """The patients admitted now."""
         with self.engine.connect() as c:
-            rows = c.execute(select(PATIENTS).where(PATIENTS.c.discharged.is_(None)))
-            return {r.patient_id: Patient(r.patient_id, r.ward, r.spo2_scale, r.admitted)
-                    for r in rows}
+            rows = c.execute(select(PATIENTS).where(PATIENTS.c.discharged.is_(None))).all()
+        out = {}
+        for r in rows:
+            pid = self.ids.shown(r.patient_id, r.patient_sealed)
+            self._keys[pid], self._names[r.patient_id] = r.patient_id, pid
+            out[pid] = Patient(pid, r.ward, r.spo2_scale, r.admitted)
+        return out
 
     # readings
     def existing(self, c: Connection, device: str, seqs: Sequence[int]) -> set[int]:
@@ -194,18 +232,19 @@ class MonitorStore:
         with self.engine.begin() as c:
             if readings:
                 c.execute(self._insert, [
-                    {"device": device, "seq": r.seq, "patient_id": r.patient_id, "time": r.time,
-                     "received": received, "spo2_scale": r.spo2_scale,
+                    {"device": device, "seq": r.seq, "patient_id": self._key(r.patient_id),
+                     "time": r.time, "received": received, "spo2_scale": r.spo2_scale,
                      "vitals": json.dumps(r.values, separators=(",", ":"))} for r in readings])
-                segments = [_segment_row(device, r, r.ecg) for r in readings if r.ecg is not None]
+                segments = [_segment_row(device, r, r.ecg, self._key(r.patient_id))
+                            for r in readings if r.ecg is not None]
                 if segments:
                     c.execute(self._insert_segment, segments)
             for alert in opened:
-                alert.id = int(c.execute(insert(ALERTS).values(_alert_row(alert))
+                alert.id = int(c.execute(insert(ALERTS).values(self._alert_row(alert))
                                          .returning(ALERTS.c.id)).scalar_one())
             for alert in alert_updates:
                 c.execute(update(ALERTS).where(ALERTS.c.id == alert.id)
-                          .values(_alert_row(alert)))
+                          .values(self._alert_row(alert)))
         return opened
 
     def recent_readings(self, since: float, patients: Iterable[str] | None = None
@@ -213,23 +252,24 @@ class MonitorStore:
         """Readings with time >= since (of `patients` if given), in time order."""
         query = select(READINGS).where(READINGS.c.time >= since)
         if patients is not None:
-            query = query.where(READINGS.c.patient_id.in_(list(patients)))
+            query = query.where(READINGS.c.patient_id.in_([self._key(p) for p in patients]))
         with self.engine.connect() as c:
             rows = c.execute(query.order_by(READINGS.c.time, READINGS.c.id)).all()
-        return [{"device": r.device, "seq": r.seq, "patient_id": r.patient_id, "time": r.time,
-                 "spo2_scale": r.spo2_scale, **json.loads(r.vitals)} for r in rows]
+        return [{"device": r.device, "seq": r.seq, "patient_id": self._name(r.patient_id),
+                 "time": r.time, "spo2_scale": r.spo2_scale, **json.loads(r.vitals)}
+                for r in rows]
 
     def segments(self, patient_id: str, since: float | None = None, limit: int = 20
                  ) -> list[StoredSegment]:
         """A patient's latest ECG segments (time >= since if given), at most ``limit``, newest
         first."""
-        query = select(SEGMENTS).where(SEGMENTS.c.patient_id == patient_id)
+        query = select(SEGMENTS).where(SEGMENTS.c.patient_id == self._key(patient_id))
         if since is not None:
             query = query.where(SEGMENTS.c.time >= since)
         with self.engine.connect() as c:
             rows = c.execute(query.order_by(SEGMENTS.c.time.desc(), SEGMENTS.c.id.desc())
                              .limit(limit)).all()
-        return [StoredSegment(r.device, r.seq, r.patient_id, r.time, _segment(r)) for r in rows]
+        return [StoredSegment(r.device, r.seq, patient_id, r.time, _segment(r)) for r in rows]
 
     def last_times(self) -> dict[tuple[str, str], float]:
         """The latest reading time per (device, patient): readings older than it are refused."""
@@ -237,7 +277,7 @@ class MonitorStore:
             rows = c.execute(select(READINGS.c.device, READINGS.c.patient_id,
                                     func.max(READINGS.c.time))
                              .group_by(READINGS.c.device, READINGS.c.patient_id)).all()
-        return {(d, p): float(t) for d, p, t in rows}
+        return {(d, self._name(p)): float(t) for d, p, t in rows}
 
     def latest_time(self) -> float | None:
         with self.engine.connect() as c:
@@ -270,15 +310,15 @@ class MonitorStore:
         if open_only:
             query = query.where(ALERTS.c.acked.is_(None))
         if patient_id is not None:
-            query = query.where(ALERTS.c.patient_id == patient_id)
+            query = query.where(ALERTS.c.patient_id == self._key(patient_id))
         with self.engine.connect() as c:
             rows = c.execute(query.order_by(ALERTS.c.id.desc()).limit(limit)).all()
-        return [_alert(r) for r in rows]
+        return [self._alert(r) for r in rows]
 
     def alert(self, alert_id: int) -> Alert | None:
         with self.engine.connect() as c:
             row = c.execute(select(ALERTS).where(ALERTS.c.id == alert_id)).first()
-        return None if row is None else _alert(row)
+        return None if row is None else self._alert(row)
 
     def acknowledge(self, alert_id: int, by: str, now: float) -> Alert | None:
         """Mark an open alert acknowledged; None if it is unknown or was acknowledged already."""
@@ -288,7 +328,7 @@ class MonitorStore:
                              .values(acked_by=by, acked=now))
             if not done.rowcount:
                 return None
-            return _alert(c.execute(select(ALERTS).where(ALERTS.c.id == alert_id)).one())
+            return self._alert(c.execute(select(ALERTS).where(ALERTS.c.id == alert_id)).one())
 
     def escalate(self, alert: Alert) -> bool:
         """Store an alert's new level unless it was acknowledged meanwhile."""
@@ -299,17 +339,22 @@ class MonitorStore:
         return bool(done.rowcount)
 
 
-def _alert_row(alert: Alert) -> dict[str, Any]:
-    return {"patient_id": alert.patient_id, "kind": alert.kind, "severity": alert.severity,
-            "score": alert.score, "reason": alert.reason, "reading_time": alert.reading_time,
-            "opened": alert.opened, "level": alert.level, "escalated": alert.escalated,
-            "acked_by": alert.acked_by, "acked": alert.acked}
+    def _alert_row(self, alert: Alert) -> dict[str, Any]:
+        return {"patient_id": self._key(alert.patient_id), "kind": alert.kind,
+                "severity": alert.severity, "score": alert.score, "reason": alert.reason,
+                "reading_time": alert.reading_time, "opened": alert.opened, "level": alert.level,
+                "escalated": alert.escalated, "acked_by": alert.acked_by, "acked": alert.acked}
+
+    def _alert(self, row: Any) -> Alert:
+        return Alert(row.id, self._name(row.patient_id), row.kind, row.severity, row.score,
+                     row.reason, row.reading_time, row.opened, row.level, row.escalated,
+                     row.acked_by, row.acked)
 
 
-def _segment_row(device: str, reading: Reading, ecg: Segment) -> dict[str, Any]:
-    """The monitor_segments row of a reading's ECG segment."""
+def _segment_row(device: str, reading: Reading, ecg: Segment, patient: str) -> dict[str, Any]:
+    """The monitor_segments row of a reading's ECG segment (`patient`: the id as stored)."""
     samples = np.ascontiguousarray(ecg.samples, dtype=SAMPLE_DTYPE)
-    return {"device": device, "seq": reading.seq, "patient_id": reading.patient_id,
+    return {"device": device, "seq": reading.seq, "patient_id": patient,
             "time": reading.time, "fs": ecg.fs, "lead": ecg.lead, "n_samples": len(samples),
             "samples": samples.tobytes()}
 

@@ -330,7 +330,8 @@ def start_monitor(app: Any, engine: Any, settings: MonitorSettings,
     """The monitor on the service's database, its events to WebSocket clients, the audit log
     (alerts, escalations, acknowledgements), the webhooks, the deterioration model and the
     rhythm model on ECG segments."""
-    monitor = Monitor(MonitorStore(engine), settings)
+    # patient ids stored as the access store stores them: keyed tokens with a master key
+    monitor = Monitor(MonitorStore(engine, ids=app.state.store.patients), settings)
     if rhythm:
         from iatros.api.monitor_rhythm import rhythm_config
 
