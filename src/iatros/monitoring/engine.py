@@ -5,9 +5,11 @@ observations after every reading, opens, suppresses and escalates alerts, and te
 - Current observations: the latest value of each parameter not older than ``stale_after``
   (record time) before the reading; an older value counts as not recorded.
 - An alert opens when NEWS2 reaches a trigger (Chart 3: aggregate 7+ high, 5-6 medium, a single
-  parameter scoring 3 low-medium). While a patient's alert is open no new one is raised; a higher
-  severity updates the open alert. After an acknowledgement, alerts of the same or a lower
-  severity stay quiet for ``hold`` (record time; Chart 4 asks for hourly review at medium).
+  parameter scoring 3 low-medium), or when a scorer after it (the deterioration model, the
+  rhythm model on ECG segments) finds one. Alerts are kept per patient and kind: while one is
+  open no new one of its kind is raised; a higher severity updates the open alert. After an
+  acknowledgement, alerts of the same kind and the same or a lower severity stay quiet for
+  ``hold`` (record time; Chart 4 asks for hourly review at medium).
 - Escalation (wall time): level 0 at once; when an alert stays unacknowledged for a level's
   ``after_s``, it moves to that level and is pushed again.
 - Ingest is serialised by a lock: one writer, and the in-memory state changes only after the
@@ -289,7 +291,9 @@ class Monitor:
             state.since = reading.time if state.since is None else min(state.since, reading.time)
             patient = self._patients[reading.patient_id]
             result = self._rescore(state, reading.spo2_scale or patient.spo2_scale)
-            findings = [Finding("news2", severity(result), reason(result), result.score)]
+            level = severity(result)
+            findings = [Finding("news2", level, reason(result) if level != "none" else "",
+                                result.score)]
             context = Context(patient, reading, state, self.settings)
             for name, scorer in self.scorers:
                 try:
