@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from iatros.data.ehr.schema import events_frame, stays_frame
 from iatros.data.ehr.tensors import build_inputs, vocabulary_of
@@ -45,7 +44,7 @@ class ModelThreshold:
 def validation_threshold(run: LoadedRun, sensitivity: float) -> ModelThreshold:
     """The highest threshold that still finds `sensitivity` of the validation positives."""
     path = run.folder.path / "predictions.csv"
-    frame = pd.read_csv(path)
+    frame = run.folder.predictions()   # read as the run folder stores it (encrypted or not)
     val = frame[frame["split"] == "val"]
     column = "prob" if "prob" in val.columns else None
     if column is None or val.empty or val["target"].nunique() < 2:
