@@ -250,3 +250,10 @@ def test_with_a_master_key_the_monitor_tables_hold_tokens_never_patient_ids(
     again = make_app()      # restarted: the ids come back from their sealed form
     assert list(again.state.monitor.patients()) == ["MRN-0042"]
     assert again.state.monitor.open_alerts()[0].patient_id == "MRN-0042"
+
+
+@pytest.mark.parametrize("alert_id", ["0", "228771428473683774551787307008", "-3"])
+def test_an_alert_id_out_of_range_is_a_problem_not_a_server_error(
+        client: TestClient, as_user: Any, alert_id: str) -> None:
+    r = client.post(f"/api/v1/monitor/alerts/{alert_id}/ack", headers=as_user("clara"))
+    assert r.status_code == 422 and r.json()["field"] == "alert_id"

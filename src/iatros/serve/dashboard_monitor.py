@@ -9,13 +9,13 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Form, Query, Request
+from fastapi import Depends, FastAPI, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from iatros.access.store import Principal
 from iatros.monitoring.engine import SEVERITY_RANK, Monitor
 from iatros.serve.dashboard import PageProblem, _render, page
-from iatros.serve.monitor import CARERS, visible
+from iatros.serve.monitor import CARERS, MAX_ID, visible
 from iatros.serve.monitor_charts import ECG_STRIPS, EcgStrip, charts, ecg_strip, utc
 from iatros.serve.problems import Problem
 from iatros.serve.security import audit_context, require_patient
@@ -115,7 +115,7 @@ def mount(app: FastAPI) -> None:
     """Add the monitoring pages to `app` (called by dashboard.mount)."""
     @app.get(WARD, response_class=HTMLResponse, include_in_schema=False)
     def ward_page(request: Request, user: Annotated[Principal, Depends(CARER)],
-                  acked: Annotated[int | None, Query()] = None) -> Any:
+                  acked: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None) -> Any:
         audit_context(request).action = "view ward (dashboard)"
         return _ward_page(request, user, notice=_acked_notice(request, user, acked))
 
@@ -124,7 +124,7 @@ def mount(app: FastAPI) -> None:
     def patient_page(request: Request, patient_id: str,
                      user: Annotated[Principal, Depends(CARER)],
                      hours: Annotated[float, Query(gt=0, le=168)] = 24.0,
-                     acked: Annotated[int | None, Query()] = None) -> Any:
+                     acked: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None) -> Any:
         audit_context(request).action = "view monitored patient (dashboard)"
         try:
             require_patient(request, user, patient_id)
@@ -134,7 +134,8 @@ def mount(app: FastAPI) -> None:
                              notice=_acked_notice(request, user, acked))
 
     @app.post(WARD + "/alerts/{alert_id}/ack", include_in_schema=False)
-    def acknowledge(request: Request, alert_id: int, user: Annotated[Principal, Depends(CARER)],
+    def acknowledge(request: Request, alert_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+                    user: Annotated[Principal, Depends(CARER)],
                     back: Annotated[str, Form(max_length=300)] = WARD) -> Any:
         """The API's acknowledgement (same care-team check), then back to the page it came
         from (the ward or the alert's patient; nowhere else)."""

@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 from fastapi import (
     APIRouter,
     Depends,
+    Path,
     Query,
     Request,
     WebSocket,
@@ -42,6 +43,7 @@ router = APIRouter(prefix="/api/v1/monitor", responses=ERROR_RESPONSES, tags=["m
 DEVICES = ("device",)
 ADMITTERS = ("system", "admin")
 CARERS = ("clinician", "admin")
+MAX_ID = 2**63 - 1     # the largest row id the databases store
 QUEUE = 1000          # events kept per WebSocket client before it is told it lagged
 READING_EVENTS_S = 1.0  # a client gets a patient's latest reading at most this often
 
@@ -232,7 +234,7 @@ def alerts(request: Request, principal: Annotated[Principal, Depends(allow(*CARE
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=dict[str, Any])
-def acknowledge(request: Request, alert_id: int,
+def acknowledge(request: Request, alert_id: Annotated[int, Path(ge=1, le=MAX_ID)],
                 principal: Annotated[Principal, Depends(allow(*CARERS))]) -> Any:
     """Acknowledge an open alert of a patient of your care teams."""
     monitor = monitor_of(request)
