@@ -77,7 +77,7 @@ from iatros.data.ehr.physionet2012 import (
     VARIABLES,
     code,
     read_outcomes,
-    read_record,
+    records,
 )
 from iatros.data.ehr.schema import SkipLog, drop_implausible, events_frame
 from iatros.data.signals.readers import read_signal
@@ -414,18 +414,7 @@ def _read_records(paths: Sequence[Path], skips: SkipLog) -> tuple[list[str], dic
     columns: dict[str, list[Any]] = {k: [] for k in ("subject_id", "stay_id", "time", "code",
                                                      "numeric_value", "unit")}
     ids: list[str] = []
-    seen: dict[str, str] = {}
-    for path in paths:
-        try:
-            desc, cols = read_record(path, skips)
-        except ValueError as e:
-            skips.add(f"{path.parent.name}/{path.name}", f"unreadable record: {e}")
-            continue
-        rid = str(int(desc["RecordID"])) if "RecordID" in desc else path.stem
-        if rid in seen:
-            skips.add(f"{path.parent.name}/{path.name}", f"duplicate record: {rid} is also in {seen[rid]}")
-            continue
-        seen[rid] = path.name
+    for rid, _, _, cols in records(paths, skips):
         ids.append(rid)
         keep = [i for i, c in enumerate(cols["code"]) if c in wanted]
         columns["subject_id"] += [rid] * len(keep)

@@ -34,7 +34,6 @@ from iatros.serve.problems import ERROR_RESPONSES, Problem
 from iatros.serve.security import (
     allow,
     audit_context,
-    authenticate,
     require_patient,
 )
 
@@ -91,18 +90,16 @@ async def post_readings(request: Request,
 def allow_socket(*roles: str) -> Callable[[WebSocket], Principal]:
     """`allow` for WebSockets: the caller's token, key or session cookie, with one of `roles`."""
 
+    check = allow(*roles)
+
     def dependency(websocket: WebSocket) -> Principal:
         origin = websocket.headers.get("origin")
         if origin and urlparse(origin).netloc != websocket.headers.get("host"):
             raise WebSocketException(1008, "this WebSocket was opened from another site")
         try:
-            principal = authenticate(websocket)  # type: ignore[arg-type]
-        except Problem as e:
+            return check(websocket)  # type: ignore[arg-type]
+        except Problem as e:    # a socket is closed with a policy code, not answered
             raise WebSocketException(1008, e.detail[:120]) from None
-        if principal.role not in roles:
-            raise WebSocketException(1008, f"role {principal.role!r} may not use this endpoint "
-                                           f"(allowed: {', '.join(roles)})")
-        return principal
 
     dependency.roles = roles  # type: ignore[attr-defined]
     return dependency

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,26 @@ def _stay(rid: str, desc: dict[str, Any], outcome: dict[str, float] | None,
     return row
 
 
+def records(paths: Iterable[Path], skips: SkipLog
+            ) -> Iterator[tuple[str, Path, dict[str, Any], dict[str, list[Any]]]]:
+    """(RecordID, path, descriptors, events) of each readable record file, in order; an
+    unreadable file or a second file with the same RecordID is skipped and logged."""
+    seen: dict[str, str] = {}
+    for path in paths:
+        try:
+            desc, cols = read_record(path, skips)
+        except ValueError as e:
+            skips.add(f"{path.parent.name}/{path.name}", f"unreadable record: {e}")
+            continue
+        rid = str(int(desc["RecordID"])) if "RecordID" in desc else path.stem
+        if rid in seen:
+            skips.add(f"{path.parent.name}/{path.name}",
+                      f"duplicate record: {rid} is also in {seen[rid]}")
+            continue
+        seen[rid] = path.name
+        yield rid, path, desc, cols
+
+
 def convert_set(folder: Path, outcomes_path: Path | None) -> PartResult:
     """All records of one set, joined with its outcomes file when it exists."""
     skips, notes = SkipLog(), []
@@ -160,18 +181,9 @@ def convert_set(folder: Path, outcomes_path: Path | None) -> PartResult:
     columns: dict[str, list[Any]] = {k: [] for k in ("subject_id", "stay_id", "time", "code",
                                                      "numeric_value", "unit")}
     stays = []
-    seen: dict[str, str] = {}
-    for path in sorted(folder.glob("*.txt")):
-        try:
-            desc, cols = read_record(path, skips)
-        except ValueError as e:
-            skips.add(f"{folder.name}/{path.name}", f"unreadable record: {e}")
-            continue
-        rid = str(int(desc["RecordID"])) if "RecordID" in desc else path.stem
-        if rid in seen:
-            skips.add(f"{folder.name}/{path.name}", f"duplicate record: {rid} is also in {seen[rid]}")
-            continue
-        seen[rid] = path.name
+    seen: set[str] = set()
+    for rid, path, desc, cols in records(sorted(folder.glob("*.txt")), skips):
+        seen.add(rid)
         outcome = outcomes.get(rid)
         if outcomes_path is not None and outcome is None:
             skips.add(f"{folder.name}/{path.name}", f"no outcome row: record {rid}")
