@@ -129,10 +129,24 @@ def run_ours(job: dict[str, Any]) -> dict[str, Any]:
 def model_and_members(name: str) -> tuple[str, int, dict[str, Any]]:
     """(model, members, params) of a benchmark model name. 'dmpnn-x5' is an ensemble of 5
     D-MPNNs (each its own seed, the split's validation rows for early stopping and for
-    calibrating the spread); 'dmpnn+descriptors' sets the flag parameter `descriptors`."""
+    calibrating the spread); 'dmpnn+descriptors' sets the flag parameter `descriptors`,
+    'dmpnn+aggregation=sum' the parameter `aggregation` to 'sum' (numbers stay numbers)."""
     found = re.fullmatch(r"(.+)-x(\d+)", name)
     base, *flags = (found.group(1) if found else name).split("+")
-    return base, int(found.group(2)) if found else 1, dict.fromkeys(flags, True)
+    params: dict[str, Any] = {}
+    for flag in flags:
+        key, sep, value = flag.partition("=")
+        params[key] = _parameter_value(value) if sep else True
+    return base, int(found.group(2)) if found else 1, params
+
+
+def _parameter_value(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _chemprop(binary: str, args: list[str]) -> float:

@@ -1,0 +1,31 @@
+"""The molecules benchmark's model names and its validation-only choice of our model."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the script imports readme_tables beside it
+_spec = importlib.util.spec_from_file_location("molecules_bench", ROOT / "benchmarks" / "molecules.py")
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+
+
+def test_model_names_carry_flags_parameters_and_ensemble_size():
+    assert bench.model_and_members("dmpnn") == ("dmpnn", 1, {})
+    assert bench.model_and_members("dmpnn+descriptors-x5") == ("dmpnn", 5, {"descriptors": True})
+    assert bench.model_and_members("dmpnn+descriptors+aggregation=sum") == (
+        "dmpnn", 1, {"descriptors": True, "aggregation": "sum"})
+    assert bench.model_and_members("gin+layers=3+dropout=0.2") == (
+        "gin", 1, {"layers": 3, "dropout": 0.2})
+
+
+def test_our_model_is_chosen_on_validation_never_on_test():
+    runs = [{"model": "a", "val": 0.5, "test": {"value": 0.1}},
+            {"model": "b", "val": 0.6, "test": {"value": 0.9}},
+            {"model": "b", "val": 0.7, "test": {"value": 0.9}}]
+    assert bench.choose_on_validation(runs, ["a", "b"], lower=True) == "a"
+    assert bench.choose_on_validation(runs, ["a", "b"], lower=False) == "b"
+    assert bench.choose_on_validation(runs, ["c"], lower=True) is None
