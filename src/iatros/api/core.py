@@ -19,7 +19,7 @@ from iatros.pipeline.privacy import membership_inference
 from iatros.pipeline.runs import open_registry, open_run, run_split
 from iatros.pipeline.scoring import scorer_for
 from iatros.pipeline.scoring.base import fmt_entry
-from iatros.pipeline.training import register_run, train
+from iatros.pipeline.training import register_run, train, train_distributed
 from iatros.pipeline.tuning import tune
 from iatros.registry import ModelVersion, RunEntry
 from iatros.report import write_report
@@ -35,7 +35,7 @@ __all__ = ["audit", "Connection", "convert", "demo", "download", "event_code", "
            "promote", "register", "report", "results_table", "run_metrics", "run_modality",
            "run_split",
            "run_tuning", "runs",
-           "split_trial", "summary_line", "tasks", "train", "tune", "verify"]
+           "split_trial", "summary_line", "tasks", "train", "train_distributed", "tune", "verify"]
 
 
 def tasks() -> list[dict[str, Any]]:

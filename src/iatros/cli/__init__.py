@@ -218,6 +218,24 @@ def train_cmd(
     max_grad_norm: Annotated[float | None, typer.Option(
         "--max-grad-norm", help="DP-SGD: each example's gradient is clipped to this norm "
                                 "(default 1.0).", rich_help_panel="Privacy")] = None,
+    nproc: Annotated[int | None, typer.Option(
+        "--nproc", min=1, help="Data-parallel training: this many processes on this node under "
+                               "torchrun (gloo on CPU, one GPU each with NCCL); each global batch "
+                               "of --param batch_size rows is split between them.",
+        rich_help_panel="Scaling out")] = None,
+    nnodes: Annotated[int, typer.Option(
+        "--nnodes", min=1, help="With --nproc: the number of machines taking part (run the same "
+                                "command on each, with its --node-rank).",
+        rich_help_panel="Scaling out")] = 1,
+    node_rank: Annotated[int, typer.Option(
+        "--node-rank", min=0, help="With --nnodes: this machine's number, 0 to nnodes-1 (0 "
+                                   "writes the run).", rich_help_panel="Scaling out")] = 0,
+    rdzv: Annotated[str | None, typer.Option(
+        "--rdzv", help="With --nnodes: HOST:PORT of node 0 that every node can reach (torchrun's "
+                       "c10d rendezvous).", rich_help_panel="Scaling out")] = None,
+    rdzv_timeout: Annotated[int, typer.Option(
+        "--rdzv-timeout", min=1, help="Seconds to wait for every node to join before failing.",
+        rich_help_panel="Scaling out")] = 300,
 ) -> None:
     """Train TASK, evaluate it with CIs, audit subgroups, write report.html; print the run path.
 
@@ -250,6 +268,16 @@ def train_cmd(
                                  "min_seconds": min_seconds,
                                  "allow_text_feature": allow_text_feature or None}.items()
                if v is not None}
+    if nproc is not None and not os.environ.get("TORCHELASTIC_RUN_ID"):
+        argv = sys.argv[1:]
+        if argv[:1] != ["train"]:
+            raise typer.BadParameter("--nproc relaunches this command line under torchrun: run "
+                                     "it as `iatros train ...`", param_hint="--nproc")
+        api.train_distributed(argv, task, nproc=nproc, nnodes=nnodes, node_rank=node_rank,
+                                     rdzv=rdzv, rdzv_timeout=rdzv_timeout, data_root=data_root,
+                                     out=out_dir, model=model, resume=resume,
+                                     task_options=options)
+        return  # rank 0 printed the run's summary and path
     params, train_settings = api.split_trial(api.parse_params(param or []))
     if weights:
         params["weights"] = str(weights)
@@ -263,6 +291,8 @@ def train_cmd(
                      eval_options=api.EvalOptions(n_boot=n_boot, threshold=_threshold(threshold),
                                                   seed=seed, keep_text=keep_text),
                      select_folds=select_folds, cv=cv)
+    if int(os.environ.get("RANK", "0") or 0) > 0:
+        return  # a data-parallel rank other than 0: rank 0 reports the run
     err.print(api.summary_line(path), soft_wrap=True)
     print(path)
 

@@ -19,6 +19,7 @@ from iatros.models.registry import ModelSpec, get_model_spec
 from iatros.run_folder import PRIVACY, TRAIN_LOG, RunFolder, write_csv, write_json
 from iatros.settings import Settings
 from iatros.tasks import Task, TaskData
+from iatros.train import distributed
 from iatros.train.losses import to_probabilities
 from iatros.train.predictors import Predictor, fit_ensemble, fit_sklearn, fit_torch
 from iatros.train.search import TRAIN_KEYS
@@ -158,7 +159,7 @@ def fit(task: Task, spec: ModelSpec, data: TaskData, split: Split, run: RunFolde
                  results[0].privacy["target_epsilon"])
     frames = [pd.DataFrame([asdict(r) for r in res.history]).assign(member=k)
               for k, res in enumerate(results)]
-    if frames:
+    if frames and distributed.is_main():
         write_csv(run.file(TRAIN_LOG), pd.concat(frames, ignore_index=True))
     for res in results:
         log.info("trained %d epochs (best epoch %d, val %s %.4f%s)", res.epochs_run,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ from iatros.run_folder import (
 )
 from iatros.settings import Settings
 from iatros.tasks import Task
+from iatros.train import distributed
 from iatros.train.trainer import Callback
 
 log = logging.getLogger("iatros")
@@ -105,6 +107,14 @@ def train(
             saved_options = RunFolder(out).config().get("task_options") or {}
             task_options = {**saved_options, **(task_options or {})}
         task = task_for(task, task_options, settings)
+    main = True
+    if distributed.launched():
+        check_distributable(out, model, task, cv, resume)
+        settings = replace(settings, device=distributed.init_from_env(settings.device))
+        main = distributed.is_main()
+        if not main:
+            register = False
+            logging.getLogger("iatros").setLevel(logging.WARNING)  # rank 0 reports
     if not resume and (model == AUTO or (model is None and task.selection)):
         if params or ensemble or cross_fit or val_fold:
             raise ConfigError("--model auto chooses among whole models: pass --model NAME to set "
@@ -121,7 +131,8 @@ def train(
         if register:
             register_run(settings, path)
         return path
-    run = resolve_run_dir(settings, task, model or task.default_model, out, resume)
+    run = (resolve_run_dir(settings, task, model or task.default_model, out, resume) if main
+           else RunFolder(out))
     if resume:
         saved = run.config()
         if saved.get("task") != task.name:
@@ -154,6 +165,10 @@ def train(
         open_registry(settings)  # an unusable registry fails now, not after hours of training
     data = task.load(settings.data_root)
     split = run_split(task, data, seed, val_fold, cross_fit)
+    if not main:  # the other ranks train alongside rank 0 and leave the run folder to it
+        fit(task, spec, data, split, run, settings, seed, config, resume, params,
+            tuple(callbacks), ensemble, cross_fit)
+        return run.path
     run.path.mkdir(parents=True, exist_ok=True)
     for stale in remove_stale_temp_files(run.path):
         log.warning("removed %s, left by an interrupted write", stale)
@@ -194,6 +209,54 @@ def train(
     if register:
         register_run(settings, run)
     return run.path
+
+
+def train_distributed(argv: Sequence[str], task: str, *, nproc: int, nnodes: int = 1,
+                      node_rank: int = 0, rdzv: str | None = None, rdzv_timeout: int = 300,
+                      data_root: str | Path | None = None, out: str | Path | None = None,
+                      model: str | None = None, resume: bool = False,
+                      task_options: dict[str, Any] | None = None) -> Path:
+    """`iatros ARGV` (a `train` command line) as `nproc` data-parallel processes per node under
+    torchrun; the run folder rank 0 wrote. The folder is named here, before launching, so every
+    process writes to the same one; with several nodes it must be given (`out`) and be on
+    storage every node sees."""
+    if nnodes > 1 and out is None:
+        raise ConfigError("--nnodes > 1 needs --out RUN on storage every node sees (each node "
+                          "would otherwise name its own run)")
+    settings = settings_for(data_root)
+    built = task_for(task, task_options, settings)
+    check_distributable(out or "planned", model, built, None, resume)
+    run = resolve_run_dir(settings, built, model or built.default_model, out, resume)
+    argv = list(argv)
+    if out is None:
+        argv += ["--out", str(run.path)]
+    status = distributed.launch(argv, nproc, nnodes, node_rank, rdzv, rdzv_timeout)
+    if status != 0 and not any(run.path.rglob("last.pt")):
+        raise RunError(f"data-parallel training exited with status {status} before any "
+                       f"checkpoint was written: a rendezvous that did not complete (every node "
+                       f"must reach --rdzv within --rdzv-timeout) or an error at start; see the "
+                       f"log above")
+    if status != 0:
+        raise RunError(f"data-parallel training exited with status {status} (the log above names "
+                       f"the rank that failed); continue it from its last checkpoint with the "
+                       f"same command plus --resume --out {run.path}")
+    if node_rank == 0 and not run.is_complete:
+        raise RunError(f"data-parallel training ended but {run.path} is not complete; see the "
+                       f"log above")
+    return run.path
+
+
+def check_distributable(out: str | Path | None, model: str | None, task: Task, cv: int | None,
+                        resume: bool) -> None:
+    """What data-parallel training needs: one run folder named for every rank, one model."""
+    if out is None:
+        raise ConfigError("under torchrun every rank must write to the same run: pass --out RUN "
+                          "(`iatros train --nproc N` does this for you)")
+    if not resume and (model == AUTO or (model is None and task.selection)):
+        raise ConfigError("--nproc trains one model: pass --model NAME (run `--model auto` in "
+                          "one process to choose it)")
+    if cv is not None:
+        raise ConfigError("--cv is not run data-parallel: drop --nproc or --cv")
 
 
 def finish_run(run: RunFolder, task: Task, predictor: Any, data: Any, split: Any,

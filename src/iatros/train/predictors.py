@@ -27,6 +27,7 @@ from iatros.run_folder import (
     read_json_object,
     write_json,
 )
+from iatros.train import distributed
 from iatros.train.artifacts import load_estimator, save_estimator
 from iatros.train.heads import head_for
 from iatros.train.seed import seed_everything
@@ -244,7 +245,8 @@ def fit_ensemble(spec: ModelSpec, kind: TargetKind, n_classes: int,
         predictor, result = fit_torch(spec, kind, n_classes, train, val,
                                       replace(config, seed=config.seed + k), device=device,
                                       run_dir=member_dir, resume=member_resume, **kwargs)
-        (member_dir / ENSEMBLE_DONE).write_text("ok\n")
+        if distributed.is_main():
+            (member_dir / ENSEMBLE_DONE).write_text("ok\n")
         members.append(predictor)
         results.append(result)
     info = {"name": spec.name, "family": "ensemble", "kind": kind.value,
@@ -252,7 +254,8 @@ def fit_ensemble(spec: ModelSpec, kind: TargetKind, n_classes: int,
             "params": members[0].info["params"]}
     if held_out is not None:
         info["held_out"] = [[int(r) for r in rows] for rows in held_out]
-    _write_info(run_dir, info, spec)
+    if distributed.is_main():
+        _write_info(run_dir, info, spec)
     return _ensemble(members, kind, info), results
 
 
@@ -304,11 +307,14 @@ def fit_torch(spec: ModelSpec, kind: TargetKind, n_classes: int,
     info = {"name": spec.name, "family": "torch", "kind": kind.value, "n_inputs": n_inputs,
             "n_outputs": width, "params": params, "batch_size": config.batch_size,
             "amp": config.amp, "cox_head": wrapped}
-    _write_info(run_dir, info, spec)
+    if distributed.is_main():
+        _write_info(run_dir, info, spec)
     result = trainer.fit(network, loss_fn,
                          make_dataset(spec, x_train, y_train, kind, train=True, params=params),
                          make_dataset(spec, *val, kind, train=False, params=params),
                          monitor=monitor, mode=mode, resume=resume)
+    if not distributed.is_main():  # only rank 0 goes on to fit the head and evaluate
+        return TorchPredictor(network, kind, trainer, spec, info), result
     head.after_fit(spec, network, x_train, y_train,
                    lambda: trainer.predict(network, make_dataset(spec, x_train, y_train, kind,
                                                                  train=False, params=params)),

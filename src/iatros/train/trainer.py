@@ -2,8 +2,11 @@
 
 Mini-batches, AdamW/SGD, cosine or plateau schedules, early stopping on a validation score,
 best-checkpoint selection, resume after a crash, seeds, progress bars, CPU or GPU with mixed
-precision. Data arrive as torch Datasets whose items are (inputs, target); inputs may be a
-tensor or a dict of tensors, and the model is called as `model(inputs)`.
+precision, and data-parallel training across processes (`train.distributed`: each global batch
+split between the ranks, DistributedDataParallel, validation gathered so every rank decides
+alike, checkpoints written by rank 0). Data arrive as torch Datasets whose items are
+(inputs, target); inputs may be a tensor or a dict of tensors, and the model is called as
+`model(inputs)`.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from iatros.errors import ConfigError, RunError
+from iatros.train import distributed
 from iatros.train.seed import rng_state, seed_everything, set_rng_state
 
 Monitor = Callable[[np.ndarray, np.ndarray], float]
@@ -153,6 +157,7 @@ class Trainer:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.callbacks = list(callbacks)
         self._best_in_memory: dict[str, torch.Tensor] | None = None
+        self.main = True  # rank 0 (or the only process): writes checkpoints, calls callbacks
         self._ema: Any = None
         amp = config.amp if config.amp is not None else self.device.type == "cuda"
         self.amp_dtype: torch.dtype | None = None
@@ -180,6 +185,12 @@ class Trainer:
         loss_fn.to(self.device)
         optimizer = self._optimizer(model)
         private = None
+        rank, size = distributed.world()
+        self.main = rank == 0
+        if size > 1 and cfg.dp_epsilon is not None:
+            raise ConfigError("differential privacy trains in one process: drop --nproc (DP-SGD "
+                              "clips and noises each example's gradient, which data-parallel "
+                              "averaging does not account for)")
         if cfg.dp_epsilon is not None:
             private = PrivateTraining(self, model, optimizer, train_set, resume)
             optimizer = private.optimizer
@@ -194,15 +205,17 @@ class Trainer:
         history = [EpochRecord(**r) for r in state["history"]]
         stopped = bool(cfg.patience and state["bad_epochs"] >= cfg.patience)  # stopped before a crash
         bar = tqdm(range(start, cfg.epochs), desc="train", unit="epoch", initial=start,
-                   total=cfg.epochs, disable=not cfg.progress, leave=False)
+                   total=cfg.epochs, disable=not (cfg.progress and self.main), leave=False)
+        forward = self._data_parallel(model) if size > 1 else model
         for epoch in bar:
             if stopped:
                 break
             t0 = time.perf_counter()
             train_loss = self._train_epoch(model, loss_fn, train_set, optimizer, scaler, epoch,
-                                           private)
+                                           private, forward)
             scored = self._ema.module if self._ema is not None else model
-            outputs, targets, val_loss = self._evaluate(scored, loss_fn, val_set)
+            outputs, targets, val_loss = self._evaluate(scored, loss_fn, val_set,
+                                                        shard=size > 1)
             score = monitor(outputs, targets) if monitor is not None else val_loss
             if scheduler is not None:
                 if cfg.scheduler == "plateau":
@@ -222,14 +235,15 @@ class Trainer:
             state["history"] = [asdict(r) for r in history]
             self._save_last(model, optimizer, scheduler, scaler, state)
             bar.set_postfix(loss=f"{train_loss:.4f}", val=f"{score:.4f}")
-            for cb in self.callbacks:
+            for cb in self.callbacks if self.main else ():
                 cb.on_epoch_end(self, record)
             if cfg.patience and state["bad_epochs"] >= cfg.patience:
                 stopped = True
                 break
         bar.close()
         privacy = private.close() if private is not None else None
-        self._load_best(model)
+        if self.main:  # the other ranks' weights are not used after training
+            self._load_best(model)
         return TrainResult(best_epoch=state["best_epoch"], best_score=state["best_score"],
                            epochs_run=state["epoch"], stopped_early=stopped, resumed_from=start,
                            history=history, privacy=privacy)
@@ -241,12 +255,33 @@ class Trainer:
         return outputs
 
     # -- internals ----------------------------------------------------------------------------
-    def _loader(self, dataset: Dataset, shuffle: bool, epoch: int = 0) -> DataLoader:
+    def _loader(self, dataset: Dataset, shuffle: bool, epoch: int = 0,
+                **options: Any) -> DataLoader:
         generator = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch)
+        options = {"num_workers": self.config.num_workers,
+                   "pin_memory": self.device.type == "cuda", **options}
         return DataLoader(dataset, batch_size=self.config.batch_size, shuffle=shuffle,
-                          generator=generator, num_workers=self.config.num_workers,
-                          pin_memory=self.device.type == "cuda",
-                          drop_last=shuffle and len(dataset) > self.config.batch_size)
+                          generator=generator,
+                          drop_last=shuffle and len(dataset) > self.config.batch_size, **options)
+
+    def _rank_loader(self, dataset: Dataset, epoch: int) -> DataLoader:
+        """This rank's part of each training batch: the one-process loader's batches (same
+        seed, same order), each cut into one slice per rank."""
+        rank, size = distributed.world()
+        order = self._loader(_Positions(len(dataset)), shuffle=True, epoch=epoch, num_workers=0,
+                             pin_memory=False, collate_fn=list)
+        # iterated as _train_epoch iterates a loader: tqdm.auto opens one extra iterator, which
+        # draws once from the loader's generator, and the one-process order depends on that
+        batches = distributed.shard_batches(tqdm(order, disable=True), rank, size)
+        return DataLoader(dataset, batch_sampler=batches, num_workers=self.config.num_workers,
+                          pin_memory=self.device.type == "cuda")
+
+    def _data_parallel(self, model: nn.Module) -> nn.Module:
+        """The model wrapped in DistributedDataParallel (gradients averaged across ranks)."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
 
     def _autocast(self) -> Any:
         return torch.autocast(self.device.type, dtype=self.amp_dtype,
@@ -254,13 +289,19 @@ class Trainer:
 
     def _train_epoch(self, model: nn.Module, loss_fn: nn.Module, dataset: Dataset,
                      optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                     epoch: int, private: PrivateTraining | None = None) -> float:
+                     epoch: int, private: PrivateTraining | None = None,
+                     forward: nn.Module | None = None) -> float:
         model.train()
         total, count = 0.0, 0
-        loader = private.loader if private else self._loader(dataset, shuffle=True, epoch=epoch)
-        forward = private.module if private else model
+        if private:
+            loader, forward = private.loader, private.module
+        elif distributed.world()[1] > 1:
+            loader = self._rank_loader(dataset, epoch)
+        else:
+            loader = self._loader(dataset, shuffle=True, epoch=epoch)
+        forward = forward or model
         for inputs, target in tqdm(loader, desc=f"epoch {epoch + 1}", leave=False,
-                                   disable=not self.config.progress):
+                                   disable=not (self.config.progress and self.main)):
             if private and len(target) == 0:
                 continue  # Poisson sampling can draw an empty batch
             inputs, target = to_device(inputs, self.device), to_device(target, self.device)
@@ -284,11 +325,24 @@ class Trainer:
             n = len(target)
             total += loss.item() * n
             count += n
+        total, count = distributed.all_sum([total, count], self.device)
         return total / max(count, 1)
 
     @torch.no_grad()
-    def _evaluate(self, model: nn.Module, loss_fn: nn.Module | None,
-                  dataset: Dataset) -> tuple[np.ndarray, np.ndarray, float]:
+    def _evaluate(self, model: nn.Module, loss_fn: nn.Module | None, dataset: Dataset,
+                  shard: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
+        """Outputs, targets and mean loss over `dataset`; with `shard`, each rank scores one
+        contiguous part and every rank receives all of them, in order."""
+        rank, size = distributed.world()
+        if shard and size > 1 and len(dataset) >= size:
+            parts = np.array_split(np.arange(len(dataset)), size)
+            out, tgt, loss = self._evaluate(model, loss_fn, Subset(dataset, parts[rank].tolist()))
+            sizes = [len(p) for p in parts]
+            total, count = distributed.all_sum([loss * len(parts[rank]), len(parts[rank])],
+                                               self.device)
+            return (distributed.gather_rows(out, sizes, self.device),
+                    distributed.gather_rows(tgt, sizes, self.device),
+                    total / count if loss_fn is not None else float("nan"))
         model.to(self.device)
         model.eval()
         outputs, targets, total, count = [], [], 0.0, 0
@@ -343,10 +397,14 @@ class Trainer:
     def _path(self, name: str) -> Path | None:
         if self.checkpoint_dir is None:
             return None
+        if not self.main:
+            return self.checkpoint_dir / name  # read-only on the ranks that do not write
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         return self.checkpoint_dir / name
 
     def _save_best(self, model: nn.Module, epoch: int, score: float) -> None:
+        if not self.main:
+            return
         path = self._path("best.pt")
         if path is None:
             self._best_in_memory = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -363,7 +421,7 @@ class Trainer:
     def _save_last(self, model: nn.Module, optimizer: Any, scheduler: Any, scaler: Any,
                    state: dict[str, Any]) -> None:
         path = self._path("last.pt")
-        if path is None:
+        if path is None or not self.main:
             return
         atomic_save({
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -389,6 +447,19 @@ class Trainer:
             self._ema.load_state_dict(ckpt["ema"])
         set_rng_state(ckpt["rng"])
         return ckpt["state"]
+
+
+class _Positions(Dataset):
+    """0..n-1: drawn through the training loader to learn its batch order without the data."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
 
 
 class PrivateTraining:
