@@ -326,23 +326,48 @@ def tune_cmd(
     progress: Annotated[bool | None, typer.Option(
         "--progress/--no-progress", help="Progress bars (default: when stderr is a terminal).")
     ] = None,
+    backend: Annotated[str, typer.Option(
+        help="local (one setting after another, here) or ray (Ray Tune trials, several at once).",
+        rich_help_panel="Scaling out")] = "local",
+    address: Annotated[str | None, typer.Option(
+        help="--backend ray: HOST:PORT of a running Ray cluster's head (default: start Ray "
+             "locally). Every node needs iatros and the same data root.",
+        rich_help_panel="Scaling out")] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        help="--backend ray: asha stops settings whose validation score falls behind after "
+             "each epoch (Asynchronous Successive Halving); stopped settings are never chosen.",
+        rich_help_panel="Scaling out")] = None,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="--backend ray: settings trained at once (default: as many as the CPUs "
+                    "allow).", rich_help_panel="Scaling out")] = None,
+    cpus_per_trial: Annotated[int, typer.Option(
+        "--cpus-per-trial", min=1, help="--backend ray: CPU cores (torch threads) each trial uses.",
+        rich_help_panel="Scaling out")] = 1,
 ) -> None:
     """Search model settings on the validation split, then train and report the best one.
 
     Each setting trains a full run; only validation scores choose, so the test split stays
     untouched until the chosen run is scored. The run's tuning.json lists every trial.
+    `--backend ray` runs the settings as Ray Tune trials, several at once (local Ray, or the
+    cluster at --address), optionally stopping weak ones early (`--scheduler asha`).
     """
     from iatros import api
 
     path = api.tune(task, api.parse_space(space), model=model, data_root=data_root, out=out_dir,
                     seed=seed, max_trials=max_trials, epochs=epochs, ensemble=ensemble, folds=folds,
                     cross_fit=cross_fit, progress=_progress(progress),
-                    eval_options=api.EvalOptions(n_boot=n_boot, seed=seed))
+                    eval_options=api.EvalOptions(n_boot=n_boot, seed=seed), backend=backend,
+                    address=address, scheduler=scheduler, workers=workers,
+                    cpus_per_trial=cpus_per_trial)
     tuning = api.run_tuning(path)
     scored_on = "val" if tuning.get("folds", 1) == 1 else f"{tuning['folds']}-fold CV"
     for row in tuning["trials"]:
         mark = "*" if row["trial"] == tuning["chosen"] else " "
         val = "n/a" if row["val"] is None else f"{row['val']:.4f}"
+        if row.get("stopped_after_epoch") is not None:
+            val = f"stopped after epoch {row['stopped_after_epoch']}"
+        elif row.get("error"):
+            val = f"failed: {row['error']}"
         err.print(f"{mark} trial {row['trial']}: {scored_on} {tuning['metric']} {val}  {row['settings']}",
                   soft_wrap=True)
     err.print(f"chosen trial {tuning['chosen']}: {api.summary_line(path)}", soft_wrap=True)
