@@ -161,9 +161,16 @@ def test_predict_returns_outputs_in_order(tmp_path):
     assert np.allclose(out, direct, atol=1e-5)
 
 
-def test_bf16_autocast_on_cpu_trains(tmp_path):
+def test_bf16_autocast_on_cpu_trains(tmp_path, monkeypatch):
+    monkeypatch.setattr("iatros.train.trainer.cpu_has_native_bf16", lambda: True)
+    assert Trainer(TrainConfig(amp=True, progress=False)).amp_dtype is torch.bfloat16
     _, result = _fit(tmp_path, epochs=3, amp=True)
     assert np.isfinite(result.history[-1].train_loss)
+
+
+def test_mixed_precision_stays_off_on_a_cpu_that_only_emulates_bf16(monkeypatch):
+    monkeypatch.setattr("iatros.train.trainer.cpu_has_native_bf16", lambda: False)
+    assert Trainer(TrainConfig(amp=True, progress=False)).amp_dtype is None
 
 
 def test_invalid_config_is_rejected():

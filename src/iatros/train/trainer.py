@@ -160,6 +160,8 @@ class Trainer:
         self.main = True  # rank 0 (or the only process): writes checkpoints, calls callbacks
         self._ema: Any = None
         amp = config.amp if config.amp is not None else self.device.type == "cuda"
+        if amp and self.device.type == "cpu" and not cpu_has_native_bf16():
+            amp = False  # bf16 emulated on this CPU: an order of magnitude slower than float32
         self.amp_dtype: torch.dtype | None = None
         if amp:
             bf16 = self.device.type == "cpu" or torch.cuda.is_bf16_supported()
@@ -515,6 +517,16 @@ class PrivateTraining:
                 "max_grad_norm": self.max_grad_norm,
                 "sample_rate": round(float(getattr(self.loader, "sample_rate", 0.0)), 6),
                 "steps": int(sum(n for _, _, n in self.engine.accountant.history))}
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 / AMX), so mixed precision
+    speeds CPU training up; elsewhere oneDNN emulates it (measured 13x slower on a 2-core
+    AVX2 machine: ResNet-18, batch 128, 28 px)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def warmup_decay(warmup: int, epochs: int, floor: float = 0.1) -> Callable[[int], float]:
