@@ -200,3 +200,10 @@ def test_multi_node_training_needs_one_named_run_folder_and_one_model():
     with pytest.raises(ConfigError, match="--model NAME"):
         api.train_distributed(["train", "breast-cancer-wdbc"], "breast-cancer-wdbc", nproc=2,
                               model="auto")
+
+
+def test_node_options_without_nproc_are_refused(capsys):
+    from tests.cli_run import run_cli
+
+    code, _, err = run_cli(capsys, "train", "breast-cancer-wdbc", "--nnodes", "2")
+    assert code == 2 and "take effect" in err and "--nproc" in err

@@ -268,6 +268,9 @@ def train_cmd(
                                  "min_seconds": min_seconds,
                                  "allow_text_feature": allow_text_feature or None}.items()
                if v is not None}
+    if nproc is None and (nnodes != 1 or node_rank or rdzv):
+        raise typer.BadParameter("--nnodes, --node-rank and --rdzv take effect with --nproc N",
+                                 param_hint="--nproc")
     if nproc is not None and not os.environ.get("TORCHELASTIC_RUN_ID"):
         argv = sys.argv[1:]
         if argv[:1] != ["train"]:
