@@ -35,7 +35,7 @@ import numpy as np
 from readme_tables import Table, command_line, timing_note, write_tables
 
 PARTS = ("overhead", "ddp", "ray")
-OVERHEAD_CASES = (("pneumonia-cxr", "resnet18", "images"), ("icu-mortality", "gru-d", "stays"))
+OVERHEAD_CASES = (("pneumonia-cxr", "resnet18", "images"), ("icu-mortality", "grud", "stays"))
 DDP_TASK = ("pneumonia-cxr", "resnet18")
 RAY_TASK = ("breast-ultrasound", "resnet18")
 RAY_SPACE = ["lr=1e-3,3e-3", "weight_decay=0,1e-4", "batch_size=64,128"]
