@@ -80,7 +80,8 @@ def _fit(out: str, checkpoints: str | None, epochs: int, resume: bool = False,
 
 def _rank(rank: int, port: int, *args) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2",
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), IATROS_THREADS="1")
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), IATROS_THREADS="1",
+                      IATROS_DIST_TIMEOUT="120")  # a stuck collective fails the test, not CI
     torch.set_num_threads(1)
     _fit(*args)
     distributed.close()
@@ -131,7 +132,7 @@ def test_two_processes_follow_the_one_process_curve_and_resume_where_they_stoppe
 
 def _cli(*args: str, home: Path) -> subprocess.Popen:
     env = {**os.environ, "IATROS_HOME": str(home), "IATROS_THREADS": "1",
-           "PYTHONPATH": str(ROOT / "src")}
+           "PYTHONPATH": str(ROOT / "src"), "IATROS_DIST_TIMEOUT": "120"}
     return subprocess.Popen([sys.executable, "-m", "iatros.cli", "train", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
