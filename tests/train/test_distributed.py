@@ -201,6 +201,9 @@ def test_multi_node_training_needs_one_named_run_folder_and_one_model():
     with pytest.raises(ConfigError, match="--model NAME"):
         api.train_distributed(["train", "breast-cancer-wdbc"], "breast-cancer-wdbc", nproc=2,
                               model="auto")
+    with pytest.raises(ConfigError, match="trains torch networks"):
+        api.train_distributed(["train", "breast-cancer-wdbc"], "breast-cancer-wdbc", nproc=2,
+                              model="logreg")
 
 
 def test_node_options_without_nproc_are_refused(capsys):

@@ -257,6 +257,11 @@ def check_distributable(out: str | Path | None, model: str | None, task: Task, c
                           "one process to choose it)")
     if cv is not None:
         raise ConfigError("--cv is not run data-parallel: drop --nproc or --cv")
+    if model not in (None, AUTO) or not task.selection:
+        spec = check_model(task, model or task.default_model)
+        if spec.family != "torch":
+            raise ConfigError(f"--nproc trains torch networks; {spec.name!r} is a {spec.family} "
+                              f"model, trained in one process: drop --nproc")
 
 
 def finish_run(run: RunFolder, task: Task, predictor: Any, data: Any, split: Any,
