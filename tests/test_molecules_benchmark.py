@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
+from tests.benchmark_module import load_benchmark
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))  # the script imports readme_tables beside it
-_spec = importlib.util.spec_from_file_location("molecules_bench", ROOT / "benchmarks" / "molecules.py")
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+bench = load_benchmark("molecules")
 
 
 def test_model_names_carry_flags_parameters_and_ensemble_size():

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))  # the script imports readme_tables beside it
-_spec = importlib.util.spec_from_file_location("nlp_context", ROOT / "benchmarks" / "nlp_context.py")
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+from tests.benchmark_module import load_benchmark
+
+bench = load_benchmark("nlp_context")
 
 
 def test_condition_is_located_case_insensitively_across_whitespace():

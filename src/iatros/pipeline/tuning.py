@@ -20,6 +20,7 @@ from iatros.run_folder import TUNING, RunFolder, write_json
 from iatros.settings import Settings
 from iatros.tasks import Task
 from iatros.train.search import best_trial, grid_trials, split_trial
+from iatros.train.trainer import Callback
 
 log = logging.getLogger("iatros")
 BACKENDS = ("local", "ray")
@@ -89,7 +90,7 @@ def tune(
                               address=address, scheduler=scheduler, workers=workers,
                               cpus_per_trial=cpus_per_trial)
         else:
-            rows = [_trial(task_obj, spec.name, k, trial, settings=settings, seed=seed,
+            rows = [run_trial(task_obj, spec.name, k, trial, settings=settings, seed=seed,
                            epochs=epochs, ensemble=ensemble, folds=folds, metric=metric,
                            eval_options=eval_options, progress=progress, workdir=Path(tmp))
                     for k, trial in enumerate(trials)]
@@ -111,10 +112,12 @@ def tune(
     return run
 
 
-def _trial(task: Task, model: str, k: int, trial: dict[str, Any], *, settings: Settings,
-           seed: int, epochs: int | None, ensemble: int, folds: int, metric: str,
-           eval_options: EvalOptions, progress: bool, workdir: Path) -> dict[str, Any]:
-    """Train one setting here (once, or once per fold) and score it on validation."""
+def run_trial(task: Task, model: str, k: int, trial: dict[str, Any], *, settings: Settings,
+              seed: int, epochs: int | None, ensemble: int, folds: int, metric: str,
+              eval_options: EvalOptions, progress: bool, workdir: Path,
+              callbacks: tuple[Callback, ...] = ()) -> dict[str, Any]:
+    """Train one setting (once, or once per fold) and score it on validation: the row of
+    tuning.json both backends write."""
     params, train_settings = split_trial(trial)
     t0 = time.perf_counter()
     scores = []
@@ -124,7 +127,7 @@ def _trial(task: Task, model: str, k: int, trial: dict[str, Any], *, settings: S
                      train_overrides=train_settings, ensemble=ensemble,
                      eval_options=EvalOptions(0, eval_options.threshold, seed),
                      progress=progress, register=False,
-                     val_fold=(fold, folds) if folds > 1 else None)
+                     val_fold=(fold, folds) if folds > 1 else None, callbacks=callbacks)
         scores.append(RunFolder(path).metrics()["splits"]["val"][metric].get("value"))
     usable = [v for v in scores if v is not None and np.isfinite(v)]
     value = float(np.mean(usable)) if len(usable) == len(scores) else None

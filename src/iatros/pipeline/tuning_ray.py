@@ -14,16 +14,13 @@ from __future__ import annotations
 import logging
 import math
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 from iatros.errors import ConfigError, RunError
 from iatros.pipeline.options import EvalOptions
-from iatros.run_folder import RunFolder
 from iatros.settings import Settings
 from iatros.tasks import Task
-from iatros.train.search import split_trial
 from iatros.train.trainer import Callback, EpochRecord, Trainer
 
 log = logging.getLogger("iatros")
@@ -104,7 +101,7 @@ def run_trials(task: Task, model: str, trials: list[dict[str, Any]], *, settings
     ray = _ray()
     from ray import tune
 
-    from iatros.pipeline.training import train
+    from iatros.pipeline.tuning import run_trial
 
     started = connect(address, (workers or 1) * cpus_per_trial if workers else None)
     report_epochs = scheduler is not None
@@ -113,21 +110,13 @@ def run_trials(task: Task, model: str, trials: list[dict[str, Any]], *, settings
         import torch
 
         torch.set_num_threads(cpus_per_trial)
-        k = config["trial"]
-        params, train_settings = split_trial(trials[k])
-        t0, scores = time.perf_counter(), []
-        for fold in range(folds):
-            path = train(task, settings=settings, out=workdir / f"trial{k}-fold{fold}",
-                         epochs=epochs, seed=seed, model=model, params=params,
-                         train_overrides=train_settings, ensemble=ensemble,
-                         eval_options=EvalOptions(0, eval_options.threshold, seed),
-                         register=False, val_fold=(fold, folds) if folds > 1 else None,
-                         callbacks=[_ReportEpochs()] if report_epochs else ())
-            scores.append(RunFolder(path).metrics()["splits"]["val"][metric].get("value"))
-        usable = [v for v in scores if v is not None and math.isfinite(v)]
-        value = sum(usable) / len(usable) if usable and len(usable) == len(scores) else math.nan
-        tune.report({"val": value, "final": 1, "fold_scores": scores,
-                     "seconds": round(time.perf_counter() - t0, 2)})
+        row = run_trial(task, model, config["trial"], trials[config["trial"]],
+                        settings=settings, seed=seed, epochs=epochs, ensemble=ensemble,
+                        folds=folds, metric=metric, eval_options=eval_options, progress=False,
+                        workdir=workdir,
+                        callbacks=(_ReportEpochs(),) if report_epochs else ())
+        tune.report({"val": math.nan if row["val"] is None else row["val"], "final": 1,
+                     "fold_scores": row["folds"], "seconds": row["seconds"]})
 
     asha = None
     if scheduler == "asha":
@@ -159,7 +148,7 @@ def run_trials(task: Task, model: str, trials: list[dict[str, Any]], *, settings
         elif last.get("final") == 1:
             val = last.get("val")
             row["val"] = float(val) if val is not None and math.isfinite(val) else None
-            row["folds"] = last.get("fold_scores") if folds > 1 else None
+            row["folds"] = last.get("fold_scores")
         else:
             row["stopped_after_epoch"] = last.get("epoch")
             row["val_when_stopped"] = last.get("val")
