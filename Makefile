@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.iatros-installed
+# test files run in parallel processes (pytest-xdist), each file's tests in one process: many
+# tests wait on subprocesses, servers and Ray, so 3 workers keep 2 cores busy
+TEST_WORKERS ?= 3
 export MPLBACKEND := Agg
 
 .PHONY: setup demo test lint bench clean
@@ -20,7 +23,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

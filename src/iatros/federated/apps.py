@@ -32,6 +32,7 @@ from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
 
 from iatros.errors import ConfigError, RunError
 from iatros.federated.local import Plan, SiteModel, build_network, exchanged_keys, load_task, local_site
+from iatros.federated.sites import too_few_sites
 from iatros.pipeline.fit import check_model
 from iatros.pipeline.runs import settings_for, task_for
 
@@ -479,9 +480,8 @@ def run_federation(grid: Grid, context: Context, plan: Plan, fed: Federation,
         else:
             sites[node] = (label, counts, from_record(reply.content.array_records["arrays"]))
     if len(sites) < fed.min_clients:
-        detail = "; ".join(f"{e['site']}: {', '.join(e['reasons'])}" for e in excluded)
-        raise ConfigError(f"{len(sites)} sites can train, fewer than --min-clients "
-                          f"{fed.min_clients}" + (f" (left out: {detail})" if detail else ""))
+        raise ConfigError(too_few_sites(len(sites), fed.min_clients,
+                                        [(e["site"], e["reasons"]) for e in excluded]))
     widths = {(c["n-inputs"], c["n-outputs"]) for _, c, _ in sites.values()}
     if len(widths) != 1:
         raise ConfigError(f"sites disagree on the model's inputs and outputs {sorted(widths)}: "

@@ -22,7 +22,7 @@ import numpy as np
 from iatros.errors import ConfigError, RunError
 from iatros.federated.deployment import QUIET, Connection, submit, write_app
 from iatros.federated.local import Plan, SiteModel
-from iatros.federated.sites import site_labels, site_problems, site_rows
+from iatros.federated.sites import site_labels, site_problems, site_rows, too_few_sites
 from iatros.pipeline.fit import check_model
 from iatros.pipeline.options import EvalOptions
 from iatros.pipeline.runs import (
@@ -113,7 +113,12 @@ def federate(task: str | Task, *, sites: str, data_root: str | Path | None = Non
     run.set_status("running", started=now_iso())
     try:
         t0 = time.perf_counter()
-        if connection is None:
+        if connection is None:   # every site's rows are here: refuse before starting Flower
+            problems = [(s["site"], s["problems"]) for s in config["federation"]["sites"]]
+            usable = sum(not reasons for _, reasons in problems)
+            if usable < fed.min_clients:
+                raise ConfigError(too_few_sites(usable, fed.min_clients,
+                                                [p for p in problems if p[1]]))
             outcome = _simulate(plan, fed, settings, [s.label for s in shares], task, data, split,
                                 pooled_curve)
         else:

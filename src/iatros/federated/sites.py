@@ -101,3 +101,10 @@ def site_problems(site: SiteRows, targets: np.ndarray, patient_ids: np.ndarray,
         if not len(getattr(site, part)):
             problems.append(f"no {part} patients")
     return problems
+
+
+def too_few_sites(n_usable: int, min_clients: int, excluded: list[tuple[str, list[str]]]) -> str:
+    """The error when fewer sites can train than --min-clients, naming those left out and why."""
+    detail = "; ".join(f"{site}: {', '.join(reasons)}" for site, reasons in excluded)
+    return (f"{n_usable} sites can train, fewer than --min-clients {min_clients}"
+            + (f" (left out: {detail})" if detail else ""))

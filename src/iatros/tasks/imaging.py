@@ -11,6 +11,7 @@ import pandas as pd
 from iatros.data.sources.medmnist import MedMNISTInfo, dataset_info, load_medmnist
 from iatros.errors import ConfigError
 from iatros.kinds import Modality, TargetKind
+from iatros.settings import get_settings
 from iatros.tasks.base import Task, TaskData
 from iatros.tasks.outcomes import class_labels, encode_target, infer_kind, survival_targets
 from iatros.tasks.registry import register_family, register_task
@@ -31,7 +32,8 @@ FLIPS = {"hflip": True, "vflip": True, "rotate_degrees": 15.0, "scale": 0.1, "tr
 
 def _medmnist_loader(name: str, size: int, positive_first: bool) -> Any:
     def load(root: Path) -> TaskData:
-        arrays = load_medmnist(name, root, size)
+        # images are memory-mapped from the workspace cache: an archive larger than memory trains
+        arrays = load_medmnist(name, root, size, store=get_settings().cache_dir / "arrays")
         images, labels, split = arrays.stacked()
         if positive_first:  # datasets that code the finding as class 0 (BreastMNIST: malignant)
             labels = 1 - labels

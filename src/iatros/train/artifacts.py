@@ -41,7 +41,34 @@ def save_estimator(estimator: Any, run_dir: Path) -> Path:
     """Write the fitted estimator as `model.skops` (atomically)."""
     import skops.io as sio
 
+    _plain_vocabularies(estimator)
     return atomic_write(run_dir / SKLEARN_MODEL, lambda tmp: sio.dump(estimator, tmp))
+
+
+def _plain_vocabularies(obj: Any, seen: set[int] | None = None) -> None:
+    """Give every fitted text vectorizer's `vocabulary_` Python int values (same columns).
+
+    skops writes each numpy scalar as its own array file, rescanning the archive for each: a
+    45,000-term vocabulary took over two minutes to save; plain ints are written as JSON.
+    """
+    seen = set() if seen is None else seen
+    if id(obj) in seen or isinstance(obj, (str, bytes, int, float, type(None))):
+        return
+    seen.add(id(obj))
+    if isinstance(obj, dict):
+        children: list[Any] = list(obj.values())
+    elif isinstance(obj, (list, tuple)):
+        children = list(obj)
+    elif hasattr(obj, "__dict__") and type(obj).__module__.split(".")[0] in ("sklearn", "iatros",
+                                                                           "sksurv"):
+        vocabulary = getattr(obj, "vocabulary_", None)
+        if isinstance(vocabulary, dict):
+            obj.vocabulary_ = {term: int(column) for term, column in vocabulary.items()}
+        children = list(vars(obj).values())
+    else:
+        return
+    for child in children:
+        _plain_vocabularies(child, seen)
 
 
 def untrusted_types(path: Path) -> list[str]:

@@ -71,7 +71,7 @@ def test_without_the_key_the_cache_is_refused_and_left_as_it_was(tmp_path, key, 
     use_key(monkeypatch, None)
     with pytest.raises(KeyMissingError, match=MASTER_KEY_FILE_ENV) as caught:
         convert(SOURCE, source, tmp_path / "out")
-    assert "events.parquet" in str(caught.value)
+    assert "stays.parquet" in str(caught.value)   # the first table a cached read opens
     use_key(monkeypatch, write_key(tmp_path / "other.key"))
     with pytest.raises(DecryptionError, match="authentication failed"):
         convert(SOURCE, source, tmp_path / "out")
@@ -142,3 +142,15 @@ def test_an_omop_database_copy_is_encrypted_and_converts_like_a_plain_one(shared
     assert copies and all(is_encrypted_parquet(p) for p in copies)
     for name in ("events.parquet", "stays.parquet"):
         assert read_parquet(tmp_path / "sealed" / name).equals(pl.read_parquet(tmp_path / "plain" / name))
+
+
+def test_an_encrypted_conversion_sorts_in_memory_and_never_writes_plaintext(tmp_path, key,
+                                                                            monkeypatch):
+    def plaintext_sink(self, *args, **kwargs):
+        raise AssertionError("an unencrypted sink was opened")
+
+    monkeypatch.setattr(pl.LazyFrame, "sink_parquet", plaintext_sink)
+    tables = convert(SOURCE, _input(tmp_path / "in"), tmp_path / "out")
+    assert tables.events.height > 0
+    assert all(is_encrypted_parquet(p) for p in (tmp_path / "out").rglob("*") if p.is_file()
+               and p.suffix == ".parquet")

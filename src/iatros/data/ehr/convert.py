@@ -29,7 +29,8 @@ import polars as pl
 from iatros.crypto import EncryptionError, KeyProvider, RotationReport, active_provider
 from iatros.crypto import parquet as encrypted_parquet
 from iatros.data.ehr.meds_format import meds_files
-from iatros.data.ehr.schema import SkipLog, conform_events, drop_unit_mismatches
+from iatros.data.ehr.schema import Frame, SkipLog, conform_events, drop_unit_mismatches
+from iatros.data.ehr.sorting import write_sorted
 from iatros.data.home import file_digest
 from iatros.errors import ConfigError, CorruptDataError, MissingDataError
 
@@ -37,6 +38,7 @@ FORMAT_VERSION = 5   # 2: FHIR parts hold raw patients/encounters, joined across
 #                      resources entered in error are skipped; 4: sha256 of every cached table;
 #                      5: the folder is also a MEDS dataset (data/, metadata/)
 MANIFEST = "manifest.json"
+EVENT_ORDER = ("subject_id", "stay_id", "time", "code")
 
 
 log = logging.getLogger("iatros")
@@ -75,21 +77,35 @@ class Source:
     name: str
     description: str
     parts: Callable[[Path], list[Part]]
-    finish: Callable[[pl.DataFrame, pl.DataFrame, SkipLog], tuple[pl.DataFrame, pl.DataFrame]]
+    # merged events (a lazy frame read from the parts on disk), stays and skips -> final tables
+    finish: Callable[[Frame, pl.DataFrame, SkipLog], tuple[Frame, pl.DataFrame]]
     # descriptions of the codes a conversion of `path` emits, for MEDS metadata/codes.parquet
     descriptions: Callable[[Path], dict[str, str]] | None = None
     # extra manifest keys computed from the manifest (e.g. FHIR's resource counts per type)
     summarize: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
 
-@dataclass
 class EventTables:
-    """A converted dataset: events, stays and the manifest (counts, skips, timings)."""
+    """A converted dataset: events, stays and the manifest (counts, skips, timings).
 
-    events: pl.DataFrame
-    stays: pl.DataFrame
-    manifest: dict[str, Any]
-    path: Path
+    A conversion does not hold the events in memory: they are read from `path/events.parquet`
+    on first use of `events` (or scanned lazily with `scan_events`).
+    """
+
+    def __init__(self, events: pl.DataFrame | None, stays: pl.DataFrame, manifest: dict[str, Any],
+                 path: Path) -> None:
+        self._events, self.stays, self.manifest, self.path = events, stays, manifest, Path(path)
+
+    @property
+    def events(self) -> pl.DataFrame:
+        if self._events is None:
+            self._events = read_parquet(self.path / "events.parquet")
+        return self._events
+
+    def scan_events(self) -> pl.LazyFrame:
+        """The events as a lazy frame (read from disk as it is consumed when not yet loaded)."""
+        return self._events.lazy() if self._events is not None else scan_parquet(
+            self.path / "events.parquet")
 
     def summary(self) -> str:
         m = self.manifest
@@ -159,6 +175,14 @@ def read_parquet(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
     return pl.from_arrow(encrypted_parquet.read_table(path, columns=columns))  # type: ignore[return-value]
 
 
+def scan_parquet(path: Path) -> pl.LazyFrame:
+    """A Parquet table written here as a lazy frame; an encrypted one is decrypted into memory
+    (its plaintext never goes to disk)."""
+    if not encrypted_parquet.is_encrypted_parquet(path):
+        return pl.scan_parquet(path)
+    return read_parquet(path).lazy()
+
+
 def read_arrow(path: Path, columns: list[str] | None = None) -> Any:
     """`read_parquet` as a pyarrow Table."""
     return encrypted_parquet.read_table(path, columns=columns)
@@ -212,25 +236,30 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _convert_part(part: Part, source: str, folder: Path) -> tuple[PartResult, str, bool]:
-    """The part's result, from the cache when its fingerprint matches."""
+def _convert_part(part: Part, source: str, folder: Path) -> tuple[PartResult, bool]:
+    """The part's stays, skips and notes, from the cache when its fingerprint matches; its events
+    are on disk (`folder/NAME.events.parquet`), not in the result, so parts are merged from disk."""
     fp = part.fingerprint(source)
     meta_path = folder / f"{part.name}.json"
     meta = _read_json(meta_path)
     ev_path, st_path = folder / f"{part.name}.events.parquet", folder / f"{part.name}.stays.parquet"
-    files = {"events": ev_path, **({"stays": st_path} if meta and "stays" in
-                                   (meta.get("sha256") or {}) else {})}
-    cached = (_read_cached(files, meta.get("sha256"), f"part {part.name}")
-              if meta and meta.get("fingerprint") == fp else None)
-    if cached is not None:
-        skips = SkipLog()
-        for s in meta.get("skips", []):
-            skips.add(s["where"], s["reason"])
-        return PartResult(cached["events"], cached.get("stays"), skips, meta.get("notes", [])), fp, True
+    has_stays = bool(meta and "stays" in (meta.get("sha256") or {}))
+    files = {"events": ev_path, **({"stays": st_path} if has_stays else {})}
+    if meta and meta.get("fingerprint") == fp and _intact(files, meta.get("sha256")):
+        stays = _read_cached({"stays": st_path}, meta["sha256"], f"part {part.name}") if has_stays \
+            else {}
+        if stays is not None:
+            skips = SkipLog()
+            for s in meta.get("skips", []):
+                skips.add(s["where"], s["reason"])
+            return PartResult(pl.DataFrame(), stays.get("stays"), skips, meta.get("notes", [])), True
+    elif meta and meta.get("fingerprint") == fp:
+        log.warning("%s: cached part %s is damaged or incomplete (checksum differs); rebuilding it",
+                    folder, part.name)
     result = part.convert()
-    result.events = conform_events(result.events)
     _invalidate(meta_path)     # the part's files change below; its metadata goes first
-    write_parquet(result.events, ev_path)
+    write_parquet(conform_events(result.events), ev_path)
+    result.events = pl.DataFrame()   # on disk now: the merge reads it from there
     if result.stays is not None:
         write_parquet(result.stays, st_path)
     else:
@@ -240,7 +269,7 @@ def _convert_part(part: Part, source: str, folder: Path) -> tuple[PartResult, st
     write_json_atomic({"fingerprint": fp, "sha256": sums,
                        "skips": [s.as_dict() for s in result.skips.items],
                        "notes": result.notes}, meta_path)
-    return result, fp, False
+    return result, False
 
 
 def convert(source: Source, path: str | Path, out: str | Path, *, progress: bool = False,
@@ -267,36 +296,38 @@ def convert(source: Source, path: str | Path, out: str | Path, *, progress: bool
     tables = {"events": out / "events.parquet", "stays": out / "stays.parquet"}
     if (manifest and manifest.get("parts") == fingerprints
             and manifest.get("format_version") == FORMAT_VERSION):
-        cached = _read_cached(tables, manifest.get("sha256"), "event tables")
+        cached = (_read_cached({"stays": tables["stays"]}, manifest.get("sha256"), "event tables")
+                  if _intact(tables, manifest.get("sha256")) else None)
         if cached is not None:
             if not _intact(meds_files(out), manifest.get("meds")):
                 log.warning("%s: the MEDS copy is missing or damaged; writing it again", out)
-                manifest["meds"] = _write_meds(source, path, out, cached["events"], cached["stays"])
+                manifest["meds"] = _write_meds(source, path, out, cached["stays"])
                 write_json_atomic(manifest, out / MANIFEST)
             manifest["from_cache"] = True
-            return EventTables(cached["events"], cached["stays"], manifest, out)
+            return EventTables(None, cached["stays"], manifest, out)
+        log.warning("%s: cached event tables are damaged or incomplete (checksum differs); "
+                    "rebuilding them", out)
     t0 = time.perf_counter()
-    results, reused = [], []
+    reused: list[str] = []
+    skips, notes, stay_frames = SkipLog(), [], []
     iterator: Sequence[Part] = parts
     if progress:
         from tqdm import tqdm
 
         iterator = tqdm(parts, desc=f"converting {source.name}", unit="part")
-    for part in iterator:
-        result, _, cached = _convert_part(part, source.name, parts_dir)
-        results.append((part.name, result))
+    for part in iterator:   # one part in memory at a time; its events go to parts/ on disk
+        result, cached = _convert_part(part, source.name, parts_dir)
         if cached:
             reused.append(part.name)
-    skips = SkipLog()
-    for _, r in results:
-        skips.extend(r.skips)
-    events = pl.concat([r.events.with_columns(pl.lit(n).alias("_part")) for n, r in results],
-                       how="vertical")
-    stay_frames = [r.stays.with_columns(pl.lit(n).alias("_part")) for n, r in results
-                   if r.stays is not None]
+        skips.extend(result.skips)
+        notes.extend(result.notes)
+        if result.stays is not None:
+            stay_frames.append(result.stays.with_columns(pl.lit(part.name).alias("_part")))
     if not stay_frames:
         raise CorruptDataError(f"{source.name}: {path} defines no stays: no part gives "
                                f"patients/admissions ({source.description})")
+    events = pl.concat([scan_parquet(parts_dir / f"{p.name}.events.parquet")
+                        .with_columns(pl.lit(p.name).alias("_part")) for p in parts], how="vertical")
     stays = pl.concat(stay_frames, how="diagonal_relaxed")
     events, stays = _drop_duplicate_stays(events, stays, skips, source.name)
     events = drop_unit_mismatches(events, skips, source.name)
@@ -304,15 +335,14 @@ def convert(source: Source, path: str | Path, out: str | Path, *, progress: bool
     if stays.is_empty():
         raise CorruptDataError(f"{source.name}: {path} defines no stays: no usable "
                                f"patient/admission/encounter; {skips.summary()}")
-    events = events.sort("subject_id", "stay_id", "time", "code")
-    _publish(out, events, stays)
-    meds_sums = _write_meds(source, path, out, events, stays)
+    _publish(out, events.lazy(), stays)
+    meds_sums = _write_meds(source, path, out, stays)
     seconds = time.perf_counter() - t0
     manifest = {
         "format_version": FORMAT_VERSION, "source": source.name, "input": str(path),
         "parts": fingerprints, "reused_parts": reused, "seconds": round(seconds, 2),
         "n_subjects": stays["subject_id"].n_unique(), "n_stays": stays.height,
-        "n_events": events.height, "notes": [n for _, r in results for n in r.notes],
+        "n_events": _count(tables["events"]), "notes": notes,
         "skipped": {**skips.as_dict(), "summary": skips.summary()},
         "sha256": {name: _sha256(path) for name, path in tables.items()},
         "meds": meds_sums,
@@ -320,39 +350,52 @@ def convert(source: Source, path: str | Path, out: str | Path, *, progress: bool
     if source.summarize is not None:
         manifest.update(source.summarize(manifest))
     write_json_atomic(manifest, out / MANIFEST)
-    return EventTables(events, stays, {**manifest, "from_cache": False}, out)
+    return EventTables(None, stays, {**manifest, "from_cache": False}, out)
 
 
-def _write_meds(source: Source, path: Path, out: Path, events: pl.DataFrame,
-                stays: pl.DataFrame) -> dict[str, str]:
-    """Write the MEDS copy (validated tables, each atomically); return its files' sha256."""
+def _count(path: Path) -> int:
+    return int(scan_parquet(path).select(pl.len()).collect().item())
+
+
+def _write_meds(source: Source, path: Path, out: Path, stays: pl.DataFrame) -> dict[str, str]:
+    """Write the MEDS copy from the published events (validated, each file atomically, the data
+    sorted out of core); return its files' sha256."""
     from iatros.data.ehr import meds_format as mf
 
     files = mf.meds_files(out)
-    data = mf.data_table(events, stays)
+    names = list(files)
+    data_path = files[names[0]]
+    data_path.parent.mkdir(parents=True, exist_ok=True)
+    data = mf.data_frame(scan_parquet(out / "events.parquet"), stays)
+    if active_provider() is None:
+        write = lambda tmp: write_sorted(data, tmp, mf.DATA_ORDER, batches=mf.write_validated)  # noqa: E731
+    else:   # encrypted: sorted and validated in memory, never written unencrypted
+        write = _table_writer(mf.sorted_table(data))
+    _replace(_write_tmp(data_path, write), data_path)
+    written = scan_parquet(data_path)
+    codes = written.select(pl.col("code").unique()).collect()["code"].to_list()
+    subjects = written.select(pl.col("subject_id").unique()).collect()["subject_id"].to_numpy()
     descriptions = source.descriptions(path) if source.descriptions else {}
-    tables = dict(zip(list(files)[:3], (data, mf.codes_table(data, descriptions), mf.splits_table(data)),
-                      strict=True))
-    for name, table in tables.items():
+    for name, table in ((names[1], mf.codes_table(codes, descriptions)),
+                        (names[2], mf.splits_table(subjects))):
         files[name].parent.mkdir(parents=True, exist_ok=True)
         _replace(_write_tmp(files[name], _table_writer(table)), files[name])
-    meta_name = list(files)[3]
-    write_json_atomic(mf.dataset_metadata(source.name, str(path)), files[meta_name])
+    write_json_atomic(mf.dataset_metadata(source.name, str(path)), files[names[3]])
     return {name: _sha256(p) for name, p in files.items()}
 
 
-def _publish(out: Path, events: pl.DataFrame, stays: pl.DataFrame) -> None:
+def _publish(out: Path, events: pl.LazyFrame, stays: pl.DataFrame) -> None:
     """Write both tables beside the old ones, then swap them in with no manifest in place.
 
-    A failure while writing leaves the previous cache (tables and manifest) untouched; one while
-    swapping leaves no manifest, so the folder is converted again rather than read as valid.
-    The caller writes the new manifest last.
+    The events are sorted out of core as they are written. A failure while writing leaves the
+    previous cache (tables and manifest) untouched; one while swapping leaves no manifest, so the
+    folder is converted again rather than read as valid. The caller writes the new manifest last.
     """
     targets = (out / "events.parquet", out / "stays.parquet")
     written: list[Path] = []
     try:
-        for frame, target in zip((events, stays), targets, strict=True):
-            written.append(_write_tmp(target, parquet_writer(frame)))
+        written.append(_write_tmp(targets[0], lambda tmp: write_sorted(events, tmp, EVENT_ORDER)))
+        written.append(_write_tmp(targets[1], parquet_writer(stays)))
         _invalidate(out / MANIFEST)
         for tmp, target in zip(written, targets, strict=True):
             os.replace(tmp, target)
@@ -361,8 +404,8 @@ def _publish(out: Path, events: pl.DataFrame, stays: pl.DataFrame) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def _drop_duplicate_stays(events: pl.DataFrame, stays: pl.DataFrame, skips: SkipLog,
-                          label: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _drop_duplicate_stays(events: Frame, stays: pl.DataFrame, skips: SkipLog,
+                          label: str) -> tuple[Frame, pl.DataFrame]:
     """A stay defined by two parts keeps the first part's records; the rest are skipped."""
     first = stays.group_by("stay_id", maintain_order=True).agg(pl.col("_part").first().alias("_keep"))
     dupes = stays.join(first, on="stay_id").filter(pl.col("_part") != pl.col("_keep"))
@@ -370,12 +413,14 @@ def _drop_duplicate_stays(events: pl.DataFrame, stays: pl.DataFrame, skips: Skip
         skips.add(f"{label} {row['_part']} stay {row['stay_id']}",
                   f"duplicate stay: already defined in {row['_keep']}")
     stays = stays.join(first, on="stay_id").filter(pl.col("_part") == pl.col("_keep"))
-    events = events.join(dupes.select("stay_id", "_part"), on=["stay_id", "_part"], how="anti")
+    if not dupes.is_empty():
+        events = events.join(dupes.select("stay_id", "_part").lazy() if isinstance(
+            events, pl.LazyFrame) else dupes.select("stay_id", "_part"),
+            on=["stay_id", "_part"], how="anti")
     return events.drop("_part"), stays.drop("_part", "_keep")
 
 
-def no_finish(events: pl.DataFrame, stays: pl.DataFrame,
-              skips: SkipLog) -> tuple[pl.DataFrame, pl.DataFrame]:
+def no_finish(events: Frame, stays: pl.DataFrame, skips: SkipLog) -> tuple[Frame, pl.DataFrame]:
     return events, stays
 
 

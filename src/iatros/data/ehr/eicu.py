@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from iatros.data.ehr.convert import Part, PartResult, Source
-from iatros.data.ehr.schema import SkipLog, drop_implausible, events_frame
+from iatros.data.ehr.schema import Frame, SkipLog, drop_implausible, events_frame
 from iatros.data.ehr.tables import (
     EventTable,
     events_from_table,
@@ -181,17 +181,21 @@ def convert_apache(folder: Path) -> PartResult:
     return PartResult(events, None, SkipLog())
 
 
-def finish(events: pl.DataFrame, stays: pl.DataFrame,
-           skips: SkipLog) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Events are keyed by unit stay; give them the stay's patient id."""
-    events = events.drop("subject_id").join(stays.select("stay_id", "subject_id"), on="stay_id",
-                                            how="left")
-    orphans = events.filter(pl.col("subject_id").is_null())
+def finish(events: Frame, stays: pl.DataFrame, skips: SkipLog) -> tuple[Frame, pl.DataFrame]:
+    """Events are keyed by unit stay; give them the stay's patient id (lazily: the merged events
+    stay on disk; only the orphans' stay ids are collected)."""
+    lazy = events.lazy()
+    joined = lazy.drop("subject_id").join(stays.select("stay_id", "subject_id").lazy(),
+                                          on="stay_id", how="left", maintain_order="left")
+    orphans = (joined.filter(pl.col("subject_id").is_null()).select("stay_id")
+               .unique(maintain_order=True).head(200).collect())
+    for sid in orphans["stay_id"].to_list():
+        skips.add(f"{NAME} stay {sid}", "events for a stay not in patient")
     if orphans.height:
-        for sid in orphans["stay_id"].unique().head(200).to_list():
-            skips.add(f"{NAME} stay {sid}", "events for a stay not in patient")
-        events = events.filter(pl.col("subject_id").is_not_null())
-    return events.select("subject_id", "stay_id", "time", "code", "numeric_value", "text_value",
+        joined = joined.filter(pl.col("subject_id").is_not_null())
+    if isinstance(events, pl.DataFrame):
+        joined = joined.collect()
+    return joined.select("subject_id", "stay_id", "time", "code", "numeric_value", "text_value",
                          "unit"), stays
 
 

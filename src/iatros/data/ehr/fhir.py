@@ -38,7 +38,7 @@ from urllib.parse import parse_qs
 import polars as pl
 
 from iatros.data.ehr.convert import Part, PartResult, Source
-from iatros.data.ehr.schema import EVENT_SCHEMA, SkipLog, add_readmission, events_frame, stays_frame
+from iatros.data.ehr.schema import EVENT_SCHEMA, Frame, SkipLog, add_readmission, events_frame, stays_frame
 
 NAME = "fhir"
 # Part of every part's name, so a part cached by an older FHIR converter is never reused (the
@@ -733,8 +733,7 @@ def note_texts(events: pl.DataFrame) -> Iterator[tuple[str, str | None, datetime
     yield from notes.select("subject_id", "stay_id", "time", "code", "text_value").iter_rows()
 
 
-def finish(events: pl.DataFrame, stays: pl.DataFrame,
-           skips: SkipLog) -> tuple[pl.DataFrame, pl.DataFrame]:
+def finish(events: Frame, stays: pl.DataFrame, skips: SkipLog) -> tuple[Frame, pl.DataFrame]:
     """Link every file's Encounters to the Patients of all files: the stays, with outcomes."""
     patients: dict[str, dict[str, Any]] = {}
     for p in stays.filter(pl.col("_kind") == "Patient").iter_rows(named=True):

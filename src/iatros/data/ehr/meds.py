@@ -21,7 +21,7 @@ import polars as pl
 
 from iatros.crypto import EncryptionError
 from iatros.data.ehr.convert import Part, PartResult, Source, read_arrow, read_parquet
-from iatros.data.ehr.schema import STAY_SCHEMA, SkipLog, add_readmission, events_frame
+from iatros.data.ehr.schema import STAY_SCHEMA, Frame, SkipLog, add_readmission, events_frame
 from iatros.errors import MissingDataError
 
 NAME = "meds"
@@ -118,8 +118,7 @@ def convert_shard(path: Path, root: Path) -> PartResult:
                              f"({'by ' + stay_column if stay_column else 'one per patient'})"])
 
 
-def finish(events: pl.DataFrame, stays: pl.DataFrame,
-           skips: SkipLog) -> tuple[pl.DataFrame, pl.DataFrame]:
+def finish(events: Frame, stays: pl.DataFrame, skips: SkipLog) -> tuple[Frame, pl.DataFrame]:
     """Readmission within 30 days where the stays do not say it already."""
     if "readmit_30d" not in stays.columns:
         stays = add_readmission(stays, days=30)

@@ -43,13 +43,14 @@ def subject_numbers(subjects: pl.Series) -> dict[str, int]:
     return {s: i for i, s in enumerate(ids)}
 
 
-def derived_events(events: pl.DataFrame, stays: pl.DataFrame) -> pl.DataFrame:
+def derived_events(events: pl.DataFrame | pl.LazyFrame, stays: pl.DataFrame) -> pl.DataFrame:
     """Stay boundaries, sex and deaths as events (see the module docstring)."""
     def rows(code: pl.Expr, time: pl.Expr, frame: pl.DataFrame) -> pl.DataFrame:
         return frame.select(pl.col("subject_id"), pl.col("stay_id"), time.cast(pl.Datetime("us"))
                             .alias("time"), code.alias("code"))
 
-    recorded = set(events.filter(pl.col("code") == "MEDS_DEATH")["subject_id"].to_list())
+    recorded = set(events.lazy().filter(pl.col("code") == "MEDS_DEATH").select("subject_id")
+                   .collect()["subject_id"].to_list())
     deaths = (stays.filter(pl.col("death_time").is_not_null()
                            & ~pl.col("subject_id").is_in(list(recorded)))
               .sort("death_time").unique("subject_id", keep="first", maintain_order=True))
@@ -63,35 +64,82 @@ def derived_events(events: pl.DataFrame, stays: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(parts, how="vertical_relaxed")
 
 
-def data_table(events: pl.DataFrame, stays: pl.DataFrame) -> Any:
-    """The MEDS data table (pyarrow), validated; sorted by subject, then time (static first)."""
-    import meds
+DATA_COLUMNS = ("subject_id", "time", "code", "numeric_value", "text_value", "stay_id", "unit",
+                "iatros_subject_id", "iatros_derived")
+DATA_ORDER = ("subject_id", "time", "code")
 
-    numbers = subject_numbers(pl.concat([stays["subject_id"], events["subject_id"]]))
-    source = events.select("subject_id", "stay_id", "time", "code", "numeric_value", "text_value",
-                           "unit").with_columns(pl.lit(False).alias("iatros_derived"))
-    derived = derived_events(events, stays).with_columns(
+
+def data_frame(events: pl.DataFrame | pl.LazyFrame, stays: pl.DataFrame) -> pl.LazyFrame:
+    """The MEDS data rows, unsorted and lazy (the events are read as they are consumed): the
+    source's events and the derived ones, with MEDS' int64 subject ids."""
+    lazy = events.lazy()
+    seen = lazy.select(pl.col("subject_id").unique()).collect()["subject_id"]
+    numbers = subject_numbers(pl.concat([stays["subject_id"], seen]))
+    source = lazy.select("subject_id", "stay_id", "time", "code", "numeric_value", "text_value",
+                         "unit").with_columns(pl.lit(False).alias("iatros_derived"))
+    derived = derived_events(lazy, stays).with_columns(
         pl.lit(None, pl.Float64).alias("numeric_value"), pl.lit(None, pl.Utf8).alias("text_value"),
         pl.lit(None, pl.Utf8).alias("unit"), pl.lit(True).alias("iatros_derived"))
-    frame = (pl.concat([source, derived.select(source.columns)], how="vertical_relaxed")
-             .filter(pl.col("subject_id").is_not_null() & pl.col("code").is_not_null())
-             .with_columns(pl.col("subject_id").alias("iatros_subject_id"),
-                           pl.col("subject_id").replace_strict(numbers, return_dtype=pl.Int64))
-             .sort("subject_id", "time", "code", nulls_last=False))
-    table = frame.select("subject_id", "time", "code", "numeric_value", "text_value", "stay_id",
-                         "unit", "iatros_subject_id", "iatros_derived").to_arrow()
+    return (pl.concat([source, derived.lazy().select(source.collect_schema().names())],
+                      how="vertical_relaxed")
+            .filter(pl.col("subject_id").is_not_null() & pl.col("code").is_not_null())
+            .with_columns(pl.col("subject_id").alias("iatros_subject_id"),
+                          pl.col("subject_id").replace_strict(numbers, return_dtype=pl.Int64),
+                          pl.col("numeric_value").cast(pl.Float32))
+            .select(DATA_COLUMNS))
+
+
+def _validated(table: Any) -> Any:
+    import meds
+
     aligned = meds.DataSchema.align(table)
     meds.DataSchema.validate(aligned)
     return aligned
 
 
+def sorted_table(data: pl.LazyFrame) -> Any:
+    """`data_frame` rows as a validated MEDS data table (pyarrow) in memory, sorted by subject,
+    then time (static first)."""
+    frame = data.sort(list(DATA_ORDER), nulls_last=False, maintain_order=True)
+    return _validated(frame.collect().to_arrow())
+
+
+def data_table(events: pl.DataFrame, stays: pl.DataFrame) -> Any:
+    """The MEDS data table (pyarrow), validated and sorted, in memory."""
+    return sorted_table(data_frame(events, stays))
+
+
+def write_validated(sorted_file: Path, path: Path, batch_rows: int = 1 << 20) -> None:
+    """Copy a sorted data file to `path` batch by batch, each aligned to and validated against
+    the MEDS data schema (memory bounded by one batch)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = pq.ParquetFile(sorted_file)
+    writer = None
+    try:
+        for batch in source.iter_batches(batch_size=batch_rows):
+            table = _validated(pa.Table.from_batches([batch]))
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema)
+            writer.write_table(table)
+        if writer is None:   # no rows: the empty table, still validated
+            empty = _validated(source.schema_arrow.empty_table())
+            pq.write_table(empty, path)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
 def codes_table(data: Any, descriptions: dict[str, str] | None = None) -> Any:
-    """metadata/codes.parquet: every code of the data with its description (null when unknown)."""
+    """metadata/codes.parquet: every code of the data (a MEDS data table or the codes
+    themselves) with its description (null when unknown)."""
     import meds
     import pyarrow as pa
 
     known = {**DESCRIPTIONS, **(descriptions or {})}
-    codes = sorted(set(data.column("code").to_pylist()))
+    values = data.column("code").to_pylist() if hasattr(data, "column") else list(data)
+    codes = sorted(set(values))
     table = pa.table({"code": pa.array(codes, pa.string()),
                       "description": pa.array([known.get(c) for c in codes], pa.string()),
                       "parent_codes": pa.array([[] for _ in codes], pa.list_(pa.string()))})
@@ -100,11 +148,13 @@ def codes_table(data: Any, descriptions: dict[str, str] | None = None) -> Any:
 
 
 def splits_table(data: Any, seed: int = 0) -> Any:
-    """metadata/subject_splits.parquet: each patient in train, tuning or held_out."""
+    """metadata/subject_splits.parquet: each patient (of a MEDS data table, or the subject ids
+    themselves) in train, tuning or held_out."""
     import meds
     import pyarrow as pa
 
-    subjects = np.unique(np.asarray(data.column("subject_id").to_numpy(), dtype=np.int64))
+    values = data.column("subject_id").to_numpy() if hasattr(data, "column") else data
+    subjects = np.unique(np.asarray(values, dtype=np.int64))
     order = np.random.default_rng(seed).permutation(len(subjects))
     n = len(subjects)
     n_held = int(round(SPLIT_FRACTIONS[2] * n))

@@ -29,7 +29,7 @@ import polars as pl
 
 from iatros.crypto.parquet import is_encrypted_parquet
 from iatros.data.ehr.convert import Part, PartResult, Source, read_parquet
-from iatros.data.ehr.schema import STAY_SCHEMA, SkipLog, add_readmission, events_frame
+from iatros.data.ehr.schema import STAY_SCHEMA, Frame, SkipLog, add_readmission, events_frame
 from iatros.errors import ConfigError, CorruptDataError, MissingDataError
 
 NAME = "omop"
@@ -650,8 +650,7 @@ def convert_stays(tables: dict[str, TableRef]) -> PartResult:
     return PartResult(_death_events(deaths, concepts), _stay_rows(visits, persons, deaths), skips, notes)
 
 
-def finish(events: pl.DataFrame, stays: pl.DataFrame,
-           skips: SkipLog) -> tuple[pl.DataFrame, pl.DataFrame]:
+def finish(events: Frame, stays: pl.DataFrame, skips: SkipLog) -> tuple[Frame, pl.DataFrame]:
     """readmit_30d once all stays are known (null for stays ending in death)."""
     return events, add_readmission(stays, days=30)
 

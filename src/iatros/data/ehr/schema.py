@@ -18,6 +18,8 @@ from typing import Any
 
 import polars as pl
 
+Frame = pl.DataFrame | pl.LazyFrame   # events in memory, or read from disk as they are consumed
+
 EVENT_SCHEMA: dict[str, Any] = {
     "subject_id": pl.Utf8, "stay_id": pl.Utf8, "time": pl.Datetime("us"), "code": pl.Utf8,
     "numeric_value": pl.Float64, "text_value": pl.Utf8, "unit": pl.Utf8,
@@ -114,22 +116,28 @@ def drop_implausible(events: pl.DataFrame, ranges: dict[str, str], skips: SkipLo
     return flagged.filter(~pl.col("_bad")).drop("_bad")
 
 
-def drop_unit_mismatches(events: pl.DataFrame, skips: SkipLog, label: str) -> pl.DataFrame:
-    """Keep each numeric code in its most common unit; rows in another unit are skipped, counted."""
-    numeric = events.filter(pl.col("numeric_value").is_not_null() & pl.col("unit").is_not_null())
-    if numeric.is_empty():
-        return events
+def drop_unit_mismatches(events: Frame, skips: SkipLog, label: str) -> Frame:
+    """Keep each numeric code in its most common unit; rows in another unit are skipped, counted.
+
+    Works on a lazy frame too (returned lazy): only the units per code and the skipped rows are
+    collected, so the events can stay on disk."""
+    lazy = events.lazy()
+    numeric = lazy.filter(pl.col("numeric_value").is_not_null() & pl.col("unit").is_not_null())
     dominant = (numeric.group_by("code", "unit").len()
                 .sort(["code", "len", "unit"], descending=[False, True, False])
                 .group_by("code", maintain_order=True).first()
-                .select("code", pl.col("unit").alias("_unit")))
-    joined = events.join(dominant, on="code", how="left")
+                .select("code", pl.col("unit").alias("_unit"))).collect()
+    if dominant.is_empty():
+        return events
+    joined = lazy.join(dominant.lazy(), on="code", how="left", maintain_order="left")
     mismatch = (pl.col("numeric_value").is_not_null() & pl.col("unit").is_not_null()
                 & pl.col("_unit").is_not_null() & (pl.col("unit") != pl.col("_unit")))
-    for row in joined.filter(mismatch).iter_rows(named=True):
+    skipped = joined.filter(mismatch).select("stay_id", "time", "code", "unit", "_unit").collect()
+    for row in skipped.iter_rows(named=True):
         skips.add(f"{label} stay {row['stay_id']} {row['time']}",
                   f"unit mismatch: {row['code']} in {row['unit']} where the rest are in {row['_unit']}")
-    return joined.filter(~mismatch).drop("_unit")
+    kept = joined.filter(~mismatch).drop("_unit")
+    return kept if isinstance(events, pl.LazyFrame) else kept.collect()
 
 
 def add_readmission(stays: pl.DataFrame, days: int) -> pl.DataFrame:

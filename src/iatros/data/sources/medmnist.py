@@ -8,14 +8,17 @@ MedMNIST's own `medmnist/info.py` (v3.0.2, Zenodo record 10519652). Files are re
 from __future__ import annotations
 
 import difflib
+import hashlib
 import zipfile
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from iatros.data import home
+from iatros.data.arrays import RowView, Stacked, unpack_npz
 from iatros.errors import ConfigError, CorruptDataError
 from iatros.kinds import TargetKind
 
@@ -280,9 +283,17 @@ class MedMNISTArrays:
         return {s: (self.counts[s], self.official_counts[s]) for s in SPLITS
                 if self.counts[s] != self.official_counts[s]}
 
-    def stacked(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """All rows as one array each: images, labels and the split name per row."""
-        images = np.concatenate([self.images[s] for s in SPLITS])
+    def stacked(self) -> tuple[Any, np.ndarray, np.ndarray]:
+        """All rows as one array each: images, labels and the split name per row.
+
+        Memory-mapped images (`load_medmnist(..., store=...)`) stay on disk: they come back as
+        a `RowView` over the three splits, which reads an image only when it is used.
+        """
+        parts = [self.images[s] for s in SPLITS]
+        if any(isinstance(p, np.memmap) for p in parts):
+            images: Any = RowView(Stacked(parts))
+        else:
+            images = np.concatenate(parts)
         labels = np.concatenate([self.labels[s] for s in SPLITS])
         return images, labels, self.split
 
@@ -313,6 +324,13 @@ def _read_npz(path: Path, keys: list[str]) -> dict[str, np.ndarray]:
             f"{path} is not a readable npz archive ({type(e).__name__}: {e}); it may be truncated or "
             f"not a MedMNIST file: download it again."
         ) from e
+
+
+def _mapped_npz(path: Path, keys: list[str], store: Path) -> dict[str, np.ndarray]:
+    """Images memory-mapped from `store/<file>-<where>/` (unpacked on first use), labels in memory."""
+    where = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:10]
+    maps = unpack_npz(path, keys, store / f"{Path(path).stem}-{where}")
+    return {k: (v if k.endswith("_images") else np.asarray(v)) for k, v in maps.items()}
 
 
 def _as_uint8(arr: np.ndarray, path: Path, key: str) -> np.ndarray:
@@ -390,8 +408,11 @@ def _spec_and_release(info: MedMNISTInfo, size: int, root: Path) -> tuple[home.R
     return spec, "v3"
 
 
-def load_medmnist(name: str, root: Path, size: int = 28) -> MedMNISTArrays:
+def load_medmnist(name: str, root: Path, size: int = 28, store: Path | None = None) -> MedMNISTArrays:
     """Read and check `<root>/medmnist/<official file>`; never downloads.
+
+    With `store` (a cache folder), the images are unpacked there once and memory-mapped
+    instead of read into memory, so an archive larger than memory can be trained on.
 
     A checksum that differs from the official one only warns (re-saved copies are common); structural
     problems (missing keys, length mismatches, labels outside the classes, wrong image shape, an
@@ -402,7 +423,7 @@ def load_medmnist(name: str, root: Path, size: int = 28) -> MedMNISTArrays:
     spec, release = _spec_and_release(info, size, Path(root))
     path = home.locate(spec, Path(root))
     keys = [f"{s}_{part}" for s in SPLITS for part in ("images", "labels")]
-    raw = _read_npz(path, keys)
+    raw = _read_npz(path, keys) if store is None else _mapped_npz(path, keys, Path(store))
     images: dict[str, np.ndarray] = {}
     labels: dict[str, np.ndarray] = {}
     for s in SPLITS:
