@@ -75,6 +75,9 @@ def data_frame(events: pl.DataFrame | pl.LazyFrame, stays: pl.DataFrame) -> pl.L
     lazy = events.lazy()
     seen = lazy.select(pl.col("subject_id").unique()).collect()["subject_id"]
     numbers = subject_numbers(pl.concat([stays["subject_id"], seen]))
+    # a join with the small id table streams; replace_strict with a dict held every row in memory
+    ids = pl.DataFrame({"subject_id": list(numbers), "_number": list(numbers.values())},
+                       schema={"subject_id": pl.Utf8, "_number": pl.Int64}).lazy()
     source = lazy.select("subject_id", "stay_id", "time", "code", "numeric_value", "text_value",
                          "unit").with_columns(pl.lit(False).alias("iatros_derived"))
     derived = derived_events(lazy, stays).with_columns(
@@ -83,8 +86,9 @@ def data_frame(events: pl.DataFrame | pl.LazyFrame, stays: pl.DataFrame) -> pl.L
     return (pl.concat([source, derived.lazy().select(source.collect_schema().names())],
                       how="vertical_relaxed")
             .filter(pl.col("subject_id").is_not_null() & pl.col("code").is_not_null())
+            .join(ids, on="subject_id", how="left", maintain_order="left")
             .with_columns(pl.col("subject_id").alias("iatros_subject_id"),
-                          pl.col("subject_id").replace_strict(numbers, return_dtype=pl.Int64),
+                          pl.col("_number").alias("subject_id"),
                           pl.col("numeric_value").cast(pl.Float32))
             .select(DATA_COLUMNS))
 
