@@ -89,7 +89,8 @@ class EventTables:
     """A converted dataset: events, stays and the manifest (counts, skips, timings).
 
     A conversion does not hold the events in memory: they are read from `path/events.parquet`
-    on first use of `events` (or scanned lazily with `scan_events`).
+    on first use of `events` (a later conversion into the same folder is what a first use
+    after it reads).
     """
 
     def __init__(self, events: pl.DataFrame | None, stays: pl.DataFrame, manifest: dict[str, Any],
@@ -101,11 +102,6 @@ class EventTables:
         if self._events is None:
             self._events = read_parquet(self.path / "events.parquet")
         return self._events
-
-    def scan_events(self) -> pl.LazyFrame:
-        """The events as a lazy frame (read from disk as it is consumed when not yet loaded)."""
-        return self._events.lazy() if self._events is not None else scan_parquet(
-            self.path / "events.parquet")
 
     def summary(self) -> str:
         m = self.manifest
@@ -367,10 +363,11 @@ def _write_meds(source: Source, path: Path, out: Path, stays: pl.DataFrame) -> d
     data_path = files[names[0]]
     data_path.parent.mkdir(parents=True, exist_ok=True)
     data = mf.data_frame(scan_parquet(out / "events.parquet"), stays)
-    if active_provider() is None:
-        write = lambda tmp: write_sorted(data, tmp, mf.DATA_ORDER, batches=mf.write_validated)  # noqa: E731
-    else:   # encrypted: sorted and validated in memory, never written unencrypted
-        write = _table_writer(mf.sorted_table(data))
+    def write(tmp: Path) -> None:
+        write_sorted(data, tmp, mf.DATA_ORDER, batches=mf.write_validated)
+
+    if active_provider() is not None:   # encrypted: sorted and validated in memory, never on disk
+        write = _table_writer(mf.sorted_table(data))  # type: ignore[assignment]
     _replace(_write_tmp(data_path, write), data_path)
     written = scan_parquet(data_path)
     codes = written.select(pl.col("code").unique()).collect()["code"].to_list()
