@@ -423,13 +423,7 @@ def main() -> None:
             for loop in ("bare", "trainer", "trainer+checkpoints"):
                 job = {"task": task, "model": model, "loop": loop, "epochs": args.epochs,
                        "threads": 2, "data_root": args.data_root}
-                proc = subprocess.run([sys.executable, __file__, "--one", json.dumps(job)],
-                                      capture_output=True, text=True,
-                                      env={**os.environ, "IATROS_HOME": str(work / "home")})
-                lines = [s for s in proc.stdout.splitlines() if s.startswith("RESULT ")]
-                if proc.returncode or not lines:
-                    raise RuntimeError(f"{job} failed: {proc.stderr[-2000:]}")
-                rows.append(json.loads(lines[-1][7:]))
+                rows.append(_in_process(job, work))
                 print(f"# {task} {loop}: {rows[-1]['rows_per_s']:.0f}/s", file=sys.stderr)
         tables["overhead"] = overhead_table(rows, args.epochs)
     if "ddp" in args.parts:

@@ -156,3 +156,10 @@ def test_a_medmnist_task_keeps_its_images_on_disk_through_its_split(shared_data)
     assert isinstance(train.inputs.base.parts[0], np.memmap)
     assert len(train.inputs) == len(split.train) and train.inputs[0].shape == (28, 28)
     assert list((get_settings().cache_dir / "arrays").glob("pneumoniamnist-*/store.json"))
+
+
+def test_rows_outside_stacked_arrays_are_an_index_error_not_another_row():
+    stacked = Stacked([np.zeros((2, 3)), np.ones((3, 3))])
+    for rows in ([5], [-6], [0, 9]):
+        with pytest.raises(IndexError, match="outside the 5 rows"):
+            stacked[rows]

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -63,9 +64,10 @@ class RowView:
         return (self[i] for i in range(len(self)))
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        rows = np.asarray(self.base[np.sort(self.index)]) if len(self.index) else self.base[:0]
-        order = np.argsort(np.argsort(self.index, kind="stable"), kind="stable")
-        out = np.asarray(rows)[order]
+        order = np.argsort(self.index, kind="stable")   # a memory map reads ascending rows fastest
+        rows = np.asarray(self.base[self.index[order]])
+        out = np.empty_like(rows)
+        out[order] = rows
         return out if dtype is None else out.astype(dtype)
 
     def __repr__(self) -> str:
@@ -139,9 +141,10 @@ def unpack_npz(path: Path, keys: Sequence[str], store: Path) -> dict[str, np.nda
                       for k in keys}
         (tmp / _INDEX).write_text(json.dumps({**wanted, "arrays": arrays}))
         _publish(tmp, store)
-    except (zipfile.BadZipFile, EOFError, OSError) as e:
-        raise CorruptDataError(f"{path} is not a readable npz archive ({type(e).__name__}: {e}); "
-                               "it may be truncated: download it again.") from e
+    except (zipfile.BadZipFile, EOFError, zlib.error, OSError) as e:
+        raise CorruptDataError(f"{path} cannot be unpacked into {store} ({type(e).__name__}: {e}): "
+                               "the archive may be truncated (download it again) or the cache's "
+                               "disk full.") from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     maps = _open_store(store, keys, wanted)
@@ -213,6 +216,8 @@ class Stacked:
         if rows.dtype == bool:
             rows = np.flatnonzero(rows)
         rows = np.where(rows < 0, rows + len(self), rows).astype(np.int64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"rows outside the {len(self)} rows of the stacked arrays")
         which = np.searchsorted(self.offsets, rows, side="right") - 1
         out = np.empty((len(rows), *self.shape[1:]), dtype=self.dtype)
         for part in np.unique(which):

@@ -135,13 +135,8 @@ def _intact(files: dict[str, Path], sums: dict[str, str] | None) -> bool:
                               for name, path in files.items())
 
 
-def _read_cached(files: dict[str, Path], sums: dict[str, str] | None,
-                 what: str) -> dict[str, pl.DataFrame] | None:
-    """The cached tables, or None (with a warning) when one is damaged: then it is rebuilt."""
-    if not _intact(files, sums):
-        log.warning("%s: cached %s is damaged or incomplete (checksum differs); rebuilding it",
-                    next(iter(files.values())).parent, what)
-        return None
+def _read_tables(files: dict[str, Path], what: str) -> dict[str, pl.DataFrame] | None:
+    """Tables whose checksums were verified, or None (with a warning) when one cannot be read."""
     try:
         return {name: read_parquet(path) for name, path in files.items()}
     except EncryptionError:
@@ -242,8 +237,7 @@ def _convert_part(part: Part, source: str, folder: Path) -> tuple[PartResult, bo
     has_stays = bool(meta and "stays" in (meta.get("sha256") or {}))
     files = {"events": ev_path, **({"stays": st_path} if has_stays else {})}
     if meta and meta.get("fingerprint") == fp and _intact(files, meta.get("sha256")):
-        stays = _read_cached({"stays": st_path}, meta["sha256"], f"part {part.name}") if has_stays \
-            else {}
+        stays = _read_tables({"stays": st_path}, f"part {part.name}") if has_stays else {}
         if stays is not None:
             skips = SkipLog()
             for s in meta.get("skips", []):
@@ -292,8 +286,11 @@ def convert(source: Source, path: str | Path, out: str | Path, *, progress: bool
     tables = {"events": out / "events.parquet", "stays": out / "stays.parquet"}
     if (manifest and manifest.get("parts") == fingerprints
             and manifest.get("format_version") == FORMAT_VERSION):
-        cached = (_read_cached({"stays": tables["stays"]}, manifest.get("sha256"), "event tables")
-                  if _intact(tables, manifest.get("sha256")) else None)
+        intact = _intact(tables, manifest.get("sha256"))
+        if not intact:
+            log.warning("%s: cached event tables are damaged or incomplete (checksum differs); "
+                        "rebuilding them", out)
+        cached = _read_tables({"stays": tables["stays"]}, "event tables") if intact else None
         if cached is not None:
             if not _intact(meds_files(out), manifest.get("meds")):
                 log.warning("%s: the MEDS copy is missing or damaged; writing it again", out)
@@ -301,8 +298,6 @@ def convert(source: Source, path: str | Path, out: str | Path, *, progress: bool
                 write_json_atomic(manifest, out / MANIFEST)
             manifest["from_cache"] = True
             return EventTables(None, cached["stays"], manifest, out)
-        log.warning("%s: cached event tables are damaged or incomplete (checksum differs); "
-                    "rebuilding them", out)
     t0 = time.perf_counter()
     reused: list[str] = []
     skips, notes, stay_frames = SkipLog(), [], []
@@ -312,8 +307,8 @@ def convert(source: Source, path: str | Path, out: str | Path, *, progress: bool
 
         iterator = tqdm(parts, desc=f"converting {source.name}", unit="part")
     for part in iterator:   # one part in memory at a time; its events go to parts/ on disk
-        result, cached = _convert_part(part, source.name, parts_dir)
-        if cached:
+        result, from_cache = _convert_part(part, source.name, parts_dir)
+        if from_cache:
             reused.append(part.name)
         skips.extend(result.skips)
         notes.extend(result.notes)
@@ -370,8 +365,9 @@ def _write_meds(source: Source, path: Path, out: Path, stays: pl.DataFrame) -> d
         write = _table_writer(mf.sorted_table(data))  # type: ignore[assignment]
     _replace(_write_tmp(data_path, write), data_path)
     written = scan_parquet(data_path)
-    codes = written.select(pl.col("code").unique()).collect()["code"].to_list()
-    subjects = written.select(pl.col("subject_id").unique()).collect()["subject_id"].to_numpy()
+    codes, subjects = pl.collect_all([written.select(pl.col("code").unique()),
+                                      written.select(pl.col("subject_id").unique())])
+    codes, subjects = codes["code"].to_list(), subjects["subject_id"].to_numpy()
     descriptions = source.descriptions(path) if source.descriptions else {}
     for name, table in ((names[1], mf.codes_table(codes, descriptions)),
                         (names[2], mf.splits_table(subjects))):
