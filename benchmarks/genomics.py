@@ -52,7 +52,8 @@ METRICS = ("accuracy", "balanced_accuracy", "f1", "auroc")
 PARTS = ("tcga", "gdsc", "gse7390")
 GDSC_TASKS = (("held-out cell lines", "gdsc-drug-response"),
               ("held-out drugs", "gdsc-drug-response-new-drugs"))
-GDSC_MODELS = ("drug-response-net", "drug-enet")
+GDSC_MODELS = ("drug-response-net", "drug-mixed", "drug-enet")
+GDSC_TABLES = {"lines": "gdsc_lines", "drugs": "gdsc_drugs"}
 # (label, task, model, params)
 GSE_ROWS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
     ("fusion (attention): genes + clinical", "survival-gse7390-omics", "omics-fusion", {}),
@@ -183,35 +184,45 @@ def _paired(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> str:
 
 
 def gdsc(args: argparse.Namespace) -> dict[str, Table]:
+    """One table per held-out split (`--gdsc-held-out` picks which run)."""
+    chosen = GDSC_TABLES if args.gdsc_held_out == "both" else {
+        args.gdsc_held_out: GDSC_TABLES[args.gdsc_held_out]}
+    tables = {}
+    for (split_label, task), key in zip(GDSC_TASKS, GDSC_TABLES, strict=True):
+        if key in chosen:
+            tables[GDSC_TABLES[key]] = gdsc_table(split_label, task, args)
+    return tables
+
+
+def gdsc_table(split_label: str, task: str, args: argparse.Namespace) -> Table:
     rows = []
-    for split_label, task in GDSC_TASKS:
-        runs = {model: [gdsc_run(task, model, seed, args) for seed in args.seeds]
-                for model in GDSC_MODELS}
-        for model in GDSC_MODELS:
-            found = runs[model]
-            versus = (_paired(found, runs["drug-enet"]) if model != "drug-enet" else "-")
-            rows.append([split_label, model, _distribution_cell(found, "spearman"),
-                         _distribution_cell(found, "pearson"),
-                         _mean_sd([r["rmse"]["value"] for r in found]), versus,
-                         f"{found[0]['n_drugs']} ({found[0]['constant']})",
-                         f"{np.mean([r['seconds'] for r in found]):.0f}"])
-            print(f"# {split_label} {model}: median Spearman "
-                  f"{_distribution_cell(found, 'spearman')}", flush=True)
+    runs = {model: [gdsc_run(task, model, seed, args) for seed in args.seeds]
+            for model in GDSC_MODELS}
+    for model in GDSC_MODELS:
+        found = runs[model]
+        versus = (_paired(found, runs["drug-enet"]) if model != "drug-enet" else "-")
+        rows.append([split_label, model, _distribution_cell(found, "spearman"),
+                     _distribution_cell(found, "pearson"),
+                     _mean_sd([r["rmse"]["value"] for r in found]), versus,
+                     f"{found[0]['n_drugs']} ({found[0]['constant']})",
+                     f"{np.mean([r['seconds'] for r in found]):.0f}"])
+        print(f"# {split_label} {model}: median Spearman "
+              f"{_distribution_cell(found, 'spearman')}", flush=True)
     notes = [f"GDSC v17 (gdsctools), 213,787 measured (cell line, drug) pairs, 988 lines, 265 "
              f"drugs, 705 binary features per line. Median over test drugs of the per-drug "
              f"correlation (a drug needs 5 test lines), mean ± SD over seeds "
              f"{', '.join(map(str, args.seeds))}; IQR and the median's 95% CI (1000 resamples "
              f"of drugs) of seed {args.seeds[0]}. 'Spearman above the elastic net': share of "
-             f"(seed, drug) pairs where the network's Spearman is higher, Wilcoxon signed-rank "
-             f"p. A drug the model predicts as one value for all its lines counts as 0 (their number "
-             f"in brackets after the test drugs of seed {args.seeds[0]}). Held-out drugs have no "
-             f"structure in the data: both models rank their lines by what sensitises lines to "
-             f"drugs in general. Seconds: the whole run (load, train, evaluate, report), from "
-             f"its status.json.", timing_note()]
-    return {"gdsc": Table(["held out", "zoo name", "per-drug Spearman, median",
-                           "per-drug Pearson, median", "pooled RMSE (log IC50)",
-                           "Spearman above the elastic net", "test drugs (constant)",
-                           "s per run"], rows, command_line(), notes)}
+             f"(seed, drug) pairs where the model's Spearman is higher than drug-enet's, "
+             f"Wilcoxon signed-rank p. A drug the model predicts as one value for all its lines "
+             f"counts as 0 (their number in brackets after the test drugs of seed "
+             f"{args.seeds[0]}). Held-out drugs have no structure in the data: the models rank "
+             f"their lines by what sensitises lines to drugs in general. Seconds: the whole run "
+             f"(load, train, evaluate, report), from its status.json.", timing_note()]
+    return Table(["held out", "zoo name", "per-drug Spearman, median",
+                  "per-drug Pearson, median", "pooled RMSE (log IC50)",
+                  "Spearman above the elastic net", "test drugs (constant)", "s per run"],
+                 rows, command_line(), notes)
 
 
 def gse7390(args: argparse.Namespace) -> dict[str, Table]:
@@ -243,6 +254,8 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--gse-seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument("--gdsc-held-out", choices=(*GDSC_TABLES, "both"), default="both",
+                        help="GDSC: held-out cell lines, held-out drugs or both (one table each)")
     args = parser.parse_args()
     os.environ.setdefault("IATROS_HOME", tempfile.mkdtemp(prefix="iatros-genbench-"))
     args.data_root = str(Path(args.data_root).resolve())

@@ -19,7 +19,12 @@ from scipy.stats import pearsonr, spearmanr
 
 from iatros.errors import ConfigError, CorruptDataError, MissingDataError
 from iatros.evaluate.metrics import correlations_with_ci
-from iatros.models.drug_response import DrugResponseNet, PerDrugElasticNet
+from iatros.models.drug_response import (
+    DrugResponseNet,
+    PerDrugElasticNet,
+    PerDrugMixedModel,
+    leading_onehot,
+)
 from iatros.pipeline.drug_response import per_group_correlations
 from iatros.pipeline.options import EvalOptions
 from iatros.tasks import get_task
@@ -161,6 +166,71 @@ def test_net_learns_each_drug_in_its_own_sd_units_and_predicts_in_the_responses(
         assert net.bias.weight.grad[d, 0].item() == pytest.approx(expected.item(), rel=1e-4)
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 6), st.integers(0, 3), st.integers(2, 40), st.integers(0, 10_000))
+def test_leading_onehot_is_the_width_of_the_group_block(groups: int, others: int, n: int,
+                                                        seed: int):
+    rng = np.random.default_rng(seed)
+    block = np.eye(groups)[rng.integers(0, groups, n)]
+    rest = (rng.random((n, others)) < 0.5).astype(float)
+    rest[0] = 1.0  # each later column has a 1, so it cannot extend the block
+    assert leading_onehot(np.column_stack([block, rest])) == groups
+    first = np.zeros((n, 2))
+    first[0] = 1.0  # row 0 has two 1s and row 1 none: no block
+    assert leading_onehot(np.column_stack([first, block])) == 0
+    assert leading_onehot(np.column_stack([block * 0.5, rest])) == 0
+
+
+def _grouped(n_lines: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """Two drugs on lines in three groups (one-hot first): group 2 is 3 units more resistant."""
+    rng = np.random.default_rng(2)
+    group = rng.integers(0, 3, n_lines)
+    lines = np.column_stack([np.eye(3)[group], rng.random((n_lines, 2)) < 0.5]).astype(np.float32)
+    x = np.concatenate([np.column_stack([lines, np.full(n_lines, d, np.float32)]) for d in (0, 1)])
+    y = np.concatenate([d + 3.0 * (group == 2) + 0.1 * rng.normal(size=n_lines) for d in (0, 1)])
+    return x, y
+
+
+def test_mixed_model_group_effect_is_each_drugs_group_mean_shrunk_by_the_prior():
+    x, y = _grouped()
+    model = PerDrugMixedModel(group_prior=5.0, alpha=100.0).fit(x, y)  # no genomic term
+    assert model.n_groups_ == 3 and not model.coefs_.any()
+    group = x[:, :3].argmax(axis=1)
+    for d in (0, 1):
+        rows = x[:, -1] == d
+        standard = (y[rows] - y[rows].mean()) / y[rows].std()
+        for g in range(3):
+            inside = standard[group[rows] == g]
+            assert model.effects_[d, g] == pytest.approx(inside.sum() / (len(inside) + 5.0))
+        shift = model.effects_[d, group[rows]] + model.intercepts_[d]  # what shrinkage left
+        expected = y[rows].mean() + y[rows].std() * shift
+        assert np.allclose(model.predict(x[rows]), expected)
+    new = x.copy()
+    new[:, -1] = 9  # a new drug: the group's effect across drugs
+    assert np.allclose(model.predict(new), model.mean_of_means_
+                       + model.mean_sd_ * model.pooled_effects_[group])
+    assert model.pooled_effects_[2] > 0.5 > model.pooled_effects_[0]
+
+
+def test_mixed_model_learns_a_drugs_own_mutation_beyond_its_tissue():
+    x, y = _pairs(n_lines=60)
+    model = PerDrugMixedModel(alpha=0.05, min_lines=20).fit(x, y)
+    assert model.n_groups_ == 0  # random 0/1 features are no one-hot block
+    for d in range(3):
+        rows = x[:, -1] == d
+        assert np.argmax(np.abs(model.coefs_[d])) == d  # each drug's signal is gene d
+        assert pearsonr(model.predict(x[rows]), y[rows]).statistic > 0.9
+
+
+def test_mixed_model_refuses_bad_settings_and_drug_indices():
+    x, y = _grouped()
+    with pytest.raises(ConfigError, match="alpha > 0"):
+        PerDrugMixedModel(alpha=0.0).fit(x, y)
+    x[0, -1] = -1
+    with pytest.raises(ConfigError, match="drug index -1"):
+        PerDrugMixedModel().fit(x, y)
+
+
 def test_net_needs_the_training_rows_before_their_targets():
     x, y = _pairs()
     with pytest.raises(ConfigError, match="fit_preprocessing must see the training rows"):
@@ -240,7 +310,7 @@ def test_per_group_summary_skips_small_or_constant_groups():
     assert per_group_correlations(frame, "drug", "val", EvalOptions(n_boot=50)) is None
 
 
-@pytest.mark.parametrize("model", ["drug-response-net", "drug-enet"])
+@pytest.mark.parametrize("model", ["drug-response-net", "drug-mixed", "drug-enet"])
 def test_train_drug_response_reports_per_drug_correlations(tmp_path: Path, model: str,
                                                           capsys: pytest.CaptureFixture):
     root = write_gdsc(tmp_path / "data")

@@ -11,6 +11,12 @@ drug's index (`tasks.drug_response`), the target a response such as log IC50.
   still returns the response's units. A drug not seen in training (or an index past the table) is read as the
   "unknown drug" entry, which training teaches by hiding each pair's drug with probability
   `drug_dropout`: a new drug gets the response to drugs in general, never an untrained vector.
+- `drug-mixed`: a multilevel model: each drug's mean, its lines' group effects (GDSC: the
+  tissue, the leading one-hot block of the features) as the group's mean standardised response
+  shrunk towards the drug's mean by `group_prior` pseudo-lines (partial pooling), and on what
+  the group leaves a sparse genomic model per drug (an elastic net with one penalty in the
+  drug's SD units for every drug, not one cross-validated per drug). A new drug gets the
+  group's effect across drugs.
 - `drug-enet`: the classical comparator of drug-response studies: one elastic net per drug on
   the standardised line features, its penalty chosen by inner cross-validation on the drug's
   training lines; a drug without one (unseen, or too few lines) gets a pooled elastic net of
@@ -40,6 +46,22 @@ from iatros.models.scaling import fit_output_scaling
 
 MAX_DRUGS = 1024
 MIN_LINES = 20  # a drug's own elastic net needs this many training lines
+
+
+def leading_onehot(features: np.ndarray) -> int:
+    """The width of the leading block of 0/1 columns with exactly one 1 in every row (a one-hot
+    coded group such as the tissue); 0 when there is none."""
+    width, total = 0, np.zeros(len(features))
+    for j in range(features.shape[1]):
+        column = features[:, j]
+        if not np.isin(column, (0.0, 1.0)).all():
+            break
+        total += column
+        if (total > 1).any():
+            break
+        if (total == 1).all():
+            width = j + 1
+    return width
 
 
 def _check_drugs(drugs: np.ndarray, capacity: int) -> None:
@@ -230,6 +252,98 @@ class PerDrugElasticNet(RegressorMixin, BaseEstimator):
         return out
 
 
+class PerDrugMixedModel(RegressorMixin, BaseEstimator):
+    """Drug mean + partially pooled group (tissue) effect + a sparse genomic residual per drug."""
+
+    def __init__(self, group_columns: int = -1, group_prior: float = 20.0, alpha: float = 0.3,
+                 l1_ratio: float = 0.5, min_lines: int = MIN_LINES,
+                 max_iter: int = 5000) -> None:
+        self.group_columns = group_columns
+        self.group_prior = group_prior
+        self.alpha = alpha
+        self.l1_ratio = l1_ratio
+        self.min_lines = min_lines
+        self.max_iter = max_iter
+
+    def _groups(self, features: np.ndarray) -> np.ndarray:
+        n = self.n_groups_
+        if n == 0:
+            return np.zeros(len(features), dtype=np.int64)
+        block = features[:, :n] == 1
+        return np.where(block.any(axis=1), block.argmax(axis=1), n)
+
+    def fit(self, x: Any, y: Any) -> PerDrugMixedModel:
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import ElasticNet
+        from tqdm.auto import tqdm
+
+        if self.group_prior < 0 or self.alpha <= 0 or not 0 <= self.l1_ratio <= 1:
+            raise ConfigError(f"drug-mixed needs group_prior >= 0, alpha > 0 and l1_ratio in "
+                              f"[0, 1]; got {self.group_prior}, {self.alpha}, {self.l1_ratio}")
+        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64).ravel()
+        drugs = x[:, -1]
+        _check_drugs(drugs, np.iinfo(np.int32).max)
+        drugs, raw = drugs.astype(np.int64), x[:, :-1]
+        self.n_groups_ = (leading_onehot(raw) if int(self.group_columns) < 0
+                          else int(self.group_columns))
+        sd = np.nanstd(raw, axis=0)
+        self.center_ = np.nan_to_num(np.nanmean(raw, axis=0))
+        self.scale_ = np.where(sd > 1e-12, sd, 1.0)
+        features, groups = np.nan_to_num((raw - self.center_) / self.scale_), self._groups(raw)
+        self.drugs_ = np.unique(drugs)
+        slot = np.searchsorted(self.drugs_, drugs)
+        self.means_ = np.array([y[drugs == d].mean() for d in self.drugs_])
+        sds = np.array([y[drugs == d].std() for d in self.drugs_])
+        self.sds_ = np.where(sds > 1e-6, sds, 1.0)
+        standard = (y - self.means_[slot]) / self.sds_[slot]
+        width, prior = self.n_groups_ + 1, float(self.group_prior) + 1e-12
+        index = slot * width + groups
+        sums = np.bincount(index, weights=standard, minlength=len(self.drugs_) * width)
+        counts = np.bincount(index, minlength=len(self.drugs_) * width)
+        self.effects_ = (sums / (counts + prior)).reshape(len(self.drugs_), width)
+        self.pooled_effects_ = (np.bincount(groups, weights=standard, minlength=width)
+                                / (np.bincount(groups, minlength=width) + prior))
+        self.effects_[:, -1] = self.pooled_effects_[-1] = 0.0  # rows in no group
+        residual = standard - self.effects_[slot, groups]
+        self.coefs_ = np.zeros((len(self.drugs_), features.shape[1]))
+        self.intercepts_ = np.zeros(len(self.drugs_))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            for k in tqdm(range(len(self.drugs_)), desc="genomic model per drug", unit="drug",
+                          disable=None, leave=False):
+                rows = slot == k
+                if rows.sum() >= int(self.min_lines):
+                    net = ElasticNet(alpha=float(self.alpha), l1_ratio=float(self.l1_ratio),
+                                     max_iter=int(self.max_iter)).fit(features[rows],
+                                                                      residual[rows])
+                    self.coefs_[k], self.intercepts_[k] = net.coef_, net.intercept_
+        self.mean_of_means_, self.mean_sd_ = float(self.means_.mean()), float(self.sds_.mean())
+        self.n_features_in_ = x.shape[1]
+        return self
+
+    def predict(self, x: Any) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        raw, drugs = x[:, :-1], np.nan_to_num(x[:, -1], nan=-1.0)
+        features, groups = np.nan_to_num((raw - self.center_) / self.scale_), self._groups(raw)
+        slot = np.searchsorted(self.drugs_, drugs).clip(0, len(self.drugs_) - 1)
+        known = self.drugs_[slot] == drugs
+        out = self.mean_of_means_ + self.mean_sd_ * self.pooled_effects_[groups]
+        k, rows = slot[known], np.flatnonzero(known)
+        genomic = np.einsum("ij,ij->i", features[rows], self.coefs_[k]) + self.intercepts_[k]
+        out[rows] = self.means_[k] + self.sds_[k] * (self.effects_[k, groups[rows]] + genomic)
+        return out
+
+
+def build_drug_mixed(kind: TargetKind, seed: int, group_columns: int = -1,
+                     group_prior: float = 20.0, alpha: float = 0.3, l1_ratio: float = 0.5,
+                     min_lines: int = MIN_LINES, max_iter: int = 5000) -> PerDrugMixedModel:
+    return PerDrugMixedModel(group_columns=int(group_columns), group_prior=float(group_prior),
+                             alpha=float(alpha), l1_ratio=float(l1_ratio),
+                             min_lines=int(min_lines), max_iter=int(max_iter))
+
+
 def build_drug_enet(kind: TargetKind, seed: int, l1_ratio: float = 0.5, n_alphas: int = 20,
                     cv: int = 3, min_lines: int = MIN_LINES, max_iter: int = 5000,
                     n_jobs: int | None = -1) -> PerDrugElasticNet:
@@ -250,6 +364,16 @@ register_model(ModelSpec(
                     "patience": 8},
     dataset=omics_dataset, n_inputs=omics_width, kinds=(TargetKind.REGRESSION,),
     prepare=fit_preprocessing, scale_targets=fit_target_scaling,
+))
+register_model(ModelSpec(
+    name="drug-mixed", family="sklearn", modalities=(Modality.DRUG_RESPONSE,),
+    build=build_drug_mixed,
+    description="Multilevel model: each drug's mean, its tissue effects shrunk by partial "
+                "pooling (20 pseudo-lines), and a sparse genomic residual per drug (elastic net, "
+                "one penalty in drug-SD units); a new drug gets the tissue effects across drugs",
+    params={"group_columns": -1, "group_prior": 20.0, "alpha": 0.3, "l1_ratio": 0.5,
+            "min_lines": MIN_LINES},
+    kinds=(TargetKind.REGRESSION,),
 ))
 register_model(ModelSpec(
     name="drug-enet", family="sklearn", modalities=(Modality.DRUG_RESPONSE,),

@@ -41,7 +41,7 @@ FEATURES_FILE = "genomic_features_v17.csv.gz"
 DRUG_NAMES_FILE = "DRUG_DECODE.csv"
 TISSUE_COLUMN = "TISSUE_FACTOR"
 DRUG_COLUMN = re.compile(r"^Drug_(\d+)_IC50$")
-MODELS = ("drug-response-net", "drug-enet")
+MODELS = ("drug-response-net", "drug-mixed", "drug-enet")
 SOURCE = ("Genomics of Drug Sensitivity in Cancer (Wellcome Sanger Institute), release v17 as "
           "packaged by gdsctools (CancerRxGene/gdsctools@770be39, data/IC50_v17.csv.gz and "
           "genomic_features_v17.csv.gz), in DATA_ROOT/gdsc_subset")

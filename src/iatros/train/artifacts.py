@@ -21,6 +21,7 @@ TRUSTED_TYPES = frozenset({
     "iatros.models.beats.BeatFeatures",
     "iatros.models.beats.SqrtBalancedGBM",
     "iatros.models.drug_response.PerDrugElasticNet",
+    "iatros.models.drug_response.PerDrugMixedModel",
     "iatros.models.molecules.MorganFingerprints",
     "iatros.models.molecules.PerLabelClassifier",
     "iatros.models.signals.RhythmFeatures",
