@@ -226,6 +226,8 @@ def test_mixed_model_refuses_bad_settings_and_drug_indices():
     x, y = _grouped()
     with pytest.raises(ConfigError, match="alpha > 0"):
         PerDrugMixedModel(alpha=0.0).fit(x, y)
+    with pytest.raises(ConfigError, match="group_columns 9 is more than the 5 feature columns"):
+        PerDrugMixedModel(group_columns=9).fit(x, y)
     x[0, -1] = -1
     with pytest.raises(ConfigError, match="drug index -1"):
         PerDrugMixedModel().fit(x, y)

@@ -286,6 +286,9 @@ class PerDrugMixedModel(RegressorMixin, BaseEstimator):
         drugs = x[:, -1]
         _check_drugs(drugs, np.iinfo(np.int32).max)
         drugs, raw = drugs.astype(np.int64), x[:, :-1]
+        if int(self.group_columns) > raw.shape[1]:
+            raise ConfigError(f"drug-mixed: group_columns {self.group_columns} is more than the "
+                              f"{raw.shape[1]} feature columns (-1: the leading one-hot block)")
         self.n_groups_ = (leading_onehot(raw) if int(self.group_columns) < 0
                           else int(self.group_columns))
         sd = np.nanstd(raw, axis=0)
