@@ -64,6 +64,12 @@ def leading_onehot(features: np.ndarray) -> int:
     return width
 
 
+def _center_scale(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Training means and SDs of the line features (a missing mean is 0, an SD of 0 is 1)."""
+    sd = np.nanstd(features, axis=0)
+    return np.nan_to_num(np.nanmean(features, axis=0)), np.where(sd > 1e-12, sd, 1.0)
+
+
 def _check_drugs(drugs: np.ndarray, capacity: int) -> None:
     bad = (drugs < 0) | (drugs >= capacity) | (drugs != np.round(drugs))
     if bad.any():
@@ -109,11 +115,9 @@ class DrugResponseNet(nn.Module):
         x = np.asarray(x, dtype=np.float64)
         drugs = x[:, -1]
         _check_drugs(drugs, self.n_drugs)
-        features = x[:, :-1]
-        sd = np.nanstd(features, axis=0)
-        self.center.copy_(torch.as_tensor(np.nan_to_num(np.nanmean(features, axis=0)),
-                                          dtype=torch.float32))
-        self.scale.copy_(torch.as_tensor(np.where(sd > 1e-12, sd, 1.0), dtype=torch.float32))
+        center, scale = _center_scale(x[:, :-1])
+        self.center.copy_(torch.as_tensor(center, dtype=torch.float32))
+        self.scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
         seen = torch.zeros(self.n_drugs, dtype=torch.bool)
         seen[torch.as_tensor(np.unique(drugs).astype(np.int64))] = True
         self.seen.copy_(seen)
@@ -214,9 +218,7 @@ class PerDrugElasticNet(RegressorMixin, BaseEstimator):
         x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64).ravel()
         drugs = x[:, -1]
         _check_drugs(drugs, np.iinfo(np.int32).max)
-        sd = np.nanstd(x[:, :-1], axis=0)
-        self.center_ = np.nan_to_num(np.nanmean(x[:, :-1], axis=0))
-        self.scale_ = np.where(sd > 1e-12, sd, 1.0)
+        self.center_, self.scale_ = _center_scale(x[:, :-1])
         features = self._features(x)
         ids = np.unique(drugs).astype(np.int64)
         means = np.array([y[drugs == d].mean() for d in ids])
@@ -291,9 +293,7 @@ class PerDrugMixedModel(RegressorMixin, BaseEstimator):
                               f"{raw.shape[1]} feature columns (-1: the leading one-hot block)")
         self.n_groups_ = (leading_onehot(raw) if int(self.group_columns) < 0
                           else int(self.group_columns))
-        sd = np.nanstd(raw, axis=0)
-        self.center_ = np.nan_to_num(np.nanmean(raw, axis=0))
-        self.scale_ = np.where(sd > 1e-12, sd, 1.0)
+        self.center_, self.scale_ = _center_scale(raw)
         features, groups = np.nan_to_num((raw - self.center_) / self.scale_), self._groups(raw)
         self.drugs_ = np.unique(drugs)
         slot = np.searchsorted(self.drugs_, drugs)
