@@ -23,3 +23,17 @@ def test_our_model_is_chosen_on_validation_never_on_test():
     assert bench.choose_on_validation(runs, ["a", "b"], lower=True) == "a"
     assert bench.choose_on_validation(runs, ["a", "b"], lower=False) == "b"
     assert bench.choose_on_validation(runs, ["c"], lower=True) is None
+
+
+def _run(model: str, seed: int, val: float, test: float) -> dict:
+    return {"set": "esol", "split": "scaffold", "metric": "rmse", "model": model, "seed": seed,
+            "val": val, "test": {"value": test}, "train_seconds": 10.0}
+
+
+def test_the_head_to_head_says_when_only_some_candidates_ran_on_a_set():
+    results = [_run("dmpnn", 0, 0.8, 0.7), _run(bench.CHEMPROP, 0, 0.9, 0.75)]
+    table = bench.head_to_head("scaffold", results, ["dmpnn", "dmpnn+descriptors"])
+    assert table.rows[0][1] == "dmpnn (of 1 run)" and table.rows[0][4] == "ours"
+    full = bench.head_to_head("scaffold", results + [_run("dmpnn+descriptors", 0, 0.85, 0.6)],
+                              ["dmpnn", "dmpnn+descriptors"])
+    assert full.rows[0][1] == "dmpnn"
