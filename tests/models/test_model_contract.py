@@ -32,7 +32,9 @@ SMALL = {"gbm": {"max_iter": 30}, "gbm-bag": {"bags": 2, "max_iter": 30},
          "ecfp-mlp": {"hidden": (16,)}, "ecfp-rf": {"n_estimators": 10, "n_jobs": 1},
          "ecfp-gbm": {"max_iter": 20}, "omics-fusion": {"hidden": 8, "latent": 4},
          "omics-gbm": {"max_iter": 20}, "drug-response-net": {"hidden": 16, "latent": 4},
-         "drug-enet": {"min_lines": 5, "n_alphas": 5}, "drug-mixed": {"min_lines": 5}}
+         "drug-enet": {"min_lines": 5, "n_alphas": 5}, "drug-mixed": {"min_lines": 5},
+         "densenet121": {"stem": "standard", "size": 32, "tta": False},
+         "resnet50": {"tta": False}, "resnet18": {"tta": False}}
 MOLECULES = ("CCO", "CCN", "CCCO", "CCCN", "c1ccccc1O", "c1ccccc1N", "CC(=O)O", "CC(=O)N",
              "OCCO", "NCCN", "c1ccncc1", "c1ccoc1", "CC(C)O", "CC(C)N", "OC1CCCCC1", "NC1CCCCC1",
              "COc1ccccc1", "CNc1ccccc1", "OCc1ccccc1", "NCc1ccccc1", "CCCCO", "CCCCN",
