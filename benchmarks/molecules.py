@@ -297,7 +297,7 @@ def table_for(split: str, results: list[dict[str, Any]], seeds: tuple[int, ...],
              "validation. Interval ECE: mean |observed - nominal| coverage of the test intervals "
              "prediction ± z(p) x uncertainty over p = 5%..95% (0 is perfect; regression "
              "only), mean over seeds, with the mean test coverage of the 95% interval.",
-             PUBLISHED_SOURCE, timing_note(), _disturbance([r for r in results
+             PUBLISHED_SOURCE, timing_note(load=False), _disturbance([r for r in results
                                                             if r["split"] == split])]
     return Table(["set (metric), n test", "model", "test mean ± SD", "95% CI per seed",
                   "train s (mean)", "peak RSS MB", "peak GPU MB", "interval ECE (95% cover)",
@@ -370,7 +370,8 @@ def head_to_head(split: str, results: list[dict[str, Any]], candidates: list[str
              f"were run on that set). It matches or beats "
              f"{CHEMPROP} on the mean test metric at equal or lower training time on {wins} of "
              f"{both} sets ({split} split; means over the seeds both ran; spread and CIs in the "
-             f"table above).", timing_note()]
+             f"table above).", timing_note(load=False), _disturbance(
+                 [r for r in results if r["split"] == split])]
     return Table(["set (metric)", "ours (chosen on validation)", "ours mean",
                   f"{CHEMPROP} mean", "better mean", "train s (ours / chemprop)", "seeds"],
                  rows, command_line(), notes)

@@ -79,12 +79,18 @@ def command_line(argv: list[str] | None = None) -> str:
     return " ".join(["python", f"benchmarks/{Path(argv[0]).name}", *map(shown, argv[1:])])
 
 
-def timing_note() -> str:
-    """How the timings were taken: cores, torch threads, and how busy the machine was at start."""
+def timing_note(load: bool = True) -> str:
+    """How the timings were taken: cores, torch threads, and how busy the machine was at start
+    (`load=False` for tables gathered from runs of several invocations, where the load at this
+    one's start says nothing about them)."""
     threads = os.environ.get("IATROS_THREADS") or "unset (torch's default)"
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    if not load:
+        return (f"Timings: {os.cpu_count()}-core CPU machine, no GPU, IATROS_THREADS={threads}; "
+                "the runs were made by several invocations, so how busy the machine was is given "
+                "per run (other processes' CPU time, below).")
+    avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (f"Timings: {os.cpu_count()}-core CPU machine, no GPU, IATROS_THREADS={threads}; other jobs "
-            f"may share the cores (1-minute load average {load:.1f} at the start), so seconds are "
+            f"may share the cores (1-minute load average {avg:.1f} at the start), so seconds are "
             "upper bounds for an idle machine.")
 
 

@@ -51,3 +51,11 @@ def test_a_marker_without_json_is_reported(tmp_path):
 def test_a_row_of_the_wrong_width_is_refused():
     with pytest.raises(ValueError, match="row 0 has 1 cells for 2 columns"):
         readme_tables.Table(["a", "b"], [["only one"]], "cmd")
+
+
+def test_a_table_of_runs_from_several_invocations_gives_no_load_average(monkeypatch):
+    monkeypatch.setenv("IATROS_THREADS", "2")
+    assert "load average" in readme_tables.timing_note()
+    gathered = readme_tables.timing_note(load=False)
+    assert "load average" not in gathered and "IATROS_THREADS=2" in gathered
+    assert "per run" in gathered
