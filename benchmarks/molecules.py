@@ -55,6 +55,11 @@ SPLITS = ("scaffold", "random")
 # the one with the better validation metric per set
 MODELS = ("dmpnn", "dmpnn+descriptors", "gin", "ecfp-rf")
 SEEDS = (0, 1, 2)
+# chemprop 2.3.1's training defaults (`chemprop train --help`), as our training settings: summed
+# atom states / 100 ("norm"), 2 warm-up epochs from lr / 10 then exponential decay to lr / 10,
+# batches of 64, no gradient clipping, all 50 epochs with the best validation epoch kept
+RECIPES = {"chemprop": {"aggregation": "norm", "scheduler": "warmup", "batch_size": 64,
+                        "grad_clip": 0, "patience": 0}}
 CHEMPROP = "chemprop 2.3.1"
 CHEMPROP_EPOCHS = 50
 # chemprop's README (v1 series, section "Results"), "Ours" column: mean +- SD over folds of
@@ -130,13 +135,19 @@ def model_and_members(name: str) -> tuple[str, int, dict[str, Any]]:
     """(model, members, params) of a benchmark model name. 'dmpnn-x5' is an ensemble of 5
     D-MPNNs (each its own seed, the split's validation rows for early stopping and for
     calibrating the spread); 'dmpnn+descriptors' sets the flag parameter `descriptors`,
-    'dmpnn+aggregation=sum' the parameter `aggregation` to 'sum' (numbers stay numbers)."""
+    'dmpnn+aggregation=sum' the parameter `aggregation` to 'sum' (numbers stay numbers);
+    'dmpnn+recipe=chemprop' the settings of a named recipe (`RECIPES`)."""
     found = re.fullmatch(r"(.+)-x(\d+)", name)
     base, *flags = (found.group(1) if found else name).split("+")
     params: dict[str, Any] = {}
     for flag in flags:
         key, sep, value = flag.partition("=")
-        params[key] = _parameter_value(value) if sep else True
+        if key == "recipe":
+            if value not in RECIPES:
+                raise ValueError(f"{name}: unknown recipe {value!r} (known: {', '.join(RECIPES)})")
+            params.update(RECIPES[value])
+        else:
+            params[key] = _parameter_value(value) if sep else True
     return base, int(found.group(2)) if found else 1, params
 
 
@@ -323,12 +334,13 @@ def _calibration(runs: list[dict[str, Any]]) -> str:
 
 def choose_on_validation(runs: list[dict[str, Any]], candidates: list[str],
                          lower: bool) -> str | None:
-    """The candidate with the best mean validation metric over the seeds it ran (test unseen)."""
-    means = {}
-    for model in candidates:
-        values = [r["val"] for r in runs if r["model"] == model and r.get("val") is not None]
-        if values:
-            means[model] = float(np.mean(values))
+    """The candidate with the best mean validation metric (test unseen), among those that ran
+    every seed any candidate ran: a mean over fewer splits is not set against one over more."""
+    scored = {model: {r.get("seed"): r["val"] for r in runs
+                      if r["model"] == model and r.get("val") is not None} for model in candidates}
+    seeds = set().union(*scored.values()) if scored else set()
+    means = {model: float(np.mean(list(values.values()))) for model, values in scored.items()
+             if values and set(values) == seeds}
     if not means:
         return None
     return (min if lower else max)(means, key=means.__getitem__)

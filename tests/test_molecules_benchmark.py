@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+from iatros.models.molecules import build_dmpnn
+from iatros.train.trainer import TrainConfig
 from tests.benchmark_module import load_benchmark
 
 bench = load_benchmark("molecules")
@@ -16,13 +20,34 @@ def test_model_names_carry_flags_parameters_and_ensemble_size():
         "gin", 1, {"layers": 3, "dropout": 0.2})
 
 
+def test_a_named_recipe_expands_to_settings_the_trainer_and_network_accept():
+    model, members, params = bench.model_and_members("dmpnn+recipe=chemprop+descriptors")
+    assert (model, members, params["descriptors"]) == ("dmpnn", 1, True)
+    assert params["aggregation"] == "norm" and params["scheduler"] == "warmup"
+    training = {k: v for k, v in params.items() if k in TrainConfig.__dataclass_fields__}
+    assert TrainConfig(**training).patience == 0
+    build_dmpnn(8, 1, **{k: v for k, v in params.items() if k not in training})
+
+
+def test_an_unknown_recipe_is_refused_naming_the_known_ones():
+    with pytest.raises(ValueError, match="unknown recipe 'fast'.*chemprop"):
+        bench.model_and_members("dmpnn+recipe=fast")
+
+
 def test_our_model_is_chosen_on_validation_never_on_test():
-    runs = [{"model": "a", "val": 0.5, "test": {"value": 0.1}},
-            {"model": "b", "val": 0.6, "test": {"value": 0.9}},
-            {"model": "b", "val": 0.7, "test": {"value": 0.9}}]
+    runs = [{"model": "a", "seed": 0, "val": 0.5, "test": {"value": 0.1}},
+            {"model": "a", "seed": 1, "val": 0.5, "test": {"value": 0.1}},
+            {"model": "b", "seed": 0, "val": 0.6, "test": {"value": 0.9}},
+            {"model": "b", "seed": 1, "val": 0.7, "test": {"value": 0.9}}]
     assert bench.choose_on_validation(runs, ["a", "b"], lower=True) == "a"
     assert bench.choose_on_validation(runs, ["a", "b"], lower=False) == "b"
     assert bench.choose_on_validation(runs, ["c"], lower=True) is None
+
+
+def test_a_candidate_run_on_fewer_seeds_is_not_chosen_on_its_smaller_mean():
+    runs = [{"model": "a", "seed": 0, "val": 0.1},
+            {"model": "b", "seed": 0, "val": 0.3}, {"model": "b", "seed": 1, "val": 0.4}]
+    assert bench.choose_on_validation(runs, ["a", "b"], lower=True) == "b"
 
 
 def _run(model: str, seed: int, val: float, test: float) -> dict:
