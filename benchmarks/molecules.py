@@ -332,15 +332,21 @@ def _calibration(runs: list[dict[str, Any]]) -> str:
     return f"{np.mean(ece):.3f} ({np.mean(cover):.2f})" if ece and cover else "-"
 
 
-def choose_on_validation(runs: list[dict[str, Any]], candidates: list[str],
-                         lower: bool) -> str | None:
-    """The candidate with the best mean validation metric (test unseen), among those that ran
-    every seed any candidate ran: a mean over fewer splits is not set against one over more."""
+def eligible(runs: list[dict[str, Any]], candidates: list[str]) -> dict[str, float]:
+    """Mean validation metric of each candidate that ran every seed any candidate ran: a mean
+    over fewer splits is not set against one over more."""
     scored = {model: {r.get("seed"): r["val"] for r in runs
                       if r["model"] == model and r.get("val") is not None} for model in candidates}
     seeds = set().union(*scored.values()) if scored else set()
-    means = {model: float(np.mean(list(values.values()))) for model, values in scored.items()
-             if values and set(values) == seeds}
+    return {model: float(np.mean(list(values.values()))) for model, values in scored.items()
+            if values and set(values) == seeds}
+
+
+def choose_on_validation(runs: list[dict[str, Any]], candidates: list[str],
+                         lower: bool) -> str | None:
+    """The candidate with the best mean validation metric (test unseen), among those that ran
+    every seed any candidate ran (`eligible`)."""
+    means = eligible(runs, candidates)
     if not means:
         return None
     return (min if lower else max)(means, key=means.__getitem__)
@@ -372,14 +378,14 @@ def head_to_head(split: str, results: list[dict[str, Any]], candidates: list[str
         faster = times[ours] <= times[CHEMPROP]
         both += 1
         wins += better and faster
-        ran = [m for m in candidates if any(r["model"] == m for r in runs)]
+        ran = eligible(runs, candidates)
         label = ours if len(ran) == len(candidates) else f"{ours} (of {len(ran)} run)"
         rows.append([f"{name} ({runs[0]['metric']})", label, f"{means[ours]:.3f}",
                      f"{means[CHEMPROP]:.3f}", "ours" if better else "chemprop",
                      f"{times[ours]:.0f} / {times[CHEMPROP]:.0f}", str(len(seeds))])
     notes = [f"Ours: per set, the one of {', '.join(candidates)} with the better mean validation "
              f"metric (the test rows are not looked at to choose; 'of N run': only N of them "
-             f"were run on that set). It matches or beats "
+             f"ran there on all its seeds; one run on fewer seeds is not compared). It matches or beats "
              f"{CHEMPROP} on the mean test metric at equal or lower training time on {wins} of "
              f"{both} sets ({split} split; means over the seeds both ran; spread and CIs in the "
              f"table above).", timing_note(load=False), _disturbance(

@@ -62,3 +62,7 @@ def test_the_head_to_head_says_when_only_some_candidates_ran_on_a_set():
     full = bench.head_to_head("scaffold", results + [_run("dmpnn+descriptors", 0, 0.85, 0.6)],
                               ["dmpnn", "dmpnn+descriptors"])
     assert full.rows[0][1] == "dmpnn"
+    partial = bench.head_to_head("scaffold", results + [_run("dmpnn", 1, 0.8, 0.7),
+                                                        _run("dmpnn+descriptors", 0, 0.1, 0.6)],
+                                 ["dmpnn", "dmpnn+descriptors"])
+    assert partial.rows[0][1] == "dmpnn (of 1 run)"
