@@ -53,7 +53,7 @@ SETS = ("esol", "freesolv", "lipophilicity", "bbbp", "bace", "clintox", "sider",
 SPLITS = ("scaffold", "random")
 # set against chemprop: the first model's single-network variants (e.g. dmpnn, dmpnn+descriptors),
 # the one with the better validation metric per set
-MODELS = ("dmpnn", "dmpnn+descriptors", "gin", "ecfp-rf")
+MODELS = ("dmpnn", "dmpnn+descriptors", "dmpnn+recipe=chemprop", "gin", "ecfp-rf")
 SEEDS = (0, 1, 2)
 # chemprop 2.3.1's training defaults (`chemprop train --help`), as our training settings: summed
 # atom states / 100 ("norm"), 2 warm-up epochs from lr / 10 then exponential decay to lr / 10,
