@@ -138,9 +138,11 @@ def test_note_page_strikes_through_negated_findings(server, browser):
     _login(page, base, "clara")
     page.goto(f"{base}/notes")
     page.fill("textarea[name=text]", "Patient reports chest pain. Denies fever. Started on metoprolol.")
-    page.click("text=Find entities")
+    # the first note loads the extraction pipeline and its terminology index: on a busy 2-core
+    # machine that alone can outlast Playwright's 30 s default
+    page.click("text=Find entities", timeout=180_000)
     negated = page.locator("div.note mark.negated")
-    negated.first.wait_for()
+    negated.first.wait_for(timeout=180_000)
     assert "fever" in negated.first.inner_text().lower()
     style = negated.first.evaluate("e => getComputedStyle(e).textDecorationLine")
     assert "line-through" in style
